@@ -1,0 +1,81 @@
+// Package catalog describes the organisation loopgate serves: its teams (what
+// each may use) and its Kafka clusters (one or more per residency region).
+// The catalog comes from configuration; policy sees a team's entry as
+// input.team and the target cluster as input.cluster.
+package catalog
+
+import (
+	"fmt"
+	"sort"
+)
+
+// Team is a team's catalog entry: what its loops may use.
+type Team struct {
+	Name           string   `json:"name" yaml:"name"`
+	AllowedRegions []string `json:"allowedRegions" yaml:"allowedRegions"`
+	// MaxPartitionsPerLoop caps the partitions of one loop (all streams).
+	MaxPartitionsPerLoop int32 `json:"maxPartitionsPerLoop" yaml:"maxPartitionsPerLoop"`
+	// MaxPartitions caps the partitions of all the team's loops together.
+	MaxPartitions int32 `json:"maxPartitions" yaml:"maxPartitions"`
+	// MaxBytesPerSecond caps the declared steady throughput of one loop.
+	MaxBytesPerSecond int64 `json:"maxBytesPerSecond" yaml:"maxBytesPerSecond"`
+	// UsedPartitions is filled in at decision time: partitions of the team's
+	// other loops (not the one being decided).
+	UsedPartitions int32 `json:"usedPartitions" yaml:"-"`
+}
+
+// Cluster is one Kafka cluster loopgate provisions on.
+type Cluster struct {
+	Name              string   `json:"name" yaml:"name"`
+	Region            string   `json:"region" yaml:"region"`
+	Zones             []string `json:"zones,omitempty" yaml:"zones"`
+	ReplicationFactor int16    `json:"replicationFactor" yaml:"replicationFactor"`
+	BootstrapServers  []string `json:"bootstrapServers" yaml:"bootstrapServers"`
+}
+
+// Catalog is the set of teams and clusters.
+type Catalog struct {
+	Teams    map[string]Team
+	Clusters []Cluster
+}
+
+// Team returns the team's entry.
+func (c *Catalog) Team(name string) (Team, bool) {
+	t, ok := c.Teams[name]
+	return t, ok
+}
+
+// Regions returns the sorted region keys that have at least one cluster.
+func (c *Catalog) Regions() []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, cl := range c.Clusters {
+		if !seen[cl.Region] {
+			seen[cl.Region] = true
+			out = append(out, cl.Region)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// ClusterFor returns the cluster that serves a residency region. With
+// several clusters in a region the first listed is the region's default.
+func (c *Catalog) ClusterFor(region string) (Cluster, error) {
+	for _, cl := range c.Clusters {
+		if cl.Region == region {
+			return cl, nil
+		}
+	}
+	return Cluster{}, fmt.Errorf("no cluster serves region %q (regions: %v)", region, c.Regions())
+}
+
+// ClusterByName returns the named cluster.
+func (c *Catalog) ClusterByName(name string) (Cluster, bool) {
+	for _, cl := range c.Clusters {
+		if cl.Name == name {
+			return cl, true
+		}
+	}
+	return Cluster{}, false
+}

@@ -1,0 +1,103 @@
+// Package store persists loopgate's state: loops (desired spec and observed
+// status), policy decisions, idempotency records and the audit trail.
+//
+// Every change is made inside Store.Update, whose function runs in one
+// database transaction: a loop write, its decision and its audit event
+// commit together or not at all. Implementations live in store/sqlite (the
+// embedded default) and store/postgres (production); both pass the contract
+// suite in store/storetest.
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"time"
+
+	"github.com/loopgate/loopgate/audit"
+	"github.com/loopgate/loopgate/loop"
+)
+
+// Errors returned by stores; check with errors.Is.
+var (
+	ErrNotFound      = errors.New("not found")
+	ErrAlreadyExists = errors.New("already exists")
+	// ErrEtagMismatch means the caller's etag is not the stored one: the
+	// loop changed since the caller read it.
+	ErrEtagMismatch = errors.New("etag mismatch")
+)
+
+// Decision is a recorded policy decision.
+type Decision struct {
+	ID             string          `json:"id"`
+	Time           time.Time       `json:"time"`
+	Resource       string          `json:"resource"`
+	Operation      string          `json:"operation"`
+	BundleRevision string          `json:"bundleRevision"`
+	Result         json.RawMessage `json:"result"` // {"deny":[...],"warn":[...],"approval":[...]}
+}
+
+// ListOptions selects a page of loops, ordered by (team, name).
+type ListOptions struct {
+	Team      string // "" = all teams
+	PageSize  int    // <= 0 means 50; capped at 1000
+	PageToken string // from the previous page's NextPageToken
+}
+
+// AuditFilter selects audit events, ordered by Seq ascending.
+type AuditFilter struct {
+	Resource string // exact resource name, "" = any
+	Actor    string
+	Action   string
+	AfterSeq int64 // events with Seq > AfterSeq
+	PageSize int   // <= 0 means 100; capped at 1000
+}
+
+// Reader is the read side, usable outside transactions.
+type Reader interface {
+	GetLoop(ctx context.Context, team, name string) (*loop.Loop, error)
+	ListLoops(ctx context.Context, opts ListOptions) (loops []*loop.Loop, nextPageToken string, err error)
+}
+
+// Tx is the view of the store inside one transaction.
+type Tx interface {
+	Reader
+	// CreateLoop inserts a new loop; ErrAlreadyExists if team/name exists.
+	// The store assigns a fresh Etag (written back into l).
+	CreateLoop(ctx context.Context, l *loop.Loop) error
+	// UpdateLoop replaces metadata, spec and status if the stored etag
+	// equals expectedEtag (ErrEtagMismatch otherwise, ErrNotFound if
+	// missing) and assigns a fresh Etag (written back into l).
+	UpdateLoop(ctx context.Context, l *loop.Loop, expectedEtag string) error
+	// UpdateStatus replaces only the status; the etag does not change
+	// (the etag covers the desired state: metadata and spec).
+	UpdateStatus(ctx context.Context, team, name string, status loop.Status) error
+	// DeleteLoop removes the loop row for good (after deprovisioning).
+	DeleteLoop(ctx context.Context, team, name string) error
+
+	PutDecision(ctx context.Context, d Decision) error
+
+	// AppendAudit appends ev to the chain: it assigns Seq (last+1), Time
+	// (if zero), PrevHash (the last event's hash) and Hash, and returns the
+	// stored event. Concurrent appends never fork or gap the chain.
+	AppendAudit(ctx context.Context, ev audit.Event) (audit.Event, error)
+
+	// GetRequest returns what was recorded for a request id, for safe retries.
+	GetRequest(ctx context.Context, requestID string) (resource string, found bool, err error)
+	PutRequest(ctx context.Context, requestID, resource string) error
+}
+
+// Store is a loopgate state store.
+type Store interface {
+	Reader
+	// Update runs fn in one transaction; an error from fn rolls back all of
+	// it. Implementations serialise writers so that etag checks and audit
+	// appends are race free.
+	Update(ctx context.Context, fn func(tx Tx) error) error
+
+	GetDecision(ctx context.Context, id string) (*Decision, error)
+	ListAudit(ctx context.Context, f AuditFilter) ([]audit.Event, error)
+	// VerifyAudit recomputes the whole chain in Seq order.
+	VerifyAudit(ctx context.Context) (audit.VerifyResult, error)
+	Close() error
+}
