@@ -3,8 +3,10 @@
 // loopgate has made true on a Kafka cluster).
 //
 // Start with Loop and Spec. Parse turns YAML loop documents (DESIGN §3) into
-// Loops with canonical units; Validate reports every problem with its field
-// path. Nothing here talks to Kafka, OPA or a database.
+// Loops with canonical units (decode.go, units.go); Validate reports every
+// problem with its field path (validate.go); Load does both; Format writes a
+// Loop back as YAML (format.go). Problems are FieldErrors. Nothing here talks
+// to Kafka, OPA or a database.
 //
 // Canonical units: durations are milliseconds and sizes are bytes. The JSON
 // encoding of these types (the tags below) is the canonical form that the
@@ -190,8 +192,35 @@ type Status struct {
 	// NeedsApproval is true when the policy decision for the current
 	// generation listed approval reasons.
 	NeedsApproval bool `json:"needsApproval,omitempty"`
+	// RequestedBy is the subject that made the last spec change (create,
+	// update or delete); a reviewer may not approve their own request.
+	RequestedBy string `json:"requestedBy,omitempty"`
 	// Cluster is the name of the cluster the loop is provisioned on.
 	Cluster string `json:"cluster,omitempty"`
+	// Inventory names what loopgate provisioned for the loop, so that a
+	// later reconcile also finds what the current spec no longer mentions
+	// (a removed consumer's group ACL, a removed principal's quota).
+	Inventory Inventory `json:"inventory,omitzero"`
+	// Warnings are the policy warnings of the current generation.
+	Warnings []Violation `json:"warnings,omitempty"`
+	// ApprovalReasons are the policy approval reasons of the current generation.
+	ApprovalReasons []Violation `json:"approvalReasons,omitempty"`
+	// BundleRevision is the policy bundle revision that decided DecisionID.
+	BundleRevision string `json:"bundleRevision,omitempty"`
+}
+
+// Violation is one policy finding, as recorded on a loop's status.
+type Violation struct {
+	ID    string `json:"id"`
+	Msg   string `json:"msg"`
+	Field string `json:"field"`
+}
+
+// Inventory lists the names of resources provisioned for a loop.
+type Inventory struct {
+	Topics     []string `json:"topics,omitempty"`
+	Groups     []string `json:"groups,omitempty"`
+	Principals []string `json:"principals,omitempty"`
 }
 
 // Condition returns the condition of the given type, or nil.

@@ -1,0 +1,313 @@
+// Package config loads loopgate's server configuration: where it listens,
+// where it keeps state, which Kafka clusters serve which regions, the team
+// catalog and the API tokens.
+//
+// With no file, Embedded returns the embedded default (SQLite, two
+// in-process Kafka clusters, demo teams). Load reads a YAML file strictly:
+// unknown keys are errors, and Validate reports every problem at once.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/loopgate/loopgate/catalog"
+)
+
+// Config is the whole server configuration.
+type Config struct {
+	GRPCAddr string `yaml:"grpcAddr"`
+	HTTPAddr string `yaml:"httpAddr"`
+	DataDir  string `yaml:"dataDir"`
+
+	Store    Store          `yaml:"store"`
+	Policy   Policy         `yaml:"policy"`
+	Clusters []Cluster      `yaml:"clusters"`
+	Teams    []catalog.Team `yaml:"teams"`
+	Tokens   []Token        `yaml:"tokens"`
+	// Resync is how often every loop is re-checked for drift.
+	Resync time.Duration `yaml:"resync"`
+	// DevCredentials writes an admin token where loopctl finds it
+	// ($HOME/.loopgate/dev-credentials.json). On for the embedded default.
+	DevCredentials bool `yaml:"devCredentials"`
+}
+
+// Store selects the state store.
+type Store struct {
+	Driver string `yaml:"driver"` // sqlite (default) | postgres
+	// Path is the SQLite file; default <dataDir>/loopgate.db.
+	Path string `yaml:"path"`
+	// DSN is the PostgreSQL connection string (or DSNEnv names an env var).
+	DSN    string `yaml:"dsn"`
+	DSNEnv string `yaml:"dsnEnv"`
+}
+
+// Policy selects the policy bundle.
+type Policy struct {
+	// Bundle is a bundle directory or .tar.gz; empty = the embedded default.
+	Bundle string `yaml:"bundle"`
+}
+
+// Cluster is a catalog cluster plus how to reach it.
+type Cluster struct {
+	Name              string   `yaml:"name"`
+	Region            string   `yaml:"region"`
+	Zones             []string `yaml:"zones"`
+	ReplicationFactor int16    `yaml:"replicationFactor"`
+	// Embedded runs an in-process Kafka (kfake) persisted under the data dir.
+	Embedded bool `yaml:"embedded"`
+	// EmbeddedPort fixes the embedded cluster's port (0 = a free port).
+	EmbeddedPort     int      `yaml:"embeddedPort"`
+	BootstrapServers []string `yaml:"bootstrapServers"`
+	SASL             *SASL    `yaml:"sasl"`
+	TLS              *TLS     `yaml:"tls"`
+}
+
+// SASL are the credentials loopgate's own principal uses.
+type SASL struct {
+	Mechanism   string `yaml:"mechanism"` // PLAIN | SCRAM-SHA-256 | SCRAM-SHA-512
+	Username    string `yaml:"username"`
+	Password    string `yaml:"password"`
+	PasswordEnv string `yaml:"passwordEnv"` // read the password from this env var
+}
+
+// TLS configures a TLS connection to the brokers.
+type TLS struct {
+	CAFile             string `yaml:"caFile"`
+	CertFile           string `yaml:"certFile"`
+	KeyFile            string `yaml:"keyFile"`
+	InsecureSkipVerify bool   `yaml:"insecureSkipVerify"`
+}
+
+// Token is an API bearer token and the identity it stands for.
+type Token struct {
+	Token    string   `yaml:"token"`
+	TokenEnv string   `yaml:"tokenEnv"`
+	Subject  string   `yaml:"subject"`
+	Teams    []string `yaml:"teams"`
+	Roles    []string `yaml:"roles"`
+}
+
+// Load reads a YAML config file strictly and applies defaults.
+func Load(path string) (*Config, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading config: %w", err)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(raw))
+	dec.KnownFields(true)
+	var c Config
+	if err := dec.Decode(&c); err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	c.SetDefaults()
+	if err := c.Validate(); err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	return &c, nil
+}
+
+// Embedded is the configuration `loopgate serve` runs with no file: SQLite
+// and two in-process Kafka clusters (regions eu and us) under dataDir, the
+// demo teams, and dev tokens generated on first start.
+func Embedded(dataDir string) *Config {
+	c := &Config{
+		DataDir: dataDir,
+		Clusters: []Cluster{
+			{Name: "eu-embedded", Region: "eu", Zones: []string{"eu-a"}, ReplicationFactor: 1, Embedded: true},
+			{Name: "us-embedded", Region: "us", Zones: []string{"us-a"}, ReplicationFactor: 1, Embedded: true},
+		},
+		Teams: []catalog.Team{
+			{Name: "growth", AllowedRegions: []string{"eu", "us"}, MaxPartitionsPerLoop: 64, MaxPartitions: 256, MaxBytesPerSecond: 50 << 20},
+			{Name: "risk", AllowedRegions: []string{"eu"}, MaxPartitionsPerLoop: 48, MaxPartitions: 192, MaxBytesPerSecond: 20 << 20},
+			{Name: "search", AllowedRegions: []string{"us"}, MaxPartitionsPerLoop: 32, MaxPartitions: 128, MaxBytesPerSecond: 10 << 20},
+		},
+		DevCredentials: true,
+	}
+	c.SetDefaults()
+	return c
+}
+
+// SetDefaults fills what was left empty.
+func (c *Config) SetDefaults() {
+	if c.GRPCAddr == "" {
+		c.GRPCAddr = "127.0.0.1:7070"
+	}
+	if c.HTTPAddr == "" {
+		c.HTTPAddr = "127.0.0.1:8080"
+	}
+	if c.DataDir == "" {
+		c.DataDir = "loopgate-data"
+	}
+	if c.Store.Driver == "" {
+		c.Store.Driver = "sqlite"
+	}
+	if c.Resync == 0 {
+		c.Resync = 30 * time.Second
+	}
+	for i := range c.Clusters {
+		if c.Clusters[i].ReplicationFactor == 0 {
+			c.Clusters[i].ReplicationFactor = 3
+			if c.Clusters[i].Embedded {
+				c.Clusters[i].ReplicationFactor = 1
+			}
+		}
+	}
+}
+
+var nameRE = regexp.MustCompile(`^[a-z][a-z0-9-]{0,62}$`)
+
+// Validate reports every problem of the configuration at once.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(field, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", field, fmt.Sprintf(format, args...)))
+	}
+	for _, a := range []struct{ field, addr string }{{"grpcAddr", c.GRPCAddr}, {"httpAddr", c.HTTPAddr}} {
+		if _, _, err := net.SplitHostPort(a.addr); err != nil {
+			bad(a.field, "%q is not host:port", a.addr)
+		}
+	}
+	switch c.Store.Driver {
+	case "sqlite":
+	case "postgres":
+		if c.Store.DSN == "" && c.Store.DSNEnv == "" {
+			bad("store.dsn", "postgres needs dsn or dsnEnv")
+		}
+	default:
+		bad("store.driver", "%q is not sqlite or postgres", c.Store.Driver)
+	}
+	if len(c.Clusters) == 0 {
+		bad("clusters", "at least one cluster is needed")
+	}
+	seen := map[string]bool{}
+	regions := map[string]bool{}
+	for i, cl := range c.Clusters {
+		f := fmt.Sprintf("clusters[%d]", i)
+		if !nameRE.MatchString(cl.Name) {
+			bad(f+".name", "%q must match %s", cl.Name, nameRE)
+		}
+		if seen[cl.Name] {
+			bad(f+".name", "duplicate cluster %q", cl.Name)
+		}
+		seen[cl.Name] = true
+		if !nameRE.MatchString(cl.Region) {
+			bad(f+".region", "%q must match %s", cl.Region, nameRE)
+		}
+		regions[cl.Region] = true
+		if cl.ReplicationFactor < 1 {
+			bad(f+".replicationFactor", "must be at least 1")
+		}
+		if cl.Embedded == (len(cl.BootstrapServers) > 0) {
+			bad(f, "set either embedded: true or bootstrapServers")
+		}
+		if cl.SASL != nil {
+			switch cl.SASL.Mechanism {
+			case "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512":
+			default:
+				bad(f+".sasl.mechanism", "%q is not PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512", cl.SASL.Mechanism)
+			}
+			if cl.SASL.Username == "" {
+				bad(f+".sasl.username", "required")
+			}
+		}
+	}
+	teamSeen := map[string]bool{}
+	for i, t := range c.Teams {
+		f := fmt.Sprintf("teams[%d]", i)
+		if !nameRE.MatchString(t.Name) {
+			bad(f+".name", "%q must match %s", t.Name, nameRE)
+		}
+		if teamSeen[t.Name] {
+			bad(f+".name", "duplicate team %q", t.Name)
+		}
+		teamSeen[t.Name] = true
+		for j, r := range t.AllowedRegions {
+			if !regions[r] {
+				bad(fmt.Sprintf("%s.allowedRegions[%d]", f, j), "no cluster serves region %q", r)
+			}
+		}
+	}
+	for i, t := range c.Tokens {
+		f := fmt.Sprintf("tokens[%d]", i)
+		if t.Token == "" && t.TokenEnv == "" {
+			bad(f+".token", "token or tokenEnv required")
+		}
+		if t.Subject == "" {
+			bad(f+".subject", "required")
+		}
+		for _, team := range t.Teams {
+			if !teamSeen[team] {
+				bad(f+".teams", "unknown team %q", team)
+			}
+		}
+		for _, r := range t.Roles {
+			if !slices.Contains([]string{"admin", "developer"}, r) {
+				bad(f+".roles", "unknown role %q (admin, developer)", r)
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Catalog returns the team and cluster catalog.
+func (c *Config) Catalog() *catalog.Catalog {
+	cat := &catalog.Catalog{Teams: map[string]catalog.Team{}}
+	for _, t := range c.Teams {
+		cat.Teams[t.Name] = t
+	}
+	for _, cl := range c.Clusters {
+		cat.Clusters = append(cat.Clusters, catalog.Cluster{
+			Name: cl.Name, Region: cl.Region, Zones: cl.Zones,
+			ReplicationFactor: cl.ReplicationFactor, BootstrapServers: cl.BootstrapServers,
+		})
+	}
+	return cat
+}
+
+// Redacted returns a copy safe to log: secrets replaced.
+func (c *Config) Redacted() Config {
+	r := *c
+	if r.Store.DSN != "" {
+		r.Store.DSN = redactDSN(r.Store.DSN)
+	}
+	r.Clusters = slices.Clone(c.Clusters)
+	for i := range r.Clusters {
+		if s := r.Clusters[i].SASL; s != nil {
+			cp := *s
+			if cp.Password != "" {
+				cp.Password = "REDACTED"
+			}
+			r.Clusters[i].SASL = &cp
+		}
+	}
+	r.Tokens = slices.Clone(c.Tokens)
+	for i := range r.Tokens {
+		if r.Tokens[i].Token != "" {
+			r.Tokens[i].Token = "REDACTED"
+		}
+	}
+	return r
+}
+
+func redactDSN(dsn string) string {
+	at := strings.LastIndex(dsn, "@")
+	scheme := strings.Index(dsn, "://")
+	if at < 0 || scheme < 0 || at < scheme {
+		return dsn
+	}
+	creds := dsn[scheme+3 : at]
+	if user, _, ok := strings.Cut(creds, ":"); ok {
+		return dsn[:scheme+3] + user + ":REDACTED" + dsn[at:]
+	}
+	return dsn
+}

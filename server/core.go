@@ -1,0 +1,687 @@
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"reflect"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/loopgate/loopgate/audit"
+	"github.com/loopgate/loopgate/catalog"
+	"github.com/loopgate/loopgate/loop"
+	"github.com/loopgate/loopgate/policy"
+	"github.com/loopgate/loopgate/provisioning"
+	"github.com/loopgate/loopgate/reconciler"
+	"github.com/loopgate/loopgate/store"
+)
+
+// Core is the governed loop lifecycle, free of any wire format: the gRPC
+// (and, through grpc-gateway, REST) services map to and from it.
+//
+// Request path (DESIGN §2): authorize → validate → derive → decide →
+// persist desired state + decision + audit event in one transaction →
+// notify the reconciler. Denied, invalid and forbidden requests are audited
+// too, and change nothing else.
+type Core struct {
+	Store   store.Store
+	Policy  *policy.Engine
+	Catalog *catalog.Catalog
+	// PlanAdmins are read-only admin clients by cluster name: `:plan` cannot
+	// write to a cluster even by mistake.
+	PlanAdmins map[string]provisioning.Admin
+	// Notify is called with "team/name" after every committed change.
+	Notify func(key string)
+	Log    *slog.Logger
+	Now    func() time.Time
+}
+
+// WriteOptions are the common options of mutating calls.
+type WriteOptions struct {
+	ValidateOnly bool
+	RequestID    string
+}
+
+func (c *Core) now() time.Time {
+	if c.Now != nil {
+		return c.Now().UTC()
+	}
+	return time.Now().UTC()
+}
+
+func newID(prefix string) string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return prefix + hex.EncodeToString(b[:])
+}
+
+// audit appends one event in its own transaction (for requests that change
+// nothing else: denials, invalid input, forbidden attempts).
+func (c *Core) audit(ctx context.Context, ev audit.Event) error {
+	return c.Store.Update(ctx, func(tx store.Tx) error {
+		_, err := tx.AppendAudit(ctx, ev)
+		return err
+	})
+}
+
+func eventFor(id Identity, action, resource, requestID, outcome string, details map[string]any) audit.Event {
+	var raw json.RawMessage
+	if details != nil {
+		raw, _ = json.Marshal(details)
+	}
+	return audit.Event{
+		ID: audit.NewID(), Actor: id.Subject, Action: action, Resource: resource,
+		RequestID: requestID, Outcome: outcome, Details: raw,
+	}
+}
+
+// AuditRejected records an authentication failure (called by the interceptor).
+func (c *Core) AuditRejected(ctx context.Context, method string, err error) {
+	ev := audit.Event{
+		ID: audit.NewID(), Actor: "anonymous", Action: "auth.reject", Resource: method,
+		RequestID: requestIDFrom(ctx), Outcome: audit.OutcomeUnauthenticated,
+	}
+	ev.Details, _ = json.Marshal(map[string]any{"error": err.Error()})
+	if aerr := c.audit(ctx, ev); aerr != nil {
+		c.logger().Error("auditing a rejected request failed", "err", aerr)
+	}
+}
+
+func (c *Core) logger() *slog.Logger {
+	if c.Log != nil {
+		return c.Log
+	}
+	return slog.Default()
+}
+
+// authorize checks team scope; a refusal is audited and returned.
+func (c *Core) authorize(ctx context.Context, id Identity, action, resource, team, requestID string) error {
+	if id.CanActFor(team) {
+		return nil
+	}
+	err := &ForbiddenError{Reason: "TEAM_SCOPE", Message: fmt.Sprintf(
+		"%s may not %s loops of team %q (token teams: %v): use a token of that team or an admin token",
+		id.Subject, strings.TrimPrefix(action, "loop."), team, id.Teams)}
+	if aerr := c.audit(ctx, eventFor(id, action, resource, requestID, audit.OutcomeForbidden,
+		map[string]any{"error": err.Message})); aerr != nil {
+		return fmt.Errorf("auditing a forbidden request: %w", aerr)
+	}
+	return err
+}
+
+// rejectInvalid audits bad input and returns the error.
+func (c *Core) rejectInvalid(ctx context.Context, id Identity, action, resource, requestID string, problems loop.FieldErrors) error {
+	err := &InvalidError{Resource: resource, Problems: problems}
+	list := make([]map[string]string, len(problems))
+	for i, p := range problems {
+		list[i] = map[string]string{"field": p.Field, "msg": p.Message}
+	}
+	if aerr := c.audit(ctx, eventFor(id, action, resource, requestID, audit.OutcomeInvalid,
+		map[string]any{"problems": list})); aerr != nil {
+		return fmt.Errorf("auditing an invalid request: %w", aerr)
+	}
+	return err
+}
+
+// prepared is a validated, derived and decided request.
+type prepared struct {
+	cluster  catalog.Cluster
+	derived  provisioning.Resources
+	decision policy.Decision
+}
+
+// prepare validates l, derives its resources and asks policy. Invalid input
+// returns *InvalidError (not yet audited); a denial is a Decision with Deny.
+func (c *Core) prepare(ctx context.Context, id Identity, op string, l, previous *loop.Loop) (*prepared, error) {
+	loop.Default(l)
+	problems := loop.Validate(l)
+	team, ok := c.Catalog.Team(l.Metadata.Team)
+	if !ok && l.Metadata.Team != "" {
+		names := make([]string, 0, len(c.Catalog.Teams))
+		for n := range c.Catalog.Teams {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		problems = append(problems, loop.FieldError{Field: "metadata.team",
+			Message: fmt.Sprintf("unknown team %q (teams in the catalog: %s)", l.Metadata.Team, strings.Join(names, ", "))})
+	}
+	cl, err := c.Catalog.ClusterFor(l.Spec.Residency)
+	if err != nil {
+		// Policy names the unknown region (REGION_UNKNOWN); derive on a
+		// placeholder so every other rule is still evaluated.
+		cl = catalog.Cluster{Region: l.Spec.Residency, ReplicationFactor: 1}
+	}
+	var derived provisioning.Resources
+	if len(problems) == 0 {
+		derived = provisioning.Derive(l, cl)
+		for i, t := range derived.Topics {
+			if err := provisioning.ValidateTopicName(t.Name); err != nil {
+				problems = append(problems, loop.FieldError{Field: fmt.Sprintf("spec.streams[%d].name", i), Message: err.Error()})
+			}
+			if err := provisioning.ValidateTopicConfigs(t.Configs); err != nil {
+				problems = append(problems, loop.FieldError{Field: "spec", Message: fmt.Sprintf("topic %s: %v", t.Name, err)})
+			}
+		}
+	}
+	if len(problems) > 0 {
+		return nil, &InvalidError{Resource: l.Metadata.ResourceName(), Problems: problems}
+	}
+	team.UsedPartitions, err = c.usedPartitions(ctx, l)
+	if err != nil {
+		return nil, err
+	}
+	in := policy.Input{
+		Operation: op, Loop: l, Previous: previous, Derived: derived,
+		Team: team, Cluster: cl, Regions: c.Catalog.Regions(), Actor: id.Actor(),
+	}
+	d, err := c.Policy.Evaluate(ctx, in)
+	if err != nil {
+		// Fail closed: Evaluate returned a denying decision; log the cause.
+		c.logger().Error("policy evaluation failed; request denied", "loop", l.Metadata.Key(), "err", err)
+	}
+	return &prepared{cluster: cl, derived: derived, decision: d}, nil
+}
+
+// usedPartitions sums the partitions of the team's other live loops.
+func (c *Core) usedPartitions(ctx context.Context, l *loop.Loop) (int32, error) {
+	var sum int32
+	token := ""
+	for {
+		page, next, err := c.Store.ListLoops(ctx, store.ListOptions{Team: l.Metadata.Team, PageSize: 1000, PageToken: token})
+		if err != nil {
+			return 0, fmt.Errorf("listing team loops: %w", err)
+		}
+		for _, p := range page {
+			if p.Metadata.Name == l.Metadata.Name || !p.Metadata.DeleteTime.IsZero() {
+				continue
+			}
+			cl, err := c.Catalog.ClusterFor(p.Spec.Residency)
+			if err != nil {
+				cl = catalog.Cluster{ReplicationFactor: 1}
+			}
+			for _, t := range provisioning.Derive(p, cl).Topics {
+				sum += t.Partitions
+			}
+		}
+		if next == "" {
+			return sum, nil
+		}
+		token = next
+	}
+}
+
+func violations(vs []policy.Violation) []loop.Violation {
+	out := make([]loop.Violation, len(vs))
+	for i, v := range vs {
+		out[i] = loop.Violation{ID: v.ID, Msg: v.Msg, Field: v.Field}
+	}
+	return out
+}
+
+func decisionRecord(d policy.Decision, resource, op string, now time.Time) store.Decision {
+	result, _ := json.Marshal(map[string]any{"deny": d.Deny, "warn": d.Warn, "approval": d.Approval})
+	return store.Decision{ID: d.ID, Time: now, Resource: resource, Operation: op, BundleRevision: d.BundleRevision, Result: result}
+}
+
+// deny records a denied decision with its audit event and returns the error.
+func (c *Core) deny(ctx context.Context, id Identity, action, op, requestID string, l *loop.Loop, d policy.Decision) error {
+	resource := l.Metadata.ResourceName()
+	err := c.Store.Update(ctx, func(tx store.Tx) error {
+		if err := tx.PutDecision(ctx, decisionRecord(d, resource, op, c.now())); err != nil {
+			return err
+		}
+		ev := eventFor(id, action, resource, requestID, audit.OutcomeDenied, map[string]any{
+			"operation": op, "bundleRevision": d.BundleRevision,
+			"deny": d.Deny, "warn": d.Warn, "approval": d.Approval,
+		})
+		ev.DecisionID = d.ID
+		_, err := tx.AppendAudit(ctx, ev)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("recording a denied decision: %w", err)
+	}
+	return &DeniedError{Resource: resource, Decision: d}
+}
+
+// admitStatus is the status of a freshly admitted generation.
+func admitStatus(prev loop.Status, l *loop.Loop, p *prepared, id Identity, now time.Time) loop.Status {
+	st := prev
+	gen := l.Metadata.Generation
+	d := p.decision
+	st.DecisionID = d.ID
+	st.BundleRevision = d.BundleRevision
+	st.Warnings = violations(d.Warn)
+	st.ApprovalReasons = violations(d.Approval)
+	st.NeedsApproval = d.NeedsApproval()
+	st.RequestedBy = id.Subject
+	if st.Cluster == "" {
+		st.Cluster = p.cluster.Name
+	}
+	msg := "allowed by policy"
+	if n := len(d.Warn); n > 0 {
+		msg = fmt.Sprintf("allowed by policy with %d warning(s)", n)
+	}
+	st.SetCondition(loop.Condition{Type: loop.CondPolicyCompliant, Status: loop.True, Reason: "Allowed", Message: msg, ObservedGeneration: gen}, now)
+	if st.NeedsApproval {
+		ids := make([]string, len(d.Approval))
+		for i, v := range d.Approval {
+			ids[i] = v.ID
+		}
+		st.State = loop.StatePendingApproval
+		st.SetCondition(loop.Condition{Type: loop.CondApproved, Status: loop.False, Reason: "AwaitingApproval",
+			Message: "an admin must approve: " + strings.Join(ids, ", "), ObservedGeneration: gen}, now)
+	} else {
+		st.State = loop.StateProvisioning
+		st.SetCondition(loop.Condition{Type: loop.CondApproved, Status: loop.True, Reason: "NotRequired",
+			Message: "policy requires no approval", ObservedGeneration: gen}, now)
+	}
+	if st.Condition(loop.CondProvisioned) == nil {
+		st.SetCondition(loop.Condition{Type: loop.CondProvisioned, Status: loop.Unknown, Reason: "Pending", ObservedGeneration: gen}, now)
+	}
+	st.SetCondition(loop.Condition{Type: loop.CondInSync, Status: loop.False, Reason: "SpecChanged",
+		Message: fmt.Sprintf("generation %d not yet applied", gen), ObservedGeneration: gen}, now)
+	return st
+}
+
+// replay returns the loop a request id already produced, for safe retries.
+func (c *Core) replay(ctx context.Context, requestID string) (*loop.Loop, bool, error) {
+	if requestID == "" {
+		return nil, false, nil
+	}
+	var resource string
+	var found bool
+	err := c.Store.Update(ctx, func(tx store.Tx) error {
+		var err error
+		resource, found, err = tx.GetRequest(ctx, requestID)
+		return err
+	})
+	if err != nil || !found {
+		return nil, false, err
+	}
+	team, name, ok := parseLoopName(resource)
+	if !ok {
+		return nil, false, nil
+	}
+	l, err := c.Store.GetLoop(ctx, team, name)
+	if err != nil {
+		return nil, false, err
+	}
+	return l, true, nil
+}
+
+// parseLoopName splits "teams/{team}/loops/{loop}".
+func parseLoopName(name string) (team, loopName string, ok bool) {
+	parts := strings.Split(name, "/")
+	if len(parts) != 4 || parts[0] != "teams" || parts[2] != "loops" || parts[1] == "" || parts[3] == "" {
+		return "", "", false
+	}
+	return parts[1], parts[3], true
+}
+
+// Create admits a new loop.
+func (c *Core) Create(ctx context.Context, id Identity, l *loop.Loop, opts WriteOptions) (*loop.Loop, error) {
+	resource := l.Metadata.ResourceName()
+	if err := c.authorize(ctx, id, "loop.create", resource, l.Metadata.Team, opts.RequestID); err != nil {
+		return nil, err
+	}
+	if prev, ok, err := c.replay(ctx, opts.RequestID); err != nil || ok {
+		return prev, err
+	}
+	l.Status = loop.Status{}
+	p, err := c.prepare(ctx, id, "CREATE", l, nil)
+	var invalid *InvalidError
+	if errors.As(err, &invalid) {
+		return nil, c.rejectInvalid(ctx, id, "loop.create", resource, opts.RequestID, invalid.Problems)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if !p.decision.Allowed() {
+		return nil, c.deny(ctx, id, "loop.create", "CREATE", opts.RequestID, l, p.decision)
+	}
+	now := c.now()
+	l.Metadata.UID = newID("")
+	l.Metadata.Generation = 1
+	l.Metadata.CreateTime, l.Metadata.UpdateTime = now, now
+	l.Status = admitStatus(loop.Status{}, l, p, id, now)
+	if opts.ValidateOnly {
+		return l, nil
+	}
+	err = c.Store.Update(ctx, func(tx store.Tx) error {
+		if err := tx.CreateLoop(ctx, l); err != nil {
+			return err
+		}
+		return c.recordAdmission(ctx, tx, id, "loop.create", "CREATE", opts.RequestID, l, p)
+	})
+	if err != nil {
+		if errors.Is(err, store.ErrAlreadyExists) {
+			return nil, fmt.Errorf("loop %s: %w (use update, or loopctl apply)", l.Metadata.Key(), err)
+		}
+		return nil, err
+	}
+	c.notify(l)
+	return l, nil
+}
+
+// recordAdmission writes the decision, the audit event and the request id.
+func (c *Core) recordAdmission(ctx context.Context, tx store.Tx, id Identity, action, op, requestID string, l *loop.Loop, p *prepared) error {
+	resource := l.Metadata.ResourceName()
+	if err := tx.PutDecision(ctx, decisionRecord(p.decision, resource, op, c.now())); err != nil {
+		return err
+	}
+	ev := eventFor(id, action, resource, requestID, audit.OutcomeOK, map[string]any{
+		"generation": l.Metadata.Generation, "bundleRevision": p.decision.BundleRevision,
+		"warn": p.decision.Warn, "approval": p.decision.Approval, "cluster": p.cluster.Name,
+		"state": l.Status.State,
+	})
+	ev.DecisionID = p.decision.ID
+	if _, err := tx.AppendAudit(ctx, ev); err != nil {
+		return err
+	}
+	if requestID != "" {
+		return tx.PutRequest(ctx, requestID, resource)
+	}
+	return nil
+}
+
+func (c *Core) notify(l *loop.Loop) {
+	if c.Notify != nil {
+		c.Notify(l.Metadata.Key())
+	}
+}
+
+// Update replaces the desired state (labels and spec) of a loop. An etag, when
+// given, must match the stored one (else store.ErrEtagMismatch). An update
+// that changes nothing is a no-op: no new generation, no audit event.
+func (c *Core) Update(ctx context.Context, id Identity, desired *loop.Loop, etag string, opts WriteOptions) (*loop.Loop, error) {
+	resource := desired.Metadata.ResourceName()
+	if err := c.authorize(ctx, id, "loop.update", resource, desired.Metadata.Team, opts.RequestID); err != nil {
+		return nil, err
+	}
+	if prev, ok, err := c.replay(ctx, opts.RequestID); err != nil || ok {
+		return prev, err
+	}
+	cur, err := c.Store.GetLoop(ctx, desired.Metadata.Team, desired.Metadata.Name)
+	if err != nil {
+		return nil, fmt.Errorf("loop %s: %w", desired.Metadata.Key(), err)
+	}
+	if etag != "" && etag != cur.Metadata.Etag {
+		return nil, fmt.Errorf("loop %s: %w", desired.Metadata.Key(), store.ErrEtagMismatch)
+	}
+	if !cur.Metadata.DeleteTime.IsZero() {
+		return nil, &PreconditionError{Reason: "LOOP_DELETING", Message: fmt.Sprintf("loop %s is being deleted", desired.Metadata.Key())}
+	}
+	next := *cur
+	next.Metadata.Labels = desired.Metadata.Labels
+	next.Spec = desired.Spec
+	loop.Default(&next)
+	if reflect.DeepEqual(next.Spec, cur.Spec) && labelsEqual(next.Metadata.Labels, cur.Metadata.Labels) {
+		return cur, nil
+	}
+	p, err := c.prepare(ctx, id, "UPDATE", &next, cur)
+	var invalid *InvalidError
+	if errors.As(err, &invalid) {
+		return nil, c.rejectInvalid(ctx, id, "loop.update", resource, opts.RequestID, invalid.Problems)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if !p.decision.Allowed() {
+		return nil, c.deny(ctx, id, "loop.update", "UPDATE", opts.RequestID, &next, p.decision)
+	}
+	now := c.now()
+	specChanged := !reflect.DeepEqual(next.Spec, cur.Spec)
+	if specChanged {
+		next.Metadata.Generation++
+	}
+	next.Metadata.UpdateTime = now
+	if specChanged {
+		next.Status = admitStatus(cur.Status, &next, p, id, now)
+	}
+	if opts.ValidateOnly {
+		return &next, nil
+	}
+	err = c.Store.Update(ctx, func(tx store.Tx) error {
+		if err := tx.UpdateLoop(ctx, &next, cur.Metadata.Etag); err != nil {
+			return err
+		}
+		return c.recordAdmission(ctx, tx, id, "loop.update", "UPDATE", opts.RequestID, &next, p)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("loop %s: %w", next.Metadata.Key(), err)
+	}
+	c.notify(&next)
+	return &next, nil
+}
+
+func labelsEqual(a, b map[string]string) bool {
+	if len(a) == 0 && len(b) == 0 {
+		return true
+	}
+	return reflect.DeepEqual(a, b)
+}
+
+// Delete marks a loop for deletion; the reconciler removes its topics, ACLs
+// and quotas, then the loop itself. Topics are only ever deleted this way.
+func (c *Core) Delete(ctx context.Context, id Identity, team, name, etag string, opts WriteOptions) (*loop.Loop, error) {
+	resource := loop.Metadata{Team: team, Name: name}.ResourceName()
+	if err := c.authorize(ctx, id, "loop.delete", resource, team, opts.RequestID); err != nil {
+		return nil, err
+	}
+	cur, err := c.Store.GetLoop(ctx, team, name)
+	if err != nil {
+		return nil, fmt.Errorf("loop %s/%s: %w", team, name, err)
+	}
+	if etag != "" && etag != cur.Metadata.Etag {
+		return nil, fmt.Errorf("loop %s/%s: %w", team, name, store.ErrEtagMismatch)
+	}
+	if !cur.Metadata.DeleteTime.IsZero() {
+		return cur, nil // already being deleted: idempotent
+	}
+	p, err := c.prepare(ctx, id, "DELETE", cloneLoop(cur), cur)
+	if err != nil {
+		var invalid *InvalidError
+		if !errors.As(err, &invalid) {
+			return nil, err
+		}
+		// A stored loop that no longer validates (e.g. its team left the
+		// catalog) can still be deleted.
+		p = nil
+	}
+	if p != nil && !p.decision.Allowed() {
+		return nil, c.deny(ctx, id, "loop.delete", "DELETE", opts.RequestID, cur, p.decision)
+	}
+	next := cloneLoop(cur)
+	now := c.now()
+	next.Metadata.DeleteTime = now
+	next.Metadata.UpdateTime = now
+	next.Status.State = loop.StateDeleting
+	next.Status.RequestedBy = id.Subject
+	next.Status.SetCondition(loop.Condition{Type: loop.CondInSync, Status: loop.False, Reason: "Deleting",
+		Message: "removing topics, ACLs and quotas", ObservedGeneration: next.Metadata.Generation}, now)
+	if opts.ValidateOnly {
+		return next, nil
+	}
+	err = c.Store.Update(ctx, func(tx store.Tx) error {
+		if err := tx.UpdateLoop(ctx, next, cur.Metadata.Etag); err != nil {
+			return err
+		}
+		ev := eventFor(id, "loop.delete", resource, opts.RequestID, audit.OutcomeOK, map[string]any{"generation": next.Metadata.Generation})
+		if p != nil {
+			if err := tx.PutDecision(ctx, decisionRecord(p.decision, resource, "DELETE", now)); err != nil {
+				return err
+			}
+			ev.DecisionID = p.decision.ID
+		}
+		_, err := tx.AppendAudit(ctx, ev)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("loop %s/%s: %w", team, name, err)
+	}
+	c.notify(next)
+	return next, nil
+}
+
+func cloneLoop(l *loop.Loop) *loop.Loop {
+	raw, _ := json.Marshal(l)
+	var out loop.Loop
+	_ = json.Unmarshal(raw, &out)
+	return &out
+}
+
+// Approve approves the current generation of a loop held for approval. Only
+// admins approve, and never a request they made themselves.
+func (c *Core) Approve(ctx context.Context, id Identity, team, name, etag, comment, requestID string) (*loop.Loop, error) {
+	resource := loop.Metadata{Team: team, Name: name}.ResourceName()
+	if !id.IsAdmin() {
+		err := &ForbiddenError{Reason: "APPROVER_ROLE_REQUIRED", Message: fmt.Sprintf("%s may not approve loops: approving needs the %q role", id.Subject, RoleAdmin)}
+		if aerr := c.audit(ctx, eventFor(id, "loop.approve", resource, requestID, audit.OutcomeForbidden, map[string]any{"error": err.Message})); aerr != nil {
+			return nil, aerr
+		}
+		return nil, err
+	}
+	var out *loop.Loop
+	err := c.Store.Update(ctx, func(tx store.Tx) error {
+		cur, err := tx.GetLoop(ctx, team, name)
+		if err != nil {
+			return fmt.Errorf("loop %s/%s: %w", team, name, err)
+		}
+		if etag != "" && etag != cur.Metadata.Etag {
+			return fmt.Errorf("loop %s/%s: %w", team, name, store.ErrEtagMismatch)
+		}
+		if !cur.Status.NeedsApproval || cur.Status.ApprovedGeneration >= cur.Metadata.Generation || !cur.Metadata.DeleteTime.IsZero() {
+			return &PreconditionError{Reason: "NOT_PENDING_APPROVAL", Message: fmt.Sprintf("loop %s/%s is not awaiting approval (state %s)", team, name, cur.Status.State)}
+		}
+		if cur.Status.RequestedBy == id.Subject {
+			return &ForbiddenError{Reason: "SELF_APPROVAL", Message: fmt.Sprintf("%s requested generation %d of %s/%s and may not approve it: another admin must", id.Subject, cur.Metadata.Generation, team, name)}
+		}
+		now := c.now()
+		st := cur.Status
+		st.ApprovedGeneration = cur.Metadata.Generation
+		st.ApprovedBy = id.Subject
+		st.State = loop.StateProvisioning
+		msg := "approved by " + id.Subject
+		if comment != "" {
+			msg += ": " + comment
+		}
+		st.SetCondition(loop.Condition{Type: loop.CondApproved, Status: loop.True, Reason: "Approved", Message: msg, ObservedGeneration: cur.Metadata.Generation}, now)
+		if err := tx.UpdateStatus(ctx, team, name, st); err != nil {
+			return err
+		}
+		ev := eventFor(id, "loop.approve", resource, requestID, audit.OutcomeOK, map[string]any{
+			"generation": cur.Metadata.Generation, "comment": comment, "requestedBy": cur.Status.RequestedBy,
+			"approval": cur.Status.ApprovalReasons,
+		})
+		ev.DecisionID = cur.Status.DecisionID
+		if _, err := tx.AppendAudit(ctx, ev); err != nil {
+			return err
+		}
+		cur.Status = st
+		out = cur
+		return nil
+	})
+	if err != nil {
+		var forbidden *ForbiddenError
+		if errors.As(err, &forbidden) {
+			if aerr := c.audit(ctx, eventFor(id, "loop.approve", resource, requestID, audit.OutcomeForbidden, map[string]any{"error": forbidden.Message})); aerr != nil {
+				return nil, aerr
+			}
+		}
+		return nil, err
+	}
+	c.notify(out)
+	return out, nil
+}
+
+// Get returns a loop the identity may see.
+func (c *Core) Get(ctx context.Context, id Identity, team, name string) (*loop.Loop, error) {
+	if !id.CanActFor(team) {
+		return nil, &ForbiddenError{Reason: "TEAM_SCOPE", Message: fmt.Sprintf("%s may not read loops of team %q", id.Subject, team)}
+	}
+	l, err := c.Store.GetLoop(ctx, team, name)
+	if err != nil {
+		return nil, fmt.Errorf("loop %s/%s: %w", team, name, err)
+	}
+	return l, nil
+}
+
+// List returns a page of the loops the identity may see; team "" = all.
+func (c *Core) List(ctx context.Context, id Identity, opts store.ListOptions) ([]*loop.Loop, string, error) {
+	if opts.Team != "" && !id.CanActFor(opts.Team) {
+		return nil, "", &ForbiddenError{Reason: "TEAM_SCOPE", Message: fmt.Sprintf("%s may not read loops of team %q", id.Subject, opts.Team)}
+	}
+	if opts.Team == "" && !id.IsAdmin() && len(id.Teams) == 1 {
+		opts.Team = id.Teams[0]
+	}
+	loops, next, err := c.Store.ListLoops(ctx, opts)
+	if err != nil {
+		return nil, "", err
+	}
+	if !id.IsAdmin() {
+		loops = slices.DeleteFunc(loops, func(l *loop.Loop) bool { return !id.CanActFor(l.Metadata.Team) })
+	}
+	return loops, next, nil
+}
+
+// PlanResult is what `:plan` shows: the verdict and the exact changes.
+type PlanResult struct {
+	Operation string // CREATE | UPDATE | NOOP
+	Decision  policy.Decision
+	Cluster   catalog.Cluster
+	Derived   provisioning.Resources
+	Actions   []provisioning.Action
+	Problems  []provisioning.Problem
+}
+
+// Plan evaluates l as create or update would and computes the changes apply
+// would make, through the same code path with a read-only admin client.
+// Nothing is persisted and nothing is written to any cluster.
+func (c *Core) Plan(ctx context.Context, id Identity, l *loop.Loop) (*PlanResult, error) {
+	if !id.CanActFor(l.Metadata.Team) {
+		return nil, &ForbiddenError{Reason: "TEAM_SCOPE", Message: fmt.Sprintf("%s may not plan loops of team %q", id.Subject, l.Metadata.Team)}
+	}
+	cur, err := c.Store.GetLoop(ctx, l.Metadata.Team, l.Metadata.Name)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return nil, err
+	}
+	op := "CREATE"
+	next := cloneLoop(l)
+	if cur != nil {
+		op = "UPDATE"
+		n := cloneLoop(cur)
+		n.Metadata.Labels = l.Metadata.Labels
+		n.Spec = l.Spec
+		next = n
+	}
+	p, err := c.prepare(ctx, id, op, next, cur)
+	if err != nil {
+		return nil, err
+	}
+	res := &PlanResult{Operation: op, Decision: p.decision, Cluster: p.cluster, Derived: p.derived}
+	if cur != nil && reflect.DeepEqual(next.Spec, cur.Spec) {
+		res.Operation = "NOOP"
+	}
+	admin := c.PlanAdmins[p.cluster.Name]
+	if admin == nil {
+		return res, nil // unknown region: policy already says so
+	}
+	computed, err := reconciler.Compute(ctx, c.Store, admin, next, p.cluster)
+	if err != nil {
+		return nil, err
+	}
+	res.Actions = computed.Plan.Actions
+	res.Problems = computed.Plan.Problems
+	if res.Operation == "NOOP" && len(res.Actions) > 0 {
+		res.Operation = "UPDATE" // the spec is unchanged but the cluster drifted
+	}
+	return res, nil
+}

@@ -1,0 +1,99 @@
+package server
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	"github.com/loopgate/loopgate/config"
+)
+
+// DevCredentials is the file the embedded server writes so that loopctl on
+// the same machine works without flags, as `vault server -dev` writes
+// ~/.vault-token. Token is the admin token; Tokens holds every demo token
+// by name, for `loopctl --as NAME`.
+type DevCredentials struct {
+	Server string            `json:"server"`
+	Token  string            `json:"token"`
+	Tokens map[string]string `json:"tokens"`
+}
+
+// DevCredentialsPath is $HOME/.loopgate/dev-credentials.json.
+func DevCredentialsPath() (string, error) {
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return "", fmt.Errorf("locating the home directory for dev credentials: %w", err)
+	}
+	return filepath.Join(home, ".loopgate", "dev-credentials.json"), nil
+}
+
+// demoIdentities are the embedded default's identities, by token name.
+var demoIdentities = []struct {
+	name string
+	tok  config.Token
+}{
+	{"admin", config.Token{Subject: "dev-admin@loopgate.local", Roles: []string{"admin"}}},
+	{"reviewer", config.Token{Subject: "security-reviewer@loopgate.local", Roles: []string{"admin"}}},
+	{"growth", config.Token{Subject: "growth-dev@example.com", Teams: []string{"growth"}, Roles: []string{"developer"}}},
+	{"risk", config.Token{Subject: "risk-dev@example.com", Teams: []string{"risk"}, Roles: []string{"developer"}}},
+}
+
+// devTokens loads the demo tokens from dataDir/dev-tokens.json, generating
+// them on first start, so that tokens survive restarts with the data.
+func devTokens(dataDir string) (map[string]string, []config.Token, error) {
+	path := filepath.Join(dataDir, "dev-tokens.json")
+	byName := map[string]string{}
+	raw, err := os.ReadFile(path)
+	switch {
+	case err == nil:
+		if err := json.Unmarshal(raw, &byName); err != nil {
+			return nil, nil, fmt.Errorf("reading %s: %w", path, err)
+		}
+	case errors.Is(err, fs.ErrNotExist):
+	default:
+		return nil, nil, err
+	}
+	changed := false
+	var tokens []config.Token
+	for _, d := range demoIdentities {
+		if byName[d.name] == "" {
+			var b [20]byte
+			if _, err := rand.Read(b[:]); err != nil {
+				return nil, nil, err
+			}
+			byName[d.name] = "lg_dev_" + d.name + "_" + hex.EncodeToString(b[:])
+			changed = true
+		}
+		t := d.tok
+		t.Token = byName[d.name]
+		tokens = append(tokens, t)
+	}
+	if changed {
+		out, _ := json.MarshalIndent(byName, "", "  ")
+		if err := os.WriteFile(path, out, 0o600); err != nil {
+			return nil, nil, fmt.Errorf("writing %s: %w", path, err)
+		}
+	}
+	return byName, tokens, nil
+}
+
+// writeDevCredentials writes the credentials file for loopctl.
+func writeDevCredentials(server string, byName map[string]string) (string, error) {
+	path, err := DevCredentialsPath()
+	if err != nil {
+		return "", err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return "", err
+	}
+	raw, _ := json.MarshalIndent(DevCredentials{Server: server, Token: byName["admin"], Tokens: byName}, "", "  ")
+	if err := os.WriteFile(path, append(raw, '\n'), 0o600); err != nil {
+		return "", fmt.Errorf("writing dev credentials: %w", err)
+	}
+	return path, nil
+}

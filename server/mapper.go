@@ -1,0 +1,216 @@
+package server
+
+// mapper.go is the one place that maps between the generated API types
+// (gen/loopgate/v1) and the domain (loop, policy, provisioning, audit).
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"google.golang.org/protobuf/types/known/structpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/loopgate/loopgate/audit"
+	"github.com/loopgate/loopgate/catalog"
+	lgv1 "github.com/loopgate/loopgate/gen/loopgate/v1"
+	"github.com/loopgate/loopgate/loop"
+	"github.com/loopgate/loopgate/policy"
+	"github.com/loopgate/loopgate/provisioning"
+)
+
+func ts(t time.Time) *timestamppb.Timestamp {
+	if t.IsZero() {
+		return nil
+	}
+	return timestamppb.New(t)
+}
+
+// loopFromProto maps an API loop to the domain. The name must be
+// "teams/{team}/loops/{loop}"; output-only fields are ignored.
+func loopFromProto(p *lgv1.Loop) (*loop.Loop, error) {
+	if p == nil {
+		return nil, &InvalidError{Problems: loop.FieldErrors{{Field: "loop", Message: "required"}}}
+	}
+	team, name, ok := parseLoopName(p.GetName())
+	if !ok {
+		return nil, &InvalidError{Resource: p.GetName(), Problems: loop.FieldErrors{{Field: "loop.name",
+			Message: fmt.Sprintf("%q is not a loop name: want teams/{team}/loops/{loop}", p.GetName())}}}
+	}
+	l := &loop.Loop{Metadata: loop.Metadata{Name: name, Team: team, Labels: p.GetLabels()}}
+	l.Spec = specFromProto(p.GetSpec())
+	return l, nil
+}
+
+func specFromProto(s *lgv1.LoopSpec) loop.Spec {
+	if s == nil {
+		return loop.Spec{}
+	}
+	out := loop.Spec{
+		Description:    s.GetDescription(),
+		Owners:         s.GetOwners(),
+		Classification: loop.Classification(s.GetClassification()),
+		Residency:      s.GetResidency(),
+		RetentionMs:    s.GetRetentionMs(),
+		SLO:            loop.SLO{LatencyP99Ms: s.GetSlo().GetLatencyP99Ms(), FreshnessMs: s.GetSlo().GetFreshnessMs()},
+		Throughput: loop.Throughput{
+			BytesPerSecond: s.GetThroughput().GetBytesPerSecond(),
+			PeakFactor:     s.GetThroughput().GetPeakFactor(),
+			RecordBytes:    s.GetThroughput().GetRecordBytes(),
+		},
+	}
+	for _, st := range s.GetStreams() {
+		out.Streams = append(out.Streams, loop.Stream{
+			Name: st.GetName(), Partitions: st.GetPartitions(),
+			Schema: loop.Schema{Format: st.GetSchema().GetFormat(), Compatibility: st.GetSchema().GetCompatibility(), Definition: st.GetSchema().GetDefinition()},
+		})
+	}
+	for _, p := range s.GetProducers() {
+		out.Producers = append(out.Producers, loop.Producer{Principal: p.GetPrincipal(), Streams: p.GetStreams()})
+	}
+	for _, c := range s.GetConsumers() {
+		out.Consumers = append(out.Consumers, loop.Consumer{Principal: c.GetPrincipal(), Group: c.GetGroup(), Streams: c.GetStreams()})
+	}
+	if a := s.GetAction(); a != nil {
+		out.Action = &loop.Action{Stream: a.GetStream()}
+	}
+	return out
+}
+
+func specToProto(s loop.Spec) *lgv1.LoopSpec {
+	out := &lgv1.LoopSpec{
+		Description:    s.Description,
+		Owners:         s.Owners,
+		Classification: string(s.Classification),
+		Residency:      s.Residency,
+		RetentionMs:    s.RetentionMs,
+		Slo:            &lgv1.Slo{LatencyP99Ms: s.SLO.LatencyP99Ms, FreshnessMs: s.SLO.FreshnessMs},
+		Throughput:     &lgv1.Throughput{BytesPerSecond: s.Throughput.BytesPerSecond, PeakFactor: s.Throughput.PeakFactor, RecordBytes: s.Throughput.RecordBytes},
+	}
+	for _, st := range s.Streams {
+		out.Streams = append(out.Streams, &lgv1.Stream{Name: st.Name, Partitions: st.Partitions,
+			Schema: &lgv1.StreamSchema{Format: st.Schema.Format, Compatibility: st.Schema.Compatibility, Definition: st.Schema.Definition}})
+	}
+	for _, p := range s.Producers {
+		out.Producers = append(out.Producers, &lgv1.Producer{Principal: p.Principal, Streams: p.Streams})
+	}
+	for _, c := range s.Consumers {
+		out.Consumers = append(out.Consumers, &lgv1.Consumer{Principal: c.Principal, Group: c.Group, Streams: c.Streams})
+	}
+	if s.Action != nil {
+		out.Action = &lgv1.LoopAction{Stream: s.Action.Stream}
+	}
+	return out
+}
+
+var stateToProto = map[loop.State]lgv1.Loop_State{
+	loop.StatePendingApproval: lgv1.Loop_PENDING_APPROVAL,
+	loop.StateProvisioning:    lgv1.Loop_PROVISIONING,
+	loop.StateReady:           lgv1.Loop_READY,
+	loop.StateFailed:          lgv1.Loop_FAILED,
+	loop.StateDeleting:        lgv1.Loop_DELETING,
+}
+
+func loopToProto(l *loop.Loop) *lgv1.Loop {
+	m := l.Metadata
+	st := l.Status
+	out := &lgv1.Loop{
+		Name: m.ResourceName(), Uid: m.UID, Labels: m.Labels, Generation: m.Generation, Etag: m.Etag,
+		CreateTime: ts(m.CreateTime), UpdateTime: ts(m.UpdateTime), DeleteTime: ts(m.DeleteTime),
+		Spec: specToProto(l.Spec),
+		Status: &lgv1.LoopStatus{
+			State: stateToProto[st.State], ObservedGeneration: st.ObservedGeneration,
+			DecisionId: st.DecisionID, Cluster: st.Cluster, NeedsApproval: st.NeedsApproval,
+			ApprovedGeneration: st.ApprovedGeneration, ApprovedBy: st.ApprovedBy,
+			Policy: &lgv1.PolicyVerdict{
+				DecisionId: st.DecisionID, BundleRevision: st.BundleRevision, Allowed: st.DecisionID != "",
+				Warn: loopViolationsToProto(st.Warnings), Approval: loopViolationsToProto(st.ApprovalReasons),
+			},
+		},
+	}
+	for _, c := range st.Conditions {
+		out.Status.Conditions = append(out.Status.Conditions, &lgv1.Condition{
+			Type: c.Type, Status: string(c.Status), Reason: c.Reason, Message: c.Message,
+			ObservedGeneration: c.ObservedGeneration, LastTransitionTime: ts(c.LastTransitionTime),
+		})
+	}
+	return out
+}
+
+func loopViolationsToProto(vs []loop.Violation) []*lgv1.Violation {
+	out := make([]*lgv1.Violation, len(vs))
+	for i, v := range vs {
+		out[i] = &lgv1.Violation{Id: v.ID, Msg: v.Msg, Field: v.Field}
+	}
+	return out
+}
+
+func violationsToProto(vs []policy.Violation) []*lgv1.Violation {
+	out := make([]*lgv1.Violation, len(vs))
+	for i, v := range vs {
+		out[i] = &lgv1.Violation{Id: v.ID, Msg: v.Msg, Field: v.Field}
+	}
+	return out
+}
+
+func verdictToProto(d policy.Decision) *lgv1.PolicyVerdict {
+	return &lgv1.PolicyVerdict{
+		DecisionId: d.ID, BundleRevision: d.BundleRevision, Allowed: d.Allowed(),
+		Deny: violationsToProto(d.Deny), Warn: violationsToProto(d.Warn), Approval: violationsToProto(d.Approval),
+	}
+}
+
+func derivedToProto(r provisioning.Resources) *lgv1.DerivedResources {
+	out := &lgv1.DerivedResources{}
+	for _, t := range r.Topics {
+		out.Topics = append(out.Topics, &lgv1.Topic{Name: t.Name, Partitions: t.Partitions, ReplicationFactor: int32(t.ReplicationFactor), Configs: t.Configs})
+	}
+	for _, a := range r.ACLs {
+		out.Acls = append(out.Acls, &lgv1.Acl{Principal: a.Principal, Host: a.Host, ResourceType: a.ResourceType,
+			ResourceName: a.ResourceName, PatternType: a.PatternType, Operation: a.Operation, Permission: a.Permission})
+	}
+	for _, q := range r.Quotas {
+		out.Quotas = append(out.Quotas, &lgv1.Quota{Principal: q.Principal, ProducerByteRate: q.ProducerByteRate, ConsumerByteRate: q.ConsumerByteRate})
+	}
+	return out
+}
+
+var operationToProto = map[string]lgv1.PlanLoopResponse_Operation{
+	"CREATE": lgv1.PlanLoopResponse_CREATE,
+	"UPDATE": lgv1.PlanLoopResponse_UPDATE,
+	"NOOP":   lgv1.PlanLoopResponse_NOOP,
+}
+
+func planToProto(p *PlanResult) *lgv1.PlanLoopResponse {
+	out := &lgv1.PlanLoopResponse{
+		Operation: operationToProto[p.Operation], Verdict: verdictToProto(p.Decision),
+		Derived: derivedToProto(p.Derived), Cluster: p.Cluster.Name,
+	}
+	for _, a := range p.Actions {
+		out.Changes = append(out.Changes, &lgv1.PlannedChange{Kind: string(a.Kind), Resource: a.Resource, Current: a.Current, Desired: a.Desired})
+	}
+	for _, pr := range p.Problems {
+		out.Changes = append(out.Changes, &lgv1.PlannedChange{Kind: "Refused", Resource: pr.Resource, Desired: pr.Message})
+	}
+	return out
+}
+
+func auditToProto(e audit.Event) *lgv1.AuditEvent {
+	out := &lgv1.AuditEvent{
+		Seq: e.Seq, Id: e.ID, Time: ts(e.Time), Actor: e.Actor, Action: e.Action, Resource: e.Resource,
+		RequestId: e.RequestID, DecisionId: e.DecisionID, Outcome: e.Outcome, PrevHash: e.PrevHash, Hash: e.Hash,
+	}
+	if len(e.Details) > 0 {
+		var m map[string]any
+		if json.Unmarshal(e.Details, &m) == nil {
+			if s, err := structpb.NewStruct(m); err == nil {
+				out.Details = s
+			}
+		}
+	}
+	return out
+}
+
+func clusterToProto(c catalog.Cluster) *lgv1.Cluster {
+	return &lgv1.Cluster{Name: c.Name, Region: c.Region, Zones: c.Zones, BootstrapServers: c.BootstrapServers, ReplicationFactor: int32(c.ReplicationFactor)}
+}

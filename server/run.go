@@ -1,0 +1,321 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"github.com/open-policy-agent/opa/v1/bundle"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/protobuf/encoding/protojson"
+
+	"github.com/loopgate/loopgate/config"
+	"github.com/loopgate/loopgate/embedded"
+	lgv1 "github.com/loopgate/loopgate/gen/loopgate/v1"
+	"github.com/loopgate/loopgate/gen/openapi"
+	"github.com/loopgate/loopgate/policy"
+	"github.com/loopgate/loopgate/provisioning"
+	"github.com/loopgate/loopgate/reconciler"
+	"github.com/loopgate/loopgate/store"
+	"github.com/loopgate/loopgate/store/postgres"
+	"github.com/loopgate/loopgate/store/sqlite"
+)
+
+// Server is a running loopgate: API listeners, store, clusters, reconciler.
+type Server struct {
+	GRPCAddr string // actual listen address
+	HTTPAddr string
+	Core     *Core
+
+	cfg      *config.Config
+	log      *slog.Logger
+	closers  []func()
+	grpcSrv  *grpc.Server
+	httpSrv  *http.Server
+	recon    *reconciler.Reconciler
+	grpcLis  net.Listener
+	httpLis  net.Listener
+	clusters []ClusterInfo
+}
+
+// ClusterInfo describes a connected cluster (printed at start).
+type ClusterInfo struct {
+	Name, Region     string
+	BootstrapServers []string
+	Embedded         bool
+	SASL             *provisioning.SASL
+}
+
+// New builds a server from cfg: opens the store, starts embedded clusters,
+// connects admin clients, loads policy and binds the listeners. Call Run to
+// serve and Close to release everything.
+func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (s *Server, err error) {
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	s = &Server{cfg: cfg, log: log}
+	defer func() {
+		if err != nil {
+			s.Close()
+		}
+	}()
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("creating data dir: %w", err)
+	}
+
+	// Tokens: configured ones plus, for the embedded default, demo tokens.
+	var tokens []Token
+	var devNames map[string]string
+	cfgTokens := cfg.Tokens
+	if cfg.DevCredentials {
+		names, demo, err := devTokens(cfg.DataDir)
+		if err != nil {
+			return nil, err
+		}
+		devNames = names
+		cfgTokens = append(append([]config.Token(nil), cfgTokens...), demo...)
+	}
+	for _, t := range cfgTokens {
+		tok := t.Token
+		if t.TokenEnv != "" {
+			tok = os.Getenv(t.TokenEnv)
+			if tok == "" {
+				return nil, fmt.Errorf("token for %s: environment variable %s is empty", t.Subject, t.TokenEnv)
+			}
+		}
+		tokens = append(tokens, Token{Token: tok, Identity: Identity{Subject: t.Subject, Teams: t.Teams, Roles: t.Roles}})
+	}
+
+	st, err := openStore(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	s.closers = append(s.closers, func() { _ = st.Close() })
+
+	// Clusters: embedded ones start in-process; all get a read-write admin
+	// (reconciler) and a read-only admin (plan).
+	cat := cfg.Catalog()
+	admins := map[string]provisioning.Admin{}
+	planAdmins := map[string]provisioning.Admin{}
+	for i, cc := range cfg.Clusters {
+		conn := provisioning.ClusterConn{BootstrapServers: cc.BootstrapServers}
+		info := ClusterInfo{Name: cc.Name, Region: cc.Region, Embedded: cc.Embedded}
+		if cc.Embedded {
+			ec, err := embedded.Start(ctx, embedded.Options{
+				Name: cc.Name, DataDir: filepath.Join(cfg.DataDir, "kafka", cc.Name), Port: cc.EmbeddedPort,
+			})
+			if err != nil {
+				return nil, fmt.Errorf("starting embedded cluster %s: %w", cc.Name, err)
+			}
+			s.closers = append(s.closers, ec.Close)
+			conn = ec.Conn()
+		} else if cc.SASL != nil {
+			pw := cc.SASL.Password
+			if cc.SASL.PasswordEnv != "" {
+				pw = os.Getenv(cc.SASL.PasswordEnv)
+			}
+			conn.SASL = &provisioning.SASL{Mechanism: cc.SASL.Mechanism, Username: cc.SASL.Username, Password: pw}
+		}
+		if cc.TLS != nil {
+			conn.TLS = &provisioning.TLS{CAFile: cc.TLS.CAFile, CertFile: cc.TLS.CertFile, KeyFile: cc.TLS.KeyFile, InsecureSkipVerify: cc.TLS.InsecureSkipVerify}
+		}
+		cat.Clusters[i].BootstrapServers = conn.BootstrapServers
+		info.BootstrapServers = conn.BootstrapServers
+		info.SASL = conn.SASL
+		s.clusters = append(s.clusters, info)
+		client, err := provisioning.Connect(conn, kgo.ClientID("loopgate"))
+		if err != nil {
+			return nil, fmt.Errorf("connecting to cluster %s: %w", cc.Name, err)
+		}
+		s.closers = append(s.closers, client.Close)
+		admins[cc.Name] = provisioning.NewKafkaAdmin(client)
+		planAdmins[cc.Name] = provisioning.NewKafkaAdmin(client, provisioning.ReadOnly())
+	}
+
+	b, err := loadBundle(cfg)
+	if err != nil {
+		return nil, err
+	}
+	engine, err := policy.NewEngine(ctx, b)
+	if err != nil {
+		return nil, fmt.Errorf("preparing policy: %w", err)
+	}
+
+	s.recon = reconciler.New(st, cat, admins, reconciler.Options{Resync: cfg.Resync, Logger: log})
+	s.Core = &Core{Store: st, Policy: engine, Catalog: cat, PlanAdmins: planAdmins, Notify: s.recon.Enqueue, Log: log}
+
+	// gRPC with the one auth interceptor; REST through grpc-gateway dialing
+	// the gRPC listener, so both paths share authentication and errors.
+	s.grpcLis, err = net.Listen("tcp", cfg.GRPCAddr)
+	if err != nil {
+		return nil, fmt.Errorf("gRPC listener on %s: %w", cfg.GRPCAddr, err)
+	}
+	s.GRPCAddr = s.grpcLis.Addr().String()
+	s.grpcSrv = grpc.NewServer(grpc.ChainUnaryInterceptor(authInterceptor(NewAuthenticator(tokens), s.Core.AuditRejected)))
+	lgv1.RegisterLoopServiceServer(s.grpcSrv, &loopService{core: s.Core})
+	lgv1.RegisterAuditServiceServer(s.grpcSrv, &auditService{core: s.Core})
+	lgv1.RegisterClusterServiceServer(s.grpcSrv, &clusterService{core: s.Core})
+
+	s.httpLis, err = net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return nil, fmt.Errorf("HTTP listener on %s: %w", cfg.HTTPAddr, err)
+	}
+	s.HTTPAddr = s.httpLis.Addr().String()
+	gw := runtime.NewServeMux(
+		runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.JSONPb{
+			MarshalOptions:   protojson.MarshalOptions{EmitUnpopulated: false},
+			UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
+		}),
+		runtime.WithIncomingHeaderMatcher(func(h string) (string, bool) {
+			if strings.EqualFold(h, "X-Request-Id") {
+				return "x-request-id", true
+			}
+			return runtime.DefaultHeaderMatcher(h)
+		}),
+	)
+	dial := []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
+	for _, reg := range []func(context.Context, *runtime.ServeMux, string, []grpc.DialOption) error{
+		lgv1.RegisterLoopServiceHandlerFromEndpoint,
+		lgv1.RegisterAuditServiceHandlerFromEndpoint,
+		lgv1.RegisterClusterServiceHandlerFromEndpoint,
+	} {
+		if err := reg(ctx, gw, s.GRPCAddr, dial); err != nil {
+			return nil, fmt.Errorf("registering REST gateway: %w", err)
+		}
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/v1/", gw)
+	mux.HandleFunc("/openapi.json", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(openapi.Spec)
+	})
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") })
+	s.httpSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+
+	if cfg.DevCredentials {
+		path, err := writeDevCredentials(s.GRPCAddr, devNames)
+		if err != nil {
+			return nil, err
+		}
+		s.log.Debug("dev credentials written", "path", path)
+	}
+	return s, nil
+}
+
+func openStore(ctx context.Context, cfg *config.Config) (store.Store, error) {
+	switch cfg.Store.Driver {
+	case "postgres":
+		dsn := cfg.Store.DSN
+		if cfg.Store.DSNEnv != "" {
+			dsn = os.Getenv(cfg.Store.DSNEnv)
+		}
+		st, err := postgres.Open(ctx, dsn)
+		if err != nil {
+			return nil, fmt.Errorf("opening PostgreSQL store: %w", err)
+		}
+		return st, nil
+	default:
+		path := cfg.Store.Path
+		if path == "" {
+			path = filepath.Join(cfg.DataDir, "loopgate.db")
+		}
+		st, err := sqlite.Open(ctx, path)
+		if err != nil {
+			return nil, fmt.Errorf("opening SQLite store %s: %w", path, err)
+		}
+		return st, nil
+	}
+}
+
+func loadBundle(cfg *config.Config) (*bundle.Bundle, error) {
+	if cfg.Policy.Bundle == "" {
+		return policy.DefaultBundle()
+	}
+	b, err := policy.LoadBundle(cfg.Policy.Bundle)
+	if err != nil {
+		return nil, fmt.Errorf("loading policy bundle %s: %w", cfg.Policy.Bundle, err)
+	}
+	return b, nil
+}
+
+// Banner prints where everything listens.
+func (s *Server) Banner(w io.Writer) {
+	fmt.Fprintf(w, "loopgate is ready\n")
+	fmt.Fprintf(w, "  gRPC:      %s\n", s.GRPCAddr)
+	fmt.Fprintf(w, "  REST:      http://%s/v1/  (OpenAPI: http://%s/openapi.json)\n", s.HTTPAddr, s.HTTPAddr)
+	fmt.Fprintf(w, "  data dir:  %s (store: %s)\n", s.cfg.DataDir, s.cfg.Store.Driver)
+	fmt.Fprintf(w, "  policy:    bundle revision %s\n", s.Core.Policy.Revision())
+	for _, c := range s.clusters {
+		kind := "external"
+		if c.Embedded {
+			kind = "embedded"
+		}
+		fmt.Fprintf(w, "  cluster:   %s (region %s, %s) bootstrap %s", c.Name, c.Region, kind, strings.Join(c.BootstrapServers, ","))
+		if c.SASL != nil {
+			if c.Embedded {
+				fmt.Fprintf(w, " SASL %s user %s password %s", c.SASL.Mechanism, c.SASL.Username, c.SASL.Password)
+			} else {
+				fmt.Fprintf(w, " SASL %s user %s", c.SASL.Mechanism, c.SASL.Username)
+			}
+		}
+		fmt.Fprintln(w)
+	}
+	if s.cfg.DevCredentials {
+		path, _ := DevCredentialsPath()
+		fmt.Fprintf(w, "  dev credentials (admin token; loopctl finds them): %s\n", path)
+		fmt.Fprintf(w, "  demo tokens (loopctl --as NAME): admin, reviewer, growth, risk\n")
+	}
+}
+
+// Run serves until ctx ends, then shuts down gracefully.
+func (s *Server) Run(ctx context.Context) error {
+	errc := make(chan error, 3)
+	go func() { errc <- s.grpcSrv.Serve(s.grpcLis) }()
+	go func() {
+		if err := s.httpSrv.Serve(s.httpLis); !errors.Is(err, http.ErrServerClosed) {
+			errc <- err
+			return
+		}
+		errc <- nil
+	}()
+	rctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() { errc <- s.recon.Run(rctx) }()
+	select {
+	case <-ctx.Done():
+	case err := <-errc:
+		if err != nil {
+			return err
+		}
+	}
+	shutdown, done := context.WithTimeout(context.Background(), 5*time.Second)
+	defer done()
+	_ = s.httpSrv.Shutdown(shutdown)
+	stopped := make(chan struct{})
+	go func() { s.grpcSrv.GracefulStop(); close(stopped) }()
+	select {
+	case <-stopped:
+	case <-shutdown.Done():
+		s.grpcSrv.Stop()
+	}
+	return nil
+}
+
+// Close releases the store, clients and embedded clusters.
+func (s *Server) Close() {
+	for i := len(s.closers) - 1; i >= 0; i-- {
+		s.closers[i]()
+	}
+	s.closers = nil
+}

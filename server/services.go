@@ -1,0 +1,307 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+
+	lgv1 "github.com/loopgate/loopgate/gen/loopgate/v1"
+	"github.com/loopgate/loopgate/loop"
+	"github.com/loopgate/loopgate/store"
+)
+
+// Compile-time checks that the services implement the generated interfaces.
+var (
+	_ lgv1.LoopServiceServer    = (*loopService)(nil)
+	_ lgv1.AuditServiceServer   = (*auditService)(nil)
+	_ lgv1.ClusterServiceServer = (*clusterService)(nil)
+)
+
+type loopService struct {
+	lgv1.UnimplementedLoopServiceServer
+	core *Core
+}
+
+func caller(ctx context.Context) Identity {
+	id, _ := identityFrom(ctx) // the interceptor guarantees one
+	return id
+}
+
+func invalidField(resource, field, msg string) error {
+	return &InvalidError{Resource: resource, Problems: loop.FieldErrors{{Field: field, Message: msg}}}
+}
+
+func requestID(ctx context.Context, fromBody string) string {
+	if fromBody != "" {
+		return fromBody
+	}
+	return requestIDFrom(ctx)
+}
+
+func (s *loopService) GetLoop(ctx context.Context, req *lgv1.GetLoopRequest) (*lgv1.Loop, error) {
+	team, name, ok := parseLoopName(req.GetName())
+	if !ok {
+		return nil, invalidField(req.GetName(), "name", fmt.Sprintf("%q is not a loop name: want teams/{team}/loops/{loop}", req.GetName()))
+	}
+	l, err := s.core.Get(ctx, caller(ctx), team, name)
+	if err != nil {
+		return nil, err
+	}
+	return loopToProto(l), nil
+}
+
+// parseParent accepts "teams/{team}" and "teams/-" (all teams).
+func parseParent(parent string) (string, bool) {
+	team, ok := strings.CutPrefix(parent, "teams/")
+	if !ok || team == "" || strings.Contains(team, "/") {
+		return "", false
+	}
+	if team == "-" {
+		return "", true
+	}
+	return team, true
+}
+
+func (s *loopService) ListLoops(ctx context.Context, req *lgv1.ListLoopsRequest) (*lgv1.ListLoopsResponse, error) {
+	team, ok := parseParent(req.GetParent())
+	if !ok {
+		return nil, invalidField(req.GetParent(), "parent", "want teams/{team}, or teams/- for every team you may see")
+	}
+	if req.GetPageSize() < 0 {
+		return nil, invalidField(req.GetParent(), "page_size", "must not be negative")
+	}
+	var stateFilter loop.State
+	if f := strings.TrimSpace(req.GetFilter()); f != "" {
+		v, ok := strings.CutPrefix(f, "state=")
+		if !ok {
+			return nil, invalidField(req.GetParent(), "filter", fmt.Sprintf("unsupported filter %q: only state=STATE is supported", f))
+		}
+		stateFilter = loop.State(strings.TrimSpace(v))
+		if _, known := stateToProto[stateFilter]; !known {
+			return nil, invalidField(req.GetParent(), "filter", fmt.Sprintf("unknown state %q", v))
+		}
+	}
+	loops, next, err := s.core.List(ctx, caller(ctx), store.ListOptions{Team: team, PageSize: int(req.GetPageSize()), PageToken: req.GetPageToken()})
+	if err != nil {
+		return nil, err
+	}
+	out := &lgv1.ListLoopsResponse{NextPageToken: next}
+	for _, l := range loops {
+		if stateFilter != "" && l.Status.State != stateFilter {
+			continue
+		}
+		out.Loops = append(out.Loops, loopToProto(l))
+	}
+	return out, nil
+}
+
+func (s *loopService) CreateLoop(ctx context.Context, req *lgv1.CreateLoopRequest) (*lgv1.Loop, error) {
+	team, ok := parseParent(req.GetParent())
+	if !ok || team == "" {
+		return nil, invalidField(req.GetParent(), "parent", "want teams/{team}")
+	}
+	p := proto.Clone(req.GetLoop()).(*lgv1.Loop)
+	if p == nil {
+		return nil, invalidField(req.GetParent(), "loop", "required")
+	}
+	if req.GetLoopId() == "" {
+		return nil, invalidField(req.GetParent(), "loop_id", "required: the loop's name within the team")
+	}
+	want := req.GetParent() + "/loops/" + req.GetLoopId()
+	if p.GetName() != "" && p.GetName() != want {
+		return nil, invalidField(want, "loop.name", fmt.Sprintf("%q does not match parent and loop_id (%s); leave it empty", p.GetName(), want))
+	}
+	p.Name = want
+	l, err := loopFromProto(p)
+	if err != nil {
+		return nil, err
+	}
+	created, err := s.core.Create(ctx, caller(ctx), l, WriteOptions{ValidateOnly: req.GetValidateOnly(), RequestID: requestID(ctx, req.GetRequestId())})
+	if err != nil {
+		return nil, err
+	}
+	return loopToProto(created), nil
+}
+
+// updatablePaths are the update_mask paths UpdateLoop accepts.
+func checkMaskPath(path string) error {
+	if path == "labels" || path == "spec" {
+		return nil
+	}
+	field, ok := strings.CutPrefix(path, "spec.")
+	if !ok {
+		return fmt.Errorf("%q cannot be updated: only labels, spec and spec.<field> can", path)
+	}
+	if (&lgv1.LoopSpec{}).ProtoReflect().Descriptor().Fields().ByName(protoreflect.Name(field)) == nil {
+		return fmt.Errorf("%q: LoopSpec has no field %q", path, field)
+	}
+	return nil
+}
+
+// applyMask copies the masked fields of src into dst (both loops).
+func applyMask(dst, src *lgv1.Loop, paths []string) {
+	for _, path := range paths {
+		switch {
+		case path == "labels":
+			dst.Labels = src.GetLabels()
+		case path == "spec":
+			dst.Spec = src.GetSpec()
+		default:
+			field := strings.TrimPrefix(path, "spec.")
+			if dst.Spec == nil {
+				dst.Spec = &lgv1.LoopSpec{}
+			}
+			fd := dst.Spec.ProtoReflect().Descriptor().Fields().ByName(protoreflect.Name(field))
+			srcSpec := src.GetSpec().ProtoReflect()
+			if src.GetSpec() != nil && srcSpec.Has(fd) {
+				dst.Spec.ProtoReflect().Set(fd, srcSpec.Get(fd))
+			} else {
+				dst.Spec.ProtoReflect().Clear(fd)
+			}
+		}
+	}
+}
+
+func (s *loopService) UpdateLoop(ctx context.Context, req *lgv1.UpdateLoopRequest) (*lgv1.Loop, error) {
+	in := req.GetLoop()
+	team, name, ok := parseLoopName(in.GetName())
+	if !ok {
+		return nil, invalidField(in.GetName(), "loop.name", fmt.Sprintf("%q is not a loop name: want teams/{team}/loops/{loop}", in.GetName()))
+	}
+	paths := req.GetUpdateMask().GetPaths()
+	if len(paths) == 0 || (len(paths) == 1 && paths[0] == "*") {
+		paths = []string{"labels", "spec"}
+	}
+	var problems loop.FieldErrors
+	for _, p := range paths {
+		if err := checkMaskPath(p); err != nil {
+			problems = append(problems, loop.FieldError{Field: "update_mask", Message: err.Error()})
+		}
+	}
+	if len(problems) > 0 {
+		return nil, &InvalidError{Resource: in.GetName(), Problems: problems}
+	}
+	id := caller(ctx)
+	cur, err := s.core.Get(ctx, id, team, name)
+	if err != nil {
+		// Authorize before revealing whether the loop exists.
+		if aerr := s.core.authorize(ctx, id, "loop.update", in.GetName(), team, requestID(ctx, req.GetRequestId())); aerr != nil {
+			return nil, aerr
+		}
+		return nil, err
+	}
+	merged := loopToProto(cur)
+	applyMask(merged, in, paths)
+	l, err := loopFromProto(merged)
+	if err != nil {
+		return nil, err
+	}
+	updated, err := s.core.Update(ctx, id, l, in.GetEtag(), WriteOptions{ValidateOnly: req.GetValidateOnly(), RequestID: requestID(ctx, req.GetRequestId())})
+	if err != nil {
+		return nil, err
+	}
+	return loopToProto(updated), nil
+}
+
+func (s *loopService) DeleteLoop(ctx context.Context, req *lgv1.DeleteLoopRequest) (*lgv1.Loop, error) {
+	team, name, ok := parseLoopName(req.GetName())
+	if !ok {
+		return nil, invalidField(req.GetName(), "name", fmt.Sprintf("%q is not a loop name: want teams/{team}/loops/{loop}", req.GetName()))
+	}
+	l, err := s.core.Delete(ctx, caller(ctx), team, name, req.GetEtag(), WriteOptions{ValidateOnly: req.GetValidateOnly(), RequestID: requestID(ctx, req.GetRequestId())})
+	if err != nil {
+		return nil, err
+	}
+	return loopToProto(l), nil
+}
+
+func (s *loopService) PlanLoop(ctx context.Context, req *lgv1.PlanLoopRequest) (*lgv1.PlanLoopResponse, error) {
+	l, err := loopFromProto(req.GetLoop())
+	if err != nil {
+		return nil, err
+	}
+	res, err := s.core.Plan(ctx, caller(ctx), l)
+	if err != nil {
+		return nil, err
+	}
+	return planToProto(res), nil
+}
+
+func (s *loopService) ApproveLoop(ctx context.Context, req *lgv1.ApproveLoopRequest) (*lgv1.Loop, error) {
+	team, name, ok := parseLoopName(req.GetName())
+	if !ok {
+		return nil, invalidField(req.GetName(), "name", fmt.Sprintf("%q is not a loop name: want teams/{team}/loops/{loop}", req.GetName()))
+	}
+	l, err := s.core.Approve(ctx, caller(ctx), team, name, req.GetEtag(), req.GetComment(), requestID(ctx, req.GetRequestId()))
+	if err != nil {
+		return nil, err
+	}
+	return loopToProto(l), nil
+}
+
+type auditService struct {
+	lgv1.UnimplementedAuditServiceServer
+	core *Core
+}
+
+func (s *auditService) ListAuditEvents(ctx context.Context, req *lgv1.ListAuditEventsRequest) (*lgv1.ListAuditEventsResponse, error) {
+	id := caller(ctx)
+	f := store.AuditFilter{Resource: req.GetResource(), Actor: req.GetActor(), Action: req.GetAction(), PageSize: int(req.GetPageSize())}
+	if !id.IsAdmin() {
+		team, _, ok := parseLoopName(f.Resource)
+		if !ok || !id.CanActFor(team) {
+			return nil, &ForbiddenError{Reason: "TEAM_SCOPE", Message: fmt.Sprintf(
+				"%s may only read the audit trail of its own teams' loops: set resource to teams/{team}/loops/{loop}", id.Subject)}
+		}
+	}
+	if t := req.GetPageToken(); t != "" {
+		var after int64
+		if _, err := fmt.Sscanf(t, "seq-%d", &after); err != nil {
+			return nil, invalidField("auditEvents", "page_token", "not a token this server returned")
+		}
+		f.AfterSeq = after
+	}
+	if f.PageSize <= 0 {
+		f.PageSize = 100
+	}
+	events, err := s.core.Store.ListAudit(ctx, f)
+	if err != nil {
+		return nil, err
+	}
+	out := &lgv1.ListAuditEventsResponse{}
+	for _, e := range events {
+		out.Events = append(out.Events, auditToProto(e))
+	}
+	if len(events) == f.PageSize && len(events) > 0 {
+		out.NextPageToken = fmt.Sprintf("seq-%d", events[len(events)-1].Seq)
+	}
+	return out, nil
+}
+
+func (s *auditService) VerifyAuditChain(ctx context.Context, _ *lgv1.VerifyAuditChainRequest) (*lgv1.VerifyAuditChainResponse, error) {
+	res, err := s.core.Store.VerifyAudit(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := &lgv1.VerifyAuditChainResponse{Ok: res.OK, EventsChecked: res.Events}
+	if b := res.FirstBroken; b != nil {
+		out.FirstBroken = &lgv1.BrokenLink{Seq: b.Seq, Id: b.ID, Reason: b.Reason}
+	}
+	return out, nil
+}
+
+type clusterService struct {
+	lgv1.UnimplementedClusterServiceServer
+	core *Core
+}
+
+func (s *clusterService) ListClusters(ctx context.Context, _ *lgv1.ListClustersRequest) (*lgv1.ListClustersResponse, error) {
+	out := &lgv1.ListClustersResponse{}
+	for _, c := range s.core.Catalog.Clusters {
+		out.Clusters = append(out.Clusters, clusterToProto(c))
+	}
+	return out, nil
+}
