@@ -31,6 +31,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/loopgate/loopgate/audit"
@@ -53,6 +54,8 @@ type Reconciler struct {
 
 	resync  time.Duration
 	workers int
+
+	running atomic.Bool // Enqueue is a no-op while no Run is active
 
 	mu       sync.Mutex
 	queued   map[string]bool // keys waiting in the queue
@@ -95,6 +98,9 @@ func New(st store.Store, cat *catalog.Catalog, admins map[string]provisioning.Ad
 // Enqueue asks for key ("team/name") to be reconciled soon. Enqueueing a key
 // that is already waiting is a no-op; one being reconciled runs again after.
 func (r *Reconciler) Enqueue(key string) {
+	if !r.running.Load() {
+		return // Run enqueues every loop when it starts
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.inflight[key] {
@@ -116,6 +122,8 @@ func (r *Reconciler) Enqueue(key string) {
 // Run reconciles until ctx ends: workers drain the queue and every loop is
 // enqueued at start and on each resync.
 func (r *Reconciler) Run(ctx context.Context) error {
+	r.running.Store(true)
+	defer r.running.Store(false)
 	var wg sync.WaitGroup
 	for range r.workers {
 		wg.Add(1)
@@ -223,7 +231,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, key string) error {
 		return r.fail(ctx, l, "NoCluster", fmt.Errorf("no admin client for cluster %q", cl.Name), nil)
 	}
 
+	start := time.Now()
 	res, err := Compute(ctx, r.store, admin, l, cl)
+	observed := time.Since(start)
 	if err != nil {
 		return r.fail(ctx, l, "ObserveFailed", err, nil)
 	}
@@ -245,10 +255,15 @@ func (r *Reconciler) Reconcile(ctx context.Context, key string) error {
 			return r.fail(ctx, l, "KafkaError", err, results)
 		}
 	}
+	executed := time.Since(start)
 	if deleting {
-		return r.finishDelete(ctx, l, cl, results)
+		err = r.finishDelete(ctx, l, cl, results)
+	} else {
+		err = r.finishApply(ctx, l, cl, res.Desired, results)
 	}
-	return r.finishApply(ctx, l, cl, res.Desired, results)
+	r.log.Debug("reconciled", "loop", key, "generation", l.Metadata.Generation, "actions", len(res.Plan.Actions),
+		"compute", observed, "execute", executed-observed, "total", time.Since(start), "err", err)
+	return err
 }
 
 // awaitingApproval reports whether the loop's current generation needs an

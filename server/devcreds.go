@@ -97,3 +97,16 @@ func writeDevCredentials(server string, byName map[string]string) (string, error
 	}
 	return path, nil
 }
+
+// ReadDevCredentials reads a dev credentials file.
+func ReadDevCredentials(path string) (*DevCredentials, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var c DevCredentials
+	if err := json.Unmarshal(raw, &c); err != nil {
+		return nil, fmt.Errorf("reading dev credentials %s: %w", path, err)
+	}
+	return &c, nil
+}

@@ -153,7 +153,17 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (s *Server, 
 	}
 
 	s.recon = reconciler.New(st, cat, admins, reconciler.Options{Resync: cfg.Resync, Logger: log})
-	s.Core = &Core{Store: st, Policy: engine, Catalog: cat, PlanAdmins: planAdmins, Notify: s.recon.Enqueue, Log: log}
+	notify := s.recon.Enqueue
+	if n, shared := st.(store.Notifier); shared {
+		// Wake the reconciler in whichever process leads.
+		notify = func(key string) {
+			s.recon.Enqueue(key)
+			if err := n.Publish(context.Background(), key); err != nil {
+				log.Warn("publishing a loop change failed; the next resync picks it up", "loop", key, "err", err)
+			}
+		}
+	}
+	s.Core = &Core{Store: st, Policy: engine, Catalog: cat, PlanAdmins: planAdmins, Notify: notify, Log: log}
 
 	// gRPC with the one auth interceptor; REST through grpc-gateway dialing
 	// the gRPC listener, so both paths share authentication and errors.
@@ -291,7 +301,7 @@ func (s *Server) Run(ctx context.Context) error {
 	}()
 	rctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	go func() { errc <- s.recon.Run(rctx) }()
+	go func() { errc <- s.reconcile(rctx) }()
 	select {
 	case <-ctx.Done():
 	case err := <-errc:
@@ -308,6 +318,36 @@ func (s *Server) Run(ctx context.Context) error {
 	case <-stopped:
 	case <-shutdown.Done():
 		s.grpcSrv.Stop()
+	}
+	return nil
+}
+
+// reconcile runs the reconciler; with a shared store (PostgreSQL) only while
+// this process holds the reconciler lease, so exactly one process
+// reconciles at a time.
+func (s *Server) reconcile(ctx context.Context) error {
+	el, shared := s.Core.Store.(store.Elector)
+	if !shared {
+		return s.recon.Run(ctx)
+	}
+	for ctx.Err() == nil {
+		lease, err := el.Lead(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			s.log.Warn("reconciler lease not acquired; retrying", "err", err)
+			time.Sleep(time.Second)
+			continue
+		}
+		s.log.Info("this process now runs the reconciler")
+		if n, ok := s.Core.Store.(store.Notifier); ok {
+			go func() { _ = n.Subscribe(lease, s.recon.Enqueue) }()
+		}
+		_ = s.recon.Run(lease)
+		if ctx.Err() == nil {
+			s.log.Warn("reconciler lease lost; waiting to lead again")
+		}
 	}
 	return nil
 }

@@ -101,3 +101,21 @@ type Store interface {
 	VerifyAudit(ctx context.Context) (audit.VerifyResult, error)
 	Close() error
 }
+
+// Elector is implemented by stores that several loopgate processes share
+// (PostgreSQL). Exactly one process at a time runs the reconciler: Lead
+// blocks until this process holds the lease (or ctx ends) and returns a
+// context that is cancelled if the lease is lost. Stores without Elector
+// (SQLite) belong to one process, which always leads.
+type Elector interface {
+	Lead(ctx context.Context) (context.Context, error)
+}
+
+// Notifier is implemented by stores that several processes share: a write
+// in one process wakes the reconciler in whichever process leads.
+type Notifier interface {
+	// Publish announces that the loop "team/name" changed.
+	Publish(ctx context.Context, key string) error
+	// Subscribe calls fn with every published key until ctx ends.
+	Subscribe(ctx context.Context, fn func(key string)) error
+}
