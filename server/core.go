@@ -101,7 +101,8 @@ func (c *Core) logger() *slog.Logger {
 	return slog.Default()
 }
 
-// authorize checks team scope; a refusal is audited and returned.
+// authorize checks team scope; a refusal is audited and returned. Reads
+// are checked (and refusals audited) the same way as writes.
 func (c *Core) authorize(ctx context.Context, id Identity, action, resource, team, requestID string) error {
 	if id.CanActFor(team) {
 		return nil
@@ -604,8 +605,8 @@ func (c *Core) Approve(ctx context.Context, id Identity, team, name, etag, comme
 
 // Get returns a loop the identity may see.
 func (c *Core) Get(ctx context.Context, id Identity, team, name string) (*loop.Loop, error) {
-	if !id.CanActFor(team) {
-		return nil, &ForbiddenError{Reason: "TEAM_SCOPE", Message: fmt.Sprintf("%s may not read loops of team %q", id.Subject, team)}
+	if err := c.authorize(ctx, id, "loop.get", loop.Metadata{Team: team, Name: name}.ResourceName(), team, requestIDFrom(ctx)); err != nil {
+		return nil, err
 	}
 	l, err := c.Store.GetLoop(ctx, team, name)
 	if err != nil {
@@ -616,8 +617,10 @@ func (c *Core) Get(ctx context.Context, id Identity, team, name string) (*loop.L
 
 // List returns a page of the loops the identity may see; team "" = all.
 func (c *Core) List(ctx context.Context, id Identity, opts store.ListOptions) ([]*loop.Loop, string, error) {
-	if opts.Team != "" && !id.CanActFor(opts.Team) {
-		return nil, "", &ForbiddenError{Reason: "TEAM_SCOPE", Message: fmt.Sprintf("%s may not read loops of team %q", id.Subject, opts.Team)}
+	if opts.Team != "" {
+		if err := c.authorize(ctx, id, "loop.list", "teams/"+opts.Team, opts.Team, requestIDFrom(ctx)); err != nil {
+			return nil, "", err
+		}
 	}
 	if opts.Team == "" && !id.IsAdmin() && len(id.Teams) == 1 {
 		opts.Team = id.Teams[0]
@@ -646,8 +649,8 @@ type PlanResult struct {
 // would make, through the same code path with a read-only admin client.
 // Nothing is persisted and nothing is written to any cluster.
 func (c *Core) Plan(ctx context.Context, id Identity, l *loop.Loop) (*PlanResult, error) {
-	if !id.CanActFor(l.Metadata.Team) {
-		return nil, &ForbiddenError{Reason: "TEAM_SCOPE", Message: fmt.Sprintf("%s may not plan loops of team %q", id.Subject, l.Metadata.Team)}
+	if err := c.authorize(ctx, id, "loop.plan", l.Metadata.ResourceName(), l.Metadata.Team, requestIDFrom(ctx)); err != nil {
+		return nil, err
 	}
 	cur, err := c.Store.GetLoop(ctx, l.Metadata.Team, l.Metadata.Name)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {

@@ -185,12 +185,12 @@ func (s *loopService) UpdateLoop(ctx context.Context, req *lgv1.UpdateLoopReques
 		return nil, &InvalidError{Resource: in.GetName(), Problems: problems}
 	}
 	id := caller(ctx)
+	// Authorize before revealing whether the loop exists.
+	if err := s.core.authorize(ctx, id, "loop.update", in.GetName(), team, requestID(ctx, req.GetRequestId())); err != nil {
+		return nil, err
+	}
 	cur, err := s.core.Get(ctx, id, team, name)
 	if err != nil {
-		// Authorize before revealing whether the loop exists.
-		if aerr := s.core.authorize(ctx, id, "loop.update", in.GetName(), team, requestID(ctx, req.GetRequestId())); aerr != nil {
-			return nil, aerr
-		}
 		return nil, err
 	}
 	merged := loopToProto(cur)

@@ -1,0 +1,301 @@
+package cli
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/fieldmaskpb"
+
+	loopgatev1 "github.com/loopgate/loopgate/gen/loopgate/v1"
+	"github.com/loopgate/loopgate/loop"
+)
+
+// applyMask is what apply replaces: the whole spec (a field removed from the
+// file is removed from the loop) and the labels. A re-apply of the same file
+// sends the same values, which the server treats as a no-op.
+var applyMask = []string{"labels", "spec"}
+
+func (a *app) newApplyCmd() *cobra.Command {
+	var (
+		file    string
+		wait    bool
+		timeout time.Duration
+		dryRun  bool
+	)
+	cmd := &cobra.Command{
+		Use:   "apply -f FILE",
+		Short: "Create or update the loops of a file",
+		Long: `Create or update every loop of a YAML file (several loops per file,
+separated by ---). Loops that do not exist are created; existing ones are
+updated to exactly what the file says. The whole file is checked locally
+first: any problem is reported, with its document and line, before anything
+is sent.
+
+With --wait, loopctl follows each loop until it is READY, FAILED or waits
+for an approval.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			loops, err := readLoopFile(cmd.InOrStdin(), cmd.ErrOrStderr(), file)
+			if err != nil {
+				return err
+			}
+			if err := a.connect(); err != nil {
+				return err
+			}
+			return a.apply(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), loops, applyOptions{wait: wait, timeout: timeout, dryRun: dryRun})
+		},
+	}
+	cmd.Flags().StringVarP(&file, "filename", "f", "", "loop file to apply (- for standard input)")
+	cmd.Flags().BoolVar(&wait, "wait", false, "wait until each loop is READY, FAILED or PENDING_APPROVAL")
+	cmd.Flags().DurationVar(&timeout, "timeout", 2*time.Minute, "how long --wait waits for each loop")
+	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "run every server-side check (validation, policy) but change nothing")
+	_ = cmd.MarkFlagRequired("filename")
+	return cmd
+}
+
+// readLoopFile reads and validates every loop of a file with loop.Load. On
+// problems it prints all of them as FILE:document N:line L: field: message
+// and returns an ExitError, so nothing is sent.
+func readLoopFile(stdin io.Reader, stderr io.Writer, path string) ([]*loop.Loop, error) {
+	var (
+		r    io.Reader
+		name = path
+	)
+	if path == "-" {
+		r, name = stdin, "<stdin>"
+	} else {
+		f, err := os.Open(path)
+		if err != nil {
+			return nil, fmt.Errorf("reading loop file: %w", err)
+		}
+		defer f.Close()
+		r = f
+	}
+	loops, err := loop.Load(r)
+	if err == nil {
+		if len(loops) == 0 {
+			return nil, fmt.Errorf("%s has no loop documents (see examples/checkout-nudge.yaml)", name)
+		}
+		return loops, nil
+	}
+	var fes loop.FieldErrors
+	if !errors.As(err, &fes) {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	printFieldErrors(stderr, name, fes)
+	return nil, &ExitError{Code: 1, Err: err}
+}
+
+// printFieldErrors writes every local problem of a loop file, one a line.
+func printFieldErrors(w io.Writer, file string, fes loop.FieldErrors) {
+	fmt.Fprintf(w, "error: %s has %d problem(s); nothing was sent:\n", file, len(fes))
+	for _, fe := range fes {
+		loc := file
+		if fe.Document > 0 {
+			loc += fmt.Sprintf(":document %d", fe.Document)
+		}
+		if fe.Line > 0 {
+			loc += fmt.Sprintf(":line %d", fe.Line)
+		}
+		field := ""
+		if fe.Field != "" {
+			field = fe.Field + ": "
+		}
+		fmt.Fprintf(w, "  %s: %s%s\n", loc, field, fe.Message)
+	}
+}
+
+// applyStep is the request apply sends for one loop: exactly one of create
+// and update is set.
+type applyStep struct {
+	create *loopgatev1.CreateLoopRequest
+	update *loopgatev1.UpdateLoopRequest
+}
+
+// decideApply chooses between CreateLoop and UpdateLoop for the desired
+// loop, from the outcome of GetLoop (the existing loop, or the error):
+//
+//   - NotFound: create it under its team with its loop id;
+//   - found: update labels and spec, guarded by the etag just read, so a
+//     concurrent change makes the update fail with ABORTED instead of
+//     being overwritten;
+//   - found but DELETING: an error, as a deleted loop cannot be revived;
+//   - any other error: returned as it is.
+func decideApply(desired *loopgatev1.Loop, existing *loopgatev1.Loop, getErr error, requestID string, validateOnly bool) (applyStep, error) {
+	if getErr != nil {
+		if !isCode(getErr, codes.NotFound) {
+			return applyStep{}, getErr
+		}
+		team, id := splitName(desired.GetName())
+		return applyStep{create: &loopgatev1.CreateLoopRequest{
+			Parent:       "teams/" + team,
+			LoopId:       id,
+			Loop:         desired,
+			ValidateOnly: validateOnly,
+			RequestId:    requestID,
+		}}, nil
+	}
+	if existing.GetStatus().GetState() == loopgatev1.Loop_DELETING {
+		return applyStep{}, fmt.Errorf("%s is being deleted: wait until it is gone (loopctl get %s), then apply again",
+			desired.GetName(), shortName(desired.GetName()))
+	}
+	upd := proto.Clone(desired).(*loopgatev1.Loop)
+	upd.Etag = existing.GetEtag()
+	return applyStep{update: &loopgatev1.UpdateLoopRequest{
+		Loop:         upd,
+		UpdateMask:   &fieldmaskpb.FieldMask{Paths: applyMask},
+		ValidateOnly: validateOnly,
+		RequestId:    requestID,
+	}}, nil
+}
+
+// updateOutcome says what an UpdateLoop did, comparing the loop before and
+// after: the server bumps the generation on every spec change, and labels
+// are compared directly.
+func updateOutcome(before, after *loopgatev1.Loop) string {
+	if before.GetGeneration() == after.GetGeneration() && maps.Equal(before.GetLabels(), after.GetLabels()) {
+		return "unchanged"
+	}
+	return "updated"
+}
+
+func splitName(name string) (team, id string) {
+	parts := strings.Split(name, "/")
+	if len(parts) == 4 {
+		return parts[1], parts[3]
+	}
+	return "", name
+}
+
+// newRequestID returns a random UUIDv4, so that a retried request is
+// recognised by the server.
+func newRequestID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+}
+
+type applyOptions struct {
+	wait    bool
+	timeout time.Duration
+	dryRun  bool
+}
+
+// apply creates or updates each loop in turn. A loop that fails (denied,
+// invalid, conflict) is reported and the next one is tried; the exit code
+// is 1 when any failed. Connection and authentication errors stop at once.
+func (a *app) apply(ctx context.Context, stdout, stderr io.Writer, loops []*loop.Loop, opt applyOptions) error {
+	var (
+		results []*loopgatev1.Loop
+		failed  int
+		timeout bool
+	)
+	for _, l := range loops {
+		desired := toProto(l)
+		result, outcome, err := a.applyOne(ctx, desired, opt.dryRun)
+		if err != nil {
+			if isCode(err, codes.Unavailable) || isCode(err, codes.Unauthenticated) || ctx.Err() != nil {
+				return err
+			}
+			PrintError(stderr, err, a.conn)
+			failed++
+			continue
+		}
+		results = append(results, result)
+		if a.output == FormatTable {
+			if opt.dryRun {
+				outcome += " (dry run)"
+			}
+			fmt.Fprintf(stdout, "%s %s\n", result.GetName(), outcome)
+			printVerdictNotes(stdout, result.GetStatus().GetPolicy())
+		}
+		if opt.wait && !opt.dryRun {
+			final, werr := a.waitReady(ctx, stdout, result, opt.timeout)
+			if final != nil {
+				results[len(results)-1] = final
+			}
+			var exit *ExitError
+			switch {
+			case errors.As(werr, &exit) && exit.Code == 2:
+				fmt.Fprintf(stderr, "error: %v\n", werr)
+				timeout = true
+			case werr != nil && errors.As(werr, &exit):
+				fmt.Fprintf(stderr, "error: %v\n", werr)
+				failed++
+			case werr != nil:
+				return werr
+			}
+		} else if a.output == FormatTable && result.GetStatus().GetState() == loopgatev1.Loop_PENDING_APPROVAL {
+			fmt.Fprintf(stdout, "  awaits approval: an admin runs `loopctl approve %s`\n", shortName(result.GetName()))
+		}
+	}
+	if a.output != FormatTable {
+		if err := printLoops(stdout, a.output, results); err != nil {
+			return err
+		}
+	}
+	switch {
+	case failed > 0:
+		return &ExitError{Code: 1, Err: fmt.Errorf("%d of %d loop(s) failed", failed, len(loops))}
+	case timeout:
+		return &ExitError{Code: 2, Err: errors.New("timed out waiting")}
+	}
+	return nil
+}
+
+// applyOne reads the loop, then creates or updates it.
+func (a *app) applyOne(ctx context.Context, desired *loopgatev1.Loop, dryRun bool) (*loopgatev1.Loop, string, error) {
+	rctx, cancel := rpcContext(ctx)
+	defer cancel()
+	existing, getErr := a.loops.GetLoop(rctx, &loopgatev1.GetLoopRequest{Name: desired.GetName()})
+	step, err := decideApply(desired, existing, getErr, newRequestID(), dryRun)
+	if err != nil {
+		return nil, "", err
+	}
+	if step.create != nil {
+		created, err := a.loops.CreateLoop(rctx, step.create)
+		return created, "created", err
+	}
+	updated, err := a.loops.UpdateLoop(rctx, step.update)
+	if err != nil {
+		return nil, "", err
+	}
+	return updated, updateOutcome(existing, updated), nil
+}
+
+// printVerdictNotes prints the warnings and approval reasons of a verdict,
+// one per line with rule id, field and message.
+func printVerdictNotes(w io.Writer, v *loopgatev1.PolicyVerdict) {
+	var vs []Violation
+	kinds := []string{}
+	for _, x := range v.GetWarn() {
+		vs = append(vs, Violation{Rule: x.GetId(), Field: x.GetField(), Message: x.GetMsg()})
+		kinds = append(kinds, "warning")
+	}
+	for _, x := range v.GetApproval() {
+		vs = append(vs, Violation{Rule: x.GetId(), Field: x.GetField(), Message: x.GetMsg()})
+		kinds = append(kinds, "needs approval")
+	}
+	printKindedViolations(w, kinds, vs)
+}
+
+// printLoops prints loops as JSON or YAML: one Loop, or {"loops": [...]}
+// for several.
+func printLoops(w io.Writer, format string, loops []*loopgatev1.Loop) error {
+	if len(loops) == 1 {
+		return printMessage(w, format, loops[0])
+	}
+	return printMessage(w, format, &loopgatev1.ListLoopsResponse{Loops: loops})
+}

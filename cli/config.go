@@ -1,0 +1,128 @@
+package cli
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+)
+
+// Environment variables loopctl reads.
+const (
+	EnvServer = "LOOPGATE_SERVER"
+	EnvToken  = "LOOPGATE_TOKEN"
+)
+
+// DefaultServer is where loopctl looks for loopgate when nothing says
+// otherwise: the embedded server's default gRPC address.
+const DefaultServer = "127.0.0.1:7070"
+
+// DevCredentials is the file `loopgate serve` writes in its embedded default
+// mode (as `vault server -dev` writes ~/.vault-token), so that loopctl on the
+// same machine works without flags. Token is the admin token; Tokens holds
+// every demo identity's token by name, for `--as NAME`.
+type DevCredentials struct {
+	Server string            `json:"server"`
+	Token  string            `json:"token"`
+	Tokens map[string]string `json:"tokens,omitempty"`
+}
+
+// DevCredentialsPath returns $HOME/.loopgate/dev-credentials.json.
+func DevCredentialsPath() (string, error) {
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return "", fmt.Errorf("locating the home directory for dev credentials: %w", err)
+	}
+	return filepath.Join(home, ".loopgate", "dev-credentials.json"), nil
+}
+
+// ReadDevCredentials reads the dev credentials file at path. A missing file
+// is not an error: it returns nil, nil.
+func ReadDevCredentials(path string) (*DevCredentials, error) {
+	raw, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading dev credentials: %w", err)
+	}
+	var c DevCredentials
+	if err := json.Unmarshal(raw, &c); err != nil {
+		return nil, fmt.Errorf("reading dev credentials %s: %w (delete the file and restart `loopgate serve` to rewrite it)", path, err)
+	}
+	return &c, nil
+}
+
+// ConnFlags are the connection settings given on the command line; empty
+// means "not given".
+type ConnFlags struct {
+	Server string // --server
+	Token  string // --token
+	As     string // --as: a demo identity from the dev credentials file
+}
+
+// Conn is where and as whom loopctl connects, with where each came from (for
+// error messages that tell the user what to change).
+type Conn struct {
+	Server       string
+	ServerSource string // "--server", "$LOOPGATE_SERVER", the credentials file path, or "default"
+	Token        string
+	TokenSource  string // "--token", "--as NAME", "$LOOPGATE_TOKEN", the credentials file path, or "" (none)
+}
+
+// ResolveConn decides the server address and token, first match wins:
+//
+//	server: --server, $LOOPGATE_SERVER, "server" of the dev credentials file, 127.0.0.1:7070
+//	token:  --token, --as NAME (a token of the dev credentials file),
+//	        $LOOPGATE_TOKEN, "token" of the dev credentials file
+//
+// getenv reads the environment; creds is the parsed dev credentials file
+// (nil when there is none) and credsPath its path, for messages.
+func ResolveConn(f ConnFlags, getenv func(string) string, creds *DevCredentials, credsPath string) (Conn, error) {
+	var c Conn
+	switch {
+	case f.Server != "":
+		c.Server, c.ServerSource = f.Server, "--server"
+	case getenv(EnvServer) != "":
+		c.Server, c.ServerSource = getenv(EnvServer), "$"+EnvServer
+	case creds != nil && creds.Server != "":
+		c.Server, c.ServerSource = creds.Server, credsPath
+	default:
+		c.Server, c.ServerSource = DefaultServer, "default"
+	}
+
+	switch {
+	case f.Token != "":
+		c.Token, c.TokenSource = f.Token, "--token"
+	case f.As != "":
+		if creds == nil {
+			return Conn{}, fmt.Errorf("--as %s: no dev credentials file at %s (it is written by `loopgate serve` in its embedded default mode; use --token instead)", f.As, credsPath)
+		}
+		tok, ok := creds.Tokens[f.As]
+		if !ok || tok == "" {
+			return Conn{}, fmt.Errorf("--as %s: no such identity in %s (known: %s)", f.As, credsPath, knownIdentities(creds))
+		}
+		c.Token, c.TokenSource = tok, "--as "+f.As
+	case getenv(EnvToken) != "":
+		c.Token, c.TokenSource = getenv(EnvToken), "$"+EnvToken
+	case creds != nil && creds.Token != "":
+		c.Token, c.TokenSource = creds.Token, credsPath
+	}
+	return c, nil
+}
+
+func knownIdentities(c *DevCredentials) string {
+	if len(c.Tokens) == 0 {
+		return "none"
+	}
+	names := make([]string, 0, len(c.Tokens))
+	for n := range c.Tokens {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return strings.Join(names, ", ")
+}

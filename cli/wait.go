@@ -1,0 +1,198 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"time"
+
+	"google.golang.org/grpc/codes"
+
+	loopgatev1 "github.com/loopgate/loopgate/gen/loopgate/v1"
+)
+
+// Polling of --wait: first after pollStart, then 1.5× longer each time, at
+// most pollMax apart.
+const (
+	pollStart = 100 * time.Millisecond
+	pollMax   = time.Second
+)
+
+// waitVerdict is what a loop's status means to `apply --wait`.
+type waitVerdict int
+
+const (
+	keepWaiting     waitVerdict = iota
+	doneReady                   // READY for the current generation
+	doneAwaitsAdmin             // PENDING_APPROVAL: a reviewer must approve
+	doneFailed                  // FAILED for the current generation
+)
+
+// judge tells whether waiting for l is over. A state only counts once the
+// status describes the loop's current generation: right after an update the
+// status may still be the previous generation's READY.
+func judge(l *loopgatev1.Loop) waitVerdict {
+	st := l.GetStatus()
+	switch st.GetState() {
+	case loopgatev1.Loop_PENDING_APPROVAL:
+		return doneAwaitsAdmin
+	case loopgatev1.Loop_READY:
+		if st.GetObservedGeneration() >= l.GetGeneration() {
+			return doneReady
+		}
+	case loopgatev1.Loop_FAILED:
+		if st.GetObservedGeneration() >= l.GetGeneration() {
+			return doneFailed
+		}
+	}
+	return keepWaiting
+}
+
+// progress remembers what was last printed about a loop, so that only
+// changes are printed.
+type progress struct {
+	state      loopgatev1.Loop_State
+	conditions map[string]string // type -> "status reason message"
+}
+
+// report prints the state and the conditions of l that changed since the
+// last call.
+func (p *progress) report(w io.Writer, l *loopgatev1.Loop) {
+	if p.conditions == nil {
+		p.conditions = map[string]string{}
+	}
+	st := l.GetStatus()
+	if st.GetState() != p.state {
+		fmt.Fprintf(w, "  state %s\n", st.GetState())
+		p.state = st.GetState()
+	}
+	for _, c := range st.GetConditions() {
+		key := c.GetStatus() + "\x00" + c.GetReason() + "\x00" + c.GetMessage()
+		if p.conditions[c.GetType()] == key {
+			continue
+		}
+		p.conditions[c.GetType()] = key
+		line := fmt.Sprintf("  condition %s=%s", c.GetType(), c.GetStatus())
+		if c.GetReason() != "" {
+			line += " (" + c.GetReason() + ")"
+		}
+		if c.GetMessage() != "" {
+			line += ": " + c.GetMessage()
+		}
+		fmt.Fprintln(w, line)
+	}
+}
+
+// waitReady polls the loop until judge says it is done or timeout passes.
+// It returns the last loop read; the error is an ExitError with code 1 when
+// the loop FAILED and 2 on timeout, or the RPC error.
+func (a *app) waitReady(ctx context.Context, w io.Writer, l *loopgatev1.Loop, timeout time.Duration) (*loopgatev1.Loop, error) {
+	var p progress
+	tick := newBackoff()
+	deadline := time.Now().Add(timeout)
+	for {
+		if a.output == FormatTable {
+			p.report(w, l)
+		}
+		switch judge(l) {
+		case doneReady:
+			if a.output == FormatTable {
+				fmt.Fprintf(w, "%s is READY\n", l.GetName())
+			}
+			return l, nil
+		case doneAwaitsAdmin:
+			if a.output == FormatTable {
+				fmt.Fprintf(w, "%s awaits approval: an admin runs `loopctl approve %s`\n", l.GetName(), shortName(l.GetName()))
+			}
+			return l, nil
+		case doneFailed:
+			return l, &ExitError{Code: 1, Err: fmt.Errorf("%s FAILED: %s", l.GetName(), failureReason(l))}
+		}
+		if !sleepUntil(ctx, tick.next(), deadline) {
+			if ctx.Err() != nil {
+				return l, ctx.Err()
+			}
+			return l, &ExitError{Code: 2, Err: fmt.Errorf("timed out after %s waiting for %s (state %s); raise --timeout or check `loopctl get %s`",
+				timeout, l.GetName(), l.GetStatus().GetState(), shortName(l.GetName()))}
+		}
+		rctx, cancel := rpcContext(ctx)
+		next, err := a.loops.GetLoop(rctx, &loopgatev1.GetLoopRequest{Name: l.GetName()})
+		cancel()
+		if err != nil {
+			return l, err
+		}
+		l = next
+	}
+}
+
+// waitGone polls until the loop no longer exists.
+func (a *app) waitGone(ctx context.Context, w io.Writer, l *loopgatev1.Loop, timeout time.Duration) error {
+	var p progress
+	tick := newBackoff()
+	deadline := time.Now().Add(timeout)
+	for {
+		if a.output == FormatTable {
+			p.report(w, l)
+		}
+		if !sleepUntil(ctx, tick.next(), deadline) {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return &ExitError{Code: 2, Err: fmt.Errorf("timed out after %s waiting for %s to be deleted (state %s)", timeout, l.GetName(), l.GetStatus().GetState())}
+		}
+		rctx, cancel := rpcContext(ctx)
+		next, err := a.loops.GetLoop(rctx, &loopgatev1.GetLoopRequest{Name: l.GetName()})
+		cancel()
+		if isCode(err, codes.NotFound) {
+			if a.output == FormatTable {
+				fmt.Fprintf(w, "%s is deleted\n", l.GetName())
+			}
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		l = next
+	}
+}
+
+// failureReason is the message of the first False condition, else the state.
+func failureReason(l *loopgatev1.Loop) string {
+	for _, c := range l.GetStatus().GetConditions() {
+		if c.GetStatus() == "False" && c.GetMessage() != "" {
+			return c.GetType() + ": " + c.GetMessage()
+		}
+	}
+	return "no condition says why; see `loopctl get " + shortName(l.GetName()) + "`"
+}
+
+// backoff yields growing poll intervals.
+type backoff struct{ d time.Duration }
+
+func newBackoff() *backoff { return &backoff{} }
+
+func (b *backoff) next() time.Duration {
+	if b.d == 0 {
+		b.d = pollStart
+	} else {
+		b.d = min(time.Duration(float64(b.d)*1.5), pollMax)
+	}
+	return b.d
+}
+
+// sleepUntil sleeps d, or less to stop at deadline; false when the deadline
+// has passed or ctx is done.
+func sleepUntil(ctx context.Context, d time.Duration, deadline time.Time) bool {
+	left := time.Until(deadline)
+	if left <= 0 {
+		return false
+	}
+	t := time.NewTimer(min(d, left))
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
