@@ -5,6 +5,11 @@
 // Events are appended by the store in the same transaction as the change
 // they record (store.Tx.AppendAudit), so a change without its event cannot
 // exist. Verify recomputes the chain and names the first broken link.
+//
+// Start with Event, then Seal (how a store turns an event into the next
+// link: Seq, PrevHash, Time, Hash) and Verifier (how a chain read back in
+// Seq order is checked, one event at a time). ComputeHash documents the
+// canonical encoding that the hashes cover.
 package audit
 
 import (

@@ -1,0 +1,229 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/loopgate/loopgate/audit"
+	"github.com/loopgate/loopgate/store"
+)
+
+// AppendAudit appends ev to the chain (see store.Tx). It locks the
+// audit_head row until the transaction ends, so concurrent appenders —
+// in this process or another — queue up and each links to the one
+// committed before it: no fork, no gap (a rolled-back append releases
+// its seq along with the lock).
+func (t *tx) AppendAudit(ctx context.Context, ev audit.Event) (audit.Event, error) {
+	var last int64
+	var lastHash string
+	if err := t.q.QueryRow(ctx, `SELECT seq, hash FROM audit_head FOR UPDATE`).Scan(&last, &lastHash); err != nil {
+		return audit.Event{}, fmt.Errorf("append audit event %s on %s: read the chain head: %w", ev.Action, ev.Resource, err)
+	}
+	sealed, err := audit.Seal(ev, last+1, lastHash, t.s.now())
+	if err != nil {
+		return audit.Event{}, fmt.Errorf("append audit event: %w", err)
+	}
+	var details any // NULL when there are none
+	if sealed.Details != nil {
+		details = string(sealed.Details)
+	}
+	tag, err := t.q.Exec(ctx, `INSERT INTO audit_events
+		(seq, id, time, actor, action, resource, request_id, decision_id, outcome, details, prev_hash, hash)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+		ON CONFLICT (id) DO NOTHING`,
+		sealed.Seq, sealed.ID, sealed.Time, sealed.Actor, sealed.Action, sealed.Resource,
+		sealed.RequestID, sealed.DecisionID, sealed.Outcome, details, sealed.PrevHash, sealed.Hash)
+	if err != nil {
+		return audit.Event{}, fmt.Errorf("append audit event %s: %w", sealed.ID, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return audit.Event{}, fmt.Errorf("append audit event %s: an event with this id was already appended: %w", sealed.ID, store.ErrAlreadyExists)
+	}
+	if _, err := t.q.Exec(ctx, `UPDATE audit_head SET seq = $1, hash = $2`, sealed.Seq, sealed.Hash); err != nil {
+		return audit.Event{}, fmt.Errorf("append audit event %s: move the chain head: %w", sealed.ID, err)
+	}
+	return sealed, nil
+}
+
+const auditColumns = `seq, id, time, actor, action, resource, request_id, decision_id, outcome, details, prev_hash, hash`
+
+func scanEvent(row pgx.Row) (audit.Event, error) {
+	var ev audit.Event
+	var details *string
+	if err := row.Scan(&ev.Seq, &ev.ID, &ev.Time, &ev.Actor, &ev.Action, &ev.Resource,
+		&ev.RequestID, &ev.DecisionID, &ev.Outcome, &details, &ev.PrevHash, &ev.Hash); err != nil {
+		return audit.Event{}, err
+	}
+	ev.Time = ev.Time.UTC()
+	if details != nil {
+		ev.Details = json.RawMessage(*details)
+	}
+	return ev, nil
+}
+
+// ListAudit returns the events matching f, ordered by Seq.
+func (s *Store) ListAudit(ctx context.Context, f store.AuditFilter) ([]audit.Event, error) {
+	var where []string
+	var args []any
+	arg := func(v any) string {
+		args = append(args, v)
+		return "$" + strconv.Itoa(len(args))
+	}
+	where = append(where, "seq > "+arg(f.AfterSeq))
+	if f.Resource != "" {
+		where = append(where, "resource = "+arg(f.Resource))
+	}
+	if f.Actor != "" {
+		where = append(where, "actor = "+arg(f.Actor))
+	}
+	if f.Action != "" {
+		where = append(where, "action = "+arg(f.Action))
+	}
+	query := `SELECT ` + auditColumns + ` FROM audit_events WHERE ` + strings.Join(where, " AND ") +
+		` ORDER BY seq LIMIT ` + arg(store.AuditPageSize(f.PageSize))
+	rows, err := s.pool.Query(ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("list audit events: %w", err)
+	}
+	defer rows.Close()
+	var out []audit.Event
+	for rows.Next() {
+		ev, err := scanEvent(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list audit events: %w", err)
+		}
+		out = append(out, ev)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list audit events: %w", err)
+	}
+	return out, nil
+}
+
+// VerifyAudit recomputes the whole chain in Seq order, streaming it from
+// one snapshot (constant memory). It also checks the chain against
+// audit_head, which catches events cut off the end of the chain — a
+// truncation the hashes alone cannot reveal.
+func (s *Store) VerifyAudit(ctx context.Context) (audit.VerifyResult, error) {
+	var res audit.VerifyResult
+	err := pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(t pgx.Tx) error {
+		var headSeq int64
+		var headHash string
+		if err := t.QueryRow(ctx, `SELECT seq, hash FROM audit_head`).Scan(&headSeq, &headHash); err != nil {
+			return fmt.Errorf("read the chain head: %w", err)
+		}
+		rows, err := t.Query(ctx, `SELECT `+auditColumns+` FROM audit_events ORDER BY seq`)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		var v audit.Verifier
+		var last audit.Event
+		for rows.Next() {
+			ev, err := scanEvent(rows)
+			if err != nil {
+				return err
+			}
+			v.Add(ev)
+			last = ev
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		res = v.Result()
+		if res.OK && (last.Seq != headSeq || (headSeq > 0 && last.Hash != headHash)) {
+			res.OK = false
+			res.FirstBroken = &audit.BrokenLink{
+				Seq: last.Seq + 1,
+				Reason: fmt.Sprintf("the chain ends at event %d but the audit head records %d events ending in hash %s: events were removed from the end",
+					last.Seq, headSeq, headHash),
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return audit.VerifyResult{}, fmt.Errorf("verify audit chain: %w", err)
+	}
+	return res, nil
+}
+
+// PutDecision records a policy decision; store.ErrAlreadyExists if its id
+// is taken (the transaction stays usable).
+func (t *tx) PutDecision(ctx context.Context, d store.Decision) error {
+	if d.ID == "" {
+		return errors.New("put decision: empty id")
+	}
+	if d.Time.IsZero() {
+		d.Time = t.s.now()
+	}
+	result := string(d.Result)
+	if strings.TrimSpace(result) == "" {
+		result = "null"
+	}
+	tag, err := t.q.Exec(ctx, `INSERT INTO decisions (id, time, resource, operation, bundle_revision, result)
+		VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO NOTHING`,
+		d.ID, store.Timestamp(d.Time), d.Resource, d.Operation, d.BundleRevision, result)
+	if err != nil {
+		return fmt.Errorf("decision %s: %w", d.ID, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("decision %s: %w", d.ID, store.ErrAlreadyExists)
+	}
+	return nil
+}
+
+// GetDecision returns a recorded policy decision; store.ErrNotFound if
+// there is none with this id.
+func (s *Store) GetDecision(ctx context.Context, id string) (*store.Decision, error) {
+	var d store.Decision
+	var result string
+	err := s.pool.QueryRow(ctx,
+		`SELECT id, time, resource, operation, bundle_revision, result::text FROM decisions WHERE id = $1`, id).
+		Scan(&d.ID, &d.Time, &d.Resource, &d.Operation, &d.BundleRevision, &result)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, fmt.Errorf("decision %s: %w", id, store.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("decision %s: %w", id, err)
+	}
+	d.Time = d.Time.UTC()
+	d.Result = json.RawMessage(result)
+	return &d, nil
+}
+
+// GetRequest returns the resource recorded for requestID, if any.
+func (t *tx) GetRequest(ctx context.Context, requestID string) (string, bool, error) {
+	var resource string
+	err := t.q.QueryRow(ctx, `SELECT resource FROM requests WHERE request_id = $1`, requestID).Scan(&resource)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, fmt.Errorf("request %s: %w", requestID, err)
+	}
+	return resource, true, nil
+}
+
+// PutRequest records that requestID created or changed resource;
+// store.ErrAlreadyExists if the id is recorded (the transaction stays usable).
+func (t *tx) PutRequest(ctx context.Context, requestID, resource string) error {
+	if requestID == "" {
+		return errors.New("put request: empty request id")
+	}
+	tag, err := t.q.Exec(ctx, `INSERT INTO requests (request_id, resource, create_time)
+		VALUES ($1, $2, $3) ON CONFLICT (request_id) DO NOTHING`,
+		requestID, resource, store.Timestamp(t.s.now()))
+	if err != nil {
+		return fmt.Errorf("request %s: %w", requestID, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("request %s: %w", requestID, store.ErrAlreadyExists)
+	}
+	return nil
+}

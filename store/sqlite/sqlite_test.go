@@ -1,0 +1,174 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/loopgate/loopgate/audit"
+	"github.com/loopgate/loopgate/loop"
+	"github.com/loopgate/loopgate/store"
+	"github.com/loopgate/loopgate/store/storetest"
+)
+
+func openT(t testing.TB, path string) *Store {
+	t.Helper()
+	s, err := Open(context.Background(), path)
+	if err != nil {
+		t.Fatalf("Open(%s): %v", path, err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// tamper edits audit rows directly, as someone with write access to the
+// database file would.
+func tamper(t *testing.T, st store.Store, seq int64, how storetest.Tampering) {
+	t.Helper()
+	var query string
+	switch how {
+	case storetest.ChangeActor:
+		query = `UPDATE audit_events SET actor = 'mallory@example.com' WHERE seq = ?`
+	case storetest.ChangeDetails:
+		query = `UPDATE audit_events SET details = '{"tampered":true}' WHERE seq = ?`
+	case storetest.DeleteEvent:
+		query = `DELETE FROM audit_events WHERE seq = ?`
+	default:
+		t.Fatalf("unknown tampering %v", how)
+	}
+	res, err := st.(*Store).writer.ExecContext(context.Background(), query, seq)
+	if err != nil {
+		t.Fatalf("tamper (%s) with event %d: %v", how, seq, err)
+	}
+	if n, _ := res.RowsAffected(); n != 1 {
+		t.Fatalf("tamper (%s) with event %d changed %d rows, want 1", how, seq, n)
+	}
+}
+
+func TestContractFile(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) store.Store {
+		return openT(t, filepath.Join(t.TempDir(), "loopgate.db"))
+	}, storetest.Options{Tamper: tamper})
+}
+
+func TestContractMemory(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) store.Store {
+		return openT(t, MemoryPath)
+	}, storetest.Options{Tamper: tamper})
+}
+
+func TestReopenKeepsLoopsAndAuditChain(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "data", "loopgate.db") // directory created by Open
+	s, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := &loop.Loop{Metadata: loop.Metadata{Team: "growth", Name: "checkout-nudge"},
+		Spec: loop.Spec{Owners: []string{"ana@example.com"}, Residency: "eu"}}
+	err = s.Update(ctx, func(tx store.Tx) error {
+		if err := tx.CreateLoop(ctx, l); err != nil {
+			return err
+		}
+		_, err := tx.AppendAudit(ctx, audit.Event{Actor: "ana@example.com", Action: "loop.create",
+			Resource: l.Metadata.ResourceName(), Outcome: audit.OutcomeOK})
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+
+	s = openT(t, path)
+	got, err := s.GetLoop(ctx, "growth", "checkout-nudge")
+	if err != nil {
+		t.Fatalf("GetLoop after reopen: %v", err)
+	}
+	if got.Metadata.Etag != l.Metadata.Etag || got.Metadata.UID != l.Metadata.UID || got.Spec.Residency != "eu" {
+		t.Errorf("after reopen loop = %+v, want %+v", got.Metadata, l.Metadata)
+	}
+	if res, err := s.VerifyAudit(ctx); err != nil || !res.OK || res.Events != 1 {
+		t.Errorf("VerifyAudit after reopen = %+v, %v; want 1 intact event", res, err)
+	}
+	var versions int
+	if err := s.reader.QueryRowContext(ctx, `SELECT COUNT(*) FROM schema_migrations`).Scan(&versions); err != nil || versions != 1 {
+		t.Errorf("schema_migrations has %d rows (err %v) after two opens, want each migration recorded once", versions, err)
+	}
+}
+
+func TestOpenRefusesANewerSchema(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "loopgate.db")
+	s, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.writer.ExecContext(ctx, `INSERT INTO schema_migrations (version, name, applied_at) VALUES (99, '0099_future.sql', '2030-01-01T00:00:00Z')`); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	_, err = Open(ctx, path)
+	if err == nil || !strings.Contains(err.Error(), "newer") || !strings.Contains(err.Error(), path) {
+		t.Fatalf("Open of a database from a newer loopgate: %v, want a 'newer' error naming the file", err)
+	}
+}
+
+func TestOpenRejectsBadPaths(t *testing.T) {
+	for _, p := range []string{"", "db?mode=ro"} {
+		if _, err := Open(context.Background(), p); err == nil {
+			t.Errorf("Open(%q) succeeded, want an error", p)
+		}
+	}
+}
+
+// TestTwoStoresOnOneFileSerialiseWriters opens the same file twice, as two
+// loopgate processes would: BEGIN IMMEDIATE and the busy timeout must keep
+// their audit appends from forking the chain.
+func TestTwoStoresOnOneFileSerialiseWriters(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "loopgate.db")
+	stores := []*Store{openT(t, path), openT(t, path)}
+	const each = 40
+	var wg sync.WaitGroup
+	for i, s := range stores {
+		for g := range 2 {
+			wg.Go(func() {
+				ctx := context.Background()
+				for n := range each {
+					err := s.Update(ctx, func(tx store.Tx) error {
+						_, err := tx.AppendAudit(ctx, audit.Event{Actor: fmt.Sprintf("process-%d-%d", i, g),
+							Action: "loop.update", Resource: "teams/growth/loops/x", RequestID: fmt.Sprint(n)})
+						return err
+					})
+					if err != nil {
+						t.Errorf("store %d goroutine %d append %d: %v", i, g, n, err)
+						return
+					}
+				}
+			})
+		}
+	}
+	wg.Wait()
+	res, err := stores[0].VerifyAudit(context.Background())
+	if err != nil || !res.OK || res.Events != 4*each {
+		t.Fatalf("VerifyAudit = %+v, %v; want an intact chain of %d events", res, err, 4*each)
+	}
+}
+
+func TestUpdateOnClosedStoreFails(t *testing.T) {
+	s, err := Open(context.Background(), MemoryPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	err = s.Update(context.Background(), func(tx store.Tx) error { return nil })
+	if !errors.Is(err, sql.ErrConnDone) && (err == nil || !strings.Contains(err.Error(), "closed")) {
+		t.Fatalf("Update on a closed store: %v, want a 'database is closed' error", err)
+	}
+}
