@@ -24,6 +24,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/sasl/plain"
 	"github.com/twmb/franz-go/pkg/sasl/scram"
+
+	"github.com/loopgate/loopgate/internal/testpg"
 )
 
 var binDir string
@@ -43,7 +45,7 @@ func TestMain(m *testing.M) {
 			os.Exit(1)
 		}
 	}
-	code := m.Run()
+	code := testpg.Main(m)
 	os.RemoveAll(dir)
 	os.Exit(code)
 }
@@ -109,7 +111,7 @@ func startServer(t *testing.T, home, dataDir string, extra ...string) *server {
 			if m := reCluster.FindStringSubmatch(line); m != nil {
 				s.Clusters[m[2]] = cluster{Name: m[1], Region: m[2], Bootstrap: strings.Split(m[3], ","), Mechanism: m[4], User: m[5], Pass: m[6]}
 			}
-			if strings.Contains(line, "dev credentials") && !announced {
+			if strings.HasPrefix(line, "Press Ctrl+C to stop.") && !announced {
 				announced = true
 				ready <- nil
 			}
@@ -216,7 +218,7 @@ func repoRoot(t *testing.T) string {
 
 // kafkaAdmin is an independent admin client (not loopgate's code) for a
 // cluster, authenticating with the credentials the banner printed.
-func kafkaAdmin(t *testing.T, c cluster) *kadm.Client {
+func kafkaAdmin(t *testing.T, c cluster) (*kadm.Client, *kgo.Client) {
 	t.Helper()
 	opts := []kgo.Opt{kgo.SeedBrokers(c.Bootstrap...), kgo.MetadataMinAge(50 * time.Millisecond)}
 	switch c.Mechanism {
@@ -235,7 +237,7 @@ func kafkaAdmin(t *testing.T, c cluster) *kadm.Client {
 		t.Fatal(err)
 	}
 	t.Cleanup(cl.Close)
-	return kadm.NewClient(cl)
+	return kadm.NewClient(cl), cl
 }
 
 func readAll(r io.Reader) string {

@@ -24,7 +24,7 @@ type clusterState struct {
 
 func observe(t *testing.T, c cluster, prefix string) clusterState {
 	t.Helper()
-	adm := kafkaAdmin(t, c)
+	adm, kcl := kafkaAdmin(t, c)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	st := clusterState{Partitions: map[string]int32{}, Configs: map[string]map[string]string{}, Quotas: map[string]map[string]int64{}}
@@ -61,7 +61,7 @@ func observe(t *testing.T, c cluster, prefix string) clusterState {
 	req.ResourcePatternType = kmsg.ACLResourcePatternTypeAny
 	req.Operation = kmsg.ACLOperationAny
 	req.PermissionType = kmsg.ACLPermissionTypeAny
-	resp, err := req.RequestWith(ctx, adm.Client())
+	resp, err := req.RequestWith(ctx, kcl)
 	if err != nil {
 		t.Fatalf("describing ACLs: %v", err)
 	}

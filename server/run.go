@@ -286,6 +286,7 @@ func (s *Server) Banner(w io.Writer) {
 		fmt.Fprintf(w, "  dev credentials (admin token; loopctl finds them): %s\n", path)
 		fmt.Fprintf(w, "  demo tokens (loopctl --as NAME): admin, reviewer, growth, risk\n")
 	}
+	fmt.Fprintf(w, "Press Ctrl+C to stop.\n")
 }
 
 // Run serves until ctx ends, then shuts down gracefully.

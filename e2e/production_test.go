@@ -1,0 +1,292 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/fieldmaskpb"
+
+	"github.com/loopgate/loopgate/embedded"
+	lgv1 "github.com/loopgate/loopgate/gen/loopgate/v1"
+	"github.com/loopgate/loopgate/internal/testkafka"
+	"github.com/loopgate/loopgate/internal/testpg"
+)
+
+// prodConfig writes a production-style config: PostgreSQL store, one
+// external Kafka cluster reached with SASL/SCRAM, explicit tokens.
+func prodConfig(t *testing.T, dsn string, bootstrap []string, mech, user, pass string) string {
+	t.Helper()
+	cfg := fmt.Sprintf(`grpcAddr: 127.0.0.1:0
+httpAddr: 127.0.0.1:0
+dataDir: %s
+resync: 5s
+store:
+  driver: postgres
+  dsnEnv: LOOPGATE_E2E_DSN
+clusters:
+  - name: eu-kafka
+    region: eu
+    replicationFactor: 1
+    bootstrapServers: [%s]
+    sasl: {mechanism: %s, username: %s, passwordEnv: LOOPGATE_E2E_KAFKA_PASSWORD}
+teams:
+  - {name: growth, allowedRegions: [eu], maxPartitionsPerLoop: 64, maxPartitions: 100000, maxBytesPerSecond: 52428800}
+  - {name: risk, allowedRegions: [eu], maxPartitionsPerLoop: 64, maxPartitions: 1000, maxBytesPerSecond: 52428800}
+tokens:
+  - {token: prod-admin-token, subject: admin@example.com, roles: [admin]}
+  - {token: prod-growth-token, subject: growth@example.com, teams: [growth], roles: [developer]}
+`, t.TempDir(), strings.Join(bootstrap, ", "), mech, user)
+	path := filepath.Join(t.TempDir(), "loopgate.yaml")
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("LOOPGATE_E2E_DSN", dsn)
+	t.Setenv("LOOPGATE_E2E_KAFKA_PASSWORD", pass)
+	return path
+}
+
+// TestProductionModeApacheKafkaPostgres runs `loopgate serve --config` on
+// PostgreSQL and Apache Kafka (loopgate authenticating with SCRAM) and checks
+// what it provisioned with Kafka's own command-line tools.
+func TestProductionModeApacheKafkaPostgres(t *testing.T) {
+	dsn := testpg.DSN(t)
+	broker := testkafka.StartFresh(t)
+	t.Logf("Apache Kafka %s, PostgreSQL %s", broker.Version, testpg.Version())
+	cfg := prodConfig(t, dsn, broker.SASLBootstrap, broker.Mechanism, broker.AdminUser, broker.AdminPassword)
+	home := t.TempDir()
+	srv := startServer(t, home, t.TempDir(), "--config", cfg)
+	env := []string{"LOOPGATE_SERVER=" + srv.GRPC, "LOOPGATE_TOKEN=prod-growth-token"}
+
+	r := loopctl(t, home, env, "apply", "-f", examplePath(t, "checkout-nudge.yaml"), "--wait")
+	if r.Code != 0 || !strings.Contains(r.Stdout, "READY") {
+		t.Fatalf("apply on Apache Kafka: %s\nserver:\n%s", r, srv.output())
+	}
+
+	desc, err := broker.TopicCommand("--describe", "--topic", "growth.checkout-nudge.events")
+	if err != nil {
+		t.Fatalf("TopicCommand: %v\n%s", err, desc)
+	}
+	if !regexp.MustCompile(`PartitionCount:\s*12`).MatchString(desc) || !strings.Contains(desc, "retention.ms=259200000") {
+		t.Errorf("TopicCommand --describe: want 12 partitions and retention.ms=259200000:\n%s", desc)
+	}
+	eventually(t, func() error {
+		acls, err := broker.AclCommand("--list", "--topic", "growth.checkout-nudge.events")
+		if err != nil {
+			return fmt.Errorf("AclCommand: %v\n%s", err, acls)
+		}
+		for _, want := range []string{"User:checkout-api", "User:nudge-engine", "operation=WRITE", "operation=READ", "operation=DESCRIBE"} {
+			if !strings.Contains(acls, want) {
+				return fmt.Errorf("AclCommand --list lacks %q:\n%s", want, acls)
+			}
+		}
+		groupACLs, err := broker.AclCommand("--list", "--group", "nudge-engine")
+		if err != nil || !strings.Contains(groupACLs, "User:nudge-engine") {
+			return fmt.Errorf("group ACL missing: %v\n%s", err, groupACLs)
+		}
+		quotas, err := broker.ConfigCommand("--describe", "--entity-type", "users", "--entity-name", "checkout-api")
+		if err != nil || !strings.Contains(quotas, "producer_byte_rate=6291456") {
+			return fmt.Errorf("ConfigCommand quota for checkout-api: %v\n%s", err, quotas)
+		}
+		return nil
+	})
+
+	// A denied loop provisions nothing on the real broker either.
+	r = loopctl(t, home, env, "apply", "-f", examplePath(t, "denied-pii-in-us.yaml"))
+	if r.Code == 0 {
+		t.Fatalf("denied loop applied: %s", r)
+	}
+	if list, _ := broker.TopicCommand("--list"); strings.Contains(list, "clickstream") {
+		t.Errorf("denied loop's topic exists:\n%s", list)
+	}
+
+	// Delete removes everything, as seen by TopicCommand.
+	if r = loopctl(t, home, env, "delete", "growth/checkout-nudge", "--wait"); r.Code != 0 {
+		t.Fatalf("delete: %s", r)
+	}
+	eventually(t, func() error {
+		list, err := broker.TopicCommand("--list")
+		if err != nil || strings.Contains(list, "growth.checkout-nudge") {
+			return fmt.Errorf("topics after delete: %v\n%s", err, list)
+		}
+		return nil
+	})
+	if r = loopctl(t, home, []string{"LOOPGATE_SERVER=" + srv.GRPC, "LOOPGATE_TOKEN=prod-admin-token"}, "audit", "verify"); r.Code != 0 {
+		t.Errorf("audit verify: %s", r)
+	}
+}
+
+func eventually(t *testing.T, check func() error) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		err := check()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal(err)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+}
+
+// TestTwoProcessesSharePostgres: two loopgate processes on one PostgreSQL
+// database (and one Kafka cluster) take concurrent applies. No update is
+// lost, the audit chain neither forks nor gaps, and exactly one process
+// reconciles.
+func TestTwoProcessesSharePostgres(t *testing.T) {
+	dsn := testpg.DSN(t)
+	// One shared Kafka cluster outside both processes: kfake with SASL.
+	kc, err := embedded.Start(context.Background(), embedded.Options{Name: "shared", DataDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(kc.Close)
+	conn := kc.Conn()
+	cfg := prodConfig(t, dsn, conn.BootstrapServers, conn.SASL.Mechanism, conn.SASL.Username, conn.SASL.Password)
+	a := startServer(t, t.TempDir(), t.TempDir(), "--config", cfg, "--log-level", "info")
+	b := startServer(t, t.TempDir(), t.TempDir(), "--config", cfg, "--log-level", "info")
+
+	ctx := metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer prod-growth-token")
+	clients := []lgv1.LoopServiceClient{grpcClient(t, a.GRPC), grpcClient(t, b.GRPC)}
+
+	// Both processes create different loops concurrently.
+	const loops = 6
+	var wg sync.WaitGroup
+	for i := range loops {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			id := fmt.Sprintf("shared-%d", i)
+			l := protoLoop(id, 86400000)
+			if _, err := clients[i%2].CreateLoop(ctx, &lgv1.CreateLoopRequest{Parent: "teams/growth", LoopId: id, Loop: l}); err != nil {
+				t.Errorf("create %s: %v", id, err)
+			}
+		}()
+	}
+	wg.Wait()
+
+	// Both processes update one loop concurrently with etag CAS and retries.
+	const writers, updates = 4, 5
+	var applied atomic.Int64
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cl := clients[w%2]
+			for u := 0; u < updates; {
+				cur, err := cl.GetLoop(ctx, &lgv1.GetLoopRequest{Name: "teams/growth/loops/shared-0"})
+				if err != nil {
+					t.Errorf("get: %v", err)
+					return
+				}
+				next := cur.GetSpec().GetRetentionMs() + 1000
+				_, err = cl.UpdateLoop(ctx, &lgv1.UpdateLoopRequest{
+					Loop: &lgv1.Loop{Name: cur.Name, Etag: cur.Etag, Spec: &lgv1.LoopSpec{RetentionMs: next}},
+					UpdateMask: &fieldmaskpb.FieldMask{Paths: []string{"spec.retention_ms"}},
+				})
+				switch status.Code(err) {
+				case codes.OK:
+					applied.Add(1)
+					u++
+				case codes.Aborted: // lost the race: read again
+				default:
+					t.Errorf("update: %v", err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+
+	final, err := clients[0].GetLoop(ctx, &lgv1.GetLoopRequest{Name: "teams/growth/loops/shared-0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := int64(writers * updates); applied.Load() != want || final.GetGeneration() != 1+want || final.GetSpec().GetRetentionMs() != 86400000+1000*want {
+		t.Errorf("lost update: %d successful updates, generation %d, retention %d (want generation %d, retention %d)",
+			applied.Load(), final.GetGeneration(), final.GetSpec().GetRetentionMs(), 1+want, 86400000+1000*want)
+	}
+
+	// Everything converges (whichever process leads) and the chain verifies
+	// from both processes.
+	for i := range loops {
+		name := fmt.Sprintf("teams/growth/loops/shared-%d", i)
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			l, err := clients[1].GetLoop(ctx, &lgv1.GetLoopRequest{Name: name})
+			if err == nil && l.GetStatus().GetState() == lgv1.Loop_READY && l.GetStatus().GetObservedGeneration() == l.GetGeneration() {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s did not converge: %v %v\nA:\n%s\nB:\n%s", name, l.GetStatus(), err, a.output(), b.output())
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	adminCtx := metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer prod-admin-token")
+	for _, addr := range []string{a.GRPC, b.GRPC} {
+		conn := dialGRPC(t, addr)
+		res, err := lgv1.NewAuditServiceClient(conn).VerifyAuditChain(adminCtx, &lgv1.VerifyAuditChainRequest{})
+		if err != nil || !res.GetOk() {
+			t.Errorf("audit chain via %s: %v %v", addr, res, err)
+		}
+		events, err := lgv1.NewAuditServiceClient(conn).ListAuditEvents(adminCtx, &lgv1.ListAuditEventsRequest{Action: "loop.update", PageSize: 1000})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := len(events.GetEvents()); int64(got) != applied.Load() {
+			t.Errorf("loop.update audit events = %d, want %d (one per successful update)", got, applied.Load())
+		}
+	}
+	leaders := 0
+	for _, s := range []*server{a, b} {
+		if strings.Contains(s.output(), "this process now runs the reconciler") {
+			leaders++
+		}
+	}
+	if leaders != 1 {
+		t.Errorf("%d processes ran the reconciler, want exactly 1", leaders)
+	}
+}
+
+func dialGRPC(t *testing.T, addr string) *grpc.ClientConn {
+	t.Helper()
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return conn
+}
+
+func grpcClient(t *testing.T, addr string) lgv1.LoopServiceClient {
+	return lgv1.NewLoopServiceClient(dialGRPC(t, addr))
+}
+
+func protoLoop(id string, retentionMs int64) *lgv1.Loop {
+	return &lgv1.Loop{
+		Spec: &lgv1.LoopSpec{
+			Owners: []string{"ana@example.com"}, Classification: "internal", Residency: "eu", RetentionMs: retentionMs,
+			Slo:        &lgv1.Slo{LatencyP99Ms: 2000},
+			Throughput: &lgv1.Throughput{BytesPerSecond: 1 << 20, PeakFactor: 2},
+			Streams: []*lgv1.Stream{{Name: "events", Partitions: 3, Schema: &lgv1.StreamSchema{Format: "avro",
+				Definition: `{"type":"record","name":"E","fields":[{"name":"a","type":"string"}]}`}}},
+			Producers: []*lgv1.Producer{{Principal: "User:" + id + "-producer", Streams: []string{"events"}}},
+			Consumers: []*lgv1.Consumer{{Principal: "User:" + id + "-consumer", Group: id, Streams: []string{"events"}}},
+		},
+	}
+}
