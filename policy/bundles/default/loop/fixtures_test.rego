@@ -1,0 +1,99 @@
+# Shared fixtures of the default bundle's tests: a typical compliant loop and
+# helpers to vary it. Every test changes one thing and checks one rule.
+package loopgate.loop_test
+
+import data.loopgate.loop
+
+base := {
+	"operation": "CREATE",
+	"loop": {
+		"metadata": {"name": "checkout-nudge", "team": "growth"},
+		"spec": base_spec,
+	},
+	"previous": null,
+	"derived": {
+		"topics": [
+			{"name": "growth.checkout-nudge.actions", "partitions": 6, "replicationFactor": 3, "configs": {}},
+			{"name": "growth.checkout-nudge.events", "partitions": 12, "replicationFactor": 3, "configs": {}},
+		],
+		"acls": [],
+		"quotas": [],
+	},
+	"team": {
+		"name": "growth",
+		"allowedRegions": ["eu", "us"],
+		"maxPartitionsPerLoop": 64,
+		"maxPartitions": 256,
+		"maxBytesPerSecond": 10485760,
+		"usedPartitions": 40,
+	},
+	"cluster": {"name": "eu-1", "region": "eu", "replicationFactor": 3, "bootstrapServers": ["127.0.0.1:9092"]},
+	"regions": ["eu", "us"],
+	"actor": {"subject": "ana@example.com", "teams": ["growth"], "roles": ["developer"]},
+}
+
+base_spec := {
+	"owners": ["ana@example.com"],
+	"classification": "pii",
+	"residency": "eu",
+	"retentionMs": 259200000,
+	"slo": {"latencyP99Ms": 2000, "freshnessMs": 1000},
+	"throughput": {"bytesPerSecond": 2097152, "peakFactor": 3, "recordBytes": 600},
+	"streams": [
+		{"name": "events", "partitions": 12, "schema": {"format": "avro", "definition": "{\"type\":\"record\",\"name\":\"E\",\"fields\":[]}"}},
+		{"name": "actions", "schema": {"format": "avro", "definition": "{\"type\":\"record\",\"name\":\"A\",\"fields\":[]}"}},
+	],
+	"producers": [{"principal": "User:checkout-api", "streams": ["events"]}],
+	"consumers": [{"principal": "User:nudge-engine", "group": "nudge-engine", "streams": ["events"]}],
+	"action": {"stream": "actions"},
+}
+
+# with_spec returns the base input with spec fields replaced (deep merge).
+with_spec(patch) := object.union(base, {"loop": {"spec": patch}})
+
+# with_input returns the base input with top-level fields replaced (deep merge).
+with_input(patch) := object.union(base, patch)
+
+# update returns an UPDATE of the base loop to a spec changed by patch.
+update(patch) := object.union(with_spec(patch), {"operation": "UPDATE", "previous": base.loop})
+
+# has reports whether a set of violations holds the id at the field.
+has(set, id, field) if {
+	some v in set
+	v.id == id
+	v.field == field
+	v.msg != ""
+}
+
+ids(set) := {v.id | some v in set}
+
+test_base_loop_is_allowed_without_approval if {
+	count(loop.deny) == 0 with input as base
+	count(loop.approval) == 0 with input as base
+	count(loop.warn) == 0 with input as base
+}
+
+test_delete_is_always_allowed if {
+	inp := object.union(with_spec({"owners": [], "residency": "mars", "retentionMs": -1}), {"operation": "DELETE"})
+	count(loop.deny) == 0 with input as inp
+}
+
+test_unknown_operation_denied if {
+	has(loop.deny, "OPERATION_UNKNOWN", "operation") with input as with_input({"operation": "PATCH"})
+}
+
+test_known_operations_not_refused_as_unknown if {
+	every op in ["CREATE", "UPDATE", "DELETE"] {
+		not "OPERATION_UNKNOWN" in ids(loop.deny) with input as with_input({"operation": op, "previous": base.loop})
+	}
+}
+
+test_human_durations if {
+	loop.human(2592000000) == "30d"
+	loop.human(259200000) == "3d"
+	loop.human(129600000) == "36h"
+	loop.human(120000) == "2m"
+	loop.human(1500) == "1500ms"
+	loop.human(30000) == "30s"
+	loop.human(-1) == "forever"
+}

@@ -1,0 +1,100 @@
+# The default loopgate policy for analytics loops.
+#
+# loopgate evaluates data.loopgate.loop for every create, update and delete
+# (DESIGN §5) and reads three sets from it. Each element is an object
+# {"id": "UPPER_SNAKE", "msg": "what is wrong and what to do", "field": "spec.x"}:
+#
+#   deny      the request is refused
+#   warn      the request is accepted; the warnings are shown to the requester
+#   approval  the request is accepted but held as PENDING_APPROVAL until a
+#             reviewer approves it
+#
+# input (canonical units: durations in ms, sizes in bytes):
+#   input.operation  "CREATE" | "UPDATE" | "DELETE"
+#   input.loop       {metadata, spec} of the requested loop: the JSON encoding of loop.Loop
+#   input.previous   the current loop on UPDATE and DELETE, else null
+#   input.derived    {topics, acls, quotas} that provisioning would create for input.loop;
+#                    topics[_].partitions is always set (derived when the spec omits it)
+#   input.team       the owning team's catalog entry: allowedRegions, maxPartitionsPerLoop,
+#                    maxPartitions, maxBytesPerSecond, usedPartitions (partitions of the
+#                    team's other loops)
+#   input.cluster    the target cluster: name, region, zones, replicationFactor
+#   input.regions    every region key of the cluster catalog (the regions that exist)
+#   input.actor      {subject, teams, roles} of the caller
+#
+# Configuration lives in data.loopgate.config (data.json of this bundle):
+#   pii_regions                regions where PII may be stored (default ["eu"])
+#   retention_max_ms           maximum retention per classification (default public 365d,
+#                              internal 180d, confidential 90d, pii 30d); a negative retention
+#                              (Kafka's "keep forever") always exceeds the cap
+#   latency_floor_ms           a p99 latency SLO below this needs approval (default 500 ms):
+#                              tighter SLOs cost dedicated capacity
+#   retention_reduction_ratio  an update that cuts retention below this fraction of the
+#                              previous value needs approval (default 0.5): data is lost
+#
+# Team limits of 0 in the catalog mean "not limited".
+#
+# The rules are grouped by concern: residency.rego, retention.rego, capacity.rego,
+# streams.rego (schemas and partitions), slo.rego and ownership.rego. Each has a
+# *_test.rego beside it (package loopgate.loop_test).
+package loopgate.loop
+
+config := data.loopgate.config
+
+# A request changes the spec on CREATE and UPDATE; those are the operations the
+# spec rules judge. Deleting a loop never makes the organisation less compliant,
+# so the default bundle allows every DELETE.
+changes_spec if input.operation in {"CREATE", "UPDATE"}
+
+is_update if input.operation == "UPDATE"
+
+deny contains violation(
+	"OPERATION_UNKNOWN",
+	sprintf("operation %v is not one of CREATE, UPDATE, DELETE; this is a loopgate bug, please report it", [input.operation]),
+	"operation",
+) if {
+	not input.operation in {"CREATE", "UPDATE", "DELETE"}
+}
+
+spec := input.loop.spec
+
+# violation builds one element of deny, warn or approval.
+violation(id, msg, field) := {"id": id, "msg": msg, "field": field}
+
+# list returns obj[key] when it is an array and [] otherwise: Go encodes a
+# nil slice as null or omits it, and a missing list counts as an empty one.
+# (Passing obj.key to a function would make the call undefined when the key
+# is missing, silently skipping the rule.)
+list(obj, key) := x if {
+	x := object.get(obj, key, [])
+	is_array(x)
+} else := []
+
+# number returns obj[key] when it is a number and 0 otherwise.
+number(obj, key) := x if {
+	x := object.get(obj, key, 0)
+	is_number(x)
+} else := 0
+
+# human formats a duration in ms the way loop specs write it (30d, 72h, 90s).
+human(ms) := sprintf("%sd", [format_int(ms / 86400000, 10)]) if {
+	ms > 0
+	ms % 86400000 == 0
+} else := sprintf("%sh", [format_int(ms / 3600000, 10)]) if {
+	ms > 0
+	ms % 3600000 == 0
+} else := sprintf("%sm", [format_int(ms / 60000, 10)]) if {
+	ms > 0
+	ms % 60000 == 0
+} else := sprintf("%ss", [format_int(ms / 1000, 10)]) if {
+	ms > 0
+	ms % 1000 == 0
+} else := "forever" if {
+	ms < 0
+} else := sprintf("%vms", [ms])
+
+# Partitions of every topic the loop would have, as derived by provisioning.
+loop_partitions := sum([number(t, "partitions") | some t in list(input.derived, "topics")])
+
+# topic_name is the default topic of a stream: <team>.<loop>.<stream>.
+topic_name(stream) := sprintf("%s.%s.%s", [input.loop.metadata.team, input.loop.metadata.name, stream])

@@ -1,0 +1,98 @@
+package policy
+
+import (
+	"cmp"
+	"crypto/rand"
+	"encoding/binary"
+	"slices"
+	"time"
+
+	"github.com/loopgate/loopgate/catalog"
+	"github.com/loopgate/loopgate/loop"
+	"github.com/loopgate/loopgate/provisioning"
+)
+
+// Operations a policy decides on (input.operation).
+const (
+	OpCreate = "CREATE"
+	OpUpdate = "UPDATE"
+	OpDelete = "DELETE"
+)
+
+// Input is what the policy sees (DESIGN §5). Loop and Previous are sent as
+// their metadata and spec in canonical JSON (status is not policy input).
+type Input struct {
+	Operation string     // OpCreate, OpUpdate or OpDelete
+	Loop      *loop.Loop // the requested loop (the current one on DELETE)
+	Previous  *loop.Loop // the current loop on UPDATE and DELETE; nil on CREATE
+	// Derived is what provisioning would create for Loop.
+	Derived provisioning.Resources
+	// Team is the owning team's catalog entry, with UsedPartitions filled in.
+	Team catalog.Team
+	// Cluster is the cluster serving Loop's residency.
+	Cluster catalog.Cluster
+	// Regions lists every region key of the catalog (catalog.Catalog.Regions).
+	Regions []string
+	Actor   Actor
+}
+
+// Actor is the caller a decision is made for.
+type Actor struct {
+	Subject string   `json:"subject"`
+	Teams   []string `json:"teams"`
+	Roles   []string `json:"roles"`
+}
+
+// Violation is one element of a policy's deny, warn or approval set.
+type Violation struct {
+	ID    string `json:"id"`    // UPPER_SNAKE rule id, e.g. OWNERS_REQUIRED
+	Msg   string `json:"msg"`   // what is wrong and what to do
+	Field string `json:"field"` // field path, e.g. spec.streams[0].schema; may be empty
+}
+
+// PolicyEvaluationFailed is the id of the deny a fail-closed decision carries.
+const PolicyEvaluationFailed = "POLICY_EVALUATION_FAILED"
+
+// Decision is the verdict of one evaluation. Every list is sorted by field,
+// then id, then message, so equal verdicts compare and print equally.
+type Decision struct {
+	// ID identifies the decision; audit events and loop status link to it.
+	ID string `json:"id"`
+	// BundleRevision is the .manifest revision of the bundle that decided.
+	BundleRevision string      `json:"bundleRevision"`
+	Deny           []Violation `json:"deny"`
+	Warn           []Violation `json:"warn"`
+	Approval       []Violation `json:"approval"`
+}
+
+// Allowed reports whether the request may proceed: nothing was denied.
+func (d Decision) Allowed() bool { return len(d.Deny) == 0 }
+
+// NeedsApproval reports whether an allowed request must wait for a reviewer.
+func (d Decision) NeedsApproval() bool { return d.Allowed() && len(d.Approval) > 0 }
+
+func sortViolations(vs []Violation) {
+	slices.SortFunc(vs, func(a, b Violation) int {
+		return cmp.Or(cmp.Compare(a.Field, b.Field), cmp.Compare(a.ID, b.ID), cmp.Compare(a.Msg, b.Msg))
+	})
+}
+
+// newDecisionID returns "dec_" and a ULID-like 26-character id: 48 bits of
+// milliseconds then 80 random bits, in Crockford base32, so ids sort by time.
+func newDecisionID() string {
+	const alphabet = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+	var raw [16]byte
+	binary.BigEndian.PutUint64(raw[:8], uint64(time.Now().UnixMilli())<<16)
+	_, _ = rand.Read(raw[6:]) // crypto/rand.Read never fails (Go ≥ 1.24)
+	hi := binary.BigEndian.Uint64(raw[:8])
+	lo := binary.BigEndian.Uint64(raw[8:])
+	out := make([]byte, 4+26)
+	copy(out, "dec_")
+	// 128 bits as 26 base32 digits (the top 2 bits of the first digit are 0).
+	for i := 29; i >= 4; i-- {
+		out[i] = alphabet[lo&31]
+		lo = lo>>5 | hi<<59
+		hi >>= 5
+	}
+	return string(out)
+}

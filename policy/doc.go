@@ -1,0 +1,18 @@
+// Package policy decides whether a loop request complies with the
+// organisation's OPA policy (DESIGN §5).
+//
+// Start with Engine: NewEngine prepares a bundle once, Evaluate turns an
+// Input (the loop, what provisioning would create, the team and cluster from
+// the catalog, the caller) into a Decision with three lists of Violations:
+// Deny (refused), Warn (accepted, shown) and Approval (accepted, held as
+// PENDING_APPROVAL). Evaluation fails closed: when the policy cannot decide,
+// the Decision denies with POLICY_EVALUATION_FAILED and Evaluate also returns
+// an error wrapping ErrEvaluationFailed.
+//
+// Bundles are standard OPA bundles (a directory or .tar.gz with .manifest,
+// Rego v1 files, data.json and *_test.rego). DefaultBundle is the one shipped
+// in the binary (bundles/default; its loop.rego documents the input and the
+// configuration); LoadBundle reads another one, RunTests runs a bundle's Rego
+// tests, and Engine.Swap activates a new bundle atomically while requests are
+// being decided.
+package policy

@@ -1,0 +1,159 @@
+package policy
+
+import (
+	"bytes"
+	"encoding/json"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/loopgate/loopgate/catalog"
+	"github.com/loopgate/loopgate/loop"
+	"github.com/loopgate/loopgate/provisioning"
+	"github.com/open-policy-agent/opa/v1/ast"
+)
+
+// canonicalInput is the reference encoding of the policy input: the JSON
+// encoding of the Go types (DESIGN §5), which inputValue must reproduce.
+func canonicalInput(t testing.TB, in Input) ast.Value {
+	t.Helper()
+	type wireLoop struct {
+		Metadata loop.Metadata `json:"metadata"`
+		Spec     loop.Spec     `json:"spec"`
+	}
+	wire := func(l *loop.Loop) *wireLoop {
+		if l == nil {
+			return nil
+		}
+		return &wireLoop{l.Metadata, l.Spec}
+	}
+	raw, err := json.Marshal(map[string]any{
+		"operation": in.Operation,
+		"loop":      wire(in.Loop),
+		"previous":  wire(in.Previous),
+		"derived":   in.Derived,
+		"team":      in.Team,
+		"cluster":   in.Cluster,
+		"regions":   in.Regions,
+		"actor":     in.Actor,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := ast.ValueFromReader(bytes.NewReader(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// fill sets every field reachable from v to a non-zero value (one element in
+// slices and maps), so a field that inputValue forgets shows up as a
+// difference.
+func fill(v reflect.Value) {
+	switch v.Kind() {
+	case reflect.String:
+		v.SetString("x-" + v.Type().Name())
+	case reflect.Int16, reflect.Int32, reflect.Int64, reflect.Int:
+		v.SetInt(7)
+	case reflect.Float64:
+		v.SetFloat(2.5)
+	case reflect.Bool:
+		v.SetBool(true)
+	case reflect.Pointer:
+		v.Set(reflect.New(v.Type().Elem()))
+		fill(v.Elem())
+	case reflect.Slice:
+		v.Set(reflect.MakeSlice(v.Type(), 1, 1))
+		fill(v.Index(0))
+	case reflect.Map:
+		v.Set(reflect.MakeMap(v.Type()))
+		k, e := reflect.New(v.Type().Key()).Elem(), reflect.New(v.Type().Elem()).Elem()
+		fill(k)
+		fill(e)
+		v.SetMapIndex(k, e)
+	case reflect.Struct:
+		if v.Type() == reflect.TypeFor[time.Time]() {
+			v.Set(reflect.ValueOf(time.Date(2026, 11, 3, 10, 4, 5, 600, time.UTC)))
+			return
+		}
+		for i := range v.NumField() {
+			if v.Type().Field(i).IsExported() {
+				fill(v.Field(i))
+			}
+		}
+	}
+}
+
+func TestInputValueIsCanonicalJSON(t *testing.T) {
+	var full Input
+	fill(reflect.ValueOf(&full).Elem())
+	full.Loop.Status = loop.Status{} // status is not policy input
+
+	zeroLoop := &loop.Loop{} // nil slices, empty strings, zero times
+	derivedOnly := provisioning.Resources{Topics: []provisioning.Topic{{Name: "t", Partitions: 3}}}
+
+	for name, in := range map[string]Input{
+		"every field set": full,
+		"zero values":     {Loop: zeroLoop},
+		"nil and empty":   {Operation: OpUpdate, Loop: zeroLoop, Previous: zeroLoop, Derived: derivedOnly, Regions: []string{}, Team: catalog.Team{AllowedRegions: []string{}}},
+		"whole numbers":   {Loop: &loop.Loop{Spec: loop.Spec{Throughput: loop.Throughput{PeakFactor: 3}, RetentionMs: -1}}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			got, err := inputValue(in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := canonicalInput(t, in)
+			if got.Compare(want) != 0 {
+				t.Errorf("inputValue differs from the JSON encoding\n got: %v\nwant: %v", got, want)
+			}
+		})
+	}
+}
+
+// The status of the loop must not reach policy: it is observed, not desired.
+func TestInputValueOmitsStatus(t *testing.T) {
+	v, err := inputValue(Input{Loop: &loop.Loop{Status: loop.Status{State: loop.StateReady}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.(ast.Object).Get(ast.StringTerm("loop")).Get(ast.StringTerm("status")) != nil {
+		t.Errorf("input.loop.status is set: %v", v)
+	}
+}
+
+func TestDecisionIDsAreUniqueAndOrdered(t *testing.T) {
+	a := newDecisionID()
+	time.Sleep(2 * time.Millisecond)
+	b := newDecisionID()
+	if a == b || a >= b {
+		t.Errorf("ids %s, %s: want distinct and increasing over time", a, b)
+	}
+	for _, c := range a[4:] {
+		if !bytes.ContainsRune([]byte("0123456789ABCDEFGHJKMNPQRSTVWXYZ"), c) {
+			t.Fatalf("id %s has %q, not a Crockford base32 digit", a, c)
+		}
+	}
+}
+
+// BenchmarkInputEncoding compares building the input AST directly (what the
+// engine does) with the JSON round trip it replaces.
+func BenchmarkInputEncoding(b *testing.B) {
+	var in Input
+	fill(reflect.ValueOf(&in).Elem())
+	b.Run("ast", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := inputValue(in); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("json", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			canonicalInput(b, in)
+		}
+	})
+}
