@@ -119,6 +119,9 @@ func toStatus(err error) error {
 		return withDetails(codes.Unauthenticated, unauth.Message, "UNAUTHENTICATED", nil)
 	case errors.As(err, &precond):
 		return withDetails(codes.FailedPrecondition, precond.Message, precond.Reason, nil)
+	case errors.Is(err, store.ErrInvalidPageToken):
+		return withDetails(codes.InvalidArgument, err.Error(), "INVALID_PAGE_TOKEN", nil,
+			&errdetails.BadRequest{FieldViolations: []*errdetails.BadRequest_FieldViolation{{Field: "page_token", Description: "not a token this server returned for this request"}}})
 	case errors.Is(err, store.ErrNotFound):
 		return withDetails(codes.NotFound, err.Error(), "LOOP_NOT_FOUND", nil)
 	case errors.Is(err, store.ErrAlreadyExists):
