@@ -1,35 +1,54 @@
 #!/usr/bin/env bash
 # The whole test suite: the README's test command, and what .ci/run runs.
 #
-#   scripts/test.sh            embedded legs (kfake, SQLite); the PostgreSQL and
-#                              Apache Kafka legs run too when CI=true or
-#                              LOOPGATE_TEST_ALL=1, and are skipped (and named)
-#                              otherwise
+#   scripts/test.sh     generated-code check, go vet, and every Go test on the
+#                       embedded backends (kfake, SQLite); plus the PostgreSQL
+#                       and Apache Kafka legs when CI=true or LOOPGATE_TEST_ALL=1
 #
-# Everything the legs need (Debian's PostgreSQL, the Kafka jars from Maven
-# Central, the buf toolchain from the Go module proxy) is installed by the
-# project's own scripts on first use.
+# Everything the legs need is installed by the project's own scripts on first
+# use: buf and the protoc plugins from the Go module proxy (tools/), PostgreSQL
+# from Debian packages (scripts/postgres/start.sh), the Kafka jars from Maven
+# Central (scripts/kafka/fetch.sh). A leg that is enabled but cannot start
+# fails the run, naming what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+all=0
 if [[ "${CI:-}" == "true" || "${LOOPGATE_TEST_ALL:-}" == "1" ]]; then
-  export LOOPGATE_TEST_POSTGRES=1 LOOPGATE_TEST_KAFKA=1
+  all=1
 fi
 
-leg() { # leg NAME COMMAND... : run one leg and print its wall time
+declare -a summary=()
+leg() { # leg NAME COMMAND... : run one leg, print and remember its wall time
   local name=$1; shift
   local start=$SECONDS
   echo "=== leg: $name"
   "$@"
-  echo "=== leg: $name passed in $((SECONDS - start))s"
+  local took=$((SECONDS - start))
+  echo "=== leg: $name passed in ${took}s"
+  summary+=("$(printf '%-32s %5ss' "$name" "$took")")
 }
 
+# Each leg sets the LOOPGATE_TEST_* switches itself; CI is unset for go test
+# so that only the switches decide (the harnesses also turn legs on for CI).
+gotest() { env -u CI "$@"; }
+
 echo "=== $(go version)"
-leg "generated code is reproducible (buf generate)" make check-generated
+leg "generated code (buf)" make check-generated
 leg "go vet" go vet ./...
-if [[ "${LOOPGATE_TEST_KAFKA:-}" == "1" ]]; then
-  leg "fetch Apache Kafka jars (Maven)" scripts/kafka/fetch.sh
+leg "embedded (kfake, SQLite)" gotest LOOPGATE_TEST_POSTGRES=0 LOOPGATE_TEST_KAFKA=0 \
+  go test -count=1 -timeout 20m ./...
+
+if [[ $all == 1 ]]; then
+  leg "PostgreSQL" gotest LOOPGATE_TEST_POSTGRES=1 LOOPGATE_TEST_KAFKA=0 \
+    go test -count=1 -v -timeout 20m ./store/postgres/ ./internal/testpg/ ./e2e/
+  leg "Apache Kafka jars (Maven)" scripts/kafka/fetch.sh
+  leg "Apache Kafka" gotest LOOPGATE_TEST_KAFKA=1 LOOPGATE_TEST_POSTGRES=1 \
+    go test -count=1 -v -timeout 30m ./internal/testkafka/ ./provisioning/... ./e2e/
+else
+  echo "=== skipped: the PostgreSQL and Apache Kafka legs (set LOOPGATE_TEST_ALL=1 to run them here)"
 fi
-# One go test run over every package: embedded legs always; the PostgreSQL
-# and Apache Kafka legs inside it when enabled above.
-leg "go test ./..." go test -count=1 -timeout 45m ./...
+
+echo "=== summary"
+for line in "${summary[@]}"; do echo "    $line"; done
+echo "=== all legs passed"
