@@ -1,14 +1,11 @@
 package cli
 
 import (
-	"encoding/json"
-	"errors"
 	"fmt"
-	"io/fs"
-	"os"
-	"path/filepath"
 	"sort"
 	"strings"
+
+	"github.com/loopgate/loopgate/internal/devcreds"
 )
 
 // Environment variables loopctl reads.
@@ -22,40 +19,15 @@ const (
 const DefaultServer = "127.0.0.1:7070"
 
 // DevCredentials is the file `loopgate serve` writes in its embedded default
-// mode (as `vault server -dev` writes ~/.vault-token), so that loopctl on the
-// same machine works without flags. Token is the admin token; Tokens holds
-// every demo identity's token by name, for `--as NAME`.
-type DevCredentials struct {
-	Server string            `json:"server"`
-	Token  string            `json:"token"`
-	Tokens map[string]string `json:"tokens,omitempty"`
-}
+// mode; see package devcreds.
+type DevCredentials = devcreds.Credentials
 
 // DevCredentialsPath returns $HOME/.loopgate/dev-credentials.json.
-func DevCredentialsPath() (string, error) {
-	home, err := os.UserHomeDir()
-	if err != nil {
-		return "", fmt.Errorf("locating the home directory for dev credentials: %w", err)
-	}
-	return filepath.Join(home, ".loopgate", "dev-credentials.json"), nil
-}
+func DevCredentialsPath() (string, error) { return devcreds.Path() }
 
 // ReadDevCredentials reads the dev credentials file at path. A missing file
 // is not an error: it returns nil, nil.
-func ReadDevCredentials(path string) (*DevCredentials, error) {
-	raw, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("reading dev credentials: %w", err)
-	}
-	var c DevCredentials
-	if err := json.Unmarshal(raw, &c); err != nil {
-		return nil, fmt.Errorf("reading dev credentials %s: %w (delete the file and restart `loopgate serve` to rewrite it)", path, err)
-	}
-	return &c, nil
-}
+func ReadDevCredentials(path string) (*DevCredentials, error) { return devcreds.Read(path) }
 
 // ConnFlags are the connection settings given on the command line; empty
 // means "not given".

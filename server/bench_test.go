@@ -17,6 +17,7 @@ import (
 
 	"github.com/loopgate/loopgate/config"
 	lgv1 "github.com/loopgate/loopgate/gen/loopgate/v1"
+	"github.com/loopgate/loopgate/internal/devcreds"
 	"github.com/loopgate/loopgate/server"
 )
 
@@ -47,8 +48,8 @@ func startEmbedded(tb testing.TB) (lgv1.LoopServiceClient, context.Context) {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { conn.Close() })
-	path, _ := server.DevCredentialsPath()
-	creds, err := server.ReadDevCredentials(path)
+	path, _ := devcreds.Path()
+	creds, err := devcreds.Read(path)
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -11,26 +11,12 @@ import (
 	"path/filepath"
 
 	"github.com/loopgate/loopgate/config"
+	"github.com/loopgate/loopgate/internal/devcreds"
 )
 
-// DevCredentials is the file the embedded server writes so that loopctl on
-// the same machine works without flags, as `vault server -dev` writes
-// ~/.vault-token. Token is the admin token; Tokens holds every demo token
-// by name, for `loopctl --as NAME`.
-type DevCredentials struct {
-	Server string            `json:"server"`
-	Token  string            `json:"token"`
-	Tokens map[string]string `json:"tokens"`
-}
-
-// DevCredentialsPath is $HOME/.loopgate/dev-credentials.json.
-func DevCredentialsPath() (string, error) {
-	home, err := os.UserHomeDir()
-	if err != nil {
-		return "", fmt.Errorf("locating the home directory for dev credentials: %w", err)
-	}
-	return filepath.Join(home, ".loopgate", "dev-credentials.json"), nil
-}
+// DevCredentialsPath is where the embedded server writes the dev
+// credentials for loopctl: $HOME/.loopgate/dev-credentials.json.
+func DevCredentialsPath() (string, error) { return devcreds.Path() }
 
 // demoIdentities are the embedded default's identities, by token name.
 var demoIdentities = []struct {
@@ -84,29 +70,9 @@ func devTokens(dataDir string) (map[string]string, []config.Token, error) {
 
 // writeDevCredentials writes the credentials file for loopctl.
 func writeDevCredentials(server string, byName map[string]string) (string, error) {
-	path, err := DevCredentialsPath()
+	path, err := devcreds.Path()
 	if err != nil {
 		return "", err
 	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return "", err
-	}
-	raw, _ := json.MarshalIndent(DevCredentials{Server: server, Token: byName["admin"], Tokens: byName}, "", "  ")
-	if err := os.WriteFile(path, append(raw, '\n'), 0o600); err != nil {
-		return "", fmt.Errorf("writing dev credentials: %w", err)
-	}
-	return path, nil
-}
-
-// ReadDevCredentials reads a dev credentials file.
-func ReadDevCredentials(path string) (*DevCredentials, error) {
-	raw, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	var c DevCredentials
-	if err := json.Unmarshal(raw, &c); err != nil {
-		return nil, fmt.Errorf("reading dev credentials %s: %w", path, err)
-	}
-	return &c, nil
+	return path, devcreds.Write(path, devcreds.Credentials{Server: server, Token: byName["admin"], Tokens: byName})
 }

@@ -106,7 +106,6 @@ func listLoops(ctx context.Context, q querier, opts store.ListOptions) ([]*loop.
 // columns override whatever the metadata document says.
 func scanLoop(row pgx.Row) (*loop.Loop, error) {
 	var (
-		l                      loop.Loop
 		team, name, uid, etag  string
 		generation             int64
 		metadata, spec, status []byte
@@ -117,14 +116,9 @@ func scanLoop(row pgx.Row) (*loop.Loop, error) {
 		&createTime, &updateTime, &deleteTime); err != nil {
 		return nil, err
 	}
-	if err := json.Unmarshal(metadata, &l.Metadata); err != nil {
-		return nil, fmt.Errorf("loop %s/%s: decode stored metadata: %w", team, name, err)
-	}
-	if err := json.Unmarshal(spec, &l.Spec); err != nil {
-		return nil, fmt.Errorf("loop %s/%s: decode stored spec: %w", team, name, err)
-	}
-	if err := json.Unmarshal(status, &l.Status); err != nil {
-		return nil, fmt.Errorf("loop %s/%s: decode stored status: %w", team, name, err)
+	l, err := store.DecodeLoop(team, name, metadata, spec, status)
+	if err != nil {
+		return nil, err
 	}
 	m := &l.Metadata
 	m.Team, m.Name, m.UID, m.Generation, m.Etag = team, name, uid, generation, etag
@@ -133,7 +127,7 @@ func scanLoop(row pgx.Row) (*loop.Loop, error) {
 	if deleteTime != nil {
 		m.DeleteTime = deleteTime.UTC()
 	}
-	return &l, nil
+	return l, nil
 }
 
 // nullTime maps the zero time to SQL NULL.
@@ -144,47 +138,19 @@ func nullTime(t time.Time) *time.Time {
 	return &t
 }
 
-// encodeLoop returns the JSON documents stored for l.
-func encodeLoop(l *loop.Loop) (metadata, spec, status []byte, err error) {
-	if metadata, err = json.Marshal(l.Metadata); err != nil {
-		return nil, nil, nil, fmt.Errorf("encode metadata: %w", err)
-	}
-	if spec, err = json.Marshal(l.Spec); err != nil {
-		return nil, nil, nil, fmt.Errorf("encode spec: %w", err)
-	}
-	if status, err = json.Marshal(l.Status); err != nil {
-		return nil, nil, nil, fmt.Errorf("encode status: %w", err)
-	}
-	return metadata, spec, status, nil
-}
-
 // CreateLoop inserts l. It assigns a UID (if empty), Generation 1 (if 0),
 // CreateTime (now, if zero), UpdateTime (now) and a fresh Etag, and
 // writes them back into l on success. An existing team/name is
 // store.ErrAlreadyExists and leaves the transaction usable.
 func (t *tx) CreateLoop(ctx context.Context, l *loop.Loop) error {
-	m := l.Metadata
-	if m.Team == "" || m.Name == "" {
-		return fmt.Errorf("create loop %q/%q: metadata.team and metadata.name are required", m.Team, m.Name)
+	m, err := store.NewLoopMetadata(l.Metadata, t.s.now())
+	if err != nil {
+		return err
 	}
-	now := store.Timestamp(t.s.now())
-	if m.UID == "" {
-		m.UID = store.NewUID()
-	}
-	if m.Generation == 0 {
-		m.Generation = 1
-	}
-	if m.CreateTime.IsZero() {
-		m.CreateTime = now
-	}
-	m.CreateTime = store.Timestamp(m.CreateTime)
-	m.UpdateTime = now
-	m.DeleteTime = store.Timestamp(m.DeleteTime)
-	m.Etag = store.NewEtag()
 
 	stored := *l
 	stored.Metadata = m
-	metadata, spec, status, err := encodeLoop(&stored)
+	metadata, spec, status, err := store.EncodeLoop(&stored)
 	if err != nil {
 		return fmt.Errorf("loop %s/%s: %w", m.Team, m.Name, err)
 	}
@@ -223,7 +189,7 @@ func (t *tx) UpdateLoop(ctx context.Context, l *loop.Loop, expectedEtag string) 
 
 	stored := *l
 	stored.Metadata = m
-	metadata, spec, status, err := encodeLoop(&stored)
+	metadata, spec, status, err := store.EncodeLoop(&stored)
 	if err != nil {
 		return fmt.Errorf("loop %s/%s: %w", m.Team, m.Name, err)
 	}

@@ -83,7 +83,6 @@ func listLoops(ctx context.Context, q querier, opts store.ListOptions) ([]*loop.
 // columns override whatever the metadata document says.
 func scanLoop(row interface{ Scan(dest ...any) error }) (*loop.Loop, error) {
 	var (
-		l                      loop.Loop
 		team, name, uid, etag  string
 		generation             int64
 		metadata, spec, status []byte
@@ -94,18 +93,12 @@ func scanLoop(row interface{ Scan(dest ...any) error }) (*loop.Loop, error) {
 		&createTime, &updateTime, &deleteTime); err != nil {
 		return nil, err
 	}
-	if err := json.Unmarshal(metadata, &l.Metadata); err != nil {
-		return nil, fmt.Errorf("loop %s/%s: decode stored metadata: %w", team, name, err)
-	}
-	if err := json.Unmarshal(spec, &l.Spec); err != nil {
-		return nil, fmt.Errorf("loop %s/%s: decode stored spec: %w", team, name, err)
-	}
-	if err := json.Unmarshal(status, &l.Status); err != nil {
-		return nil, fmt.Errorf("loop %s/%s: decode stored status: %w", team, name, err)
+	l, err := store.DecodeLoop(team, name, metadata, spec, status)
+	if err != nil {
+		return nil, err
 	}
 	m := &l.Metadata
 	m.Team, m.Name, m.UID, m.Generation, m.Etag = team, name, uid, generation, etag
-	var err error
 	if m.CreateTime, err = parseTime(createTime); err != nil {
 		return nil, fmt.Errorf("loop %s/%s: %w", team, name, err)
 	}
@@ -118,7 +111,7 @@ func scanLoop(row interface{ Scan(dest ...any) error }) (*loop.Loop, error) {
 			return nil, fmt.Errorf("loop %s/%s: %w", team, name, err)
 		}
 	}
-	return &l, nil
+	return l, nil
 }
 
 func nullTime(t time.Time) sql.NullString {
@@ -128,46 +121,18 @@ func nullTime(t time.Time) sql.NullString {
 	return sql.NullString{String: formatTime(t), Valid: true}
 }
 
-// encodeLoop returns the JSON documents stored for l.
-func encodeLoop(l *loop.Loop) (metadata, spec, status []byte, err error) {
-	if metadata, err = json.Marshal(l.Metadata); err != nil {
-		return nil, nil, nil, fmt.Errorf("encode metadata: %w", err)
-	}
-	if spec, err = json.Marshal(l.Spec); err != nil {
-		return nil, nil, nil, fmt.Errorf("encode spec: %w", err)
-	}
-	if status, err = json.Marshal(l.Status); err != nil {
-		return nil, nil, nil, fmt.Errorf("encode status: %w", err)
-	}
-	return metadata, spec, status, nil
-}
-
 // CreateLoop inserts l. It assigns a UID (if empty), Generation 1 (if 0),
 // CreateTime (now, if zero), UpdateTime (now) and a fresh Etag, and
 // writes them back into l on success.
 func (t *tx) CreateLoop(ctx context.Context, l *loop.Loop) error {
-	m := l.Metadata
-	if m.Team == "" || m.Name == "" {
-		return fmt.Errorf("create loop %q/%q: metadata.team and metadata.name are required", m.Team, m.Name)
+	m, err := store.NewLoopMetadata(l.Metadata, t.s.now())
+	if err != nil {
+		return err
 	}
-	now := store.Timestamp(t.s.now())
-	if m.UID == "" {
-		m.UID = store.NewUID()
-	}
-	if m.Generation == 0 {
-		m.Generation = 1
-	}
-	if m.CreateTime.IsZero() {
-		m.CreateTime = now
-	}
-	m.CreateTime = store.Timestamp(m.CreateTime)
-	m.UpdateTime = now
-	m.DeleteTime = store.Timestamp(m.DeleteTime)
-	m.Etag = store.NewEtag()
 
 	stored := *l
 	stored.Metadata = m
-	metadata, spec, status, err := encodeLoop(&stored)
+	metadata, spec, status, err := store.EncodeLoop(&stored)
 	if err != nil {
 		return fmt.Errorf("loop %s/%s: %w", m.Team, m.Name, err)
 	}
@@ -211,7 +176,7 @@ func (t *tx) UpdateLoop(ctx context.Context, l *loop.Loop, expectedEtag string) 
 
 	stored := *l
 	stored.Metadata = m
-	metadata, spec, status, err := encodeLoop(&stored)
+	metadata, spec, status, err := store.EncodeLoop(&stored)
 	if err != nil {
 		return fmt.Errorf("loop %s/%s: %w", m.Team, m.Name, err)
 	}
