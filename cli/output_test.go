@@ -160,7 +160,7 @@ func TestPrintPlan(t *testing.T) {
 		"  verdict: ALLOWED, NEEDS APPROVAL (decision dec_9, bundle b7)\n",
 		"  warning         W1                   spec.slo.freshness   looser than latency\n",
 		"  needs approval  LATENCY_BELOW_FLOOR  spec.slo.latencyP99  a reviewer must approve\n",
-		"  2 resource change(s):\n",
+		"  2 resource change(s), made once a reviewer approves:\n",
 		"  KIND            RESOURCE                             CURRENT        DESIRED\n",
 		"  AddPartitions   topic growth.checkout-nudge.events   partitions=6   partitions=12\n",
 	} {

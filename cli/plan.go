@@ -127,7 +127,14 @@ func printPlan(w io.Writer, name string, p *loopgatev1.PlanLoopResponse) error {
 		fmt.Fprintln(w, "  no resource changes: the cluster already matches")
 		return nil
 	}
-	fmt.Fprintf(w, "  %d resource change(s):\n", len(p.GetChanges()))
+	switch {
+	case !v.GetAllowed():
+		fmt.Fprintf(w, "  %d resource change(s) it would need (none will be made while it is denied):\n", len(p.GetChanges()))
+	case len(v.GetApproval()) > 0:
+		fmt.Fprintf(w, "  %d resource change(s), made once a reviewer approves:\n", len(p.GetChanges()))
+	default:
+		fmt.Fprintf(w, "  %d resource change(s):\n", len(p.GetChanges()))
+	}
 	var buf strings.Builder
 	t := newTable(&buf, "KIND", "RESOURCE", "CURRENT", "DESIRED")
 	for _, c := range p.GetChanges() {
