@@ -197,6 +197,9 @@ type Status struct {
 	RequestedBy string `json:"requestedBy,omitempty"`
 	// Cluster is the name of the cluster the loop is provisioned on.
 	Cluster string `json:"cluster,omitempty"`
+	// Partitions is the total partition count of the loop's topics as
+	// admitted (explicit or derived); it counts against the team's budget.
+	Partitions int32 `json:"partitions,omitempty"`
 	// Inventory names what loopgate provisioned for the loop, so that a
 	// later reconcile also finds what the current spec no longer mentions
 	// (a removed consumer's group ACL, a removed principal's quota).

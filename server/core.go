@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"reflect"
 	"slices"
 	"sort"
@@ -192,30 +193,11 @@ func (c *Core) prepare(ctx context.Context, id Identity, op string, l, previous 
 
 // usedPartitions sums the partitions of the team's other live loops.
 func (c *Core) usedPartitions(ctx context.Context, l *loop.Loop) (int32, error) {
-	var sum int32
-	token := ""
-	for {
-		page, next, err := c.Store.ListLoops(ctx, store.ListOptions{Team: l.Metadata.Team, PageSize: 1000, PageToken: token})
-		if err != nil {
-			return 0, fmt.Errorf("listing team loops: %w", err)
-		}
-		for _, p := range page {
-			if p.Metadata.Name == l.Metadata.Name || !p.Metadata.DeleteTime.IsZero() {
-				continue
-			}
-			cl, err := c.Catalog.ClusterFor(p.Spec.Residency)
-			if err != nil {
-				cl = catalog.Cluster{ReplicationFactor: 1}
-			}
-			for _, t := range provisioning.Derive(p, cl).Topics {
-				sum += t.Partitions
-			}
-		}
-		if next == "" {
-			return sum, nil
-		}
-		token = next
+	sum, err := c.Store.TeamPartitions(ctx, l.Metadata.Team, l.Metadata.Name)
+	if err != nil {
+		return 0, err
 	}
+	return int32(min(sum, math.MaxInt32)), nil
 }
 
 func violations(vs []policy.Violation) []loop.Violation {
@@ -265,6 +247,10 @@ func admitStatus(prev loop.Status, l *loop.Loop, p *prepared, id Identity, now t
 	st.RequestedBy = id.Subject
 	if st.Cluster == "" {
 		st.Cluster = p.cluster.Name
+	}
+	st.Partitions = 0
+	for _, t := range p.derived.Topics {
+		st.Partitions += t.Partitions
 	}
 	msg := "allowed by policy"
 	if n := len(d.Warn); n > 0 {

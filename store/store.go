@@ -57,6 +57,11 @@ type AuditFilter struct {
 type Reader interface {
 	GetLoop(ctx context.Context, team, name string) (*loop.Loop, error)
 	ListLoops(ctx context.Context, opts ListOptions) (loops []*loop.Loop, nextPageToken string, err error)
+	// TeamPartitions sums Status.Partitions over the team's loops that are
+	// not being deleted, leaving out the loop named except. Policy checks
+	// a team's partition budget with it on every write, so it is computed
+	// in the database, without decoding loops.
+	TeamPartitions(ctx context.Context, team, except string) (int64, error)
 }
 
 // Tx is the view of the store inside one transaction.

@@ -28,6 +28,24 @@ func (s *Store) ListLoops(ctx context.Context, opts store.ListOptions) ([]*loop.
 	return listLoops(ctx, s.pool, opts)
 }
 
+func (s *Store) TeamPartitions(ctx context.Context, team, except string) (int64, error) {
+	return teamPartitions(ctx, s.pool, team, except)
+}
+
+func (t *tx) TeamPartitions(ctx context.Context, team, except string) (int64, error) {
+	return teamPartitions(ctx, t.q, team, except)
+}
+
+func teamPartitions(ctx context.Context, q querier, team, except string) (int64, error) {
+	var sum int64
+	err := q.QueryRow(ctx, `SELECT COALESCE(SUM((status->>'partitions')::bigint), 0) FROM loops
+		WHERE team = $1 AND name <> $2 AND delete_time IS NULL`, team, except).Scan(&sum)
+	if err != nil {
+		return 0, fmt.Errorf("partitions of team %s: %w", team, err)
+	}
+	return sum, nil
+}
+
 func (t *tx) GetLoop(ctx context.Context, team, name string) (*loop.Loop, error) {
 	return getLoop(ctx, t.q, team, name)
 }

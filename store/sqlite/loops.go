@@ -27,6 +27,16 @@ func getLoop(ctx context.Context, q querier, team, name string) (*loop.Loop, err
 	return l, nil
 }
 
+func teamPartitions(ctx context.Context, q querier, team, except string) (int64, error) {
+	var sum int64
+	err := q.QueryRowContext(ctx, `SELECT COALESCE(SUM(json_extract(status, '$.partitions')), 0) FROM loops
+		WHERE team = ? AND name <> ? AND delete_time IS NULL`, team, except).Scan(&sum)
+	if err != nil {
+		return 0, fmt.Errorf("partitions of team %s: %w", team, err)
+	}
+	return sum, nil
+}
+
 func listLoops(ctx context.Context, q querier, opts store.ListOptions) ([]*loop.Loop, string, error) {
 	size := store.LoopPageSize(opts.PageSize)
 	var where []string

@@ -176,6 +176,14 @@ type tx struct {
 	s *Store
 }
 
+func (s *Store) TeamPartitions(ctx context.Context, team, except string) (int64, error) {
+	return teamPartitions(ctx, s.reader, team, except)
+}
+
+func (t *tx) TeamPartitions(ctx context.Context, team, except string) (int64, error) {
+	return teamPartitions(ctx, t.q, team, except)
+}
+
 func (t *tx) GetLoop(ctx context.Context, team, name string) (*loop.Loop, error) {
 	return getLoop(ctx, t.q, team, name)
 }

@@ -276,3 +276,56 @@ func testDelete(t *testing.T, s store.Store) {
 		t.Errorf("re-created loop has generation %d, want 1", again.Metadata.Generation)
 	}
 }
+
+// TeamPartitions sums the admitted partitions of a team's live loops,
+// leaving out the named loop, other teams and loops being deleted.
+func testTeamPartitions(t *testing.T, s store.Store) {
+	ctx := ctxFor(t)
+	for i, p := range []int32{3, 5, 7} {
+		l := newLoop("growth", fmt.Sprintf("p-%d", i))
+		l.Status.Partitions = p
+		create(t, s, l)
+	}
+	other := newLoop("risk", "p-0")
+	other.Status.Partitions = 100
+	create(t, s, other)
+
+	got, err := s.TeamPartitions(ctx, "growth", "")
+	if err != nil || got != 15 {
+		t.Fatalf("TeamPartitions(growth) = %d, %v; want 15", got, err)
+	}
+	if got, _ := s.TeamPartitions(ctx, "growth", "p-1"); got != 10 {
+		t.Errorf("TeamPartitions(growth, except p-1) = %d, want 10", got)
+	}
+	if got, _ := s.TeamPartitions(ctx, "nobody", ""); got != 0 {
+		t.Errorf("TeamPartitions(unknown team) = %d, want 0", got)
+	}
+	// A loop being deleted no longer counts; a status write is seen.
+	err = s.Update(ctx, func(tx store.Tx) error {
+		l, err := tx.GetLoop(ctx, "growth", "p-2")
+		if err != nil {
+			return err
+		}
+		etag := l.Metadata.Etag
+		l.Metadata.DeleteTime = time.Now()
+		if err := tx.UpdateLoop(ctx, l, etag); err != nil {
+			return err
+		}
+		st := mustGet(t, tx, "growth", "p-0").Status
+		st.Partitions = 4
+		if err := tx.UpdateStatus(ctx, "growth", "p-0", st); err != nil {
+			return err
+		}
+		// Inside the transaction the new values are already visible.
+		if got, err := tx.TeamPartitions(ctx, "growth", ""); err != nil || got != 9 {
+			t.Errorf("TeamPartitions inside the transaction = %d, %v; want 9", got, err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.TeamPartitions(ctx, "growth", ""); got != 9 {
+		t.Errorf("TeamPartitions after delete mark and status write = %d, want 9", got)
+	}
+}

@@ -68,6 +68,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store, opts ...Options)
 		{"UpdateIsCompareAndSwapOnEtag", testEtagCAS},
 		{"UpdateStatusKeepsEtag", testUpdateStatus},
 		{"Delete", testDelete},
+		{"TeamPartitionsSumsLiveLoops", testTeamPartitions},
 		{"FailingUpdateRollsBackLoopAndAudit", testRollback},
 		{"PanickingUpdateRollsBack", testPanicRollback},
 		{"AuditAppendAssignsChainFields", testAuditAppend},
