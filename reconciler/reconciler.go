@@ -49,6 +49,7 @@ type Reconciler struct {
 	store   store.Store
 	catalog *catalog.Catalog
 	admins  map[string]provisioning.Admin // by cluster name; read-write
+	peers   *PeerIndex
 	log     *slog.Logger
 	now     func() time.Time
 
@@ -88,7 +89,7 @@ func New(st store.Store, cat *catalog.Catalog, admins map[string]provisioning.Ad
 		opts.Now = time.Now
 	}
 	return &Reconciler{
-		store: st, catalog: cat, admins: admins, log: opts.Logger, now: opts.Now,
+		store: st, catalog: cat, admins: admins, peers: NewPeerIndex(cat), log: opts.Logger, now: opts.Now,
 		resync: opts.Resync, workers: opts.Workers,
 		queued: map[string]bool{}, inflight: map[string]bool{}, dirty: map[string]bool{},
 		failures: map[string]int{}, queue: make(chan string, 1<<16),
@@ -124,6 +125,8 @@ func (r *Reconciler) Enqueue(key string) {
 func (r *Reconciler) Run(ctx context.Context) error {
 	r.running.Store(true)
 	defer r.running.Store(false)
+	// Fill the peer index before the first reconcile needs it.
+	r.enqueueAll(ctx)
 	var wg sync.WaitGroup
 	for range r.workers {
 		wg.Add(1)
@@ -132,7 +135,6 @@ func (r *Reconciler) Run(ctx context.Context) error {
 			r.work(ctx)
 		}()
 	}
-	r.enqueueAll(ctx)
 	tick := time.NewTicker(r.resync)
 	defer tick.Stop()
 	for {
@@ -157,6 +159,7 @@ func (r *Reconciler) enqueueAll(ctx context.Context) {
 			return
 		}
 		for _, l := range loops {
+			r.peers.Put(l)
 			r.Enqueue(l.Metadata.Key())
 		}
 		if next == "" {
@@ -213,11 +216,13 @@ func (r *Reconciler) Reconcile(ctx context.Context, key string) error {
 	}
 	l, err := r.store.GetLoop(ctx, team, name)
 	if errors.Is(err, store.ErrNotFound) {
+		r.peers.Remove(key)
 		return nil // deleted meanwhile: nothing to converge
 	}
 	if err != nil {
 		return fmt.Errorf("reading loop %s: %w", key, err)
 	}
+	r.peers.Put(l)
 	deleting := !l.Metadata.DeleteTime.IsZero()
 	if !deleting && awaitingApproval(l) {
 		return nil // invariant 1: nothing unapproved reaches a cluster
@@ -232,7 +237,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, key string) error {
 	}
 
 	start := time.Now()
-	res, err := Compute(ctx, r.store, admin, l, cl)
+	res, err := Compute(ctx, r.peers, admin, l, cl)
 	observed := time.Since(start)
 	if err != nil {
 		return r.fail(ctx, l, "ObserveFailed", err, nil)
@@ -296,18 +301,18 @@ type Computed struct {
 // now or used before (its inventory). Group ACLs and quotas can be shared
 // with other loops on the same cluster, so those loops' needs are added to
 // the desired state: a quota is the sum over every loop naming the principal.
-func Compute(ctx context.Context, rd store.Reader, admin provisioning.Admin, l *loop.Loop, cl catalog.Cluster) (Computed, error) {
+func Compute(ctx context.Context, peers Peers, admin provisioning.Admin, l *loop.Loop, cl catalog.Cluster) (Computed, error) {
 	var own provisioning.Resources
 	if l.Metadata.DeleteTime.IsZero() {
 		own = provisioning.Derive(l, cl)
 	}
 	scope := scopeOf(l, own)
 
-	peers, err := peersOn(ctx, rd, l, cl)
+	others, err := peers.Others(ctx, l, cl)
 	if err != nil {
 		return Computed{}, err
 	}
-	desired := withShared(own, scope, peers, cl)
+	desired := withShared(own, scope, others, cl)
 
 	want := desired
 	for _, t := range scope.topics {
@@ -369,31 +374,6 @@ func union(a, b []string) []string {
 	out := append(append([]string(nil), a...), b...)
 	sort.Strings(out)
 	return slices.Compact(out)
-}
-
-// peersOn returns the other live loops on the same cluster, derived.
-func peersOn(ctx context.Context, rd store.Reader, l *loop.Loop, cl catalog.Cluster) ([]provisioning.Resources, error) {
-	var out []provisioning.Resources
-	token := ""
-	for {
-		page, next, err := rd.ListLoops(ctx, store.ListOptions{PageSize: 1000, PageToken: token})
-		if err != nil {
-			return nil, fmt.Errorf("listing loops: %w", err)
-		}
-		for _, p := range page {
-			if p.Metadata.Key() == l.Metadata.Key() || !p.Metadata.DeleteTime.IsZero() || awaitingApproval(p) && p.Status.ApprovedGeneration == 0 {
-				continue
-			}
-			if p.Spec.Residency != cl.Region {
-				continue
-			}
-			out = append(out, provisioning.Derive(p, cl))
-		}
-		if next == "" {
-			return out, nil
-		}
-		token = next
-	}
 }
 
 // withShared adds to own the group ACLs and quotas that peers need for the

@@ -275,7 +275,7 @@ func TestInterruptedReconcileConverges(t *testing.T) {
 
 	// Simulate the first half of a reconcile: plan, record intent, execute,
 	// then "crash" before the status write.
-	res, err := reconciler.Compute(ctx, f.st, f.admin, l, f.cat.Clusters[0])
+	res, err := reconciler.Compute(ctx, reconciler.StorePeers{Store: f.st, Catalog: f.cat}, f.admin, l, f.cat.Clusters[0])
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -288,7 +288,7 @@ func TestInterruptedReconcileConverges(t *testing.T) {
 	if err := rec2.Reconcile(ctx, "growth/crashy"); err != nil {
 		t.Fatal(err)
 	}
-	again, err := reconciler.Compute(ctx, f.st, f.admin, f.get(t, "crashy"), f.cat.Clusters[0])
+	again, err := reconciler.Compute(ctx, reconciler.StorePeers{Store: f.st, Catalog: f.cat}, f.admin, f.get(t, "crashy"), f.cat.Clusters[0])
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -663,7 +663,7 @@ func (c *Core) Plan(ctx context.Context, id Identity, l *loop.Loop) (*PlanResult
 	if admin == nil {
 		return res, nil // unknown region: policy already says so
 	}
-	computed, err := reconciler.Compute(ctx, c.Store, admin, next, p.cluster)
+	computed, err := reconciler.Compute(ctx, reconciler.StorePeers{Store: c.Store, Catalog: c.Catalog}, admin, next, p.cluster)
 	if err != nil {
 		return nil, err
 	}
