@@ -60,14 +60,14 @@ type ClusterInfo struct {
 // New builds a server from cfg: opens the store, starts embedded clusters,
 // connects admin clients, loads policy and binds the listeners. Call Run to
 // serve and Close to release everything.
-func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (s *Server, err error) {
+func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Server, err error) {
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	}
-	s = &Server{cfg: cfg, log: log}
+	s := &Server{cfg: cfg, log: log}
 	defer func() {
 		if err != nil {
-			s.Close()
+			s.Close() // release whatever was started before the failure
 		}
 	}()
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
