@@ -22,8 +22,15 @@ import (
 )
 
 // startEmbedded runs a whole loopgate (embedded default) in-process on free
-// ports and returns a LoopService client authenticated as the dev admin.
+// ports and returns a LoopService client and a context authenticated as the
+// dev admin.
 func startEmbedded(tb testing.TB) (lgv1.LoopServiceClient, context.Context) {
+	conn, ctx := startEmbeddedConn(tb)
+	return lgv1.NewLoopServiceClient(conn), ctx
+}
+
+// startEmbeddedConn is startEmbedded returning the connection itself.
+func startEmbeddedConn(tb testing.TB) (*grpc.ClientConn, context.Context) {
 	tb.Helper()
 	tb.Setenv("HOME", tb.TempDir())
 	cfg := config.Embedded(filepath.Join(tb.TempDir(), "data"))
@@ -53,8 +60,7 @@ func startEmbedded(tb testing.TB) (lgv1.LoopServiceClient, context.Context) {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	authCtx := metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+creds.Token)
-	return lgv1.NewLoopServiceClient(conn), authCtx
+	return conn, metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+creds.Token)
 }
 
 // typicalLoop is the DESIGN §3 example: two streams, a producer, a consumer.

@@ -119,8 +119,12 @@ func (c *Core) authorize(ctx context.Context, id Identity, action, resource, tea
 }
 
 // rejectInvalid audits bad input and returns the error.
-func (c *Core) rejectInvalid(ctx context.Context, id Identity, action, resource, requestID string, problems loop.FieldErrors) error {
+func (c *Core) rejectInvalid(ctx context.Context, id Identity, action, resource string, opts WriteOptions, problems loop.FieldErrors) error {
 	err := &InvalidError{Resource: resource, Problems: problems}
+	if opts.ValidateOnly {
+		return err // a dry run has no side effects, not even an audit event
+	}
+	requestID := opts.RequestID
 	list := make([]map[string]string, len(problems))
 	for i, p := range problems {
 		list[i] = map[string]string{"field": p.Field, "msg": p.Message}
@@ -213,9 +217,14 @@ func decisionRecord(d policy.Decision, resource, op string, now time.Time) store
 	return store.Decision{ID: d.ID, Time: now, Resource: resource, Operation: op, BundleRevision: d.BundleRevision, Result: result}
 }
 
-// deny records a denied decision with its audit event and returns the error.
-func (c *Core) deny(ctx context.Context, id Identity, action, op, requestID string, l *loop.Loop, d policy.Decision) error {
+// deny records a denied decision with its audit event and returns the error
+// (a validate_only request records nothing).
+func (c *Core) deny(ctx context.Context, id Identity, action, op string, opts WriteOptions, l *loop.Loop, d policy.Decision) error {
 	resource := l.Metadata.ResourceName()
+	if opts.ValidateOnly {
+		return &DeniedError{Resource: resource, Decision: d}
+	}
+	requestID := opts.RequestID
 	err := c.Store.Update(ctx, func(tx store.Tx) error {
 		if err := tx.PutDecision(ctx, decisionRecord(d, resource, op, c.now())); err != nil {
 			return err
@@ -326,13 +335,13 @@ func (c *Core) Create(ctx context.Context, id Identity, l *loop.Loop, opts Write
 	p, err := c.prepare(ctx, id, "CREATE", l, nil)
 	var invalid *InvalidError
 	if errors.As(err, &invalid) {
-		return nil, c.rejectInvalid(ctx, id, "loop.create", resource, opts.RequestID, invalid.Problems)
+		return nil, c.rejectInvalid(ctx, id, "loop.create", resource, opts, invalid.Problems)
 	}
 	if err != nil {
 		return nil, err
 	}
 	if !p.decision.Allowed() {
-		return nil, c.deny(ctx, id, "loop.create", "CREATE", opts.RequestID, l, p.decision)
+		return nil, c.deny(ctx, id, "loop.create", "CREATE", opts, l, p.decision)
 	}
 	now := c.now()
 	l.Metadata.UID = newID("")
@@ -416,13 +425,13 @@ func (c *Core) Update(ctx context.Context, id Identity, desired *loop.Loop, etag
 	p, err := c.prepare(ctx, id, "UPDATE", &next, cur)
 	var invalid *InvalidError
 	if errors.As(err, &invalid) {
-		return nil, c.rejectInvalid(ctx, id, "loop.update", resource, opts.RequestID, invalid.Problems)
+		return nil, c.rejectInvalid(ctx, id, "loop.update", resource, opts, invalid.Problems)
 	}
 	if err != nil {
 		return nil, err
 	}
 	if !p.decision.Allowed() {
-		return nil, c.deny(ctx, id, "loop.update", "UPDATE", opts.RequestID, &next, p.decision)
+		return nil, c.deny(ctx, id, "loop.update", "UPDATE", opts, &next, p.decision)
 	}
 	now := c.now()
 	specChanged := !reflect.DeepEqual(next.Spec, cur.Spec)
@@ -484,7 +493,7 @@ func (c *Core) Delete(ctx context.Context, id Identity, team, name, etag string,
 		p = nil
 	}
 	if p != nil && !p.decision.Allowed() {
-		return nil, c.deny(ctx, id, "loop.delete", "DELETE", opts.RequestID, cur, p.decision)
+		return nil, c.deny(ctx, id, "loop.delete", "DELETE", opts, cur, p.decision)
 	}
 	next := cloneLoop(cur)
 	now := c.now()
