@@ -219,3 +219,23 @@ func TestRESTLifecycle(t *testing.T) {
 		t.Errorf("verify: %d %v", code, body)
 	}
 }
+
+// Errors raised by the REST gateway itself (bad JSON, unknown fields) carry
+// an ErrorInfo and name the unknown field, like the services' own errors.
+func TestRESTGatewayErrorsCarryDetails(t *testing.T) {
+	home := t.TempDir()
+	srv := startServer(t, home, filepath.Join(t.TempDir(), "data"))
+	c := rest{t: t, base: srv.REST, token: devToken(t, home, "growth")}
+	code, body := c.do("POST", "/v1/teams/growth/loops?loopId=x", map[string]any{"spec": map[string]any{"colour": "blue"}})
+	br := detail(body, "BadRequest")
+	if code != http.StatusBadRequest || detail(body, "ErrorInfo")["reason"] != "INVALID_REQUEST" || br == nil {
+		t.Fatalf("unknown field: %d %v", code, body)
+	}
+	if f := br["fieldViolations"].([]any)[0].(map[string]any)["field"]; f != "colour" {
+		t.Errorf("unknown field violation names %v, want colour", f)
+	}
+	code, body = c.do("GET", "/v1/no/such/path", nil)
+	if code != http.StatusNotFound || detail(body, "ErrorInfo")["reason"] != "NOT_FOUND" {
+		t.Errorf("unknown path: %d %v", code, body)
+	}
+}

@@ -4,7 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
+	"regexp"
 	"strings"
+
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -153,4 +157,40 @@ func withDetails(code codes.Code, msg, reason string, meta map[string]string, ex
 		st = withD
 	}
 	return st.Err()
+}
+
+var unknownFieldRE = regexp.MustCompile(`unknown field "([^"]+)"`)
+
+// gatewayErrorHandler makes errors that grpc-gateway raises itself (a body
+// that is not valid JSON, an unknown field, a bad query parameter) carry an
+// ErrorInfo like every other loopgate error, and a field violation where
+// the field is known; errors from the gRPC services pass through unchanged.
+func gatewayErrorHandler(ctx context.Context, mux *runtime.ServeMux, m runtime.Marshaler, w http.ResponseWriter, r *http.Request, err error) {
+	st, ok := status.FromError(err)
+	if ok && len(st.Details()) == 0 && st.Code() != codes.OK {
+		reason := "INVALID_REQUEST"
+		if st.Code() != codes.InvalidArgument {
+			reason = upperSnake(st.Code().String()) // NotFound -> NOT_FOUND
+		}
+		var extra []protoadapt.MessageV1
+		if m := unknownFieldRE.FindStringSubmatch(st.Message()); m != nil {
+			extra = append(extra, &errdetails.BadRequest{FieldViolations: []*errdetails.BadRequest_FieldViolation{{
+				Field: m[1], Description: "unknown field: check its spelling against the API reference (/openapi.json)",
+			}}})
+		}
+		err = withDetails(st.Code(), st.Message(), reason, nil, extra...)
+	}
+	runtime.DefaultHTTPErrorHandler(ctx, mux, m, w, r, err)
+}
+
+// upperSnake turns CamelCase into UPPER_SNAKE.
+func upperSnake(s string) string {
+	var b strings.Builder
+	for i, r := range s {
+		if i > 0 && r >= 'A' && r <= 'Z' {
+			b.WriteByte('_')
+		}
+		b.WriteRune(r)
+	}
+	return strings.ToUpper(b.String())
 }
