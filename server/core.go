@@ -21,6 +21,7 @@ import (
 	"github.com/loopgate/loopgate/policy"
 	"github.com/loopgate/loopgate/provisioning"
 	"github.com/loopgate/loopgate/reconciler"
+	"github.com/loopgate/loopgate/schemas"
 	"github.com/loopgate/loopgate/store"
 )
 
@@ -176,6 +177,9 @@ func (c *Core) prepare(ctx context.Context, id Identity, op string, l, previous 
 			}
 		}
 	}
+	if len(problems) == 0 && previous != nil && op == "UPDATE" {
+		problems = append(problems, schemaEvolution(l, previous)...)
+	}
 	if len(problems) > 0 {
 		return nil, &InvalidError{Resource: l.Metadata.ResourceName(), Problems: problems}
 	}
@@ -193,6 +197,31 @@ func (c *Core) prepare(ctx context.Context, id Identity, op string, l, previous 
 		c.logger().Error("policy evaluation failed; request denied", "loop", l.Metadata.Key(), "err", err)
 	}
 	return &prepared{cluster: cl, derived: derived, decision: d}, nil
+}
+
+// schemaEvolution checks every stream whose schema changed against its
+// previous definition under the stream's compatibility mode. loopgate keeps
+// the current definition only, so the _TRANSITIVE modes are checked against
+// the previous version (the only one on record).
+func schemaEvolution(l, previous *loop.Loop) loop.FieldErrors {
+	old := map[string]string{}
+	for _, st := range previous.Spec.Streams {
+		old[st.Name] = st.Schema.Definition
+	}
+	var problems loop.FieldErrors
+	for i, st := range l.Spec.Streams {
+		prev, ok := old[st.Name]
+		if !ok || prev == st.Schema.Definition {
+			continue
+		}
+		if err := schemas.CheckCompatibility(st.Schema.Compatibility, st.Schema.Definition, []string{prev}); err != nil {
+			problems = append(problems, loop.FieldError{
+				Field:   fmt.Sprintf("spec.streams[%d].schema.definition", i),
+				Message: fmt.Sprintf("stream %q: the new schema breaks %s compatibility with the current one: %v", st.Name, st.Schema.Compatibility, err),
+			})
+		}
+	}
+	return problems
 }
 
 // usedPartitions sums the partitions of the team's other live loops.

@@ -1,8 +1,10 @@
 package server_test
 
 import (
+	"strings"
 	"testing"
 
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
@@ -77,5 +79,42 @@ func TestUpdateMask(t *testing.T) {
 	}
 	if updated.Etag == created.Etag {
 		t.Error("etag did not change on update")
+	}
+}
+
+// A schema change is checked against the stream's compatibility mode: adding
+// a field with a default is BACKWARD compatible, adding one without is not.
+func TestSchemaEvolutionFollowsCompatibility(t *testing.T) {
+	cl, ctx := startEmbedded(t)
+	l := typicalLoop("evolving")
+	if _, err := cl.CreateLoop(ctx, &lgv1.CreateLoopRequest{Parent: "teams/growth", LoopId: "evolving", Loop: l}); err != nil {
+		t.Fatal(err)
+	}
+	update := func(def string) error {
+		next := proto.Clone(l).(*lgv1.Loop)
+		next.Spec.Streams[0].Schema.Definition = def
+		_, err := cl.UpdateLoop(ctx, &lgv1.UpdateLoopRequest{Loop: next})
+		return err
+	}
+	breaking := `{"type":"record","name":"CheckoutEvent","namespace":"shop","fields":[{"name":"user_id","type":"string"},{"name":"cart_value","type":"double"},{"name":"coupon","type":"string"}]}`
+	err := update(breaking)
+	if status.Code(err) != codes.InvalidArgument {
+		t.Fatalf("incompatible schema change: %v, want INVALID_ARGUMENT", err)
+	}
+	var field string
+	for _, d := range status.Convert(err).Details() {
+		if br, ok := d.(*errdetails.BadRequest); ok && len(br.FieldViolations) == 1 {
+			field = br.FieldViolations[0].Field
+			if !strings.Contains(br.FieldViolations[0].Description, "BACKWARD") {
+				t.Errorf("violation does not name the mode: %s", br.FieldViolations[0].Description)
+			}
+		}
+	}
+	if field != "spec.streams[0].schema.definition" {
+		t.Errorf("violation field = %q, want spec.streams[0].schema.definition", field)
+	}
+	compatible := `{"type":"record","name":"CheckoutEvent","namespace":"shop","fields":[{"name":"user_id","type":"string"},{"name":"cart_value","type":"double"},{"name":"coupon","type":["null","string"],"default":null}]}`
+	if err := update(compatible); err != nil {
+		t.Fatalf("compatible schema change refused: %v", err)
 	}
 }
