@@ -193,18 +193,38 @@ type applyOptions struct {
 	dryRun  bool
 }
 
-// apply creates or updates each loop in turn. A loop that fails (denied,
-// invalid, conflict) is reported and the next one is tried; the exit code
-// is 1 when any failed. Connection and authentication errors stop at once.
+// applyConcurrency is how many loops apply sends at once. The server
+// admits each loop in its own transaction; keeping several in flight hides
+// the round trips and lets the server's work overlap.
+const applyConcurrency = 16
+
+// applied is the outcome of sending one loop; done is closed once it is set.
+type applied struct {
+	result  *loopgatev1.Loop
+	outcome string
+	err     error
+	done    chan struct{}
+}
+
+// apply creates or updates every loop, up to applyConcurrency at a time,
+// and reports them in file order. A loop named again later in the file is
+// sent only after its earlier document is done, so the later one wins as
+// if the file were applied one loop at a time. A loop that fails (denied,
+// invalid, conflict) is reported and the others go on; the exit code is 1
+// when any failed. Connection and authentication errors stop at once: no
+// further loop is sent.
 func (a *app) apply(ctx context.Context, stdout, stderr io.Writer, loops []*loop.Loop, opt applyOptions) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	outs := a.sendAll(ctx, loops, opt.dryRun)
 	var (
 		results []*loopgatev1.Loop
 		failed  int
 		timeout bool
 	)
-	for _, l := range loops {
-		desired := toProto(l)
-		result, outcome, err := a.applyOne(ctx, desired, opt.dryRun)
+	for i := range loops {
+		<-outs[i].done
+		result, outcome, err := outs[i].result, outs[i].outcome, outs[i].err
 		if err != nil {
 			if isCode(err, codes.Unavailable) || isCode(err, codes.Unauthenticated) || ctx.Err() != nil {
 				return err
@@ -253,6 +273,46 @@ func (a *app) apply(ctx context.Context, stdout, stderr io.Writer, loops []*loop
 		return &ExitError{Code: 2, Err: errors.New("timed out waiting")}
 	}
 	return nil
+}
+
+// sendAll applies every loop on its own goroutine, at most
+// applyConcurrency at a time, and returns their outcomes in file order.
+// Once ctx ends nothing more is sent.
+func (a *app) sendAll(ctx context.Context, loops []*loop.Loop, dryRun bool) []applied {
+	outs := make([]applied, len(loops))
+	for i := range outs {
+		outs[i].done = make(chan struct{})
+	}
+	go func() {
+		sem := make(chan struct{}, applyConcurrency)
+		last := map[string]int{} // loop name -> index of its latest document so far
+		for i, l := range loops {
+			desired := toProto(l)
+			before, dup := last[desired.GetName()]
+			last[desired.GetName()] = i
+			select {
+			case sem <- struct{}{}:
+			case <-ctx.Done():
+				for j := i; j < len(loops); j++ {
+					outs[j].err = ctx.Err()
+					close(outs[j].done)
+				}
+				return
+			}
+			go func() {
+				defer func() { <-sem; close(outs[i].done) }()
+				if dup {
+					<-outs[before].done // started earlier, so it finishes
+				}
+				if err := ctx.Err(); err != nil {
+					outs[i].err = err
+					return
+				}
+				outs[i].result, outs[i].outcome, outs[i].err = a.applyOne(ctx, desired, dryRun)
+			}()
+		}
+	}()
+	return outs
 }
 
 // applyOne reads the loop, then creates or updates it.

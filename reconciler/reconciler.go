@@ -53,8 +53,9 @@ type Reconciler struct {
 	log     *slog.Logger
 	now     func() time.Time
 
-	resync  time.Duration
-	workers int
+	resync    time.Duration
+	workers   int
+	batchSize int
 
 	running atomic.Bool // Enqueue is a no-op while no Run is active
 
@@ -69,9 +70,12 @@ type Reconciler struct {
 // Options tunes a Reconciler.
 type Options struct {
 	Resync  time.Duration // 0 = 30s; how often every loop is re-checked
-	Workers int           // 0 = 4; loops reconciled in parallel (never the same loop twice)
-	Logger  *slog.Logger
-	Now     func() time.Time
+	Workers int           // 0 = 4; batches reconciled in parallel (never the same loop twice)
+	// BatchSize caps how many queued loops one worker reconciles together
+	// (see ReconcileBatch); 0 = DefaultBatchSize, 1 = one loop at a time.
+	BatchSize int
+	Logger    *slog.Logger
+	Now       func() time.Time
 }
 
 // New returns a reconciler over the given per-cluster admin clients.
@@ -82,6 +86,9 @@ func New(st store.Store, cat *catalog.Catalog, admins map[string]provisioning.Ad
 	if opts.Workers <= 0 {
 		opts.Workers = 4
 	}
+	if opts.BatchSize <= 0 {
+		opts.BatchSize = DefaultBatchSize
+	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
@@ -90,7 +97,7 @@ func New(st store.Store, cat *catalog.Catalog, admins map[string]provisioning.Ad
 	}
 	return &Reconciler{
 		store: st, catalog: cat, admins: admins, peers: NewPeerIndex(cat), log: opts.Logger, now: opts.Now,
-		resync: opts.Resync, workers: opts.Workers,
+		resync: opts.Resync, workers: opts.Workers, batchSize: opts.BatchSize,
 		queued: map[string]bool{}, inflight: map[string]bool{}, dirty: map[string]bool{},
 		failures: map[string]int{}, queue: make(chan string, 1<<16),
 	}
@@ -169,40 +176,58 @@ func (r *Reconciler) enqueueAll(ctx context.Context) {
 	}
 }
 
+// work takes every key waiting in the queue (up to the batch size) and
+// reconciles them together, then requeues what failed (with backoff) and
+// what was enqueued again meanwhile.
 func (r *Reconciler) work(ctx context.Context) {
 	for {
-		var key string
+		var first string
 		select {
 		case <-ctx.Done():
 			return
-		case key = <-r.queue:
+		case first = <-r.queue:
+		}
+		keys := []string{first}
+	drain:
+		for len(keys) < r.batchSize {
+			select {
+			case k := <-r.queue:
+				keys = append(keys, k)
+			default:
+				break drain
+			}
 		}
 		r.mu.Lock()
-		delete(r.queued, key)
-		r.inflight[key] = true
-		r.mu.Unlock()
-
-		err := r.Reconcile(ctx, key)
-
-		r.mu.Lock()
-		delete(r.inflight, key)
-		again := r.dirty[key]
-		delete(r.dirty, key)
-		var backoff time.Duration
-		if err != nil && ctx.Err() == nil {
-			r.failures[key]++
-			backoff = min(100*time.Millisecond<<min(r.failures[key], 9), 30*time.Second)
-		} else {
-			delete(r.failures, key)
+		for _, key := range keys {
+			delete(r.queued, key)
+			r.inflight[key] = true
 		}
 		r.mu.Unlock()
 
-		switch {
-		case err != nil && ctx.Err() == nil:
-			r.log.Warn("reconcile failed; will retry", "loop", key, "backoff", backoff, "err", err)
-			time.AfterFunc(backoff, func() { r.Enqueue(key) })
-		case again:
-			r.Enqueue(key)
+		errs := r.ReconcileBatch(ctx, keys)
+
+		for _, key := range keys {
+			err := errs[key]
+			r.mu.Lock()
+			delete(r.inflight, key)
+			again := r.dirty[key]
+			delete(r.dirty, key)
+			var backoff time.Duration
+			if err != nil && ctx.Err() == nil {
+				r.failures[key]++
+				backoff = min(100*time.Millisecond<<min(r.failures[key], 9), 30*time.Second)
+			} else {
+				delete(r.failures, key)
+			}
+			r.mu.Unlock()
+
+			switch {
+			case err != nil && ctx.Err() == nil:
+				r.log.Warn("reconcile failed; will retry", "loop", key, "backoff", backoff, "err", err)
+				time.AfterFunc(backoff, func() { r.Enqueue(key) })
+			case again:
+				r.Enqueue(key)
+			}
 		}
 	}
 }
@@ -210,65 +235,7 @@ func (r *Reconciler) work(ctx context.Context) {
 // Reconcile converges one loop. It is safe to call at any time, any number
 // of times: an unchanged, converged loop yields an empty plan and no writes.
 func (r *Reconciler) Reconcile(ctx context.Context, key string) error {
-	team, name, ok := strings.Cut(key, "/")
-	if !ok {
-		return fmt.Errorf("bad loop key %q: want team/name", key)
-	}
-	l, err := r.store.GetLoop(ctx, team, name)
-	if errors.Is(err, store.ErrNotFound) {
-		r.peers.Remove(key)
-		return nil // deleted meanwhile: nothing to converge
-	}
-	if err != nil {
-		return fmt.Errorf("reading loop %s: %w", key, err)
-	}
-	r.peers.Put(l)
-	deleting := !l.Metadata.DeleteTime.IsZero()
-	if !deleting && awaitingApproval(l) {
-		return nil // invariant 1: nothing unapproved reaches a cluster
-	}
-	cl, err := r.clusterOf(l)
-	if err != nil {
-		return r.fail(ctx, l, "NoCluster", err, nil)
-	}
-	admin := r.admins[cl.Name]
-	if admin == nil {
-		return r.fail(ctx, l, "NoCluster", fmt.Errorf("no admin client for cluster %q", cl.Name), nil)
-	}
-
-	start := time.Now()
-	res, err := Compute(ctx, r.peers, admin, l, cl)
-	observed := time.Since(start)
-	if err != nil {
-		return r.fail(ctx, l, "ObserveFailed", err, nil)
-	}
-	if len(res.Plan.Problems) > 0 {
-		msgs := make([]string, len(res.Plan.Problems))
-		for i, p := range res.Plan.Problems {
-			msgs[i] = p.String()
-		}
-		return r.fail(ctx, l, "PlanRefused", fmt.Errorf("the plan has problems and nothing was applied: %s", strings.Join(msgs, "; ")), nil)
-	}
-
-	var results []provisioning.OpResult
-	if len(res.Plan.Actions) > 0 {
-		if err := r.recordIntent(ctx, l, cl, res.Plan.Actions); err != nil {
-			return err
-		}
-		results, err = admin.Execute(ctx, res.Plan.Actions)
-		if err != nil {
-			return r.fail(ctx, l, "KafkaError", err, results)
-		}
-	}
-	executed := time.Since(start)
-	if deleting {
-		err = r.finishDelete(ctx, l, cl, results)
-	} else {
-		err = r.finishApply(ctx, l, cl, res.Desired, results)
-	}
-	r.log.Debug("reconciled", "loop", key, "generation", l.Metadata.Generation, "actions", len(res.Plan.Actions),
-		"compute", observed, "execute", executed-observed, "total", time.Since(start), "err", err)
-	return err
+	return r.ReconcileBatch(ctx, []string{key})[key]
 }
 
 // awaitingApproval reports whether the loop's current generation needs an
@@ -302,6 +269,94 @@ type Computed struct {
 // with other loops on the same cluster, so those loops' needs are added to
 // the desired state: a quota is the sum over every loop naming the principal.
 func Compute(ctx context.Context, peers Peers, admin provisioning.Admin, l *loop.Loop, cl catalog.Cluster) (Computed, error) {
+	desired, want, err := desiredState(ctx, peers, l, cl)
+	if err != nil {
+		return Computed{}, err
+	}
+	observed, err := admin.Observe(ctx, want)
+	if err != nil {
+		return Computed{}, fmt.Errorf("observing cluster %s: %w", cl.Name, err)
+	}
+	return Computed{Desired: desired, Observed: observed, Plan: planFor(l, desired, observed)}, nil
+}
+
+// ReasonTopicNotOwned is the plan problem of a desired topic that exists on
+// the cluster but that loopgate did not create for this loop.
+const ReasonTopicNotOwned = "TopicNotOwned"
+
+// planFor is provisioning.Plan plus loopgate's ownership rule: a topic the
+// loop wants that already exists but is not in the loop's inventory was
+// created by someone else, and loopgate never takes it over (it would
+// change another owner's partitions, configs and ACLs). The reconciler
+// claims a topic in the inventory before creating it, so its own creates,
+// even interrupted ones, are always recognised.
+func planFor(l *loop.Loop, desired, observed provisioning.Resources) provisioning.PlanResult {
+	plan := provisioning.Plan(desired, observed)
+	exists := map[string]bool{}
+	for _, t := range observed.Topics {
+		exists[t.Name] = true
+	}
+	var foreign map[string]bool
+	for _, t := range desired.Topics {
+		if exists[t.Name] && !slices.Contains(l.Status.Inventory.Topics, t.Name) {
+			if foreign == nil {
+				foreign = map[string]bool{}
+			}
+			foreign[t.Name] = true
+			plan.Problems = append(plan.Problems, provisioning.Problem{
+				Resource: "topic " + t.Name, Reason: ReasonTopicNotOwned,
+				Message: "exists on the cluster but was not created by loopgate for this loop; loopgate does not take over topics it did not create: rename the stream, or remove the topic",
+			})
+		}
+	}
+	if foreign != nil {
+		// Nothing touches a foreign topic, not even its ACLs.
+		plan.Actions = slices.DeleteFunc(plan.Actions, func(a provisioning.Action) bool {
+			return a.Topic != nil && foreign[a.Topic.Name] || a.ACL != nil && a.ACL.ResourceType == provisioning.ResourceTopic && foreign[a.ACL.ResourceName]
+		})
+	}
+	return plan
+}
+
+// claimTopics records, in the same transaction as the intent event, that
+// the loop's CreateTopic actions are loopgate's: after a crash between the
+// create and the status write, the next reconcile recognises the topics.
+func claimTopics(ctx context.Context, tx store.Tx, l *loop.Loop, actions []provisioning.Action) error {
+	var created []string
+	for _, a := range actions {
+		if a.Kind == provisioning.CreateTopic && a.Topic != nil {
+			created = append(created, a.Topic.Name)
+		}
+	}
+	if len(created) == 0 {
+		return nil
+	}
+	cur, err := tx.GetLoop(ctx, l.Metadata.Team, l.Metadata.Name)
+	if err != nil {
+		return err
+	}
+	st := cur.Status
+	st.Inventory.Topics = union(st.Inventory.Topics, created)
+	l.Status.Inventory.Topics = st.Inventory.Topics
+	return tx.UpdateStatus(ctx, l.Metadata.Team, l.Metadata.Name, st)
+}
+
+// unclaimFailedCreates removes from an inventory the topics whose create
+// failed: they are not loopgate's (a foreign topic of another shape, or a
+// create the broker refused).
+func unclaimFailedCreates(inv *loop.Inventory, results []provisioning.OpResult) {
+	for _, res := range results {
+		if res.Kind == provisioning.CreateTopic && res.Err != "" {
+			name := strings.TrimPrefix(res.Resource, "topic ")
+			inv.Topics = slices.DeleteFunc(inv.Topics, func(t string) bool { return t == name })
+		}
+	}
+}
+
+// desiredState is Compute before observing: the desired resources of l on
+// cl, and want, what Observe must read to plan them (desired plus the
+// loop's whole scope, so that what it no longer needs is found).
+func desiredState(ctx context.Context, peers Peers, l *loop.Loop, cl catalog.Cluster) (desired, want provisioning.Resources, err error) {
 	var own provisioning.Resources
 	if l.Metadata.DeleteTime.IsZero() {
 		own = provisioning.Derive(l, cl)
@@ -310,11 +365,14 @@ func Compute(ctx context.Context, peers Peers, admin provisioning.Admin, l *loop
 
 	others, err := peers.Others(ctx, l, cl)
 	if err != nil {
-		return Computed{}, err
+		return desired, want, err
 	}
-	desired := withShared(own, scope, others, cl)
+	desired = withShared(own, scope, others, cl)
 
-	want := desired
+	want = desired
+	want.Topics = slices.Clone(desired.Topics)
+	want.ACLs = slices.Clone(desired.ACLs)
+	want.Quotas = slices.Clone(desired.Quotas)
 	for _, t := range scope.topics {
 		if !slices.ContainsFunc(want.Topics, func(x provisioning.Topic) bool { return x.Name == t }) {
 			want.Topics = append(want.Topics, provisioning.Topic{Name: t})
@@ -328,11 +386,7 @@ func Compute(ctx context.Context, peers Peers, admin provisioning.Admin, l *loop
 			want.Quotas = append(want.Quotas, provisioning.Quota{Principal: p})
 		}
 	}
-	observed, err := admin.Observe(ctx, want)
-	if err != nil {
-		return Computed{}, fmt.Errorf("observing cluster %s: %w", cl.Name, err)
-	}
-	return Computed{Desired: desired, Observed: observed, Plan: provisioning.Plan(desired, observed)}, nil
+	return desired, want, nil
 }
 
 type scope struct {
@@ -428,8 +482,9 @@ func aclKey(a provisioning.ACL) string {
 	return strings.Join([]string{a.ResourceType, a.ResourceName, a.Principal, a.Operation, a.Host, a.PatternType, a.Permission}, "|")
 }
 
-// recordIntent writes the audit event listing the operations about to run.
-func (r *Reconciler) recordIntent(ctx context.Context, l *loop.Loop, cl catalog.Cluster, actions []provisioning.Action) error {
+// intentEvent is the audit event listing the operations about to run on
+// l's behalf; it is committed before any of them runs.
+func (r *Reconciler) intentEvent(l *loop.Loop, cl catalog.Cluster, actions []provisioning.Action) audit.Event {
 	ops := make([]string, len(actions))
 	for i, a := range actions {
 		ops[i] = describeAction(a)
@@ -439,10 +494,7 @@ func (r *Reconciler) recordIntent(ctx context.Context, l *loop.Loop, cl catalog.
 		action = "loop.deprovision.start"
 	}
 	details := map[string]any{"generation": l.Metadata.Generation, "cluster": cl.Name, "planned": ops}
-	return r.store.Update(ctx, func(tx store.Tx) error {
-		_, err := tx.AppendAudit(ctx, r.event(l, action, audit.OutcomeOK, details))
-		return err
-	})
+	return r.event(l, action, audit.OutcomeOK, details)
 }
 
 func (r *Reconciler) event(l *loop.Loop, action, outcome string, details map[string]any) audit.Event {
@@ -465,47 +517,45 @@ func opsOf(results []provisioning.OpResult) []map[string]string {
 	return out
 }
 
-// finishApply records success: status READY plus, when anything was done,
+// finishApply records success, inside tx: status READY plus, when anything was done,
 // an audit event with every admin operation and its result.
-func (r *Reconciler) finishApply(ctx context.Context, l *loop.Loop, cl catalog.Cluster, desired provisioning.Resources, results []provisioning.OpResult) error {
+func (r *Reconciler) finishApply(ctx context.Context, tx store.Tx, l *loop.Loop, cl catalog.Cluster, desired provisioning.Resources, results []provisioning.OpResult) error {
 	now := r.now()
 	gen := l.Metadata.Generation
-	return r.store.Update(ctx, func(tx store.Tx) error {
-		if len(results) > 0 {
-			ev := r.event(l, "loop.provision", audit.OutcomeOK, map[string]any{
-				"generation": gen, "cluster": cl.Name, "operations": opsOf(results),
-			})
-			if _, err := tx.AppendAudit(ctx, ev); err != nil {
-				return err
-			}
-		}
-		cur, err := tx.GetLoop(ctx, l.Metadata.Team, l.Metadata.Name)
-		if err != nil {
+	if len(results) > 0 {
+		ev := r.event(l, "loop.provision", audit.OutcomeOK, map[string]any{
+			"generation": gen, "cluster": cl.Name, "operations": opsOf(results),
+		})
+		if _, err := tx.AppendAudit(ctx, ev); err != nil {
 			return err
 		}
-		if cur.Metadata.Generation != gen || !cur.Metadata.DeleteTime.IsZero() {
-			return nil // a newer write happened; its own reconcile sets status
-		}
-		st := cur.Status
-		if st.State == loop.StateReady && st.ObservedGeneration == gen && len(results) == 0 && st.Cluster == cl.Name {
-			return nil // converged and already said so: no write
-		}
-		st.State = loop.StateReady
-		st.ObservedGeneration = gen
-		st.Cluster = cl.Name
-		inv := inventoryOf(desired)
-		own := inventoryOf(provisioning.Derive(l, cl))
-		// Keep in the inventory only what this loop itself needs.
-		st.Inventory = loop.Inventory{Topics: inv.Topics, Groups: intersect(inv.Groups, own.Groups), Principals: intersect(inv.Principals, own.Principals)}
-		msg := "all topics, ACLs and quotas exist as approved"
-		reason := "Provisioned"
-		if len(results) > 0 && cur.Status.State == loop.StateReady && cur.Status.ObservedGeneration == gen {
-			reason, msg = "DriftCorrected", fmt.Sprintf("corrected drift with %d admin operations", len(results))
-		}
-		st.SetCondition(loop.Condition{Type: loop.CondProvisioned, Status: loop.True, Reason: "Provisioned", Message: msg, ObservedGeneration: gen}, now)
-		st.SetCondition(loop.Condition{Type: loop.CondInSync, Status: loop.True, Reason: reason, Message: msg, ObservedGeneration: gen}, now)
-		return tx.UpdateStatus(ctx, l.Metadata.Team, l.Metadata.Name, st)
-	})
+	}
+	cur, err := tx.GetLoop(ctx, l.Metadata.Team, l.Metadata.Name)
+	if err != nil {
+		return err
+	}
+	if cur.Metadata.Generation != gen || !cur.Metadata.DeleteTime.IsZero() {
+		return nil // a newer write happened; its own reconcile sets status
+	}
+	st := cur.Status
+	if st.State == loop.StateReady && st.ObservedGeneration == gen && len(results) == 0 && st.Cluster == cl.Name {
+		return nil // converged and already said so: no write
+	}
+	st.State = loop.StateReady
+	st.ObservedGeneration = gen
+	st.Cluster = cl.Name
+	inv := inventoryOf(desired)
+	own := inventoryOf(provisioning.Derive(l, cl))
+	// Keep in the inventory only what this loop itself needs.
+	st.Inventory = loop.Inventory{Topics: inv.Topics, Groups: intersect(inv.Groups, own.Groups), Principals: intersect(inv.Principals, own.Principals)}
+	msg := "all topics, ACLs and quotas exist as approved"
+	reason := "Provisioned"
+	if len(results) > 0 && cur.Status.State == loop.StateReady && cur.Status.ObservedGeneration == gen {
+		reason, msg = "DriftCorrected", fmt.Sprintf("corrected drift with %d admin operations", len(results))
+	}
+	st.SetCondition(loop.Condition{Type: loop.CondProvisioned, Status: loop.True, Reason: "Provisioned", Message: msg, ObservedGeneration: gen}, now)
+	st.SetCondition(loop.Condition{Type: loop.CondInSync, Status: loop.True, Reason: reason, Message: msg, ObservedGeneration: gen}, now)
+	return tx.UpdateStatus(ctx, l.Metadata.Team, l.Metadata.Name, st)
 }
 
 func intersect(a, b []string) []string {
@@ -518,27 +568,26 @@ func intersect(a, b []string) []string {
 	return out
 }
 
-// finishDelete removes the loop for good once its resources are gone.
-func (r *Reconciler) finishDelete(ctx context.Context, l *loop.Loop, cl catalog.Cluster, results []provisioning.OpResult) error {
-	return r.store.Update(ctx, func(tx store.Tx) error {
-		cur, err := tx.GetLoop(ctx, l.Metadata.Team, l.Metadata.Name)
-		if errors.Is(err, store.ErrNotFound) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		if cur.Metadata.DeleteTime.IsZero() || cur.Metadata.Etag != l.Metadata.Etag {
-			return nil // recreated or changed meanwhile
-		}
-		ev := r.event(l, "loop.deprovision", audit.OutcomeOK, map[string]any{
-			"generation": l.Metadata.Generation, "cluster": cl.Name, "operations": opsOf(results),
-		})
-		if _, err := tx.AppendAudit(ctx, ev); err != nil {
-			return err
-		}
-		return tx.DeleteLoop(ctx, l.Metadata.Team, l.Metadata.Name)
+// finishDelete removes the loop for good once its resources are gone,
+// inside tx.
+func (r *Reconciler) finishDelete(ctx context.Context, tx store.Tx, l *loop.Loop, cl catalog.Cluster, results []provisioning.OpResult) error {
+	cur, err := tx.GetLoop(ctx, l.Metadata.Team, l.Metadata.Name)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if cur.Metadata.DeleteTime.IsZero() || cur.Metadata.Etag != l.Metadata.Etag {
+		return nil // recreated or changed meanwhile
+	}
+	ev := r.event(l, "loop.deprovision", audit.OutcomeOK, map[string]any{
+		"generation": l.Metadata.Generation, "cluster": cl.Name, "operations": opsOf(results),
 	})
+	if _, err := tx.AppendAudit(ctx, ev); err != nil {
+		return err
+	}
+	return tx.DeleteLoop(ctx, l.Metadata.Team, l.Metadata.Name)
 }
 
 // fail records a failed reconcile on the loop's status and the audit trail,
@@ -569,10 +618,11 @@ func (r *Reconciler) fail(ctx context.Context, l *loop.Loop, reason string, caus
 				}
 			}
 		}
-		if cur.Metadata.Generation != gen {
-			return nil
-		}
 		st := cur.Status
+		unclaimFailedCreates(&st.Inventory, results)
+		if cur.Metadata.Generation != gen {
+			return tx.UpdateStatus(ctx, l.Metadata.Team, l.Metadata.Name, st) // only the inventory changes
+		}
 		if l.Metadata.DeleteTime.IsZero() {
 			st.State = loop.StateFailed
 		}

@@ -3,7 +3,9 @@ package reconciler_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -11,7 +13,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/loopgate/loopgate/audit"
 	"github.com/loopgate/loopgate/catalog"
 	"github.com/loopgate/loopgate/embedded"
 	"github.com/loopgate/loopgate/loop"
@@ -264,25 +265,60 @@ func TestDriftIsCorrectedAndAudited(t *testing.T) {
 	}
 }
 
-// Interrupted reconcile (kill -9 between the intent event and the status
-// write): the intent is on record, and the next reconcile converges with no
-// duplicate resources and an intact chain.
+// crashingAdmin executes only the first n actions of a batch and then
+// "crashes": the process dies mid-Execute, before any status is written.
+type crashingAdmin struct {
+	provisioning.Admin
+	n int
+}
+
+func (a crashingAdmin) Execute(ctx context.Context, actions []provisioning.Action) ([]provisioning.OpResult, error) {
+	if _, err := a.Admin.Execute(ctx, actions[:a.n]); err != nil {
+		return nil, err
+	}
+	return nil, errCrash
+}
+
+var errCrash = errors.New("simulated crash")
+
+// crashingStore refuses every transaction after the first n (the process
+// is gone): nothing after the crash is written.
+type crashingStore struct {
+	store.Store
+	n *int
+}
+
+func (s crashingStore) Update(ctx context.Context, fn func(tx store.Tx) error) error {
+	if *s.n <= 0 {
+		return errCrash
+	}
+	*s.n--
+	return s.Store.Update(ctx, fn)
+}
+
+// Interrupted reconcile (kill -9 in the middle of Execute): the intent is on
+// record and the topics about to be created are claimed; after a restart
+// the next reconcile converges with no duplicate resources, does not take
+// its own half-created topics for foreign ones, and keeps the chain intact.
 func TestInterruptedReconcileConverges(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
-	l := testLoop("crashy", "g")
-	f.create(t, l)
+	f.create(t, testLoop("crashy", "g"))
 
-	// Simulate the first half of a reconcile: plan, record intent, execute,
-	// then "crash" before the status write.
-	res, err := reconciler.Compute(ctx, reconciler.StorePeers{Store: f.st, Catalog: f.cat}, f.admin, l, f.cat.Clusters[0])
-	if err != nil {
-		t.Fatal(err)
+	txs := 1 // the intent transaction commits; nothing after the crash does
+	crashing := reconciler.New(crashingStore{Store: f.st, n: &txs}, f.cat,
+		map[string]provisioning.Admin{"eu-test": crashingAdmin{Admin: f.admin, n: 1}}, reconciler.Options{})
+	if err := crashing.Reconcile(ctx, "growth/crashy"); err == nil {
+		t.Fatal("the crashing reconcile reported success")
 	}
-	half := res.Plan.Actions[:len(res.Plan.Actions)/2]
-	if _, err := f.admin.Execute(ctx, half); err != nil {
-		t.Fatal(err)
+	if got := f.topics(t); len(got) != 1 {
+		t.Fatalf("after the crash %d topics exist, want the 1 created before it: %v", len(got), got)
 	}
+	events, _ := f.st.ListAudit(ctx, store.AuditFilter{})
+	if len(events) != 1 || events[0].Action != "loop.provision.start" {
+		t.Fatalf("audit after the crash = %v, want only the intent event", events)
+	}
+
 	// Restart: a fresh reconciler converges the rest.
 	rec2 := reconciler.New(f.st, f.cat, map[string]provisioning.Admin{"eu-test": f.admin}, reconciler.Options{})
 	if err := rec2.Reconcile(ctx, "growth/crashy"); err != nil {
@@ -292,25 +328,27 @@ func TestInterruptedReconcileConverges(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(again.Plan.Actions) != 0 {
-		t.Errorf("not converged after restart: %v", again.Plan.Actions)
+	if len(again.Plan.Actions) != 0 || len(again.Plan.Problems) != 0 {
+		t.Errorf("not converged after restart: %v %v", again.Plan.Actions, again.Plan.Problems)
 	}
 	if got := f.get(t, "crashy").Status.State; got != loop.StateReady {
 		t.Errorf("state = %s, want READY", got)
 	}
-	var provision audit.Event
-	events, _ := f.st.ListAudit(ctx, store.AuditFilter{})
-	for _, e := range events {
-		if e.Action == "loop.provision" {
-			provision = e
-		}
+	events, _ = f.st.ListAudit(ctx, store.AuditFilter{Action: "loop.provision"})
+	if len(events) != 1 {
+		t.Fatalf("provision events after restart: %d, want 1", len(events))
 	}
 	var details struct {
 		Operations []map[string]string `json:"operations"`
 	}
-	_ = json.Unmarshal(provision.Details, &details)
-	if len(details.Operations) != len(res.Plan.Actions)-len(half) {
-		t.Errorf("provision event lists %d operations, want the %d that were left", len(details.Operations), len(res.Plan.Actions)-len(half))
+	_ = json.Unmarshal(events[0].Details, &details)
+	for _, op := range details.Operations {
+		if strings.Contains(op["op"], "growth.crashy.events") && strings.HasPrefix(op["op"], "CreateTopics") {
+			t.Errorf("the restart created the already created topic again: %v", op)
+		}
+	}
+	if res, err := f.st.VerifyAudit(ctx); err != nil || !res.OK {
+		t.Errorf("audit chain: %+v %v", res, err)
 	}
 }
 
@@ -363,5 +401,134 @@ func TestStatusOfNewerGenerationIsKept(t *testing.T) {
 	got := f.get(t, "racy")
 	if got.Status.State != loop.StatePendingApproval || got.Metadata.Generation != 2 {
 		t.Errorf("status of generation 2 overwritten by a reconcile of generation 1: %s gen %d", got.Status.State, got.Metadata.Generation)
+	}
+}
+
+// racingAdmin creates a topic behind loopgate's back between Observe and
+// Execute: the create then meets a foreign topic of another shape.
+type racingAdmin struct {
+	provisioning.Admin
+	before func()
+}
+
+func (a racingAdmin) Execute(ctx context.Context, actions []provisioning.Action) ([]provisioning.OpResult, error) {
+	a.before()
+	return a.Admin.Execute(ctx, actions)
+}
+
+// A batch converges several loops with shared admin calls, yet each loop
+// gets its own audit events listing exactly its own operations, and a loop
+// whose operation fails is marked FAILED without holding back the others.
+func TestReconcileBatchAttributesPerLoop(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	race := racingAdmin{Admin: f.admin, before: func() {
+		if _, err := f.kadm.CreateTopic(ctx, 1, 1, nil, "growth.batch-c.events"); err != nil {
+			t.Error(err)
+		}
+	}}
+	rec := reconciler.New(f.st, f.cat, map[string]provisioning.Admin{"eu-test": race}, reconciler.Options{})
+	for _, name := range []string{"batch-a", "batch-b", "batch-c"} {
+		f.create(t, testLoop(name, "shared-group"))
+	}
+	errs := rec.ReconcileBatch(ctx, []string{"growth/batch-a", "growth/batch-b", "growth/batch-c"})
+	if len(errs) != 1 || !errors.Is(errs["growth/batch-c"], provisioning.ErrTopicExists) {
+		t.Fatalf("batch errors = %v, want only batch-c failing with ErrTopicExists", errs)
+	}
+	for _, name := range []string{"batch-a", "batch-b"} {
+		if st := f.get(t, name).Status; st.State != loop.StateReady {
+			t.Errorf("%s state = %s, want READY", name, st.State)
+		}
+	}
+	c := f.get(t, "batch-c").Status
+	if c.State != loop.StateFailed || c.Condition(loop.CondProvisioned).Reason != "KafkaError" {
+		t.Errorf("batch-c status = %s %+v, want FAILED with reason KafkaError", c.State, c.Condition(loop.CondProvisioned))
+	}
+	if slices.Contains(c.Inventory.Topics, "growth.batch-c.events") {
+		t.Errorf("the foreign topic stayed claimed in batch-c's inventory: %v", c.Inventory.Topics)
+	}
+
+	// Quotas of the shared principal are the sum over all three loops.
+	peak := float64(2 << 20)
+	if q := f.quotas(t)["shared-producer"]["producer_byte_rate"]; q != 3*peak {
+		t.Errorf("shared producer quota = %v, want %v", q, 3*peak)
+	}
+	// Each loop's provision event names its own topic and no other loop's.
+	events, err := f.st.ListAudit(ctx, store.AuditFilter{Action: "loop.provision"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for _, e := range events {
+		name := strings.TrimPrefix(e.Resource, "teams/growth/loops/")
+		seen[name] = true
+		for _, other := range []string{"batch-a", "batch-b", "batch-c"} {
+			if other != name && strings.Contains(string(e.Details), "growth."+other+".events") {
+				t.Errorf("provision event of %s lists %s's topic: %s", name, other, e.Details)
+			}
+		}
+		if !strings.Contains(string(e.Details), "growth."+name+".events") {
+			t.Errorf("provision event of %s does not list its own topic: %s", name, e.Details)
+		}
+	}
+	if !seen["batch-a"] || !seen["batch-b"] || !seen["batch-c"] {
+		t.Errorf("provision events for %v, want all three loops (batch-c's records its failure)", seen)
+	}
+	if res, err := f.st.VerifyAudit(ctx); err != nil || !res.OK {
+		t.Errorf("audit chain: %+v %v", res, err)
+	}
+
+	// The next reconcile of batch-c refuses to take the foreign topic over;
+	// the converged loops reconcile with no writes.
+	before, _ := f.st.ListAudit(ctx, store.AuditFilter{})
+	errs = f.rec.ReconcileBatch(ctx, []string{"growth/batch-a", "growth/batch-b", "growth/batch-c"})
+	if err := errs["growth/batch-c"]; err == nil || !strings.Contains(err.Error(), "not created by loopgate") {
+		t.Errorf("second reconcile of batch-c: %v, want a TopicNotOwned refusal", err)
+	}
+	if len(errs) != 1 {
+		t.Errorf("second batch errors = %v", errs)
+	}
+	after, _ := f.st.ListAudit(ctx, store.AuditFilter{})
+	for _, e := range after[len(before):] {
+		if e.Resource != "teams/growth/loops/batch-c" {
+			t.Errorf("re-reconciling a converged loop wrote %s %s", e.Action, e.Resource)
+		}
+	}
+	if tp := f.topics(t); tp["growth.batch-c.events"] != 1 {
+		t.Errorf("the foreign topic was changed: %d partitions, want its own 1", tp["growth.batch-c.events"])
+	}
+}
+
+// A topic that exists before its loop is provisioned belongs to someone
+// else: the plan refuses it (the same rule for :plan and apply) and the
+// topic is left alone.
+func TestForeignTopicIsNeverTakenOver(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	if _, err := f.kadm.CreateTopic(ctx, 1, 1, nil, "growth.squatted.events"); err != nil {
+		t.Fatal(err)
+	}
+	l := testLoop("squatted", "g")
+	f.create(t, l)
+	res, err := reconciler.Compute(ctx, reconciler.StorePeers{Store: f.st, Catalog: f.cat}, f.admin, l, f.cat.Clusters[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Plan.Problems) != 1 || res.Plan.Problems[0].Reason != reconciler.ReasonTopicNotOwned {
+		t.Fatalf("plan problems = %v, want one TopicNotOwned", res.Plan.Problems)
+	}
+	for _, a := range res.Plan.Actions {
+		if strings.Contains(a.Resource, "growth.squatted.events") {
+			t.Errorf("plan touches the foreign topic: %s %s", a.Kind, a.Resource)
+		}
+	}
+	if err := f.rec.Reconcile(ctx, "growth/squatted"); err == nil {
+		t.Fatal("reconcile took over a foreign topic")
+	}
+	if st := f.get(t, "squatted").Status; st.State != loop.StateFailed || st.Condition(loop.CondProvisioned).Reason != "PlanRefused" {
+		t.Errorf("status = %s %+v, want FAILED / PlanRefused", st.State, st.Condition(loop.CondProvisioned))
+	}
+	if tp := f.topics(t); tp["growth.squatted.events"] != 1 {
+		t.Errorf("foreign topic changed: %v", tp)
 	}
 }

@@ -38,7 +38,7 @@ func (t *tx) TeamPartitions(ctx context.Context, team, except string) (int64, er
 
 func teamPartitions(ctx context.Context, q querier, team, except string) (int64, error) {
 	var sum int64
-	err := q.QueryRow(ctx, `SELECT COALESCE(SUM((status->>'partitions')::bigint), 0) FROM loops
+	err := q.QueryRow(ctx, `SELECT COALESCE(SUM(partitions), 0) FROM loops
 		WHERE team = $1 AND name <> $2 AND delete_time IS NULL`, team, except).Scan(&sum)
 	if err != nil {
 		return 0, fmt.Errorf("partitions of team %s: %w", team, err)
@@ -174,11 +174,11 @@ func (t *tx) CreateLoop(ctx context.Context, l *loop.Loop) error {
 	}
 	// ON CONFLICT on the key, not a caught 23505: a failed statement would
 	// abort the whole transaction, and fn may want to go on (e.g. audit).
-	tag, err := t.q.Exec(ctx, `INSERT INTO loops (`+loopColumns+`)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+	tag, err := t.q.Exec(ctx, `INSERT INTO loops (`+loopColumns+`, partitions)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
 		ON CONFLICT (team, name) DO NOTHING`,
 		m.Team, m.Name, m.UID, m.Generation, m.Etag, metadata, spec, status,
-		m.CreateTime, m.UpdateTime, nullTime(m.DeleteTime))
+		m.CreateTime, m.UpdateTime, nullTime(m.DeleteTime), l.Status.Partitions)
 	if isUniqueViolation(err) { // the uid of another loop
 		return fmt.Errorf("loop %s/%s: uid %s is taken by another loop: %w", m.Team, m.Name, m.UID, store.ErrAlreadyExists)
 	}
@@ -217,11 +217,11 @@ func (t *tx) UpdateLoop(ctx context.Context, l *loop.Loop, expectedEtag string) 
 	// kept uid and create time (the metadata document is fixed up on read).
 	var createTime time.Time
 	err = t.q.QueryRow(ctx, `UPDATE loops SET generation = $1, etag = $2, metadata = $3, spec = $4, status = $5,
-		update_time = $6, delete_time = $7
+		update_time = $6, delete_time = $7, partitions = $11
 		WHERE team = $8 AND name = $9 AND etag = $10
 		RETURNING uid, create_time`,
 		m.Generation, m.Etag, metadata, spec, status, m.UpdateTime, nullTime(m.DeleteTime),
-		m.Team, m.Name, expectedEtag).Scan(&m.UID, &createTime)
+		m.Team, m.Name, expectedEtag, l.Status.Partitions).Scan(&m.UID, &createTime)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return t.whyNotUpdated(ctx, m.Team, m.Name, expectedEtag)
 	}
@@ -254,7 +254,7 @@ func (t *tx) UpdateStatus(ctx context.Context, team, name string, status loop.St
 	if err != nil {
 		return fmt.Errorf("loop %s/%s: encode status: %w", team, name, err)
 	}
-	tag, err := t.q.Exec(ctx, `UPDATE loops SET status = $1 WHERE team = $2 AND name = $3`, b, team, name)
+	tag, err := t.q.Exec(ctx, `UPDATE loops SET status = $1, partitions = $4 WHERE team = $2 AND name = $3`, b, team, name, status.Partitions)
 	return affectedOne(tag, err, "loop %s/%s", team, name)
 }
 

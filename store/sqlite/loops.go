@@ -29,7 +29,7 @@ func getLoop(ctx context.Context, q querier, team, name string) (*loop.Loop, err
 
 func teamPartitions(ctx context.Context, q querier, team, except string) (int64, error) {
 	var sum int64
-	err := q.QueryRowContext(ctx, `SELECT COALESCE(SUM(json_extract(status, '$.partitions')), 0) FROM loops
+	err := q.QueryRowContext(ctx, `SELECT COALESCE(SUM(partitions), 0) FROM loops
 		WHERE team = ? AND name <> ? AND delete_time IS NULL`, team, except).Scan(&sum)
 	if err != nil {
 		return 0, fmt.Errorf("partitions of team %s: %w", team, err)
@@ -146,9 +146,9 @@ func (t *tx) CreateLoop(ctx context.Context, l *loop.Loop) error {
 	if err != nil {
 		return fmt.Errorf("loop %s/%s: %w", m.Team, m.Name, err)
 	}
-	_, err = t.q.ExecContext(ctx, `INSERT INTO loops (`+loopColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+	_, err = t.q.ExecContext(ctx, `INSERT INTO loops (`+loopColumns+`, partitions) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		m.Team, m.Name, m.UID, m.Generation, m.Etag, metadata, spec, status,
-		formatTime(m.CreateTime), formatTime(m.UpdateTime), nullTime(m.DeleteTime))
+		formatTime(m.CreateTime), formatTime(m.UpdateTime), nullTime(m.DeleteTime), l.Status.Partitions)
 	if isDuplicate(err) {
 		return fmt.Errorf("loop %s/%s: %w", m.Team, m.Name, store.ErrAlreadyExists)
 	}
@@ -193,8 +193,8 @@ func (t *tx) UpdateLoop(ctx context.Context, l *loop.Loop, expectedEtag string) 
 	// The etag condition is in the UPDATE itself, so the check holds even
 	// without the writer serialisation.
 	res, err := t.q.ExecContext(ctx, `UPDATE loops SET generation = ?, etag = ?, metadata = ?, spec = ?, status = ?,
-		update_time = ?, delete_time = ? WHERE team = ? AND name = ? AND etag = ?`,
-		m.Generation, m.Etag, metadata, spec, status, formatTime(m.UpdateTime), nullTime(m.DeleteTime),
+		partitions = ?, update_time = ?, delete_time = ? WHERE team = ? AND name = ? AND etag = ?`,
+		m.Generation, m.Etag, metadata, spec, status, l.Status.Partitions, formatTime(m.UpdateTime), nullTime(m.DeleteTime),
 		m.Team, m.Name, expectedEtag)
 	if err != nil {
 		return fmt.Errorf("loop %s/%s: %w", m.Team, m.Name, err)
@@ -215,7 +215,7 @@ func (t *tx) UpdateStatus(ctx context.Context, team, name string, status loop.St
 	if err != nil {
 		return fmt.Errorf("loop %s/%s: encode status: %w", team, name, err)
 	}
-	res, err := t.q.ExecContext(ctx, `UPDATE loops SET status = ? WHERE team = ? AND name = ?`, b, team, name)
+	res, err := t.q.ExecContext(ctx, `UPDATE loops SET status = ?, partitions = ? WHERE team = ? AND name = ?`, b, status.Partitions, team, name)
 	return affectedOne(res, err, "loop %s/%s", team, name)
 }
 

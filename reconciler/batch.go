@@ -1,0 +1,453 @@
+package reconciler
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"strings"
+	"time"
+
+	"github.com/loopgate/loopgate/catalog"
+	"github.com/loopgate/loopgate/loop"
+	"github.com/loopgate/loopgate/provisioning"
+	"github.com/loopgate/loopgate/store"
+)
+
+// DefaultBatchSize is how many queued loops a worker reconciles together
+// when Options.BatchSize is 0.
+const DefaultBatchSize = 256
+
+// ReconcileBatch converges several loops together and returns the error of
+// each loop that failed, by key (a converged loop has no entry).
+//
+// Every loop gets exactly what Reconcile would give it alone — its own
+// desired state, plan, intent event, result event and status, with the
+// same generation guard, approval hold and deletion handling — but the
+// loops of one cluster share the expensive steps:
+//
+//   - one Observe for the union of their scopes, from which each loop's
+//     observation is cut out exactly as Observe would return it alone;
+//   - one transaction recording every loop's intent event;
+//   - one Execute with every loop's actions (an action several loops plan
+//     identically, e.g. a shared quota, runs once and its result is
+//     recorded for each of them);
+//   - one transaction writing every loop's result event and status.
+//
+// A loop whose actions contradict another loop's in the batch (two
+// different actions on one resource) is not executed with the batch: it is
+// reconciled alone afterwards, observing the cluster again, as it would be
+// if reconciled after the others one by one.
+func (r *Reconciler) ReconcileBatch(ctx context.Context, keys []string) map[string]error {
+	errs := map[string]error{}
+	var (
+		items    []*item
+		clusters []string // cluster names in first-seen order
+		byClust  = map[string][]*item{}
+		seen     = map[string]bool{}
+	)
+	// Read every loop and update the peer index before computing any
+	// desired state, so that all loops of the batch see each other.
+	for _, key := range keys {
+		if seen[key] {
+			continue
+		}
+		seen[key] = true
+		team, name, ok := strings.Cut(key, "/")
+		if !ok {
+			errs[key] = fmt.Errorf("bad loop key %q: want team/name", key)
+			continue
+		}
+		l, err := r.store.GetLoop(ctx, team, name)
+		if errors.Is(err, store.ErrNotFound) {
+			r.peers.Remove(key)
+			continue // deleted meanwhile: nothing to converge
+		}
+		if err != nil {
+			errs[key] = fmt.Errorf("reading loop %s: %w", key, err)
+			continue
+		}
+		r.peers.Put(l)
+		items = append(items, &item{key: key, l: l})
+	}
+	for _, it := range items {
+		l := it.l
+		if l.Metadata.DeleteTime.IsZero() && awaitingApproval(l) {
+			continue // invariant 1: nothing unapproved reaches a cluster
+		}
+		cl, err := r.clusterOf(l)
+		if err != nil {
+			errs[it.key] = r.fail(ctx, l, "NoCluster", err, nil)
+			continue
+		}
+		if r.admins[cl.Name] == nil {
+			errs[it.key] = r.fail(ctx, l, "NoCluster", fmt.Errorf("no admin client for cluster %q", cl.Name), nil)
+			continue
+		}
+		it.cl = cl
+		if byClust[cl.Name] == nil {
+			clusters = append(clusters, cl.Name)
+		}
+		byClust[cl.Name] = append(byClust[cl.Name], it)
+	}
+	for _, name := range clusters {
+		deferred := r.converge(ctx, r.admins[name], byClust[name], errs)
+		for _, it := range deferred {
+			if err := r.ReconcileBatch(ctx, []string{it.key})[it.key]; err != nil {
+				errs[it.key] = err
+			}
+		}
+	}
+	return errs
+}
+
+// item is one loop of a batch on its way through converge.
+type item struct {
+	key     string
+	l       *loop.Loop
+	cl      catalog.Cluster
+	desired provisioning.Resources
+	want    provisioning.Resources
+	plan    provisioning.PlanResult
+	actions []int // indexes of the loop's actions in the batch's Execute
+	results []provisioning.OpResult
+	done    bool // an outcome (error or failure status) is already recorded
+}
+
+// converge reconciles loops that all live on the cluster admin manages,
+// recording each loop's error in errs. It returns the loops it deferred
+// because their plans contradict another loop's.
+func (r *Reconciler) converge(ctx context.Context, admin provisioning.Admin, items []*item, errs map[string]error) (deferred []*item) {
+	start := time.Now()
+	var live []*item
+	for _, it := range items {
+		desired, want, err := desiredState(ctx, r.peers, it.l, it.cl)
+		if err != nil {
+			errs[it.key] = r.fail(ctx, it.l, "ObserveFailed", err, nil)
+			continue
+		}
+		it.desired, it.want = desired, want
+		live = append(live, it)
+	}
+	if len(live) == 0 {
+		return nil
+	}
+	cl := live[0].cl
+	observed, err := admin.Observe(ctx, unionOf(live))
+	if err != nil && len(live) > 1 {
+		// One loop's resource may be what fails: observe each loop alone
+		// so the others are not held back by it.
+		for _, it := range live {
+			obs, err := admin.Observe(ctx, it.want)
+			if err != nil {
+				errs[it.key] = r.fail(ctx, it.l, "ObserveFailed", fmt.Errorf("observing cluster %s: %w", cl.Name, err), nil)
+				it.done = true
+				continue
+			}
+			it.plan = planFor(it.l, it.desired, obs)
+		}
+	} else if err != nil {
+		it := live[0]
+		errs[it.key] = r.fail(ctx, it.l, "ObserveFailed", fmt.Errorf("observing cluster %s: %w", cl.Name, err), nil)
+		return nil
+	} else {
+		for _, it := range live {
+			it.plan = planFor(it.l, it.desired, restrict(observed, it.want))
+		}
+	}
+	observedIn := time.Since(start)
+
+	// Plan problems refuse the loop; the others' actions are merged, each
+	// distinct action once.
+	var (
+		actions  []provisioning.Action
+		index    = map[string]int{}    // exact action -> index in actions
+		resource = map[string]string{} // resource -> exact action planned for it
+		planned  []*item
+	)
+	for _, it := range live {
+		if it.done {
+			continue
+		}
+		if len(it.plan.Problems) > 0 {
+			msgs := make([]string, len(it.plan.Problems))
+			for i, p := range it.plan.Problems {
+				msgs[i] = p.String()
+			}
+			errs[it.key] = r.fail(ctx, it.l, "PlanRefused", fmt.Errorf("the plan has problems and nothing was applied: %s", strings.Join(msgs, "; ")), nil)
+			continue
+		}
+		keys := make([]string, len(it.plan.Actions))
+		conflict := false
+		for i, a := range it.plan.Actions {
+			keys[i] = actionKey(a)
+			if prev, ok := resource[a.Resource]; ok && prev != keys[i] {
+				conflict = true
+			}
+		}
+		if conflict {
+			deferred = append(deferred, it)
+			continue
+		}
+		for i, a := range it.plan.Actions {
+			idx, ok := index[keys[i]]
+			if !ok {
+				idx = len(actions)
+				actions = append(actions, a)
+				index[keys[i]] = idx
+				resource[a.Resource] = keys[i]
+			}
+			it.actions = append(it.actions, idx)
+		}
+		planned = append(planned, it)
+	}
+
+	if len(actions) > 0 {
+		// Intent first (invariant: recorded before any admin operation).
+		err := r.store.Update(ctx, func(tx store.Tx) error {
+			for _, it := range planned {
+				if len(it.actions) > 0 {
+					if _, err := tx.AppendAudit(ctx, r.intentEvent(it.l, cl, it.plan.Actions)); err != nil {
+						return err
+					}
+					if err := claimTopics(ctx, tx, it.l, it.plan.Actions); err != nil {
+						return err
+					}
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			for _, it := range planned {
+				if len(it.actions) > 0 {
+					errs[it.key] = fmt.Errorf("recording the intent to provision %s: %w", it.key, err)
+					it.done = true
+				}
+			}
+		} else {
+			results, execErr := admin.Execute(ctx, actions)
+			r.attribute(ctx, planned, actions, results, execErr, errs)
+		}
+	}
+	executedIn := time.Since(start) - observedIn
+
+	var finish []*item
+	for _, it := range planned {
+		if !it.done {
+			finish = append(finish, it)
+		}
+	}
+	r.finish(ctx, finish, errs)
+	r.log.Debug("reconciled batch", "cluster", cl.Name, "loops", len(items), "actions", len(actions),
+		"deferred", len(deferred), "observe", observedIn, "execute", executedIn, "total", time.Since(start))
+	return deferred
+}
+
+// attribute hands each loop the results of its own actions and records a
+// failure on every loop one of whose actions failed.
+func (r *Reconciler) attribute(ctx context.Context, planned []*item, actions []provisioning.Action, results []provisioning.OpResult, execErr error, errs map[string]error) {
+	var ee *provisioning.ExecuteError
+	causes := map[int]error{} // action index -> its error
+	if errors.As(execErr, &ee) {
+		unwrapped := ee.Unwrap()
+		next := 0
+		for i, res := range results {
+			if res.Err != "" && next < len(unwrapped) {
+				causes[i] = unwrapped[next]
+				next++
+			}
+		}
+	}
+	for _, it := range planned {
+		if len(it.actions) == 0 {
+			continue
+		}
+		it.results = make([]provisioning.OpResult, len(it.actions))
+		var failed []provisioning.OpResult
+		var why []error
+		for j, idx := range it.actions {
+			if idx < len(results) {
+				it.results[j] = results[idx]
+			} else {
+				it.results[j] = provisioning.OpResult{Kind: actions[idx].Kind, Resource: actions[idx].Resource, Op: string(actions[idx].Kind)}
+			}
+			if it.results[j].Err != "" {
+				failed = append(failed, it.results[j])
+				if c := causes[idx]; c != nil {
+					why = append(why, c)
+				}
+			}
+		}
+		var cause error
+		switch {
+		case len(planned) == 1 && execErr != nil:
+			cause = execErr // the loop's own error, exactly as Execute said it
+		case len(failed) > 0:
+			cause = &loopExecError{ExecuteError: &provisioning.ExecuteError{Failed: failed}, causes: why}
+		case execErr != nil && ee == nil:
+			cause = execErr // not about single actions (e.g. the context ended)
+		}
+		if cause != nil {
+			errs[it.key] = r.fail(ctx, it.l, "KafkaError", cause, it.results)
+			it.done = true
+		}
+	}
+}
+
+// loopExecError is the part of a batch's *provisioning.ExecuteError that
+// concerns one loop: it reads like one and unwraps to it and to the causes
+// of the loop's own failed operations.
+type loopExecError struct {
+	*provisioning.ExecuteError
+	causes []error
+}
+
+func (e *loopExecError) Unwrap() []error {
+	return append([]error{e.ExecuteError}, e.causes...)
+}
+
+// finish writes each loop's result event and status (or deletes a
+// deprovisioned loop) in one transaction. Should that transaction fail, each
+// loop is finished in a transaction of its own, so that the error is the
+// right loop's.
+func (r *Reconciler) finish(ctx context.Context, items []*item, errs map[string]error) {
+	if len(items) == 0 {
+		return
+	}
+	finishOne := func(tx store.Tx, it *item) error {
+		if !it.l.Metadata.DeleteTime.IsZero() {
+			return r.finishDelete(ctx, tx, it.l, it.cl, it.results)
+		}
+		return r.finishApply(ctx, tx, it.l, it.cl, it.desired, it.results)
+	}
+	err := r.store.Update(ctx, func(tx store.Tx) error {
+		for _, it := range items {
+			if err := finishOne(tx, it); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err == nil {
+		return
+	}
+	if len(items) == 1 {
+		errs[items[0].key] = err
+		return
+	}
+	for _, it := range items {
+		if err := r.store.Update(ctx, func(tx store.Tx) error { return finishOne(tx, it) }); err != nil {
+			errs[it.key] = err
+		}
+	}
+}
+
+// actionKey identifies an action exactly: two loops planning the same key
+// need one admin operation.
+func actionKey(a provisioning.Action) string {
+	b, _ := json.Marshal(a)
+	return string(b)
+}
+
+// unionOf is what one Observe must read for every loop of items.
+func unionOf(items []*item) provisioning.Resources {
+	var out provisioning.Resources
+	topics := map[string]int{}
+	type res struct{ typ, name string }
+	acls := map[res]bool{}
+	quotas := map[string]bool{}
+	for _, it := range items {
+		for _, t := range it.want.Topics {
+			i, ok := topics[t.Name]
+			if !ok {
+				topics[t.Name] = len(out.Topics)
+				out.Topics = append(out.Topics, provisioning.Topic{Name: t.Name, Configs: maps.Clone(managedConfigs(t))})
+				continue
+			}
+			maps.Copy(out.Topics[i].Configs, managedConfigs(t))
+		}
+		for _, a := range it.want.ACLs {
+			k := res{a.ResourceType, a.ResourceName}
+			if !acls[k] {
+				acls[k] = true
+				out.ACLs = append(out.ACLs, provisioning.ACL{ResourceType: a.ResourceType, ResourceName: a.ResourceName})
+			}
+		}
+		for _, q := range it.want.Quotas {
+			if !quotas[q.Principal] {
+				quotas[q.Principal] = true
+				out.Quotas = append(out.Quotas, provisioning.Quota{Principal: q.Principal})
+			}
+		}
+	}
+	return out
+}
+
+// managedConfigs is the set of config keys Observe reads for t, as a map
+// (only the keys matter).
+func managedConfigs(t provisioning.Topic) map[string]string {
+	if len(t.Configs) > 0 {
+		return t.Configs
+	}
+	m := map[string]string{}
+	for _, k := range provisioning.DefaultManagedConfigs {
+		m[k] = ""
+	}
+	return m
+}
+
+// restrict cuts out of a union observation exactly what Observe(want)
+// would have returned: want's topics with want's managed config keys, the
+// ACLs on want's topics and ACL resources, and the quotas of want's user
+// principals.
+func restrict(all provisioning.Resources, want provisioning.Resources) provisioning.Resources {
+	var out provisioning.Resources
+	topicKeys := map[string]map[string]string{}
+	type res struct{ typ, name string }
+	resources := map[res]bool{}
+	for _, t := range want.Topics {
+		if topicKeys[t.Name] == nil {
+			topicKeys[t.Name] = map[string]string{}
+		}
+		maps.Copy(topicKeys[t.Name], managedConfigs(t))
+		resources[res{provisioning.ResourceTopic, t.Name}] = true
+	}
+	for _, a := range want.ACLs {
+		if a.ResourceType != "" && a.ResourceName != "" {
+			resources[res{a.ResourceType, a.ResourceName}] = true
+		}
+	}
+	for _, t := range all.Topics {
+		keys, ok := topicKeys[t.Name]
+		if !ok {
+			continue
+		}
+		c := t
+		c.Configs = map[string]string{}
+		for k, v := range t.Configs {
+			if _, ok := keys[k]; ok {
+				c.Configs[k] = v
+			}
+		}
+		out.Topics = append(out.Topics, c)
+	}
+	for _, a := range all.ACLs {
+		if resources[res{a.ResourceType, a.ResourceName}] {
+			out.ACLs = append(out.ACLs, a)
+		}
+	}
+	principals := map[string]bool{}
+	for _, q := range want.Quotas {
+		if name, ok := strings.CutPrefix(q.Principal, "User:"); ok && name != "" { // Observe reads user quotas only
+			principals[q.Principal] = true
+		}
+	}
+	for _, q := range all.Quotas {
+		if principals[q.Principal] {
+			out.Quotas = append(out.Quotas, q)
+		}
+	}
+	out.Sort()
+	return out
+}
