@@ -61,15 +61,8 @@ func (s *Store) ListAudit(ctx context.Context, f store.AuditFilter) ([]audit.Eve
 		return nil, fmt.Errorf("list audit events: %w", err)
 	}
 	defer rows.Close()
-	var out []audit.Event
-	for rows.Next() {
-		ev, err := scanEvent(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list audit events: %w", err)
-		}
-		out = append(out, ev)
-	}
-	if err := rows.Err(); err != nil {
+	out, err := store.ScanAll(rows, func(r store.Rows) (audit.Event, error) { return scanEvent(r) })
+	if err != nil {
 		return nil, fmt.Errorf("list audit events: %w", err)
 	}
 	return out, nil
@@ -97,7 +90,7 @@ func (s *Store) VerifyAudit(ctx context.Context) (audit.VerifyResult, error) {
 	return v.Result(), nil
 }
 
-func scanEvent(rows *sql.Rows) (audit.Event, error) {
+func scanEvent(rows interface{ Scan(dest ...any) error }) (audit.Event, error) {
 	var ev audit.Event
 	var t string
 	var details sql.NullString

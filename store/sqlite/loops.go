@@ -65,28 +65,12 @@ func listLoops(ctx context.Context, q querier, opts store.ListOptions) ([]*loop.
 		return nil, "", fmt.Errorf("list loops: %w", err)
 	}
 	defer rows.Close()
-	loops := make([]*loop.Loop, 0, size)
-	more := false
-	for rows.Next() {
-		if len(loops) == size {
-			more = true
-			break
-		}
-		l, err := scanLoop(rows)
-		if err != nil {
-			return nil, "", fmt.Errorf("list loops: %w", err)
-		}
-		loops = append(loops, l)
-	}
-	if err := rows.Err(); err != nil {
+	loops, err := store.ScanAll(rows, func(r store.Rows) (*loop.Loop, error) { return scanLoop(r) })
+	if err != nil {
 		return nil, "", fmt.Errorf("list loops: %w", err)
 	}
-	next := ""
-	if more {
-		last := loops[len(loops)-1].Metadata
-		next = store.EncodePageToken(opts.Team, last.Team, last.Name)
-	}
-	return loops, next, nil
+	page, next := store.PageOf(loops, size, opts.Team)
+	return page, next, nil
 }
 
 // scanLoop reads one row of loopColumns. The key and resource-version
