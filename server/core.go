@@ -475,6 +475,9 @@ func (c *Core) Update(ctx context.Context, id Identity, desired *loop.Loop, etag
 		return &next, nil
 	}
 	err = c.Store.Update(ctx, func(tx store.Tx) error {
+		if err := keepReconcilerState(ctx, tx, &next); err != nil {
+			return err
+		}
 		if err := tx.UpdateLoop(ctx, &next, cur.Metadata.Etag); err != nil {
 			return err
 		}
@@ -485,6 +488,24 @@ func (c *Core) Update(ctx context.Context, id Identity, desired *loop.Loop, etag
 	}
 	c.notify(&next)
 	return &next, nil
+}
+
+// keepReconcilerState copies into next, inside the write transaction, the
+// status fields only the reconciler writes: the inventory of what it
+// provisioned (and claimed) and the cluster. The etag covers the desired
+// state only, so the reconciler may have written them after the API read
+// the loop; writing the stale copy back would forget topics the reconciler
+// claimed, which it would then refuse as foreign or fail to delete.
+func keepReconcilerState(ctx context.Context, tx store.Tx, next *loop.Loop) error {
+	fresh, err := tx.GetLoop(ctx, next.Metadata.Team, next.Metadata.Name)
+	if err != nil {
+		return err
+	}
+	next.Status.Inventory = fresh.Status.Inventory
+	if fresh.Status.Cluster != "" {
+		next.Status.Cluster = fresh.Status.Cluster
+	}
+	return nil
 }
 
 func labelsEqual(a, b map[string]string) bool {
@@ -536,6 +557,9 @@ func (c *Core) Delete(ctx context.Context, id Identity, team, name, etag string,
 		return next, nil
 	}
 	err = c.Store.Update(ctx, func(tx store.Tx) error {
+		if err := keepReconcilerState(ctx, tx, next); err != nil {
+			return err
+		}
 		if err := tx.UpdateLoop(ctx, next, cur.Metadata.Etag); err != nil {
 			return err
 		}
