@@ -1,9 +1,11 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 
 	"github.com/spf13/cobra"
@@ -19,8 +21,9 @@ func (a *app) newAuditCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "audit",
 		Short: "Show the audit trail (and `audit verify` to check its hash chain)",
-		Long: `Show audit events, oldest first: who did what to which loop, with the
-outcome and the policy decision. Filters combine with AND.`,
+		Long: `Show the latest audit events (--limit, 100 by default; 0 for all), printed
+oldest first: who did what to which loop, with the outcome and the policy
+decision. Filters combine with AND.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			req := &loopgatev1.ListAuditEventsRequest{Actor: actor, Action: action}
@@ -37,10 +40,16 @@ outcome and the policy decision. Filters combine with AND.`,
 			if err := a.connect(); err != nil {
 				return err
 			}
+			if limit > 0 {
+				req.OrderBy = "seq desc" // the latest events...
+			}
 			events, err := a.listAudit(cmd.Context(), req, limit)
 			if err != nil {
 				return err
 			}
+			slices.SortFunc(events, func(x, y *loopgatev1.AuditEvent) int { // ...shown oldest first
+				return cmp.Compare(x.GetSeq(), y.GetSeq())
+			})
 			if a.output != FormatTable {
 				return printMessage(cmd.OutOrStdout(), a.output, &loopgatev1.ListAuditEventsResponse{Events: events})
 			}

@@ -264,7 +264,13 @@ spec:
 		t.Errorf("deleting one loop touched another: %v", st.Partitions)
 	}
 
-	// 9. The audit chain verifies.
+	// 9. `audit --limit N` shows the latest N events, oldest first; the
+	// audit chain verifies.
+	all := decodeEvents(t, loopctl(t, home, nil, "audit", "--limit", "0", "-o", "json").Stdout)
+	last2 := decodeEvents(t, loopctl(t, home, nil, "audit", "--limit", "2", "-o", "json").Stdout)
+	if len(all) < 3 || len(last2) != 2 || last2[0]["seq"] != all[len(all)-2]["seq"] || last2[1]["seq"] != all[len(all)-1]["seq"] {
+		t.Errorf("audit --limit 2 = seqs %v, %v; want the last two of %d events", field(last2[0], "seq"), field(last2[len(last2)-1], "seq"), len(all))
+	}
 	if r = loopctl(t, home, nil, "audit", "verify"); r.Code != 0 {
 		t.Errorf("audit verify: %s", r)
 	}

@@ -257,12 +257,23 @@ func (s *auditService) ListAuditEvents(ctx context.Context, req *lgv1.ListAuditE
 				"%s may only read the audit trail of its own teams' loops: set resource to teams/{team}/loops/{loop}", id.Subject)}
 		}
 	}
+	switch strings.Join(strings.Fields(strings.ToLower(req.GetOrderBy())), " ") {
+	case "", "seq", "seq asc":
+	case "seq desc":
+		f.Newest = true
+	default:
+		return nil, invalidField("auditEvents", "order_by", fmt.Sprintf("%q: use \"seq\" (oldest first) or \"seq desc\" (newest first)", req.GetOrderBy()))
+	}
 	if t := req.GetPageToken(); t != "" {
-		var after int64
-		if _, err := fmt.Sscanf(t, "seq-%d", &after); err != nil {
+		var seq int64
+		if _, err := fmt.Sscanf(t, "seq-%d", &seq); err != nil {
 			return nil, invalidField("auditEvents", "page_token", "not a token this server returned")
 		}
-		f.AfterSeq = after
+		if f.Newest {
+			f.BeforeSeq = seq
+		} else {
+			f.AfterSeq = seq
+		}
 	}
 	if f.PageSize <= 0 {
 		f.PageSize = 100
@@ -276,6 +287,8 @@ func (s *auditService) ListAuditEvents(ctx context.Context, req *lgv1.ListAuditE
 		out.Events = append(out.Events, auditToProto(e))
 	}
 	if len(events) == f.PageSize && len(events) > 0 {
+		// The page is full: the next one continues after (or, newest
+		// first, before) its last event.
 		out.NextPageToken = fmt.Sprintf("seq-%d", events[len(events)-1].Seq)
 	}
 	return out, nil

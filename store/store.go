@@ -44,13 +44,17 @@ type ListOptions struct {
 	PageToken string // from the previous page's NextPageToken
 }
 
-// AuditFilter selects audit events, ordered by Seq ascending.
+// AuditFilter selects audit events, ordered by Seq (ascending unless Newest).
 type AuditFilter struct {
 	Resource string // exact resource name, "" = any
 	Actor    string
 	Action   string
 	AfterSeq int64 // events with Seq > AfterSeq
 	PageSize int   // <= 0 means 100; capped at 1000
+	// Newest lists by Seq descending (newest first); with BeforeSeq > 0
+	// only events with Seq < BeforeSeq (the next page of such a listing).
+	Newest    bool
+	BeforeSeq int64
 }
 
 // Reader is the read side, usable outside transactions.

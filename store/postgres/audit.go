@@ -67,7 +67,8 @@ func scanEvent(row pgx.Row) (audit.Event, error) {
 	return ev, nil
 }
 
-// ListAudit returns the events matching f, ordered by Seq.
+// ListAudit returns the events matching f, ordered by Seq (newest first
+// with f.Newest).
 func (s *Store) ListAudit(ctx context.Context, f store.AuditFilter) ([]audit.Event, error) {
 	var where []string
 	var args []any
@@ -85,8 +86,15 @@ func (s *Store) ListAudit(ctx context.Context, f store.AuditFilter) ([]audit.Eve
 	if f.Action != "" {
 		where = append(where, "action = "+arg(f.Action))
 	}
+	order := "seq"
+	if f.Newest {
+		order = "seq DESC"
+		if f.BeforeSeq > 0 {
+			where = append(where, "seq < "+arg(f.BeforeSeq))
+		}
+	}
 	query := `SELECT ` + auditColumns + ` FROM audit_events WHERE ` + strings.Join(where, " AND ") +
-		` ORDER BY seq LIMIT ` + arg(store.AuditPageSize(f.PageSize))
+		` ORDER BY ` + order + ` LIMIT ` + arg(store.AuditPageSize(f.PageSize))
 	rows, err := s.pool.Query(ctx, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list audit events: %w", err)

@@ -42,7 +42,8 @@ func (t *tx) AppendAudit(ctx context.Context, ev audit.Event) (audit.Event, erro
 	return sealed, nil
 }
 
-// ListAudit returns events matching every non-empty field of f, by Seq.
+// ListAudit returns events matching every non-empty field of f, by Seq
+// (newest first with f.Newest).
 func (s *Store) ListAudit(ctx context.Context, f store.AuditFilter) ([]audit.Event, error) {
 	where := []string{"seq > ?"}
 	args := []any{f.AfterSeq}
@@ -54,9 +55,17 @@ func (s *Store) ListAudit(ctx context.Context, f store.AuditFilter) ([]audit.Eve
 			args = append(args, c.val)
 		}
 	}
+	order := "seq"
+	if f.Newest {
+		order = "seq DESC"
+		if f.BeforeSeq > 0 {
+			where = append(where, "seq < ?")
+			args = append(args, f.BeforeSeq)
+		}
+	}
 	args = append(args, store.AuditPageSize(f.PageSize))
 	rows, err := s.reader.QueryContext(ctx, `SELECT `+auditColumns+` FROM audit_events WHERE `+
-		strings.Join(where, " AND ")+` ORDER BY seq LIMIT ?`, args...)
+		strings.Join(where, " AND ")+` ORDER BY `+order+` LIMIT ?`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list audit events: %w", err)
 	}

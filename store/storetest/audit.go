@@ -184,6 +184,9 @@ func testAuditFilters(t *testing.T, s store.Store) {
 		{store.AuditFilter{PageSize: 3}, "1,2,3"},
 		{store.AuditFilter{AfterSeq: 3, PageSize: 3}, "4,5,6"},
 		{store.AuditFilter{Resource: "teams/growth/loops/none"}, ""},
+		{store.AuditFilter{Newest: true, PageSize: 3}, "12,11,10"},
+		{store.AuditFilter{Newest: true, BeforeSeq: 10, PageSize: 3}, "9,8,7"},
+		{store.AuditFilter{Newest: true, Resource: "teams/growth/loops/loop-1"}, "9,5,1"},
 	} {
 		if got := seqs(tc.f); got != tc.want {
 			t.Errorf("ListAudit(%+v) = seqs [%s], want [%s]", tc.f, got, tc.want)
