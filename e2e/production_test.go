@@ -195,7 +195,7 @@ func TestTwoProcessesSharePostgres(t *testing.T) {
 				}
 				next := cur.GetSpec().GetRetentionMs() + 1000
 				_, err = cl.UpdateLoop(ctx, &lgv1.UpdateLoopRequest{
-					Loop: &lgv1.Loop{Name: cur.Name, Etag: cur.Etag, Spec: &lgv1.LoopSpec{RetentionMs: next}},
+					Loop:       &lgv1.Loop{Name: cur.Name, Etag: cur.Etag, Spec: &lgv1.LoopSpec{RetentionMs: next}},
 					UpdateMask: &fieldmaskpb.FieldMask{Paths: []string{"spec.retention_ms"}},
 				})
 				switch status.Code(err) {
