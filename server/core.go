@@ -475,7 +475,7 @@ func (c *Core) Update(ctx context.Context, id Identity, desired *loop.Loop, etag
 		return &next, nil
 	}
 	err = c.Store.Update(ctx, func(tx store.Tx) error {
-		if err := keepReconcilerState(ctx, tx, &next); err != nil {
+		if err := keepReconcilerState(ctx, tx, &next, !specChanged); err != nil {
 			return err
 		}
 		if err := tx.UpdateLoop(ctx, &next, cur.Metadata.Etag); err != nil {
@@ -490,22 +490,35 @@ func (c *Core) Update(ctx context.Context, id Identity, desired *loop.Loop, etag
 	return &next, nil
 }
 
-// keepReconcilerState copies into next, inside the write transaction, the
-// status fields only the reconciler writes: the inventory of what it
-// provisioned (and claimed) and the cluster. The etag covers the desired
-// state only, so the reconciler may have written them after the API read
-// the loop; writing the stale copy back would forget topics the reconciler
-// claimed, which it would then refuse as foreign or fail to delete.
-func keepReconcilerState(ctx context.Context, tx store.Tx, next *loop.Loop) error {
+// keepReconcilerState brings into next, inside the write transaction, what
+// the reconciler wrote since the API read the loop. The etag covers the
+// desired state only, so a status write does not fail the API's CAS; writing
+// the stale copy back would forget topics the reconciler claimed (which it
+// would then refuse as foreign, or fail to delete). With wholeStatus (the
+// spec is unchanged) next takes the fresh status as it is; otherwise the new
+// generation's admission status keeps the fresh inventory and cluster.
+func keepReconcilerState(ctx context.Context, tx store.Tx, next *loop.Loop, wholeStatus bool) error {
 	fresh, err := tx.GetLoop(ctx, next.Metadata.Team, next.Metadata.Name)
 	if err != nil {
 		return err
+	}
+	if wholeStatus {
+		next.Status = fresh.Status
+		return nil
 	}
 	next.Status.Inventory = fresh.Status.Inventory
 	if fresh.Status.Cluster != "" {
 		next.Status.Cluster = fresh.Status.Cluster
 	}
 	return nil
+}
+
+// markDeleting is the status of a loop whose deletion was just requested.
+func markDeleting(st *loop.Status, id Identity, gen int64, now time.Time) {
+	st.State = loop.StateDeleting
+	st.RequestedBy = id.Subject
+	st.SetCondition(loop.Condition{Type: loop.CondInSync, Status: loop.False, Reason: "Deleting",
+		Message: "removing topics, ACLs and quotas", ObservedGeneration: gen}, now)
 }
 
 func labelsEqual(a, b map[string]string) bool {
@@ -549,17 +562,16 @@ func (c *Core) Delete(ctx context.Context, id Identity, team, name, etag string,
 	now := c.now()
 	next.Metadata.DeleteTime = now
 	next.Metadata.UpdateTime = now
-	next.Status.State = loop.StateDeleting
-	next.Status.RequestedBy = id.Subject
-	next.Status.SetCondition(loop.Condition{Type: loop.CondInSync, Status: loop.False, Reason: "Deleting",
-		Message: "removing topics, ACLs and quotas", ObservedGeneration: next.Metadata.Generation}, now)
+	markDeleting(&next.Status, id, next.Metadata.Generation, now)
 	if opts.ValidateOnly {
 		return next, nil
 	}
 	err = c.Store.Update(ctx, func(tx store.Tx) error {
-		if err := keepReconcilerState(ctx, tx, next); err != nil {
+		// Mark the freshest status: the reconciler may have written it since.
+		if err := keepReconcilerState(ctx, tx, next, true); err != nil {
 			return err
 		}
+		markDeleting(&next.Status, id, next.Metadata.Generation, now)
 		if err := tx.UpdateLoop(ctx, next, cur.Metadata.Etag); err != nil {
 			return err
 		}

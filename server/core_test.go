@@ -33,8 +33,9 @@ func (r *reconcilerRace) GetLoop(ctx context.Context, team, name string) (*loop.
 			return err
 		}
 		st := cur.Status
-		st.Inventory.Topics = append(st.Inventory.Topics, "growth.racy.events")
+		st.Inventory.Topics = []string{"growth.racy.events"}
 		st.Cluster = "eu-embedded"
+		st.State = loop.StateReady
 		return tx.UpdateStatus(ctx, team, name, st)
 	})
 	return l, err
@@ -105,12 +106,25 @@ func TestAPIWritesKeepTheReconcilersInventory(t *testing.T) {
 		t.Fatalf("update erased the reconciler's inventory: %+v cluster %q", got.Status.Inventory, got.Status.Cluster)
 	}
 
+	// A labels-only update changes no generation and keeps the status the
+	// reconciler wrote meanwhile as it is.
+	labelled := racyLoop("2d")
+	labelled.Metadata.Labels = map[string]string{"domain": "checkout"}
+	race.armed = true
+	if _, err := c.Update(ctx, admin, labelled, "", WriteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	got, _ = base.GetLoop(ctx, "growth", "racy")
+	if got.Status.State != loop.StateReady || got.Metadata.Generation != 2 || got.Metadata.Labels["domain"] != "checkout" {
+		t.Fatalf("labels-only update: state %s, generation %d, labels %v; want READY, 2, domain=checkout", got.Status.State, got.Metadata.Generation, got.Metadata.Labels)
+	}
+
 	race.armed = true
 	if _, err := c.Delete(ctx, admin, "growth", "racy", "", WriteOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	got, _ = base.GetLoop(ctx, "growth", "racy")
-	if n := len(got.Status.Inventory.Topics); n != 2 || got.Metadata.DeleteTime.IsZero() {
+	if !slices.Contains(got.Status.Inventory.Topics, "growth.racy.events") || got.Metadata.DeleteTime.IsZero() || got.Status.State != loop.StateDeleting {
 		t.Fatalf("delete erased the reconciler's inventory: %+v", got.Status.Inventory)
 	}
 }
