@@ -13,6 +13,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/loopgate/loopgate/audit"
@@ -43,6 +44,16 @@ type Core struct {
 	Notify func(key string)
 	Log    *slog.Logger
 	Now    func() time.Time
+
+	commitOnce sync.Once
+	commits    *groupCommit
+}
+
+// write runs an admission's transaction through the group commit, so that
+// concurrent requests share one store transaction.
+func (c *Core) write(ctx context.Context, fn func(tx store.Tx) error) error {
+	c.commitOnce.Do(func() { c.commits = newGroupCommit(c.Store) })
+	return c.commits.Update(ctx, fn)
 }
 
 // WriteOptions are the common options of mutating calls.
@@ -323,7 +334,7 @@ func (c *Core) replay(ctx context.Context, requestID string) (*loop.Loop, bool, 
 	}
 	var resource string
 	var found bool
-	err := c.Store.Update(ctx, func(tx store.Tx) error {
+	err := c.write(ctx, func(tx store.Tx) error {
 		var err error
 		resource, found, err = tx.GetRequest(ctx, requestID)
 		return err
@@ -380,7 +391,7 @@ func (c *Core) Create(ctx context.Context, id Identity, l *loop.Loop, opts Write
 	if opts.ValidateOnly {
 		return l, nil
 	}
-	err = c.Store.Update(ctx, func(tx store.Tx) error {
+	err = c.write(ctx, func(tx store.Tx) error {
 		if err := tx.CreateLoop(ctx, l); err != nil {
 			return err
 		}
@@ -474,7 +485,7 @@ func (c *Core) Update(ctx context.Context, id Identity, desired *loop.Loop, etag
 	if opts.ValidateOnly {
 		return &next, nil
 	}
-	err = c.Store.Update(ctx, func(tx store.Tx) error {
+	err = c.write(ctx, func(tx store.Tx) error {
 		if err := keepReconcilerState(ctx, tx, &next, !specChanged); err != nil {
 			return err
 		}
@@ -566,7 +577,7 @@ func (c *Core) Delete(ctx context.Context, id Identity, team, name, etag string,
 	if opts.ValidateOnly {
 		return next, nil
 	}
-	err = c.Store.Update(ctx, func(tx store.Tx) error {
+	err = c.write(ctx, func(tx store.Tx) error {
 		// Mark the freshest status: the reconciler may have written it since.
 		if err := keepReconcilerState(ctx, tx, next, true); err != nil {
 			return err
