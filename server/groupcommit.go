@@ -52,14 +52,13 @@ func (g *groupCommit) Update(ctx context.Context, fn func(tx store.Tx) error) er
 	g.mu.Lock()
 	g.pending = append(g.pending, j)
 	if !g.leading {
-		// No batch is committing: this caller commits batches until the
-		// queue is empty (its own job is in the first one).
+		// No batch is committing: start a committer that drains the queue
+		// (on its own goroutine, so this request is not held up committing
+		// later requests' batches).
 		g.leading = true
-		g.mu.Unlock()
-		g.lead()
-	} else {
-		g.mu.Unlock()
+		go g.lead()
 	}
+	g.mu.Unlock()
 	select {
 	case err := <-j.done:
 		return err
