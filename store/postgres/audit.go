@@ -114,9 +114,8 @@ func (s *Store) ListAudit(ctx context.Context, f store.AuditFilter) ([]audit.Eve
 func (s *Store) VerifyAudit(ctx context.Context) (audit.VerifyResult, error) {
 	var res audit.VerifyResult
 	err := pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(t pgx.Tx) error {
-		var headSeq int64
-		var headHash string
-		if err := t.QueryRow(ctx, `SELECT seq, hash FROM audit_head`).Scan(&headSeq, &headHash); err != nil {
+		var head store.ChainHead
+		if err := t.QueryRow(ctx, `SELECT seq, hash FROM audit_head`).Scan(&head.Seq, &head.Hash); err != nil {
 			return fmt.Errorf("read the chain head: %w", err)
 		}
 		rows, err := t.Query(ctx, `SELECT `+auditColumns+` FROM audit_events ORDER BY seq`)
@@ -124,27 +123,9 @@ func (s *Store) VerifyAudit(ctx context.Context) (audit.VerifyResult, error) {
 			return err
 		}
 		defer rows.Close()
-		var v audit.Verifier
-		var last audit.Event
-		for rows.Next() {
-			ev, err := scanEvent(rows)
-			if err != nil {
-				return err
-			}
-			v.Add(ev)
-			last = ev
-		}
-		if err := rows.Err(); err != nil {
+		res, err = store.VerifyChain(rows, func(r store.Rows) (audit.Event, error) { return scanEvent(r) }, head)
+		if err != nil {
 			return err
-		}
-		res = v.Result()
-		if res.OK && (last.Seq != headSeq || (headSeq > 0 && last.Hash != headHash)) {
-			res.OK = false
-			res.FirstBroken = &audit.BrokenLink{
-				Seq: last.Seq + 1,
-				Reason: fmt.Sprintf("the chain ends at event %d but the audit head records %d events ending in hash %s: events were removed from the end",
-					last.Seq, headSeq, headHash),
-			}
 		}
 		return nil
 	})

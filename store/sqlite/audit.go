@@ -3,7 +3,6 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"strings"
 
@@ -17,10 +16,10 @@ const auditColumns = `seq, id, time, actor, action, resource, request_id, decisi
 // inserts it. Writers are serialised, so the head read here is the head
 // the insert extends; the seq primary key would refuse a fork regardless.
 func (t *tx) AppendAudit(ctx context.Context, ev audit.Event) (audit.Event, error) {
-	seq, prev := int64(0), audit.GenesisHash
-	err := t.q.QueryRowContext(ctx, `SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1`).Scan(&seq, &prev)
-	if err != nil && !errors.Is(err, sql.ErrNoRows) {
-		return audit.Event{}, fmt.Errorf("append audit event: read chain head: %w", err)
+	var seq int64
+	var prev string
+	if err := t.q.QueryRowContext(ctx, `SELECT seq, hash FROM audit_head`).Scan(&seq, &prev); err != nil {
+		return audit.Event{}, fmt.Errorf("append audit event %s on %s: read the chain head: %w", ev.Action, ev.Resource, err)
 	}
 	sealed, err := audit.Seal(ev, seq+1, prev, t.s.now())
 	if err != nil {
@@ -38,6 +37,9 @@ func (t *tx) AppendAudit(ctx context.Context, ev audit.Event) (audit.Event, erro
 	}
 	if err != nil {
 		return audit.Event{}, fmt.Errorf("append audit event %d: %w", sealed.Seq, err)
+	}
+	if _, err := t.q.ExecContext(ctx, `UPDATE audit_head SET seq = ?, hash = ?`, sealed.Seq, sealed.Hash); err != nil {
+		return audit.Event{}, fmt.Errorf("append audit event %s: move the chain head: %w", sealed.ID, err)
 	}
 	return sealed, nil
 }
@@ -77,26 +79,29 @@ func (s *Store) ListAudit(ctx context.Context, f store.AuditFilter) ([]audit.Eve
 	return out, nil
 }
 
-// VerifyAudit streams the whole chain, in Seq order, through an
-// audit.Verifier; memory use does not grow with the chain.
+// VerifyAudit streams the whole chain, in Seq order, through
+// store.VerifyChain (memory use does not grow with the chain), reading the
+// events and the chain head in one read transaction, so one snapshot.
 func (s *Store) VerifyAudit(ctx context.Context) (audit.VerifyResult, error) {
-	rows, err := s.reader.QueryContext(ctx, `SELECT `+auditColumns+` FROM audit_events ORDER BY seq`)
+	rtx, err := s.reader.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return audit.VerifyResult{}, fmt.Errorf("verify audit chain: %w", err)
+	}
+	defer rtx.Rollback() //nolint:errcheck // read only
+	var head store.ChainHead
+	if err := rtx.QueryRowContext(ctx, `SELECT seq, hash FROM audit_head`).Scan(&head.Seq, &head.Hash); err != nil {
+		return audit.VerifyResult{}, fmt.Errorf("verify audit chain: read the chain head: %w", err)
+	}
+	rows, err := rtx.QueryContext(ctx, `SELECT `+auditColumns+` FROM audit_events ORDER BY seq`)
 	if err != nil {
 		return audit.VerifyResult{}, fmt.Errorf("verify audit chain: %w", err)
 	}
 	defer rows.Close()
-	var v audit.Verifier
-	for rows.Next() {
-		ev, err := scanEvent(rows)
-		if err != nil {
-			return audit.VerifyResult{}, fmt.Errorf("verify audit chain: %w", err)
-		}
-		v.Add(ev)
-	}
-	if err := rows.Err(); err != nil {
+	res, err := store.VerifyChain(rows, func(r store.Rows) (audit.Event, error) { return scanEvent(r) }, head)
+	if err != nil {
 		return audit.VerifyResult{}, fmt.Errorf("verify audit chain: %w", err)
 	}
-	return v.Result(), nil
+	return res, nil
 }
 
 func scanEvent(rows interface{ Scan(dest ...any) error }) (audit.Event, error) {
