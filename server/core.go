@@ -332,13 +332,7 @@ func (c *Core) replay(ctx context.Context, requestID string) (*loop.Loop, bool, 
 	if requestID == "" {
 		return nil, false, nil
 	}
-	var resource string
-	var found bool
-	err := c.write(ctx, func(tx store.Tx) error {
-		var err error
-		resource, found, err = tx.GetRequest(ctx, requestID)
-		return err
-	})
+	resource, found, err := c.Store.GetRequest(ctx, requestID)
 	if err != nil || !found {
 		return nil, false, err
 	}

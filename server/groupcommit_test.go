@@ -79,12 +79,11 @@ func TestGroupCommitSharesTransactionsNotOutcomes(t *testing.T) {
 	if res, err := base.VerifyAudit(ctx); err != nil || !res.OK {
 		t.Errorf("audit chain: %+v %v", res, err)
 	}
-	// Requests that queued behind a slow transaction shared later ones (each
-	// admission is two jobs: the request-id lookup and the write; the
+	// Requests that queued behind a slow transaction shared later ones (the
 	// failing one costs a rollback and a retry of its batch).
 	if txs := slow.txs.Load(); txs >= n/2 {
 		t.Errorf("%d transactions for %d admissions: too little was shared", txs, n+1)
 	} else {
-		t.Logf("%d transactions (replay lookups included) for %d admissions", txs, n+1)
+		t.Logf("%d transactions for %d admissions", txs, n+1)
 	}
 }

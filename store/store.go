@@ -66,6 +66,8 @@ type Reader interface {
 	// a team's partition budget with it on every write, so it is computed
 	// in the database, without decoding loops.
 	TeamPartitions(ctx context.Context, team, except string) (int64, error)
+	// GetRequest returns what was recorded for a request id, for safe retries.
+	GetRequest(ctx context.Context, requestID string) (resource string, found bool, err error)
 }
 
 // Tx is the view of the store inside one transaction.
@@ -91,8 +93,7 @@ type Tx interface {
 	// stored event. Concurrent appends never fork or gap the chain.
 	AppendAudit(ctx context.Context, ev audit.Event) (audit.Event, error)
 
-	// GetRequest returns what was recorded for a request id, for safe retries.
-	GetRequest(ctx context.Context, requestID string) (resource string, found bool, err error)
+	// PutRequest records which resource a request id created or changed.
 	PutRequest(ctx context.Context, requestID, resource string) error
 }
 

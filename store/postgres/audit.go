@@ -180,9 +180,17 @@ func (s *Store) GetDecision(ctx context.Context, id string) (*store.Decision, er
 }
 
 // GetRequest returns the resource recorded for requestID, if any.
+func (s *Store) GetRequest(ctx context.Context, requestID string) (string, bool, error) {
+	return getRequest(ctx, s.pool, requestID)
+}
+
 func (t *tx) GetRequest(ctx context.Context, requestID string) (string, bool, error) {
+	return getRequest(ctx, t.q, requestID)
+}
+
+func getRequest(ctx context.Context, q querier, requestID string) (string, bool, error) {
 	var resource string
-	err := t.q.QueryRow(ctx, `SELECT resource FROM requests WHERE request_id = $1`, requestID).Scan(&resource)
+	err := q.QueryRow(ctx, `SELECT resource FROM requests WHERE request_id = $1`, requestID).Scan(&resource)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return "", false, nil
 	}

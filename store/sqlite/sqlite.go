@@ -215,9 +215,17 @@ func (t *tx) PutDecision(ctx context.Context, d store.Decision) error {
 	return nil
 }
 
+func (s *Store) GetRequest(ctx context.Context, requestID string) (string, bool, error) {
+	return getRequest(ctx, s.reader, requestID)
+}
+
 func (t *tx) GetRequest(ctx context.Context, requestID string) (string, bool, error) {
+	return getRequest(ctx, t.q, requestID)
+}
+
+func getRequest(ctx context.Context, q querier, requestID string) (string, bool, error) {
 	var resource string
-	err := t.q.QueryRowContext(ctx, `SELECT resource FROM requests WHERE request_id = ?`, requestID).Scan(&resource)
+	err := q.QueryRowContext(ctx, `SELECT resource FROM requests WHERE request_id = ?`, requestID).Scan(&resource)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", false, nil
 	}

@@ -67,6 +67,13 @@ func testRequests(t *testing.T, s store.Store) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// So does a read outside any transaction (what the API checks first).
+	if resource, found, err := s.GetRequest(ctx, "req-1"); err != nil || !found || resource != "teams/growth/loops/checkout-nudge" {
+		t.Errorf("Store.GetRequest(req-1) = %q found=%v err=%v, want the recorded resource", resource, found, err)
+	}
+	if _, found, err := s.GetRequest(ctx, "req-unknown"); err != nil || found {
+		t.Errorf("Store.GetRequest of an unknown id: found=%v err=%v", found, err)
+	}
 	err = s.Update(ctx, func(tx store.Tx) error { return tx.PutRequest(ctx, "req-1", "teams/growth/loops/other") })
 	wantErr(t, "PutRequest of a recorded id", err, store.ErrAlreadyExists)
 }
