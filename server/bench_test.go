@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"sync"
 	"testing"
 	"time"
 
@@ -34,33 +35,58 @@ func startEmbeddedConn(tb testing.TB) (*grpc.ClientConn, context.Context) {
 	tb.Helper()
 	tb.Setenv("HOME", tb.TempDir())
 	cfg := config.Embedded(filepath.Join(tb.TempDir(), "data"))
-	cfg.GRPCAddr, cfg.HTTPAddr = "127.0.0.1:0", "127.0.0.1:0"
 	for i := range cfg.Teams {
 		cfg.Teams[i].MaxPartitions = 1 << 30 // benchmarks create many loops
 	}
-	ctx, cancel := context.WithCancel(context.Background())
+	r := runServer(tb, cfg, slog.LevelDebug)
+	return r.conn, r.ctx
+}
+
+// running is a loopgate served in-process by runServer.
+type running struct {
+	addr, token string
+	conn        *grpc.ClientConn
+	ctx         context.Context // authenticated as the dev admin
+	stopOnce    sync.Once
+	stop        func()
+}
+
+// Stop shuts the server down (also done when the test ends).
+func (r *running) Stop() { r.stopOnce.Do(r.stop) }
+
+// runServer serves cfg in-process on free ports until the test ends (or
+// Stop) and connects to it as the dev admin. cfg must write dev
+// credentials; HOME must point at a temporary directory. Set
+// LOOPGATE_BENCH_LOG to see the server's log at level.
+func runServer(tb testing.TB, cfg *config.Config, level slog.Level) *running {
+	tb.Helper()
+	cfg.GRPCAddr, cfg.HTTPAddr = "127.0.0.1:0", "127.0.0.1:0"
 	var logOut io.Writer = io.Discard
 	if os.Getenv("LOOPGATE_BENCH_LOG") != "" {
 		logOut = os.Stderr
 	}
-	srv, err := server.New(ctx, cfg, slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	ctx, cancel := context.WithCancel(context.Background())
+	srv, err := server.New(ctx, cfg, slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: level})))
 	if err != nil {
+		cancel()
 		tb.Fatal(err)
 	}
 	done := make(chan struct{})
 	go func() { _ = srv.Run(ctx); close(done) }()
-	tb.Cleanup(func() { cancel(); <-done; srv.Close() })
 	conn, err := grpc.NewClient(srv.GRPCAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		tb.Fatal(err)
 	}
-	tb.Cleanup(func() { conn.Close() })
+	r := &running{addr: srv.GRPCAddr, conn: conn, stop: func() { conn.Close(); cancel(); <-done; srv.Close() }}
+	tb.Cleanup(r.Stop)
 	path, _ := devcreds.Path()
 	creds, err := devcreds.Read(path)
-	if err != nil {
-		tb.Fatal(err)
+	if err != nil || creds == nil {
+		tb.Fatalf("reading the dev credentials the server wrote to %s: %v", path, err)
 	}
-	return conn, metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+creds.Token)
+	r.token = creds.Token
+	r.ctx = metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+creds.Token)
+	return r
 }
 
 // typicalLoop is the DESIGN §3 example: two streams, a producer, a consumer.

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -19,11 +18,6 @@ import (
 	"github.com/loopgate/loopgate/cli"
 	"github.com/loopgate/loopgate/config"
 	lgv1 "github.com/loopgate/loopgate/gen/loopgate/v1"
-	"github.com/loopgate/loopgate/internal/devcreds"
-	"github.com/loopgate/loopgate/server"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/metadata"
 )
 
 // adminCounter counts the requests a kfake cluster receives, by kind.
@@ -146,8 +140,8 @@ func startCounted(b *testing.B) *countedEnv {
 		counter.count(req)
 		return nil, nil, false
 	})
+	b.Cleanup(kf.Close) // after the server's own cleanup
 	cfg := config.Embedded(dataDir)
-	cfg.GRPCAddr, cfg.HTTPAddr = "127.0.0.1:0", "127.0.0.1:0"
 	cfg.Clusters = []config.Cluster{{Name: "eu-bench", Region: "eu", Zones: []string{"eu-a"}, ReplicationFactor: 1,
 		BootstrapServers: kf.ListenAddrs(), SASL: &config.SASL{Mechanism: "SCRAM-SHA-512", Username: user, Password: pass}}}
 	for i := range cfg.Teams {
@@ -155,35 +149,14 @@ func startCounted(b *testing.B) *countedEnv {
 		cfg.Teams[i].AllowedRegions = []string{"eu"}
 		cfg.Teams[i].MaxBytesPerSecond = 1 << 50
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	var logOut io.Writer = io.Discard
-	if os.Getenv("LOOPGATE_BENCH_LOG") != "" {
-		logOut = os.Stderr
-	}
-	srv, err := server.New(ctx, cfg, slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: slog.LevelInfo})))
-	if err != nil {
-		kf.Close()
-		b.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { _ = srv.Run(ctx); close(done) }()
-	path, _ := devcreds.Path()
-	creds, err := devcreds.Read(path)
-	if err != nil {
-		b.Fatal(err)
-	}
-	conn, err := grpc.NewClient(srv.GRPCAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		b.Fatal(err)
-	}
+	r := runServer(b, cfg, slog.LevelInfo)
 	// Count only what applying the file causes, not the startup.
 	counter.writes.Store(0)
 	counter.reads.Store(0)
 	return &countedEnv{
-		addr: srv.GRPCAddr, token: creds.Token, counter: counter,
-		client: lgv1.NewLoopServiceClient(conn),
-		ctx:    metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+creds.Token),
-		stop:   func() { conn.Close(); cancel(); <-done; srv.Close(); kf.Close() },
+		addr: r.addr, token: r.token, counter: counter,
+		client: lgv1.NewLoopServiceClient(r.conn), ctx: r.ctx,
+		stop: func() { r.Stop(); kf.Close() },
 	}
 }
 
