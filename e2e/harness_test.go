@@ -8,7 +8,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -238,9 +237,4 @@ func kafkaAdmin(t *testing.T, c cluster) (*kadm.Client, *kgo.Client) {
 	}
 	t.Cleanup(cl.Close)
 	return kadm.NewClient(cl), cl
-}
-
-func readAll(r io.Reader) string {
-	b, _ := io.ReadAll(r)
-	return string(b)
 }

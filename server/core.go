@@ -453,7 +453,8 @@ func (c *Core) Update(ctx context.Context, id Identity, desired *loop.Loop, etag
 	next.Metadata.Labels = desired.Metadata.Labels
 	next.Spec = desired.Spec
 	loop.Default(&next)
-	if reflect.DeepEqual(next.Spec, cur.Spec) && labelsEqual(next.Metadata.Labels, cur.Metadata.Labels) {
+	specChanged := !reflect.DeepEqual(next.Spec, cur.Spec)
+	if !specChanged && labelsEqual(next.Metadata.Labels, cur.Metadata.Labels) {
 		return cur, nil
 	}
 	p, err := c.prepare(ctx, id, "UPDATE", &next, cur)
@@ -468,12 +469,9 @@ func (c *Core) Update(ctx context.Context, id Identity, desired *loop.Loop, etag
 		return nil, c.deny(ctx, id, "loop.update", "UPDATE", opts, &next, p.decision)
 	}
 	now := c.now()
-	specChanged := !reflect.DeepEqual(next.Spec, cur.Spec)
-	if specChanged {
-		next.Metadata.Generation++
-	}
 	next.Metadata.UpdateTime = now
 	if specChanged {
+		next.Metadata.Generation++
 		next.Status = admitStatus(cur.Status, &next, p, id, now)
 	}
 	if opts.ValidateOnly {
