@@ -68,6 +68,8 @@ type Reader interface {
 	TeamPartitions(ctx context.Context, team, except string) (int64, error)
 	// GetRequest returns what was recorded for a request id, for safe retries.
 	GetRequest(ctx context.Context, requestID string) (resource string, found bool, err error)
+	// Owned principals and consumer groups (owned.go).
+	OwnedReader
 }
 
 // Tx is the view of the store inside one transaction.
@@ -95,6 +97,8 @@ type Tx interface {
 
 	// PutRequest records which resource a request id created or changed.
 	PutRequest(ctx context.Context, requestID, resource string) error
+
+	OwnedWriter
 }
 
 // Store is a loopgate state store.

@@ -78,6 +78,9 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store, opts ...Options)
 		{"IdempotencyRecords", testRequests},
 		{"ConcurrentUpdatesLoseNothing", testConcurrentUpdates},
 		{"ConcurrentAuditAppendsNeverFork", testConcurrentAudit},
+		{"OwnedNameBelongsToOneTeam", testOwnedOneTeamPerName},
+		{"OwnedUpdateAndDeleteCheckEtag", testOwnedEtag},
+		{"OwnedListFiltersAndPages", testOwnedList},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, newStore(t)) })
