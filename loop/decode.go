@@ -72,6 +72,7 @@ type (
 		Name       string     `yaml:"name"`
 		Partitions int32      `yaml:"partitions,omitempty"`
 		Schema     schemaYAML `yaml:"schema"`
+		External   bool       `yaml:"external,omitempty"`
 	}
 	schemaYAML struct {
 		Format        string `yaml:"format"`
@@ -84,7 +85,7 @@ type (
 	}
 	consumerYAML struct {
 		Principal string   `yaml:"principal"`
-		Group     string   `yaml:"group"`
+		Group     string   `yaml:"group,omitempty"`
 		Streams   []string `yaml:"streams"`
 	}
 	actionYAML struct {
@@ -399,6 +400,18 @@ func (d *nodeDecoder) decodeNode(n *yaml.Node, v reflect.Value, path string) {
 			return
 		}
 		v.SetInt(i)
+	case reflect.Bool:
+		if !d.scalar(n, path, "true or false") {
+			return
+		}
+		switch {
+		case n.Value == "true" && n.Style&(yaml.DoubleQuotedStyle|yaml.SingleQuotedStyle) == 0:
+			v.SetBool(true)
+		case n.Value == "false" && n.Style&(yaml.DoubleQuotedStyle|yaml.SingleQuotedStyle) == 0:
+			v.SetBool(false)
+		default:
+			d.fail(path, n, "must be true or false, not %s", describe(n))
+		}
 	case reflect.Float64:
 		if !d.scalar(n, path, "a number") {
 			return
@@ -561,6 +574,7 @@ func (doc *documentYAML) toLoop() *Loop {
 			Name:       s.Name,
 			Partitions: s.Partitions,
 			Schema:     Schema(s.Schema),
+			External:   s.External,
 		})
 	}
 	for _, p := range sp.Producers {
@@ -575,12 +589,19 @@ func (doc *documentYAML) toLoop() *Loop {
 	return l
 }
 
-// Default fills in what a spec may omit: throughput.peakFactor 1, and for
-// every stream schema.format "avro" and schema.compatibility "BACKWARD".
+// Default fills in what a spec may omit: throughput.peakFactor 1, a
+// consumer's group (DefaultGroup), and for every stream schema.format
+// "avro" and schema.compatibility "BACKWARD".
 // Parse applies it; API handlers should apply it before Validate.
 func Default(l *Loop) {
 	if l.Spec.Throughput.PeakFactor == 0 {
 		l.Spec.Throughput.PeakFactor = 1
+	}
+	for i := range l.Spec.Consumers {
+		c := &l.Spec.Consumers[i]
+		if c.Group == "" && c.Principal != "" && l.Metadata.Team != "" && l.Metadata.Name != "" {
+			c.Group = DefaultGroup(l.Metadata.Team, l.Metadata.Name, c.Principal)
+		}
 	}
 	for i := range l.Spec.Streams {
 		s := &l.Spec.Streams[i].Schema

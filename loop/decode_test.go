@@ -43,6 +43,8 @@ spec:
   producers:
     - principal: User:checkout-api
       streams: [events]
+    - principal: User:nudge-engine
+      streams: [actions]
   consumers:
     - principal: User:nudge-engine
       group: nudge-engine
@@ -67,6 +69,7 @@ spec:
   streams:
     - name: events
       schema: {definition: '{"type":"record","name":"E","fields":[{"name":"id","type":"string"}]}'}
+  producers: [{principal: "User:tiny-app", streams: [events]}]
 `
 
 func TestParseDesignExampleToCanonicalUnits(t *testing.T) {
@@ -95,7 +98,7 @@ func TestParseDesignExampleToCanonicalUnits(t *testing.T) {
 				{Name: "actions", Schema: Schema{Format: "avro", Compatibility: "BACKWARD", // defaulted
 					Definition: `{"type":"record","name":"Nudge","fields":[{"name":"user_id","type":"string"}]}`}},
 			},
-			Producers: []Producer{{Principal: "User:checkout-api", Streams: []string{"events"}}},
+			Producers: []Producer{{Principal: "User:checkout-api", Streams: []string{"events"}}, {Principal: "User:nudge-engine", Streams: []string{"actions"}}},
 			Consumers: []Consumer{{Principal: "User:nudge-engine", Group: "nudge-engine", Streams: []string{"events"}}},
 			Action:    &Action{Stream: "actions"},
 		},
@@ -212,7 +215,8 @@ func TestParseReportsEveryProblemOfADocumentWithPathAndLine(t *testing.T) {
 		"{latencyP99: 1s}", "{latencyP99: 5}",
 		"{bytesPerSecond: 1KiB}", "{bytesPerSecond: 2mb, peakFactor: high}",
 		"owners: [ana@example.com]", "owners: ana@example.com",
-	).Replace(minimal) + "    - name: more\n      partitions: twelve\n"
+		"  producers:", "    - name: more\n      partitions: twelve\n  producers:",
+	).Replace(minimal)
 	errs := parseErrors(t, src)
 	want := []FieldError{
 		{Field: "spec.owners", Document: 1, Line: 7, Message: `must be a list, not "ana@example.com"`},
@@ -264,10 +268,10 @@ func TestParseMultipleDocuments(t *testing.T) {
 			t.Fatalf("got %v, want one error", errs)
 		}
 		e := errs[0]
-		if e.Document != 2 || e.Field != "spec.retention" || e.Line != 16+10 {
-			t.Errorf("got %+v, want document 2 line 26 spec.retention", e)
+		if e.Document != 2 || e.Field != "spec.retention" || e.Line != 17+10 {
+			t.Errorf("got %+v, want document 2 line 27 spec.retention", e)
 		}
-		if !strings.HasPrefix(e.Error(), `document 2 line 26: spec.retention: "forever" is not a duration`) {
+		if !strings.HasPrefix(e.Error(), `document 2 line 27: spec.retention: "forever" is not a duration`) {
 			t.Errorf("Error() = %q", e.Error())
 		}
 	})
@@ -306,7 +310,8 @@ func TestParseMultipleDocuments(t *testing.T) {
 }
 
 func TestParseFollowsYAMLAnchors(t *testing.T) {
-	src := strings.Replace(minimal, "  owners: [ana@example.com]\n", "  owners: &people [ana@example.com]\n", 1) +
+	src := strings.Replace(minimal, "  owners: [ana@example.com]\n", "  owners: &people [ana@example.com]\n", 1)
+	src = src[:strings.Index(src, "  producers:")] +
 		"  producers:\n    - principal: User:a\n      streams: &s [events]\n  consumers:\n    - {principal: User:b, group: b, streams: *s}\n"
 	loops, err := ParseBytes([]byte(src))
 	if err != nil {
@@ -391,7 +396,7 @@ func TestLoadValidatesWithDocumentAndLine(t *testing.T) {
 	want := []struct {
 		field string
 		line  int
-	}{{"metadata.name", 16 + 4}, {"spec.streams[0].schema.definition", 16 + 15}}
+	}{{"metadata.name", 17 + 4}, {"spec.streams[0].schema.definition", 17 + 15}}
 	if len(errs) != len(want) {
 		t.Fatalf("got %v, want %d errors", errs, len(want))
 	}

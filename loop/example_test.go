@@ -21,6 +21,7 @@ spec:
   throughput: {bytesPerSecond: 2MiB, peakFactor: 3}
   streams:
     - name: events
+      external: true   # written by something outside the loop
       schema:
         definition: '{"type":"record","name":"E","fields":[{"name":"user_id","type":"string"}]}'
 `

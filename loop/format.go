@@ -75,6 +75,7 @@ func fromLoop(l *Loop) *documentYAML {
 			Name:       s.Name,
 			Partitions: s.Partitions,
 			Schema:     schemaYAML(s.Schema),
+			External:   s.External,
 		})
 	}
 	for _, p := range sp.Producers {

@@ -15,6 +15,8 @@ package loop
 
 import (
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -110,6 +112,9 @@ type Stream struct {
 	Name       string `json:"name"`
 	Partitions int32  `json:"partitions,omitempty"` // 0 = derive from throughput and SLO
 	Schema     Schema `json:"schema"`
+	// External marks a stream written by something outside the loop (e.g.
+	// CDC): no producer of the loop has to write it.
+	External bool `json:"external,omitempty"`
 }
 
 // Schema is a stream's record schema. Definition is kept as written (the
@@ -127,6 +132,7 @@ type Producer struct {
 }
 
 // Consumer is a principal allowed to read some streams with one group.
+// An omitted Group defaults to DefaultGroup(team, loop, principal).
 type Consumer struct {
 	Principal string   `json:"principal"`
 	Group     string   `json:"group"`
@@ -250,6 +256,49 @@ func (s *Status) SetCondition(c Condition, now time.Time) {
 	}
 	c.LastTransitionTime = now
 	s.Conditions = append(s.Conditions, c)
+}
+
+// PrincipalName returns the name of a "User:{name}" principal: the
+// principal resource teams/{team}/principals/{name} and the SCRAM user name.
+// Anything else is returned unchanged.
+func PrincipalName(principal string) string {
+	if n, ok := strings.CutPrefix(principal, "User:"); ok {
+		return n
+	}
+	return principal
+}
+
+// DefaultGroup is the consumer group id of a consumer that names none:
+// "{team}.{loop}.{principal name}", inside the team's namespace and
+// deterministic, so re-applying the same spec gives the same group.
+func DefaultGroup(team, loopName, principal string) string {
+	return team + "." + loopName + "." + PrincipalName(principal)
+}
+
+// Principals returns the distinct principals the loop names (producers and
+// consumers), sorted.
+func (s *Spec) Principals() []string {
+	var out []string
+	for _, p := range s.Producers {
+		out = append(out, p.Principal)
+	}
+	for _, c := range s.Consumers {
+		out = append(out, c.Principal)
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// Groups returns the distinct consumer groups the loop names, sorted.
+func (s *Spec) Groups() []string {
+	var out []string
+	for _, c := range s.Consumers {
+		if c.Group != "" {
+			out = append(out, c.Group)
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
 }
 
 // StreamNames returns the names of the loop's streams in spec order.

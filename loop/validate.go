@@ -16,6 +16,10 @@ const (
 	MaxPartitions = 1024
 	// maxTopicName is Kafka's limit on topic name length.
 	maxTopicName = 249
+	// MaxPeakBytesPerSecond bounds bytesPerSecond × peakFactor: 2^53, the
+	// largest integer a Kafka client quota (a double) holds exactly. Quotas
+	// are derived from this product, so it must not overflow.
+	MaxPeakBytesPerSecond = 1 << 53
 )
 
 var (
@@ -26,7 +30,7 @@ var (
 	labelValueRE = regexp.MustCompile(`^([A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?)?$`)
 	emailRE      = regexp.MustCompile(`^[^@\s,;<>]+@[^@\s,;<>]+\.[^@\s,;<>]+$`)
 	regionRE     = regexp.MustCompile(`^[a-z][a-z0-9-]{0,62}$`)
-	principalRE  = regexp.MustCompile(`^User:[^\s,*]+$`)
+	principalRE  = regexp.MustCompile(`^User:[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
 	groupRE      = regexp.MustCompile(`^[A-Za-z0-9._-]{1,249}$`)
 	topicRE      = regexp.MustCompile(`^[A-Za-z0-9._-]+$`)
 )
@@ -126,6 +130,10 @@ func validateSpec(errs *FieldErrors, l *Loop) {
 	if pf := sp.Throughput.PeakFactor; math.IsNaN(pf) || math.IsInf(pf, 0) || pf < 1 {
 		errs.add("spec.throughput.peakFactor", "must be at least 1 (peak ingress / steady ingress; omit it for 1)")
 	}
+	if bps, pf := sp.Throughput.BytesPerSecond, sp.Throughput.PeakFactor; bps > 0 && pf >= 1 && !math.IsInf(pf, 0) &&
+		float64(bps)*pf > MaxPeakBytesPerSecond {
+		errs.add("spec.throughput", "bytesPerSecond × peakFactor = %.4g bytes/s is more than the %d bytes/s a Kafka quota can hold; declare the real ingress", float64(bps)*pf, int64(MaxPeakBytesPerSecond))
+	}
 	if sp.Throughput.RecordBytes < 0 {
 		errs.add("spec.throughput.recordBytes", "must not be negative")
 	}
@@ -161,12 +169,43 @@ func validateSpec(errs *FieldErrors, l *Loop) {
 		}
 		validateStreamRefs(errs, path+".streams", c.Streams, streams)
 	}
+	validateWriters(errs, l, streams)
 	if sp.Action != nil {
 		switch {
 		case sp.Action.Stream == "":
 			errs.add("spec.action.stream", "is required when action is set (the stream where the loop closes)")
 		case !streams[sp.Action.Stream]:
 			errs.add("spec.action.stream", "unknown stream %q (declared: %s)", sp.Action.Stream, streamList(l))
+		}
+	}
+}
+
+// validateWriters checks that the loop closes: every stream is written by
+// a producer of the loop unless it is marked external (written by something
+// outside the loop), and the action stream always has a producer — the
+// acting service that writes it.
+func validateWriters(errs *FieldErrors, l *Loop, declared map[string]bool) {
+	sp := &l.Spec
+	written := map[string]bool{}
+	for _, p := range sp.Producers {
+		for _, s := range p.Streams {
+			written[s] = true
+		}
+	}
+	action := ""
+	if sp.Action != nil {
+		action = sp.Action.Stream
+	}
+	for i, s := range sp.Streams {
+		if !declared[s.Name] || written[s.Name] {
+			continue
+		}
+		path := fmt.Sprintf("spec.streams[%d]", i)
+		switch {
+		case s.Name == action:
+			errs.add(path, "stream %q is the action stream but no producer writes it: add the acting service's principal to spec.producers with streams: [%s]", s.Name, s.Name)
+		case !s.External:
+			errs.add(path, "stream %q has no producer: list the principal that writes it in spec.producers, or set external: true if something outside the loop writes it (e.g. CDC)", s.Name)
 		}
 	}
 }
@@ -232,7 +271,7 @@ func validatePrincipal(errs *FieldErrors, path, principal string) {
 	case principal == "":
 		errs.add(path, "is required (e.g. User:checkout-api)")
 	case !principalRE.MatchString(principal):
-		errs.add(path, "%q must look like User:<name> (no spaces, commas or wildcards)", principal)
+		errs.add(path, "%q must look like User:<name>, the name 1-128 letters, digits, '.', '_' or '-' starting with a letter or digit (no wildcards)", principal)
 	}
 }
 

@@ -121,7 +121,17 @@ func TestValidateRules(t *testing.T) {
 		{"producer wildcard", func(l *Loop) { l.Spec.Producers[0].Principal = "User:*" }, "spec.producers[0].principal", "wildcards"},
 		{"producer twice", func(l *Loop) {
 			l.Spec.Producers = append(l.Spec.Producers, Producer{Principal: "User:checkout-api", Streams: []string{"actions"}})
-		}, "spec.producers[1].principal", "already listed in spec.producers[0]"},
+		}, "spec.producers[2].principal", "already listed in spec.producers[0]"},
+		{"stream nobody writes", func(l *Loop) { l.Spec.Producers[0].Streams = []string{"actions"} }, "spec.streams[0]", `stream "events" has no producer`},
+		{"action stream nobody writes", func(l *Loop) {
+			l.Spec.Producers = l.Spec.Producers[:1]
+			l.Spec.Streams[1].External = true
+		}, "spec.streams[1]", `stream "actions" is the action stream but no producer writes it`},
+		{"quota overflow", func(l *Loop) {
+			l.Spec.Throughput.BytesPerSecond = 1 << 62
+			l.Spec.Throughput.PeakFactor = 4
+		}, "spec.throughput", "more than the 9007199254740992 bytes/s a Kafka quota can hold"},
+		{"producer principal with a slash", func(l *Loop) { l.Spec.Producers[0].Principal = "User:a/b" }, "spec.producers[0].principal", "User:<name>"},
 		{"producer without streams", func(l *Loop) { l.Spec.Producers[0].Streams = nil }, "spec.producers[0].streams", "at least one stream"},
 		{"producer stream twice", func(l *Loop) { l.Spec.Producers[0].Streams = []string{"events", "events"} }, "spec.producers[0].streams[1]", "listed twice"},
 		{"consumer group missing", func(l *Loop) { l.Spec.Consumers[0].Group = "" }, "spec.consumers[0].group", "is required (the consumer group id, e.g. nudge-engine)"},
@@ -156,7 +166,10 @@ func TestValidateTopicNameMustBeValidForKafka(t *testing.T) {
 	l.Metadata.Team = "t" + strings.Repeat("x", 39)
 	l.Metadata.Name = "n" + strings.Repeat("x", 39)
 	l.Spec.Streams[0].Name = "e" + strings.Repeat("v", 62)
-	l.Spec.Producers, l.Spec.Consumers = nil, nil
+	l.Spec.Producers, l.Spec.Consumers, l.Spec.Action = nil, nil, nil
+	for i := range l.Spec.Streams {
+		l.Spec.Streams[i].External = true
+	}
 	errs := Validate(l)
 	if len(errs) != 0 {
 		t.Fatalf("a 145-character topic name is valid; got %v", errs)
