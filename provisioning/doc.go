@@ -19,6 +19,12 @@
 // ErrReadOnly, so a dry run ("loopctl plan") goes through exactly the same
 // code as apply and cannot change the cluster.
 //
+// Credentials, a separate narrow interface KafkaAdmin also implements,
+// manages principals rather than loops: SCRAM credentials (SetSCRAM,
+// DeleteSCRAM, SCRAMMechanisms) and RemovePrincipal, which deletes every
+// ACL and client quota of a principal. Passwords never appear in its errors
+// or OpResults; a read-only KafkaAdmin refuses its writes with ErrReadOnly.
+//
 // kfake (the in-process cluster of the embedded mode) accepts any topic name
 // and any config; ValidateTopicName, ValidateTopicConfigs and
 // Resources.Validate apply Kafka's own rules before anything is sent.

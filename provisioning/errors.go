@@ -29,6 +29,10 @@ var (
 	ErrTopicExists = errors.New("topic already exists with a different shape")
 	// ErrInvalidConn: a ClusterConn is incomplete or inconsistent.
 	ErrInvalidConn = errors.New("invalid cluster connection settings")
+	// ErrInvalidCredential: a Credentials call has an empty user or
+	// password, a user written as a principal ("User:x" instead of "x"),
+	// or a mechanism other than SCRAM-SHA-256 or SCRAM-SHA-512.
+	ErrInvalidCredential = errors.New("invalid SCRAM credential request")
 )
 
 // ExecuteError is returned by Execute when at least one action failed. It

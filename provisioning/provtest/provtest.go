@@ -78,6 +78,10 @@ func Run(t *testing.T, c Cluster) {
 		{"ReadOnlyRefusesEveryWrite", testReadOnlyRefusesEveryWrite},
 		{"Errors", testErrors},
 		{"ACLsEnforced", testACLsEnforced},
+		{"SCRAMCredentials", testSCRAMCredentials},
+		{"RemovePrincipal", testRemovePrincipal},
+		{"ReadOnlyRefusesCredentialWrites", testReadOnlyRefusesCredentialWrites},
+		{"CredentialsAuthorizationFailure", testCredentialsAuthorizationFailure},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
