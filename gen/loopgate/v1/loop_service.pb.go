@@ -148,7 +148,7 @@ func (x PlanLoopResponse_Operation) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use PlanLoopResponse_Operation.Descriptor instead.
 func (PlanLoopResponse_Operation) EnumDescriptor() ([]byte, []int) {
-	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{25, 0}
+	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{27, 0}
 }
 
 // Loop is one governed analytics loop: streams with schemas, who produces and
@@ -551,7 +551,10 @@ type Stream struct {
 	// SLO. Partitions only grow.
 	Partitions int32 `protobuf:"varint,2,opt,name=partitions,proto3" json:"partitions,omitempty"`
 	// The schema of the stream's records.
-	Schema        *StreamSchema `protobuf:"bytes,3,opt,name=schema,proto3" json:"schema,omitempty"`
+	Schema *StreamSchema `protobuf:"bytes,3,opt,name=schema,proto3" json:"schema,omitempty"`
+	// True when something outside the loop writes the stream (e.g. CDC).
+	// Otherwise a producer of the loop must write it.
+	External      bool `protobuf:"varint,4,opt,name=external,proto3" json:"external,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -605,6 +608,13 @@ func (x *Stream) GetSchema() *StreamSchema {
 		return x.Schema
 	}
 	return nil
+}
+
+func (x *Stream) GetExternal() bool {
+	if x != nil {
+		return x.External
+	}
+	return false
 }
 
 // StreamSchema is the record schema of a stream.
@@ -733,7 +743,8 @@ type Consumer struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The Kafka principal, e.g. `User:nudge-engine`.
 	Principal string `protobuf:"bytes,1,opt,name=principal,proto3" json:"principal,omitempty"`
-	// The consumer group it reads with.
+	// The consumer group it reads with. Empty means the default
+	// `{team}.{loop}.{principal name}`; the server fills it in.
 	Group string `protobuf:"bytes,2,opt,name=group,proto3" json:"group,omitempty"`
 	// The names of the streams it reads.
 	Streams       []string `protobuf:"bytes,3,rep,name=streams,proto3" json:"streams,omitempty"`
@@ -860,7 +871,11 @@ type LoopStatus struct {
 	// Who approved `approved_generation`.
 	ApprovedBy string `protobuf:"bytes,8,opt,name=approved_by,json=approvedBy,proto3" json:"approved_by,omitempty"`
 	// The policy verdict for the current generation.
-	Policy        *PolicyVerdict `protobuf:"bytes,9,opt,name=policy,proto3" json:"policy,omitempty"`
+	Policy *PolicyVerdict `protobuf:"bytes,9,opt,name=policy,proto3" json:"policy,omitempty"`
+	// Where each stream lives: topic, cluster, region and bootstrap servers.
+	Streams []*StreamEndpoint `protobuf:"bytes,10,rep,name=streams,proto3" json:"streams,omitempty"`
+	// What each principal of the loop may do.
+	Principals    []*PrincipalGrants `protobuf:"bytes,11,rep,name=principals,proto3" json:"principals,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -958,6 +973,193 @@ func (x *LoopStatus) GetPolicy() *PolicyVerdict {
 	return nil
 }
 
+func (x *LoopStatus) GetStreams() []*StreamEndpoint {
+	if x != nil {
+		return x.Streams
+	}
+	return nil
+}
+
+func (x *LoopStatus) GetPrincipals() []*PrincipalGrants {
+	if x != nil {
+		return x.Principals
+	}
+	return nil
+}
+
+// StreamEndpoint tells clients where one stream of a loop lives.
+type StreamEndpoint struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The stream name.
+	Stream string `protobuf:"bytes,1,opt,name=stream,proto3" json:"stream,omitempty"`
+	// The Kafka topic.
+	Topic string `protobuf:"bytes,2,opt,name=topic,proto3" json:"topic,omitempty"`
+	// The cluster the topic is on.
+	Cluster string `protobuf:"bytes,3,opt,name=cluster,proto3" json:"cluster,omitempty"`
+	// The cluster's residency region.
+	Region string `protobuf:"bytes,4,opt,name=region,proto3" json:"region,omitempty"`
+	// The cluster's bootstrap servers, `host:port`.
+	BootstrapServers []string `protobuf:"bytes,5,rep,name=bootstrap_servers,json=bootstrapServers,proto3" json:"bootstrap_servers,omitempty"`
+	// True when something outside the loop writes the stream.
+	External      bool `protobuf:"varint,6,opt,name=external,proto3" json:"external,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StreamEndpoint) Reset() {
+	*x = StreamEndpoint{}
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StreamEndpoint) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StreamEndpoint) ProtoMessage() {}
+
+func (x *StreamEndpoint) ProtoReflect() protoreflect.Message {
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StreamEndpoint.ProtoReflect.Descriptor instead.
+func (*StreamEndpoint) Descriptor() ([]byte, []int) {
+	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *StreamEndpoint) GetStream() string {
+	if x != nil {
+		return x.Stream
+	}
+	return ""
+}
+
+func (x *StreamEndpoint) GetTopic() string {
+	if x != nil {
+		return x.Topic
+	}
+	return ""
+}
+
+func (x *StreamEndpoint) GetCluster() string {
+	if x != nil {
+		return x.Cluster
+	}
+	return ""
+}
+
+func (x *StreamEndpoint) GetRegion() string {
+	if x != nil {
+		return x.Region
+	}
+	return ""
+}
+
+func (x *StreamEndpoint) GetBootstrapServers() []string {
+	if x != nil {
+		return x.BootstrapServers
+	}
+	return nil
+}
+
+func (x *StreamEndpoint) GetExternal() bool {
+	if x != nil {
+		return x.External
+	}
+	return false
+}
+
+// PrincipalGrants is what one principal may do in a loop.
+type PrincipalGrants struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The Kafka principal, e.g. `User:nudge-engine`.
+	Principal string `protobuf:"bytes,1,opt,name=principal,proto3" json:"principal,omitempty"`
+	// The principal resource, `teams/{team}/principals/{name}`.
+	Resource string `protobuf:"bytes,2,opt,name=resource,proto3" json:"resource,omitempty"`
+	// Topics it may write (WRITE and DESCRIBE).
+	ProduceTopics []string `protobuf:"bytes,3,rep,name=produce_topics,json=produceTopics,proto3" json:"produce_topics,omitempty"`
+	// Topics it may read (READ and DESCRIBE).
+	ConsumeTopics []string `protobuf:"bytes,4,rep,name=consume_topics,json=consumeTopics,proto3" json:"consume_topics,omitempty"`
+	// Consumer groups it may read with (READ).
+	Groups        []string `protobuf:"bytes,5,rep,name=groups,proto3" json:"groups,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PrincipalGrants) Reset() {
+	*x = PrincipalGrants{}
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PrincipalGrants) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PrincipalGrants) ProtoMessage() {}
+
+func (x *PrincipalGrants) ProtoReflect() protoreflect.Message {
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PrincipalGrants.ProtoReflect.Descriptor instead.
+func (*PrincipalGrants) Descriptor() ([]byte, []int) {
+	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *PrincipalGrants) GetPrincipal() string {
+	if x != nil {
+		return x.Principal
+	}
+	return ""
+}
+
+func (x *PrincipalGrants) GetResource() string {
+	if x != nil {
+		return x.Resource
+	}
+	return ""
+}
+
+func (x *PrincipalGrants) GetProduceTopics() []string {
+	if x != nil {
+		return x.ProduceTopics
+	}
+	return nil
+}
+
+func (x *PrincipalGrants) GetConsumeTopics() []string {
+	if x != nil {
+		return x.ConsumeTopics
+	}
+	return nil
+}
+
+func (x *PrincipalGrants) GetGroups() []string {
+	if x != nil {
+		return x.Groups
+	}
+	return nil
+}
+
 // Condition is one observed aspect of a loop.
 type Condition struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -979,7 +1181,7 @@ type Condition struct {
 
 func (x *Condition) Reset() {
 	*x = Condition{}
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[10]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -991,7 +1193,7 @@ func (x *Condition) String() string {
 func (*Condition) ProtoMessage() {}
 
 func (x *Condition) ProtoReflect() protoreflect.Message {
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[10]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1004,7 +1206,7 @@ func (x *Condition) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Condition.ProtoReflect.Descriptor instead.
 func (*Condition) Descriptor() ([]byte, []int) {
-	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{10}
+	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Condition) GetType() string {
@@ -1070,7 +1272,7 @@ type PolicyVerdict struct {
 
 func (x *PolicyVerdict) Reset() {
 	*x = PolicyVerdict{}
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[11]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1082,7 +1284,7 @@ func (x *PolicyVerdict) String() string {
 func (*PolicyVerdict) ProtoMessage() {}
 
 func (x *PolicyVerdict) ProtoReflect() protoreflect.Message {
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[11]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1095,7 +1297,7 @@ func (x *PolicyVerdict) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PolicyVerdict.ProtoReflect.Descriptor instead.
 func (*PolicyVerdict) Descriptor() ([]byte, []int) {
-	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{11}
+	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *PolicyVerdict) GetDecisionId() string {
@@ -1156,7 +1358,7 @@ type Violation struct {
 
 func (x *Violation) Reset() {
 	*x = Violation{}
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[12]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1168,7 +1370,7 @@ func (x *Violation) String() string {
 func (*Violation) ProtoMessage() {}
 
 func (x *Violation) ProtoReflect() protoreflect.Message {
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[12]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1181,7 +1383,7 @@ func (x *Violation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Violation.ProtoReflect.Descriptor instead.
 func (*Violation) Descriptor() ([]byte, []int) {
-	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{12}
+	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Violation) GetId() string {
@@ -1222,7 +1424,7 @@ type DerivedResources struct {
 
 func (x *DerivedResources) Reset() {
 	*x = DerivedResources{}
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[13]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1234,7 +1436,7 @@ func (x *DerivedResources) String() string {
 func (*DerivedResources) ProtoMessage() {}
 
 func (x *DerivedResources) ProtoReflect() protoreflect.Message {
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[13]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1247,7 +1449,7 @@ func (x *DerivedResources) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DerivedResources.ProtoReflect.Descriptor instead.
 func (*DerivedResources) Descriptor() ([]byte, []int) {
-	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{13}
+	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *DerivedResources) GetTopics() []*Topic {
@@ -1289,7 +1491,7 @@ type Topic struct {
 
 func (x *Topic) Reset() {
 	*x = Topic{}
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[14]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1301,7 +1503,7 @@ func (x *Topic) String() string {
 func (*Topic) ProtoMessage() {}
 
 func (x *Topic) ProtoReflect() protoreflect.Message {
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[14]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1314,7 +1516,7 @@ func (x *Topic) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Topic.ProtoReflect.Descriptor instead.
 func (*Topic) Descriptor() ([]byte, []int) {
-	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{14}
+	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Topic) GetName() string {
@@ -1368,7 +1570,7 @@ type Acl struct {
 
 func (x *Acl) Reset() {
 	*x = Acl{}
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[15]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1380,7 +1582,7 @@ func (x *Acl) String() string {
 func (*Acl) ProtoMessage() {}
 
 func (x *Acl) ProtoReflect() protoreflect.Message {
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[15]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1393,7 +1595,7 @@ func (x *Acl) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Acl.ProtoReflect.Descriptor instead.
 func (*Acl) Descriptor() ([]byte, []int) {
-	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{15}
+	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Acl) GetPrincipal() string {
@@ -1460,7 +1662,7 @@ type Quota struct {
 
 func (x *Quota) Reset() {
 	*x = Quota{}
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[16]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1472,7 +1674,7 @@ func (x *Quota) String() string {
 func (*Quota) ProtoMessage() {}
 
 func (x *Quota) ProtoReflect() protoreflect.Message {
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[16]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1485,7 +1687,7 @@ func (x *Quota) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Quota.ProtoReflect.Descriptor instead.
 func (*Quota) Descriptor() ([]byte, []int) {
-	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{16}
+	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *Quota) GetPrincipal() string {
@@ -1529,7 +1731,7 @@ type PlannedChange struct {
 
 func (x *PlannedChange) Reset() {
 	*x = PlannedChange{}
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[17]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1541,7 +1743,7 @@ func (x *PlannedChange) String() string {
 func (*PlannedChange) ProtoMessage() {}
 
 func (x *PlannedChange) ProtoReflect() protoreflect.Message {
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[17]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1554,7 +1756,7 @@ func (x *PlannedChange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PlannedChange.ProtoReflect.Descriptor instead.
 func (*PlannedChange) Descriptor() ([]byte, []int) {
-	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{17}
+	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *PlannedChange) GetKind() string {
@@ -1596,7 +1798,7 @@ type GetLoopRequest struct {
 
 func (x *GetLoopRequest) Reset() {
 	*x = GetLoopRequest{}
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[18]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1608,7 +1810,7 @@ func (x *GetLoopRequest) String() string {
 func (*GetLoopRequest) ProtoMessage() {}
 
 func (x *GetLoopRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[18]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1621,7 +1823,7 @@ func (x *GetLoopRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetLoopRequest.ProtoReflect.Descriptor instead.
 func (*GetLoopRequest) Descriptor() ([]byte, []int) {
-	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{18}
+	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *GetLoopRequest) GetName() string {
@@ -1651,7 +1853,7 @@ type ListLoopsRequest struct {
 
 func (x *ListLoopsRequest) Reset() {
 	*x = ListLoopsRequest{}
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[19]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1663,7 +1865,7 @@ func (x *ListLoopsRequest) String() string {
 func (*ListLoopsRequest) ProtoMessage() {}
 
 func (x *ListLoopsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[19]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1676,7 +1878,7 @@ func (x *ListLoopsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListLoopsRequest.ProtoReflect.Descriptor instead.
 func (*ListLoopsRequest) Descriptor() ([]byte, []int) {
-	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{19}
+	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ListLoopsRequest) GetParent() string {
@@ -1720,7 +1922,7 @@ type ListLoopsResponse struct {
 
 func (x *ListLoopsResponse) Reset() {
 	*x = ListLoopsResponse{}
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[20]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1732,7 +1934,7 @@ func (x *ListLoopsResponse) String() string {
 func (*ListLoopsResponse) ProtoMessage() {}
 
 func (x *ListLoopsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[20]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1745,7 +1947,7 @@ func (x *ListLoopsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListLoopsResponse.ProtoReflect.Descriptor instead.
 func (*ListLoopsResponse) Descriptor() ([]byte, []int) {
-	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{20}
+	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ListLoopsResponse) GetLoops() []*Loop {
@@ -1783,7 +1985,7 @@ type CreateLoopRequest struct {
 
 func (x *CreateLoopRequest) Reset() {
 	*x = CreateLoopRequest{}
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[21]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1795,7 +1997,7 @@ func (x *CreateLoopRequest) String() string {
 func (*CreateLoopRequest) ProtoMessage() {}
 
 func (x *CreateLoopRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[21]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1808,7 +2010,7 @@ func (x *CreateLoopRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateLoopRequest.ProtoReflect.Descriptor instead.
 func (*CreateLoopRequest) Descriptor() ([]byte, []int) {
-	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{21}
+	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *CreateLoopRequest) GetParent() string {
@@ -1865,7 +2067,7 @@ type UpdateLoopRequest struct {
 
 func (x *UpdateLoopRequest) Reset() {
 	*x = UpdateLoopRequest{}
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[22]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1877,7 +2079,7 @@ func (x *UpdateLoopRequest) String() string {
 func (*UpdateLoopRequest) ProtoMessage() {}
 
 func (x *UpdateLoopRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[22]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1890,7 +2092,7 @@ func (x *UpdateLoopRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateLoopRequest.ProtoReflect.Descriptor instead.
 func (*UpdateLoopRequest) Descriptor() ([]byte, []int) {
-	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{22}
+	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *UpdateLoopRequest) GetLoop() *Loop {
@@ -1938,7 +2140,7 @@ type DeleteLoopRequest struct {
 
 func (x *DeleteLoopRequest) Reset() {
 	*x = DeleteLoopRequest{}
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[23]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1950,7 +2152,7 @@ func (x *DeleteLoopRequest) String() string {
 func (*DeleteLoopRequest) ProtoMessage() {}
 
 func (x *DeleteLoopRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[23]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1963,7 +2165,7 @@ func (x *DeleteLoopRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteLoopRequest.ProtoReflect.Descriptor instead.
 func (*DeleteLoopRequest) Descriptor() ([]byte, []int) {
-	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{23}
+	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *DeleteLoopRequest) GetName() string {
@@ -2005,7 +2207,7 @@ type PlanLoopRequest struct {
 
 func (x *PlanLoopRequest) Reset() {
 	*x = PlanLoopRequest{}
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[24]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2017,7 +2219,7 @@ func (x *PlanLoopRequest) String() string {
 func (*PlanLoopRequest) ProtoMessage() {}
 
 func (x *PlanLoopRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[24]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2030,7 +2232,7 @@ func (x *PlanLoopRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PlanLoopRequest.ProtoReflect.Descriptor instead.
 func (*PlanLoopRequest) Descriptor() ([]byte, []int) {
-	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{24}
+	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *PlanLoopRequest) GetLoop() *Loop {
@@ -2060,7 +2262,7 @@ type PlanLoopResponse struct {
 
 func (x *PlanLoopResponse) Reset() {
 	*x = PlanLoopResponse{}
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[25]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2072,7 +2274,7 @@ func (x *PlanLoopResponse) String() string {
 func (*PlanLoopResponse) ProtoMessage() {}
 
 func (x *PlanLoopResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[25]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2085,7 +2287,7 @@ func (x *PlanLoopResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PlanLoopResponse.ProtoReflect.Descriptor instead.
 func (*PlanLoopResponse) Descriptor() ([]byte, []int) {
-	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{25}
+	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *PlanLoopResponse) GetOperation() PlanLoopResponse_Operation {
@@ -2141,7 +2343,7 @@ type ApproveLoopRequest struct {
 
 func (x *ApproveLoopRequest) Reset() {
 	*x = ApproveLoopRequest{}
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[26]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2153,7 +2355,7 @@ func (x *ApproveLoopRequest) String() string {
 func (*ApproveLoopRequest) ProtoMessage() {}
 
 func (x *ApproveLoopRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[26]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2166,7 +2368,7 @@ func (x *ApproveLoopRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApproveLoopRequest.ProtoReflect.Descriptor instead.
 func (*ApproveLoopRequest) Descriptor() ([]byte, []int) {
-	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{26}
+	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ApproveLoopRequest) GetName() string {
@@ -2193,6 +2395,290 @@ func (x *ApproveLoopRequest) GetComment() string {
 func (x *ApproveLoopRequest) GetRequestId() string {
 	if x != nil {
 		return x.RequestId
+	}
+	return ""
+}
+
+// GetLoopContractRequest asks for one principal's client contract.
+type GetLoopContractRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The loop, `teams/{team}/loops/{loop}`.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// The principal, `User:{name}` or `{name}`. Empty is allowed when the
+	// loop has exactly one principal.
+	Principal     string `protobuf:"bytes,2,opt,name=principal,proto3" json:"principal,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetLoopContractRequest) Reset() {
+	*x = GetLoopContractRequest{}
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetLoopContractRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetLoopContractRequest) ProtoMessage() {}
+
+func (x *GetLoopContractRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetLoopContractRequest.ProtoReflect.Descriptor instead.
+func (*GetLoopContractRequest) Descriptor() ([]byte, []int) {
+	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *GetLoopContractRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *GetLoopContractRequest) GetPrincipal() string {
+	if x != nil {
+		return x.Principal
+	}
+	return ""
+}
+
+// LoopContract is a ready-to-use client configuration for one principal of
+// a loop.
+type LoopContract struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The loop.
+	Loop string `protobuf:"bytes,1,opt,name=loop,proto3" json:"loop,omitempty"`
+	// The Kafka principal, e.g. `User:nudge-engine`.
+	Principal string `protobuf:"bytes,2,opt,name=principal,proto3" json:"principal,omitempty"`
+	// The SASL user name.
+	Username string `protobuf:"bytes,3,opt,name=username,proto3" json:"username,omitempty"`
+	// The cluster and its region.
+	Cluster string `protobuf:"bytes,4,opt,name=cluster,proto3" json:"cluster,omitempty"`
+	Region  string `protobuf:"bytes,5,opt,name=region,proto3" json:"region,omitempty"`
+	// The bootstrap servers, `host:port`.
+	BootstrapServers []string `protobuf:"bytes,6,rep,name=bootstrap_servers,json=bootstrapServers,proto3" json:"bootstrap_servers,omitempty"`
+	// `SASL_PLAINTEXT`, `SASL_SSL`, `SSL` or `PLAINTEXT`.
+	SecurityProtocol string `protobuf:"bytes,7,opt,name=security_protocol,json=securityProtocol,proto3" json:"security_protocol,omitempty"`
+	// `SCRAM-SHA-512` or `SCRAM-SHA-256`; empty when the cluster's identities
+	// are managed outside loopgate.
+	SaslMechanism string `protobuf:"bytes,8,opt,name=sasl_mechanism,json=saslMechanism,proto3" json:"sasl_mechanism,omitempty"`
+	// True when loopgate issues this principal's credentials on the cluster
+	// (`loopctl principal credentials`).
+	CredentialsManaged bool `protobuf:"varint,9,opt,name=credentials_managed,json=credentialsManaged,proto3" json:"credentials_managed,omitempty"`
+	// Topics to produce to and to consume from.
+	ProduceTopics []string `protobuf:"bytes,10,rep,name=produce_topics,json=produceTopics,proto3" json:"produce_topics,omitempty"`
+	ConsumeTopics []string `protobuf:"bytes,11,rep,name=consume_topics,json=consumeTopics,proto3" json:"consume_topics,omitempty"`
+	// The consumer group id; empty for a producer only.
+	Group string `protobuf:"bytes,12,opt,name=group,proto3" json:"group,omitempty"`
+	// Producer settings (Java client property names), each with its reason.
+	ProducerSettings []*ClientSetting `protobuf:"bytes,13,rep,name=producer_settings,json=producerSettings,proto3" json:"producer_settings,omitempty"`
+	// Consumer settings (Java client property names), each with its reason.
+	ConsumerSettings []*ClientSetting `protobuf:"bytes,14,rep,name=consumer_settings,json=consumerSettings,proto3" json:"consumer_settings,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *LoopContract) Reset() {
+	*x = LoopContract{}
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LoopContract) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LoopContract) ProtoMessage() {}
+
+func (x *LoopContract) ProtoReflect() protoreflect.Message {
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LoopContract.ProtoReflect.Descriptor instead.
+func (*LoopContract) Descriptor() ([]byte, []int) {
+	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *LoopContract) GetLoop() string {
+	if x != nil {
+		return x.Loop
+	}
+	return ""
+}
+
+func (x *LoopContract) GetPrincipal() string {
+	if x != nil {
+		return x.Principal
+	}
+	return ""
+}
+
+func (x *LoopContract) GetUsername() string {
+	if x != nil {
+		return x.Username
+	}
+	return ""
+}
+
+func (x *LoopContract) GetCluster() string {
+	if x != nil {
+		return x.Cluster
+	}
+	return ""
+}
+
+func (x *LoopContract) GetRegion() string {
+	if x != nil {
+		return x.Region
+	}
+	return ""
+}
+
+func (x *LoopContract) GetBootstrapServers() []string {
+	if x != nil {
+		return x.BootstrapServers
+	}
+	return nil
+}
+
+func (x *LoopContract) GetSecurityProtocol() string {
+	if x != nil {
+		return x.SecurityProtocol
+	}
+	return ""
+}
+
+func (x *LoopContract) GetSaslMechanism() string {
+	if x != nil {
+		return x.SaslMechanism
+	}
+	return ""
+}
+
+func (x *LoopContract) GetCredentialsManaged() bool {
+	if x != nil {
+		return x.CredentialsManaged
+	}
+	return false
+}
+
+func (x *LoopContract) GetProduceTopics() []string {
+	if x != nil {
+		return x.ProduceTopics
+	}
+	return nil
+}
+
+func (x *LoopContract) GetConsumeTopics() []string {
+	if x != nil {
+		return x.ConsumeTopics
+	}
+	return nil
+}
+
+func (x *LoopContract) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+func (x *LoopContract) GetProducerSettings() []*ClientSetting {
+	if x != nil {
+		return x.ProducerSettings
+	}
+	return nil
+}
+
+func (x *LoopContract) GetConsumerSettings() []*ClientSetting {
+	if x != nil {
+		return x.ConsumerSettings
+	}
+	return nil
+}
+
+// ClientSetting is one client property and why it has this value.
+type ClientSetting struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The Java client property name, e.g. `linger.ms`.
+	Key string `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	// The value.
+	Value string `protobuf:"bytes,2,opt,name=value,proto3" json:"value,omitempty"`
+	// Why, in one line.
+	Reason        string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClientSetting) Reset() {
+	*x = ClientSetting{}
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClientSetting) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClientSetting) ProtoMessage() {}
+
+func (x *ClientSetting) ProtoReflect() protoreflect.Message {
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClientSetting.ProtoReflect.Descriptor instead.
+func (*ClientSetting) Descriptor() ([]byte, []int) {
+	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *ClientSetting) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *ClientSetting) GetValue() string {
+	if x != nil {
+		return x.Value
+	}
+	return ""
+}
+
+func (x *ClientSetting) GetReason() string {
+	if x != nil {
+		return x.Reason
 	}
 	return ""
 }
@@ -2253,13 +2739,14 @@ const file_loopgate_v1_loop_service_proto_rawDesc = "" +
 	"\x10bytes_per_second\x18\x01 \x01(\x03B\x04\xe2A\x01\x02R\x0ebytesPerSecond\x12%\n" +
 	"\vpeak_factor\x18\x02 \x01(\x01B\x04\xe2A\x01\x02R\n" +
 	"peakFactor\x12!\n" +
-	"\frecord_bytes\x18\x03 \x01(\x03R\vrecordBytes\"{\n" +
+	"\frecord_bytes\x18\x03 \x01(\x03R\vrecordBytes\"\x97\x01\n" +
 	"\x06Stream\x12\x18\n" +
 	"\x04name\x18\x01 \x01(\tB\x04\xe2A\x01\x02R\x04name\x12\x1e\n" +
 	"\n" +
 	"partitions\x18\x02 \x01(\x05R\n" +
 	"partitions\x127\n" +
-	"\x06schema\x18\x03 \x01(\v2\x19.loopgate.v1.StreamSchemaB\x04\xe2A\x01\x02R\x06schema\"x\n" +
+	"\x06schema\x18\x03 \x01(\v2\x19.loopgate.v1.StreamSchemaB\x04\xe2A\x01\x02R\x06schema\x12\x1a\n" +
+	"\bexternal\x18\x04 \x01(\bR\bexternal\"x\n" +
 	"\fStreamSchema\x12\x1c\n" +
 	"\x06format\x18\x01 \x01(\tB\x04\xe2A\x01\x02R\x06format\x12$\n" +
 	"\rcompatibility\x18\x02 \x01(\tR\rcompatibility\x12$\n" +
@@ -2268,14 +2755,14 @@ const file_loopgate_v1_loop_service_proto_rawDesc = "" +
 	"definition\"N\n" +
 	"\bProducer\x12\"\n" +
 	"\tprincipal\x18\x01 \x01(\tB\x04\xe2A\x01\x02R\tprincipal\x12\x1e\n" +
-	"\astreams\x18\x02 \x03(\tB\x04\xe2A\x01\x02R\astreams\"j\n" +
+	"\astreams\x18\x02 \x03(\tB\x04\xe2A\x01\x02R\astreams\"d\n" +
 	"\bConsumer\x12\"\n" +
-	"\tprincipal\x18\x01 \x01(\tB\x04\xe2A\x01\x02R\tprincipal\x12\x1a\n" +
-	"\x05group\x18\x02 \x01(\tB\x04\xe2A\x01\x02R\x05group\x12\x1e\n" +
+	"\tprincipal\x18\x01 \x01(\tB\x04\xe2A\x01\x02R\tprincipal\x12\x14\n" +
+	"\x05group\x18\x02 \x01(\tR\x05group\x12\x1e\n" +
 	"\astreams\x18\x03 \x03(\tB\x04\xe2A\x01\x02R\astreams\"*\n" +
 	"\n" +
 	"LoopAction\x12\x1c\n" +
-	"\x06stream\x18\x01 \x01(\tB\x04\xe2A\x01\x02R\x06stream\"\x8c\x03\n" +
+	"\x06stream\x18\x01 \x01(\tB\x04\xe2A\x01\x02R\x06stream\"\x81\x04\n" +
 	"\n" +
 	"LoopStatus\x12-\n" +
 	"\x05state\x18\x01 \x01(\x0e2\x17.loopgate.v1.Loop.StateR\x05state\x12/\n" +
@@ -2290,7 +2777,25 @@ const file_loopgate_v1_loop_service_proto_rawDesc = "" +
 	"\x13approved_generation\x18\a \x01(\x03R\x12approvedGeneration\x12\x1f\n" +
 	"\vapproved_by\x18\b \x01(\tR\n" +
 	"approvedBy\x122\n" +
-	"\x06policy\x18\t \x01(\v2\x1a.loopgate.v1.PolicyVerdictR\x06policy\"\xe8\x01\n" +
+	"\x06policy\x18\t \x01(\v2\x1a.loopgate.v1.PolicyVerdictR\x06policy\x125\n" +
+	"\astreams\x18\n" +
+	" \x03(\v2\x1b.loopgate.v1.StreamEndpointR\astreams\x12<\n" +
+	"\n" +
+	"principals\x18\v \x03(\v2\x1c.loopgate.v1.PrincipalGrantsR\n" +
+	"principals\"\xb9\x01\n" +
+	"\x0eStreamEndpoint\x12\x16\n" +
+	"\x06stream\x18\x01 \x01(\tR\x06stream\x12\x14\n" +
+	"\x05topic\x18\x02 \x01(\tR\x05topic\x12\x18\n" +
+	"\acluster\x18\x03 \x01(\tR\acluster\x12\x16\n" +
+	"\x06region\x18\x04 \x01(\tR\x06region\x12+\n" +
+	"\x11bootstrap_servers\x18\x05 \x03(\tR\x10bootstrapServers\x12\x1a\n" +
+	"\bexternal\x18\x06 \x01(\bR\bexternal\"\xb1\x01\n" +
+	"\x0fPrincipalGrants\x12\x1c\n" +
+	"\tprincipal\x18\x01 \x01(\tR\tprincipal\x12\x1a\n" +
+	"\bresource\x18\x02 \x01(\tR\bresource\x12%\n" +
+	"\x0eproduce_topics\x18\x03 \x03(\tR\rproduceTopics\x12%\n" +
+	"\x0econsume_topics\x18\x04 \x03(\tR\rconsumeTopics\x12\x16\n" +
+	"\x06groups\x18\x05 \x03(\tR\x06groups\"\xe8\x01\n" +
 	"\tCondition\x12\x12\n" +
 	"\x04type\x18\x01 \x01(\tR\x04type\x12\x16\n" +
 	"\x06status\x18\x02 \x01(\tR\x06status\x12\x16\n" +
@@ -2394,7 +2899,30 @@ const file_loopgate_v1_loop_service_proto_rawDesc = "" +
 	"\x04etag\x18\x02 \x01(\tR\x04etag\x12\x18\n" +
 	"\acomment\x18\x03 \x01(\tR\acomment\x12\x1d\n" +
 	"\n" +
-	"request_id\x18\x04 \x01(\tR\trequestId2\x88\x06\n" +
+	"request_id\x18\x04 \x01(\tR\trequestId\"P\n" +
+	"\x16GetLoopContractRequest\x12\x18\n" +
+	"\x04name\x18\x01 \x01(\tB\x04\xe2A\x01\x02R\x04name\x12\x1c\n" +
+	"\tprincipal\x18\x02 \x01(\tR\tprincipal\"\xb6\x04\n" +
+	"\fLoopContract\x12\x12\n" +
+	"\x04loop\x18\x01 \x01(\tR\x04loop\x12\x1c\n" +
+	"\tprincipal\x18\x02 \x01(\tR\tprincipal\x12\x1a\n" +
+	"\busername\x18\x03 \x01(\tR\busername\x12\x18\n" +
+	"\acluster\x18\x04 \x01(\tR\acluster\x12\x16\n" +
+	"\x06region\x18\x05 \x01(\tR\x06region\x12+\n" +
+	"\x11bootstrap_servers\x18\x06 \x03(\tR\x10bootstrapServers\x12+\n" +
+	"\x11security_protocol\x18\a \x01(\tR\x10securityProtocol\x12%\n" +
+	"\x0esasl_mechanism\x18\b \x01(\tR\rsaslMechanism\x12/\n" +
+	"\x13credentials_managed\x18\t \x01(\bR\x12credentialsManaged\x12%\n" +
+	"\x0eproduce_topics\x18\n" +
+	" \x03(\tR\rproduceTopics\x12%\n" +
+	"\x0econsume_topics\x18\v \x03(\tR\rconsumeTopics\x12\x14\n" +
+	"\x05group\x18\f \x01(\tR\x05group\x12G\n" +
+	"\x11producer_settings\x18\r \x03(\v2\x1a.loopgate.v1.ClientSettingR\x10producerSettings\x12G\n" +
+	"\x11consumer_settings\x18\x0e \x03(\v2\x1a.loopgate.v1.ClientSettingR\x10consumerSettings\"O\n" +
+	"\rClientSetting\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value\x12\x16\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason2\x88\a\n" +
 	"\vLoopService\x12]\n" +
 	"\aGetLoop\x12\x1b.loopgate.v1.GetLoopRequest\x1a\x11.loopgate.v1.Loop\"\"\x82\xd3\xe4\x93\x02\x1c\x12\x1a/v1/{name=teams/*/loops/*}\x12n\n" +
 	"\tListLoops\x12\x1d.loopgate.v1.ListLoopsRequest\x1a\x1e.loopgate.v1.ListLoopsResponse\"\"\x82\xd3\xe4\x93\x02\x1c\x12\x1a/v1/{parent=teams/*}/loops\x12i\n" +
@@ -2405,7 +2933,8 @@ const file_loopgate_v1_loop_service_proto_rawDesc = "" +
 	"\n" +
 	"DeleteLoop\x12\x1e.loopgate.v1.DeleteLoopRequest\x1a\x11.loopgate.v1.Loop\"\"\x82\xd3\xe4\x93\x02\x1c*\x1a/v1/{name=teams/*/loops/*}\x12x\n" +
 	"\bPlanLoop\x12\x1c.loopgate.v1.PlanLoopRequest\x1a\x1d.loopgate.v1.PlanLoopResponse\"/\x82\xd3\xe4\x93\x02):\x01*\"$/v1/{loop.name=teams/*/loops/*}:plan\x12p\n" +
-	"\vApproveLoop\x12\x1f.loopgate.v1.ApproveLoopRequest\x1a\x11.loopgate.v1.Loop\"-\x82\xd3\xe4\x93\x02':\x01*\"\"/v1/{name=teams/*/loops/*}:approveB9Z7github.com/loopgate/loopgate/gen/loopgate/v1;loopgatev1b\x06proto3"
+	"\vApproveLoop\x12\x1f.loopgate.v1.ApproveLoopRequest\x1a\x11.loopgate.v1.Loop\"-\x82\xd3\xe4\x93\x02':\x01*\"\"/v1/{name=teams/*/loops/*}:approve\x12~\n" +
+	"\x0fGetLoopContract\x12#.loopgate.v1.GetLoopContractRequest\x1a\x19.loopgate.v1.LoopContract\"+\x82\xd3\xe4\x93\x02%\x12#/v1/{name=teams/*/loops/*}/contractB9Z7github.com/loopgate/loopgate/gen/loopgate/v1;loopgatev1b\x06proto3"
 
 var (
 	file_loopgate_v1_loop_service_proto_rawDescOnce sync.Once
@@ -2420,7 +2949,7 @@ func file_loopgate_v1_loop_service_proto_rawDescGZIP() []byte {
 }
 
 var file_loopgate_v1_loop_service_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_loopgate_v1_loop_service_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
+var file_loopgate_v1_loop_service_proto_msgTypes = make([]protoimpl.MessageInfo, 34)
 var file_loopgate_v1_loop_service_proto_goTypes = []any{
 	(Loop_State)(0),                 // 0: loopgate.v1.Loop.State
 	(PlanLoopResponse_Operation)(0), // 1: loopgate.v1.PlanLoopResponse.Operation
@@ -2434,33 +2963,38 @@ var file_loopgate_v1_loop_service_proto_goTypes = []any{
 	(*Consumer)(nil),                // 9: loopgate.v1.Consumer
 	(*LoopAction)(nil),              // 10: loopgate.v1.LoopAction
 	(*LoopStatus)(nil),              // 11: loopgate.v1.LoopStatus
-	(*Condition)(nil),               // 12: loopgate.v1.Condition
-	(*PolicyVerdict)(nil),           // 13: loopgate.v1.PolicyVerdict
-	(*Violation)(nil),               // 14: loopgate.v1.Violation
-	(*DerivedResources)(nil),        // 15: loopgate.v1.DerivedResources
-	(*Topic)(nil),                   // 16: loopgate.v1.Topic
-	(*Acl)(nil),                     // 17: loopgate.v1.Acl
-	(*Quota)(nil),                   // 18: loopgate.v1.Quota
-	(*PlannedChange)(nil),           // 19: loopgate.v1.PlannedChange
-	(*GetLoopRequest)(nil),          // 20: loopgate.v1.GetLoopRequest
-	(*ListLoopsRequest)(nil),        // 21: loopgate.v1.ListLoopsRequest
-	(*ListLoopsResponse)(nil),       // 22: loopgate.v1.ListLoopsResponse
-	(*CreateLoopRequest)(nil),       // 23: loopgate.v1.CreateLoopRequest
-	(*UpdateLoopRequest)(nil),       // 24: loopgate.v1.UpdateLoopRequest
-	(*DeleteLoopRequest)(nil),       // 25: loopgate.v1.DeleteLoopRequest
-	(*PlanLoopRequest)(nil),         // 26: loopgate.v1.PlanLoopRequest
-	(*PlanLoopResponse)(nil),        // 27: loopgate.v1.PlanLoopResponse
-	(*ApproveLoopRequest)(nil),      // 28: loopgate.v1.ApproveLoopRequest
-	nil,                             // 29: loopgate.v1.Loop.LabelsEntry
-	nil,                             // 30: loopgate.v1.Topic.ConfigsEntry
-	(*timestamppb.Timestamp)(nil),   // 31: google.protobuf.Timestamp
-	(*fieldmaskpb.FieldMask)(nil),   // 32: google.protobuf.FieldMask
+	(*StreamEndpoint)(nil),          // 12: loopgate.v1.StreamEndpoint
+	(*PrincipalGrants)(nil),         // 13: loopgate.v1.PrincipalGrants
+	(*Condition)(nil),               // 14: loopgate.v1.Condition
+	(*PolicyVerdict)(nil),           // 15: loopgate.v1.PolicyVerdict
+	(*Violation)(nil),               // 16: loopgate.v1.Violation
+	(*DerivedResources)(nil),        // 17: loopgate.v1.DerivedResources
+	(*Topic)(nil),                   // 18: loopgate.v1.Topic
+	(*Acl)(nil),                     // 19: loopgate.v1.Acl
+	(*Quota)(nil),                   // 20: loopgate.v1.Quota
+	(*PlannedChange)(nil),           // 21: loopgate.v1.PlannedChange
+	(*GetLoopRequest)(nil),          // 22: loopgate.v1.GetLoopRequest
+	(*ListLoopsRequest)(nil),        // 23: loopgate.v1.ListLoopsRequest
+	(*ListLoopsResponse)(nil),       // 24: loopgate.v1.ListLoopsResponse
+	(*CreateLoopRequest)(nil),       // 25: loopgate.v1.CreateLoopRequest
+	(*UpdateLoopRequest)(nil),       // 26: loopgate.v1.UpdateLoopRequest
+	(*DeleteLoopRequest)(nil),       // 27: loopgate.v1.DeleteLoopRequest
+	(*PlanLoopRequest)(nil),         // 28: loopgate.v1.PlanLoopRequest
+	(*PlanLoopResponse)(nil),        // 29: loopgate.v1.PlanLoopResponse
+	(*ApproveLoopRequest)(nil),      // 30: loopgate.v1.ApproveLoopRequest
+	(*GetLoopContractRequest)(nil),  // 31: loopgate.v1.GetLoopContractRequest
+	(*LoopContract)(nil),            // 32: loopgate.v1.LoopContract
+	(*ClientSetting)(nil),           // 33: loopgate.v1.ClientSetting
+	nil,                             // 34: loopgate.v1.Loop.LabelsEntry
+	nil,                             // 35: loopgate.v1.Topic.ConfigsEntry
+	(*timestamppb.Timestamp)(nil),   // 36: google.protobuf.Timestamp
+	(*fieldmaskpb.FieldMask)(nil),   // 37: google.protobuf.FieldMask
 }
 var file_loopgate_v1_loop_service_proto_depIdxs = []int32{
-	29, // 0: loopgate.v1.Loop.labels:type_name -> loopgate.v1.Loop.LabelsEntry
-	31, // 1: loopgate.v1.Loop.create_time:type_name -> google.protobuf.Timestamp
-	31, // 2: loopgate.v1.Loop.update_time:type_name -> google.protobuf.Timestamp
-	31, // 3: loopgate.v1.Loop.delete_time:type_name -> google.protobuf.Timestamp
+	34, // 0: loopgate.v1.Loop.labels:type_name -> loopgate.v1.Loop.LabelsEntry
+	36, // 1: loopgate.v1.Loop.create_time:type_name -> google.protobuf.Timestamp
+	36, // 2: loopgate.v1.Loop.update_time:type_name -> google.protobuf.Timestamp
+	36, // 3: loopgate.v1.Loop.delete_time:type_name -> google.protobuf.Timestamp
 	3,  // 4: loopgate.v1.Loop.spec:type_name -> loopgate.v1.LoopSpec
 	11, // 5: loopgate.v1.Loop.status:type_name -> loopgate.v1.LoopStatus
 	4,  // 6: loopgate.v1.LoopSpec.slo:type_name -> loopgate.v1.Slo
@@ -2471,44 +3005,50 @@ var file_loopgate_v1_loop_service_proto_depIdxs = []int32{
 	10, // 11: loopgate.v1.LoopSpec.action:type_name -> loopgate.v1.LoopAction
 	7,  // 12: loopgate.v1.Stream.schema:type_name -> loopgate.v1.StreamSchema
 	0,  // 13: loopgate.v1.LoopStatus.state:type_name -> loopgate.v1.Loop.State
-	12, // 14: loopgate.v1.LoopStatus.conditions:type_name -> loopgate.v1.Condition
-	13, // 15: loopgate.v1.LoopStatus.policy:type_name -> loopgate.v1.PolicyVerdict
-	31, // 16: loopgate.v1.Condition.last_transition_time:type_name -> google.protobuf.Timestamp
-	14, // 17: loopgate.v1.PolicyVerdict.deny:type_name -> loopgate.v1.Violation
-	14, // 18: loopgate.v1.PolicyVerdict.warn:type_name -> loopgate.v1.Violation
-	14, // 19: loopgate.v1.PolicyVerdict.approval:type_name -> loopgate.v1.Violation
-	16, // 20: loopgate.v1.DerivedResources.topics:type_name -> loopgate.v1.Topic
-	17, // 21: loopgate.v1.DerivedResources.acls:type_name -> loopgate.v1.Acl
-	18, // 22: loopgate.v1.DerivedResources.quotas:type_name -> loopgate.v1.Quota
-	30, // 23: loopgate.v1.Topic.configs:type_name -> loopgate.v1.Topic.ConfigsEntry
-	2,  // 24: loopgate.v1.ListLoopsResponse.loops:type_name -> loopgate.v1.Loop
-	2,  // 25: loopgate.v1.CreateLoopRequest.loop:type_name -> loopgate.v1.Loop
-	2,  // 26: loopgate.v1.UpdateLoopRequest.loop:type_name -> loopgate.v1.Loop
-	32, // 27: loopgate.v1.UpdateLoopRequest.update_mask:type_name -> google.protobuf.FieldMask
-	2,  // 28: loopgate.v1.PlanLoopRequest.loop:type_name -> loopgate.v1.Loop
-	1,  // 29: loopgate.v1.PlanLoopResponse.operation:type_name -> loopgate.v1.PlanLoopResponse.Operation
-	13, // 30: loopgate.v1.PlanLoopResponse.verdict:type_name -> loopgate.v1.PolicyVerdict
-	19, // 31: loopgate.v1.PlanLoopResponse.changes:type_name -> loopgate.v1.PlannedChange
-	15, // 32: loopgate.v1.PlanLoopResponse.derived:type_name -> loopgate.v1.DerivedResources
-	20, // 33: loopgate.v1.LoopService.GetLoop:input_type -> loopgate.v1.GetLoopRequest
-	21, // 34: loopgate.v1.LoopService.ListLoops:input_type -> loopgate.v1.ListLoopsRequest
-	23, // 35: loopgate.v1.LoopService.CreateLoop:input_type -> loopgate.v1.CreateLoopRequest
-	24, // 36: loopgate.v1.LoopService.UpdateLoop:input_type -> loopgate.v1.UpdateLoopRequest
-	25, // 37: loopgate.v1.LoopService.DeleteLoop:input_type -> loopgate.v1.DeleteLoopRequest
-	26, // 38: loopgate.v1.LoopService.PlanLoop:input_type -> loopgate.v1.PlanLoopRequest
-	28, // 39: loopgate.v1.LoopService.ApproveLoop:input_type -> loopgate.v1.ApproveLoopRequest
-	2,  // 40: loopgate.v1.LoopService.GetLoop:output_type -> loopgate.v1.Loop
-	22, // 41: loopgate.v1.LoopService.ListLoops:output_type -> loopgate.v1.ListLoopsResponse
-	2,  // 42: loopgate.v1.LoopService.CreateLoop:output_type -> loopgate.v1.Loop
-	2,  // 43: loopgate.v1.LoopService.UpdateLoop:output_type -> loopgate.v1.Loop
-	2,  // 44: loopgate.v1.LoopService.DeleteLoop:output_type -> loopgate.v1.Loop
-	27, // 45: loopgate.v1.LoopService.PlanLoop:output_type -> loopgate.v1.PlanLoopResponse
-	2,  // 46: loopgate.v1.LoopService.ApproveLoop:output_type -> loopgate.v1.Loop
-	40, // [40:47] is the sub-list for method output_type
-	33, // [33:40] is the sub-list for method input_type
-	33, // [33:33] is the sub-list for extension type_name
-	33, // [33:33] is the sub-list for extension extendee
-	0,  // [0:33] is the sub-list for field type_name
+	14, // 14: loopgate.v1.LoopStatus.conditions:type_name -> loopgate.v1.Condition
+	15, // 15: loopgate.v1.LoopStatus.policy:type_name -> loopgate.v1.PolicyVerdict
+	12, // 16: loopgate.v1.LoopStatus.streams:type_name -> loopgate.v1.StreamEndpoint
+	13, // 17: loopgate.v1.LoopStatus.principals:type_name -> loopgate.v1.PrincipalGrants
+	36, // 18: loopgate.v1.Condition.last_transition_time:type_name -> google.protobuf.Timestamp
+	16, // 19: loopgate.v1.PolicyVerdict.deny:type_name -> loopgate.v1.Violation
+	16, // 20: loopgate.v1.PolicyVerdict.warn:type_name -> loopgate.v1.Violation
+	16, // 21: loopgate.v1.PolicyVerdict.approval:type_name -> loopgate.v1.Violation
+	18, // 22: loopgate.v1.DerivedResources.topics:type_name -> loopgate.v1.Topic
+	19, // 23: loopgate.v1.DerivedResources.acls:type_name -> loopgate.v1.Acl
+	20, // 24: loopgate.v1.DerivedResources.quotas:type_name -> loopgate.v1.Quota
+	35, // 25: loopgate.v1.Topic.configs:type_name -> loopgate.v1.Topic.ConfigsEntry
+	2,  // 26: loopgate.v1.ListLoopsResponse.loops:type_name -> loopgate.v1.Loop
+	2,  // 27: loopgate.v1.CreateLoopRequest.loop:type_name -> loopgate.v1.Loop
+	2,  // 28: loopgate.v1.UpdateLoopRequest.loop:type_name -> loopgate.v1.Loop
+	37, // 29: loopgate.v1.UpdateLoopRequest.update_mask:type_name -> google.protobuf.FieldMask
+	2,  // 30: loopgate.v1.PlanLoopRequest.loop:type_name -> loopgate.v1.Loop
+	1,  // 31: loopgate.v1.PlanLoopResponse.operation:type_name -> loopgate.v1.PlanLoopResponse.Operation
+	15, // 32: loopgate.v1.PlanLoopResponse.verdict:type_name -> loopgate.v1.PolicyVerdict
+	21, // 33: loopgate.v1.PlanLoopResponse.changes:type_name -> loopgate.v1.PlannedChange
+	17, // 34: loopgate.v1.PlanLoopResponse.derived:type_name -> loopgate.v1.DerivedResources
+	33, // 35: loopgate.v1.LoopContract.producer_settings:type_name -> loopgate.v1.ClientSetting
+	33, // 36: loopgate.v1.LoopContract.consumer_settings:type_name -> loopgate.v1.ClientSetting
+	22, // 37: loopgate.v1.LoopService.GetLoop:input_type -> loopgate.v1.GetLoopRequest
+	23, // 38: loopgate.v1.LoopService.ListLoops:input_type -> loopgate.v1.ListLoopsRequest
+	25, // 39: loopgate.v1.LoopService.CreateLoop:input_type -> loopgate.v1.CreateLoopRequest
+	26, // 40: loopgate.v1.LoopService.UpdateLoop:input_type -> loopgate.v1.UpdateLoopRequest
+	27, // 41: loopgate.v1.LoopService.DeleteLoop:input_type -> loopgate.v1.DeleteLoopRequest
+	28, // 42: loopgate.v1.LoopService.PlanLoop:input_type -> loopgate.v1.PlanLoopRequest
+	30, // 43: loopgate.v1.LoopService.ApproveLoop:input_type -> loopgate.v1.ApproveLoopRequest
+	31, // 44: loopgate.v1.LoopService.GetLoopContract:input_type -> loopgate.v1.GetLoopContractRequest
+	2,  // 45: loopgate.v1.LoopService.GetLoop:output_type -> loopgate.v1.Loop
+	24, // 46: loopgate.v1.LoopService.ListLoops:output_type -> loopgate.v1.ListLoopsResponse
+	2,  // 47: loopgate.v1.LoopService.CreateLoop:output_type -> loopgate.v1.Loop
+	2,  // 48: loopgate.v1.LoopService.UpdateLoop:output_type -> loopgate.v1.Loop
+	2,  // 49: loopgate.v1.LoopService.DeleteLoop:output_type -> loopgate.v1.Loop
+	29, // 50: loopgate.v1.LoopService.PlanLoop:output_type -> loopgate.v1.PlanLoopResponse
+	2,  // 51: loopgate.v1.LoopService.ApproveLoop:output_type -> loopgate.v1.Loop
+	32, // 52: loopgate.v1.LoopService.GetLoopContract:output_type -> loopgate.v1.LoopContract
+	45, // [45:53] is the sub-list for method output_type
+	37, // [37:45] is the sub-list for method input_type
+	37, // [37:37] is the sub-list for extension type_name
+	37, // [37:37] is the sub-list for extension extendee
+	0,  // [0:37] is the sub-list for field type_name
 }
 
 func init() { file_loopgate_v1_loop_service_proto_init() }
@@ -2522,7 +3062,7 @@ func file_loopgate_v1_loop_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_loopgate_v1_loop_service_proto_rawDesc), len(file_loopgate_v1_loop_service_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   29,
+			NumMessages:   34,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -410,6 +410,59 @@ func local_request_LoopService_ApproveLoop_0(ctx context.Context, marshaler runt
 	return msg, metadata, err
 }
 
+var filter_LoopService_GetLoopContract_0 = &utilities.DoubleArray{Encoding: map[string]int{"name": 0}, Base: []int{1, 1, 0}, Check: []int{0, 1, 2}}
+
+func request_LoopService_GetLoopContract_0(ctx context.Context, marshaler runtime.Marshaler, client LoopServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq GetLoopContractRequest
+		metadata runtime.ServerMetadata
+		err      error
+	)
+	val, ok := pathParams["name"]
+	if !ok {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "name")
+	}
+	protoReq.Name, err = runtime.String(val)
+	if err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "name", err)
+	}
+	if err := req.ParseForm(); err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	if err := runtime.PopulateQueryParameters(&protoReq, req.Form, filter_LoopService_GetLoopContract_0); err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	if req.Body != nil {
+		_, _ = io.Copy(io.Discard, req.Body)
+	}
+	msg, err := client.GetLoopContract(ctx, &protoReq, grpc.Header(&metadata.HeaderMD), grpc.Trailer(&metadata.TrailerMD))
+	return msg, metadata, err
+}
+
+func local_request_LoopService_GetLoopContract_0(ctx context.Context, marshaler runtime.Marshaler, server LoopServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq GetLoopContractRequest
+		metadata runtime.ServerMetadata
+		err      error
+	)
+	val, ok := pathParams["name"]
+	if !ok {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "name")
+	}
+	protoReq.Name, err = runtime.String(val)
+	if err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "name", err)
+	}
+	if err := req.ParseForm(); err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	if err := runtime.PopulateQueryParameters(&protoReq, req.Form, filter_LoopService_GetLoopContract_0); err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	msg, err := server.GetLoopContract(ctx, &protoReq)
+	return msg, metadata, err
+}
+
 // RegisterLoopServiceHandlerServer registers the http handlers for service LoopService to "mux".
 // UnaryRPC     :call LoopServiceServer directly.
 // StreamingRPC :currently unsupported pending https://github.com/grpc/grpc-go/issues/906.
@@ -555,6 +608,26 @@ func RegisterLoopServiceHandlerServer(ctx context.Context, mux *runtime.ServeMux
 			return
 		}
 		forward_LoopService_ApproveLoop_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+	})
+	mux.Handle(http.MethodGet, pattern_LoopService_GetLoopContract_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		var stream runtime.ServerTransportStream
+		ctx = grpc.NewContextWithServerTransportStream(ctx, &stream)
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateIncomingContext(ctx, mux, req, "/loopgate.v1.LoopService/GetLoopContract", runtime.WithHTTPPathPattern("/v1/{name=teams/*/loops/*}/contract"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := local_request_LoopService_GetLoopContract_0(annotatedContext, inboundMarshaler, server, req, pathParams)
+		md.HeaderMD, md.TrailerMD = metadata.Join(md.HeaderMD, stream.Header()), metadata.Join(md.TrailerMD, stream.Trailer())
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_LoopService_GetLoopContract_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
 	})
 
 	return nil
@@ -715,25 +788,44 @@ func RegisterLoopServiceHandlerClient(ctx context.Context, mux *runtime.ServeMux
 		}
 		forward_LoopService_ApproveLoop_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
 	})
+	mux.Handle(http.MethodGet, pattern_LoopService_GetLoopContract_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateContext(ctx, mux, req, "/loopgate.v1.LoopService/GetLoopContract", runtime.WithHTTPPathPattern("/v1/{name=teams/*/loops/*}/contract"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := request_LoopService_GetLoopContract_0(annotatedContext, inboundMarshaler, client, req, pathParams)
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_LoopService_GetLoopContract_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+	})
 	return nil
 }
 
 var (
-	pattern_LoopService_GetLoop_0     = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 2, 2, 1, 0, 4, 4, 5, 3}, []string{"v1", "teams", "loops", "name"}, ""))
-	pattern_LoopService_ListLoops_0   = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 2, 5, 2, 2, 3}, []string{"v1", "teams", "parent", "loops"}, ""))
-	pattern_LoopService_CreateLoop_0  = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 2, 5, 2, 2, 3}, []string{"v1", "teams", "parent", "loops"}, ""))
-	pattern_LoopService_UpdateLoop_0  = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 2, 2, 1, 0, 4, 4, 5, 3}, []string{"v1", "teams", "loops", "loop.name"}, ""))
-	pattern_LoopService_DeleteLoop_0  = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 2, 2, 1, 0, 4, 4, 5, 3}, []string{"v1", "teams", "loops", "name"}, ""))
-	pattern_LoopService_PlanLoop_0    = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 2, 2, 1, 0, 4, 4, 5, 3}, []string{"v1", "teams", "loops", "loop.name"}, "plan"))
-	pattern_LoopService_ApproveLoop_0 = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 2, 2, 1, 0, 4, 4, 5, 3}, []string{"v1", "teams", "loops", "name"}, "approve"))
+	pattern_LoopService_GetLoop_0         = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 2, 2, 1, 0, 4, 4, 5, 3}, []string{"v1", "teams", "loops", "name"}, ""))
+	pattern_LoopService_ListLoops_0       = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 2, 5, 2, 2, 3}, []string{"v1", "teams", "parent", "loops"}, ""))
+	pattern_LoopService_CreateLoop_0      = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 2, 5, 2, 2, 3}, []string{"v1", "teams", "parent", "loops"}, ""))
+	pattern_LoopService_UpdateLoop_0      = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 2, 2, 1, 0, 4, 4, 5, 3}, []string{"v1", "teams", "loops", "loop.name"}, ""))
+	pattern_LoopService_DeleteLoop_0      = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 2, 2, 1, 0, 4, 4, 5, 3}, []string{"v1", "teams", "loops", "name"}, ""))
+	pattern_LoopService_PlanLoop_0        = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 2, 2, 1, 0, 4, 4, 5, 3}, []string{"v1", "teams", "loops", "loop.name"}, "plan"))
+	pattern_LoopService_ApproveLoop_0     = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 2, 2, 1, 0, 4, 4, 5, 3}, []string{"v1", "teams", "loops", "name"}, "approve"))
+	pattern_LoopService_GetLoopContract_0 = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 2, 2, 1, 0, 4, 4, 5, 3, 2, 4}, []string{"v1", "teams", "loops", "name", "contract"}, ""))
 )
 
 var (
-	forward_LoopService_GetLoop_0     = runtime.ForwardResponseMessage
-	forward_LoopService_ListLoops_0   = runtime.ForwardResponseMessage
-	forward_LoopService_CreateLoop_0  = runtime.ForwardResponseMessage
-	forward_LoopService_UpdateLoop_0  = runtime.ForwardResponseMessage
-	forward_LoopService_DeleteLoop_0  = runtime.ForwardResponseMessage
-	forward_LoopService_PlanLoop_0    = runtime.ForwardResponseMessage
-	forward_LoopService_ApproveLoop_0 = runtime.ForwardResponseMessage
+	forward_LoopService_GetLoop_0         = runtime.ForwardResponseMessage
+	forward_LoopService_ListLoops_0       = runtime.ForwardResponseMessage
+	forward_LoopService_CreateLoop_0      = runtime.ForwardResponseMessage
+	forward_LoopService_UpdateLoop_0      = runtime.ForwardResponseMessage
+	forward_LoopService_DeleteLoop_0      = runtime.ForwardResponseMessage
+	forward_LoopService_PlanLoop_0        = runtime.ForwardResponseMessage
+	forward_LoopService_ApproveLoop_0     = runtime.ForwardResponseMessage
+	forward_LoopService_GetLoopContract_0 = runtime.ForwardResponseMessage
 )

@@ -19,13 +19,14 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	LoopService_GetLoop_FullMethodName     = "/loopgate.v1.LoopService/GetLoop"
-	LoopService_ListLoops_FullMethodName   = "/loopgate.v1.LoopService/ListLoops"
-	LoopService_CreateLoop_FullMethodName  = "/loopgate.v1.LoopService/CreateLoop"
-	LoopService_UpdateLoop_FullMethodName  = "/loopgate.v1.LoopService/UpdateLoop"
-	LoopService_DeleteLoop_FullMethodName  = "/loopgate.v1.LoopService/DeleteLoop"
-	LoopService_PlanLoop_FullMethodName    = "/loopgate.v1.LoopService/PlanLoop"
-	LoopService_ApproveLoop_FullMethodName = "/loopgate.v1.LoopService/ApproveLoop"
+	LoopService_GetLoop_FullMethodName         = "/loopgate.v1.LoopService/GetLoop"
+	LoopService_ListLoops_FullMethodName       = "/loopgate.v1.LoopService/ListLoops"
+	LoopService_CreateLoop_FullMethodName      = "/loopgate.v1.LoopService/CreateLoop"
+	LoopService_UpdateLoop_FullMethodName      = "/loopgate.v1.LoopService/UpdateLoop"
+	LoopService_DeleteLoop_FullMethodName      = "/loopgate.v1.LoopService/DeleteLoop"
+	LoopService_PlanLoop_FullMethodName        = "/loopgate.v1.LoopService/PlanLoop"
+	LoopService_ApproveLoop_FullMethodName     = "/loopgate.v1.LoopService/ApproveLoop"
+	LoopService_GetLoopContract_FullMethodName = "/loopgate.v1.LoopService/GetLoopContract"
 )
 
 // LoopServiceClient is the client API for LoopService service.
@@ -67,6 +68,12 @@ type LoopServiceClient interface {
 	// Approves the current generation of a loop that is PENDING_APPROVAL.
 	// Only reviewers may approve, and never their own requests.
 	ApproveLoop(ctx context.Context, in *ApproveLoopRequest, opts ...grpc.CallOption) (*Loop, error)
+	// Gets the client contract of one principal of a loop: a ready-to-use
+	// client configuration (bootstrap servers, security protocol, SASL
+	// mechanism, user name, topics, group) with producer and consumer
+	// settings chosen from the loop's SLO and throughput. It never carries a
+	// password: issue one with PrincipalService.IssuePrincipalCredentials.
+	GetLoopContract(ctx context.Context, in *GetLoopContractRequest, opts ...grpc.CallOption) (*LoopContract, error)
 }
 
 type loopServiceClient struct {
@@ -147,6 +154,16 @@ func (c *loopServiceClient) ApproveLoop(ctx context.Context, in *ApproveLoopRequ
 	return out, nil
 }
 
+func (c *loopServiceClient) GetLoopContract(ctx context.Context, in *GetLoopContractRequest, opts ...grpc.CallOption) (*LoopContract, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(LoopContract)
+	err := c.cc.Invoke(ctx, LoopService_GetLoopContract_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // LoopServiceServer is the server API for LoopService service.
 // All implementations must embed UnimplementedLoopServiceServer
 // for forward compatibility.
@@ -186,6 +203,12 @@ type LoopServiceServer interface {
 	// Approves the current generation of a loop that is PENDING_APPROVAL.
 	// Only reviewers may approve, and never their own requests.
 	ApproveLoop(context.Context, *ApproveLoopRequest) (*Loop, error)
+	// Gets the client contract of one principal of a loop: a ready-to-use
+	// client configuration (bootstrap servers, security protocol, SASL
+	// mechanism, user name, topics, group) with producer and consumer
+	// settings chosen from the loop's SLO and throughput. It never carries a
+	// password: issue one with PrincipalService.IssuePrincipalCredentials.
+	GetLoopContract(context.Context, *GetLoopContractRequest) (*LoopContract, error)
 	mustEmbedUnimplementedLoopServiceServer()
 }
 
@@ -216,6 +239,9 @@ func (UnimplementedLoopServiceServer) PlanLoop(context.Context, *PlanLoopRequest
 }
 func (UnimplementedLoopServiceServer) ApproveLoop(context.Context, *ApproveLoopRequest) (*Loop, error) {
 	return nil, status.Error(codes.Unimplemented, "method ApproveLoop not implemented")
+}
+func (UnimplementedLoopServiceServer) GetLoopContract(context.Context, *GetLoopContractRequest) (*LoopContract, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetLoopContract not implemented")
 }
 func (UnimplementedLoopServiceServer) mustEmbedUnimplementedLoopServiceServer() {}
 func (UnimplementedLoopServiceServer) testEmbeddedByValue()                     {}
@@ -364,6 +390,24 @@ func _LoopService_ApproveLoop_Handler(srv interface{}, ctx context.Context, dec 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _LoopService_GetLoopContract_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetLoopContractRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(LoopServiceServer).GetLoopContract(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: LoopService_GetLoopContract_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(LoopServiceServer).GetLoopContract(ctx, req.(*GetLoopContractRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // LoopService_ServiceDesc is the grpc.ServiceDesc for LoopService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -398,6 +442,10 @@ var LoopService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ApproveLoop",
 			Handler:    _LoopService_ApproveLoop_Handler,
+		},
+		{
+			MethodName: "GetLoopContract",
+			Handler:    _LoopService_GetLoopContract_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
