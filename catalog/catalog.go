@@ -7,6 +7,7 @@ package catalog
 import (
 	"fmt"
 	"sort"
+	"strings"
 )
 
 // Team is a team's catalog entry: what its loops may use.
@@ -31,12 +32,49 @@ type Cluster struct {
 	Zones             []string `json:"zones,omitempty" yaml:"zones"`
 	ReplicationFactor int16    `json:"replicationFactor" yaml:"replicationFactor"`
 	BootstrapServers  []string `json:"bootstrapServers" yaml:"bootstrapServers"`
+	// SecurityProtocol is how clients connect: SASL_PLAINTEXT, SASL_SSL,
+	// SSL or PLAINTEXT.
+	SecurityProtocol string `json:"securityProtocol,omitempty" yaml:"-"`
+	// Credentials is the SCRAM mechanism loopgate issues principals'
+	// credentials with on this cluster ("SCRAM-SHA-512" or
+	// "SCRAM-SHA-256"), or "" when identities are managed outside loopgate.
+	Credentials string `json:"credentials,omitempty" yaml:"-"`
 }
 
 // Catalog is the set of teams and clusters.
 type Catalog struct {
 	Teams    map[string]Team
 	Clusters []Cluster
+	// Reserved are principal names (without "User:") that no loop may name
+	// and no team may own, with why: loopgate's own admin principals and
+	// every configured superuser.
+	Reserved map[string]string
+}
+
+// ReservedPrincipal reports whether the principal name (without "User:")
+// is reserved, and why. Wildcards are always reserved.
+func (c *Catalog) ReservedPrincipal(name string) (string, bool) {
+	if strings.ContainsAny(name, "*?") {
+		return "a wildcard", true
+	}
+	if why, ok := c.Reserved[name]; ok {
+		return why, true
+	}
+	return "", false
+}
+
+// Reserve marks a principal name as reserved (keeping the first reason).
+func (c *Catalog) Reserve(name, why string) {
+	name = strings.TrimPrefix(name, "User:")
+	if name == "" {
+		return
+	}
+	if c.Reserved == nil {
+		c.Reserved = map[string]string{}
+	}
+	if _, ok := c.Reserved[name]; !ok {
+		c.Reserved[name] = why
+	}
 }
 
 // Team returns the team's entry.

@@ -70,6 +70,50 @@ type Cluster struct {
 	BootstrapServers []string `yaml:"bootstrapServers"`
 	SASL             *SASL    `yaml:"sasl"`
 	TLS              *TLS     `yaml:"tls"`
+	// Credentials says who manages the credentials of principals on this
+	// cluster: "scram-sha-512" or "scram-sha-256" (loopgate issues and
+	// rotates them with `loopctl principal credentials`), or "external"
+	// (an identity provider outside loopgate; credentials are skipped).
+	// Embedded clusters are always "scram-sha-512"; external ones default
+	// to "external".
+	Credentials string `yaml:"credentials"`
+	// SuperUsers are the cluster's super users (its super.users setting).
+	// They and loopgate's own principal are reserved: no loop may name them
+	// and no team may own them.
+	SuperUsers []string `yaml:"superUsers"`
+}
+
+// Values of Cluster.Credentials.
+const (
+	CredentialsSCRAMSHA512 = "scram-sha-512"
+	CredentialsSCRAMSHA256 = "scram-sha-256"
+	CredentialsExternal    = "external"
+)
+
+// CredentialMechanism is the SASL mechanism loopgate issues credentials
+// with on the cluster, or "" when it does not manage them.
+func (c Cluster) CredentialMechanism() string {
+	switch c.Credentials {
+	case CredentialsSCRAMSHA512:
+		return "SCRAM-SHA-512"
+	case CredentialsSCRAMSHA256:
+		return "SCRAM-SHA-256"
+	}
+	return ""
+}
+
+// ClientSecurityProtocol is the security.protocol clients of the cluster use.
+func (c Cluster) ClientSecurityProtocol() string {
+	sasl := c.Embedded || c.SASL != nil || c.CredentialMechanism() != ""
+	switch {
+	case c.TLS != nil && sasl:
+		return "SASL_SSL"
+	case c.TLS != nil:
+		return "SSL"
+	case sasl:
+		return "SASL_PLAINTEXT"
+	}
+	return "PLAINTEXT"
 }
 
 // SASL are the credentials loopgate's own principal uses.
@@ -155,6 +199,12 @@ func (c *Config) SetDefaults() {
 		c.Resync = 30 * time.Second
 	}
 	for i := range c.Clusters {
+		if c.Clusters[i].Credentials == "" {
+			c.Clusters[i].Credentials = CredentialsExternal
+			if c.Clusters[i].Embedded {
+				c.Clusters[i].Credentials = CredentialsSCRAMSHA512
+			}
+		}
 		if c.Clusters[i].ReplicationFactor == 0 {
 			c.Clusters[i].ReplicationFactor = 3
 			if c.Clusters[i].Embedded {
@@ -209,6 +259,20 @@ func (c *Config) Validate() error {
 		}
 		if cl.Embedded == (len(cl.BootstrapServers) > 0) {
 			bad(f, "set either embedded: true or bootstrapServers")
+		}
+		switch cl.Credentials {
+		case CredentialsSCRAMSHA512, CredentialsSCRAMSHA256:
+		case CredentialsExternal:
+			if cl.Embedded {
+				bad(f+".credentials", "an embedded cluster's credentials are always managed by loopgate (scram-sha-512)")
+			}
+		default:
+			bad(f+".credentials", "%q is not scram-sha-512, scram-sha-256 or external", cl.Credentials)
+		}
+		for j, u := range cl.SuperUsers {
+			if strings.TrimPrefix(u, "User:") == "" {
+				bad(fmt.Sprintf("%s.superUsers[%d]", f, j), "empty principal")
+			}
 		}
 		if cl.SASL != nil {
 			switch cl.SASL.Mechanism {
@@ -269,8 +333,17 @@ func (c *Config) Catalog() *catalog.Catalog {
 		cat.Clusters = append(cat.Clusters, catalog.Cluster{
 			Name: cl.Name, Region: cl.Region, Zones: cl.Zones,
 			ReplicationFactor: cl.ReplicationFactor, BootstrapServers: cl.BootstrapServers,
+			SecurityProtocol: cl.ClientSecurityProtocol(), Credentials: cl.CredentialMechanism(),
 		})
+		if cl.SASL != nil {
+			cat.Reserve(cl.SASL.Username, fmt.Sprintf("loopgate's admin principal on cluster %s", cl.Name))
+		}
+		for _, u := range cl.SuperUsers {
+			cat.Reserve(u, fmt.Sprintf("a super user of cluster %s", cl.Name))
+		}
 	}
+	// Kafka's principal for unauthenticated connections.
+	cat.Reserve("ANONYMOUS", "Kafka's principal for unauthenticated connections")
 	return cat
 }
 

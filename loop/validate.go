@@ -35,6 +35,14 @@ var (
 	topicRE      = regexp.MustCompile(`^[A-Za-z0-9._-]+$`)
 )
 
+// ValidPrincipalName reports whether name (without "User:") can name a
+// principal: 1-128 letters, digits, '.', '_' or '-', starting with a letter
+// or digit.
+func ValidPrincipalName(name string) bool { return principalRE.MatchString("User:" + name) }
+
+// ValidGroup reports whether g is a valid consumer group id.
+func ValidGroup(g string) bool { return groupRE.MatchString(g) }
+
 // TopicName is the Kafka topic of a stream: <team>.<loop>.<stream>.
 func TopicName(team, loopName, stream string) string {
 	return team + "." + loopName + "." + stream

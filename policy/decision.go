@@ -71,6 +71,17 @@ func (d Decision) Allowed() bool { return len(d.Deny) == 0 }
 // NeedsApproval reports whether an allowed request must wait for a reviewer.
 func (d Decision) NeedsApproval() bool { return d.Allowed() && len(d.Approval) > 0 }
 
+// AddDeny adds denials that loopgate decides itself, whatever the bundle
+// says (team ownership of principals and groups), keeping Deny sorted. A
+// bundle can add rules but cannot loosen these.
+func (d *Decision) AddDeny(vs ...Violation) {
+	if len(vs) == 0 {
+		return
+	}
+	d.Deny = append(d.Deny, vs...)
+	sortViolations(d.Deny)
+}
+
 func sortViolations(vs []Violation) {
 	slices.SortFunc(vs, func(a, b Violation) int {
 		return cmp.Or(cmp.Compare(a.Field, b.Field), cmp.Compare(a.ID, b.ID), cmp.Compare(a.Msg, b.Msg))

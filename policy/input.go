@@ -68,6 +68,7 @@ func init() {
 		"host", "resourceType", "resourceName", "patternType", "permission", "producerByteRate",
 		"consumerByteRate", "allowedRegions", "maxPartitionsPerLoop", "maxPartitions",
 		"maxBytesPerSecond", "usedPartitions", "region", "zones", "bootstrapServers",
+		"external", "securityProtocol", "credentials",
 		// values
 		OpCreate, OpUpdate, OpDelete, "public", "internal", "confidential", "pii", "avro",
 		"NONE", "BACKWARD", "FORWARD", "FULL", "BACKWARD_TRANSITIVE", "FORWARD_TRANSITIVE",
@@ -206,7 +207,7 @@ func loopTerm(l *loop.Loop) (*ast.Term, error) {
 }
 
 func streamTerm(st *loop.Stream) *ast.Term {
-	f := newFields(3)
+	f := newFields(4)
 	f.add("name", str(st.Name))
 	f.addIf(st.Partitions != 0, "partitions", func() *ast.Term { return num(st.Partitions) })
 	sc := newFields(3)
@@ -214,6 +215,7 @@ func streamTerm(st *loop.Stream) *ast.Term {
 	sc.addIf(st.Schema.Compatibility != "", "compatibility", func() *ast.Term { return str(st.Schema.Compatibility) })
 	sc.add("definition", str(st.Schema.Definition))
 	f.add("schema", sc.term())
+	f.addIf(st.External, "external", func() *ast.Term { return ast.BooleanTerm(true) })
 	return f.term()
 }
 
@@ -260,11 +262,13 @@ func teamTerm(t catalog.Team) *ast.Term {
 }
 
 func clusterTerm(c catalog.Cluster) *ast.Term {
-	f := newFields(5)
+	f := newFields(7)
 	f.add("name", str(c.Name))
 	f.add("region", str(c.Region))
 	f.addIf(len(c.Zones) > 0, "zones", func() *ast.Term { return strs(c.Zones) })
 	f.add("replicationFactor", num(c.ReplicationFactor))
 	f.add("bootstrapServers", strs(c.BootstrapServers))
+	f.addIf(c.SecurityProtocol != "", "securityProtocol", func() *ast.Term { return str(c.SecurityProtocol) })
+	f.addIf(c.Credentials != "", "credentials", func() *ast.Term { return str(c.Credentials) })
 	return f.term()
 }

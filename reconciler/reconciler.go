@@ -430,6 +430,17 @@ func union(a, b []string) []string {
 	return slices.Compact(out)
 }
 
+// addRates sums two byte rates, saturating at the largest rate a loop may
+// declare (loop.MaxPeakBytesPerSecond) instead of overflowing: a principal
+// of many loops gets the largest quota Kafka holds exactly, never a
+// negative one.
+func addRates(a, b int64) int64 {
+	if a > loop.MaxPeakBytesPerSecond-b {
+		return loop.MaxPeakBytesPerSecond
+	}
+	return a + b
+}
+
 // withShared adds to own the group ACLs and quotas that peers need for the
 // groups and principals in scope, summing quotas per principal.
 func withShared(own provisioning.Resources, sc scope, peers []provisioning.Resources, cl catalog.Cluster) provisioning.Resources {
@@ -452,8 +463,8 @@ func withShared(own provisioning.Resources, sc scope, peers []provisioning.Resou
 			quotas[q.Principal] = &c
 			return
 		}
-		cur.ProducerByteRate += q.ProducerByteRate
-		cur.ConsumerByteRate += q.ConsumerByteRate
+		cur.ProducerByteRate = addRates(cur.ProducerByteRate, q.ProducerByteRate)
+		cur.ConsumerByteRate = addRates(cur.ConsumerByteRate, q.ConsumerByteRate)
 	}
 	for _, q := range own.Quotas {
 		addQuota(q)

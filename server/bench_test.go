@@ -104,7 +104,7 @@ func typicalLoop(name string) *lgv1.Loop {
 					Definition: `{"type":"record","name":"CheckoutEvent","namespace":"shop","fields":[{"name":"user_id","type":"string"},{"name":"cart_value","type":"double"}]}`}},
 				{Name: "actions", Schema: &lgv1.StreamSchema{Format: "avro", Definition: `{"type":"record","name":"Nudge","fields":[{"name":"user_id","type":"string"}]}`}},
 			},
-			Producers: []*lgv1.Producer{{Principal: "User:checkout-api", Streams: []string{"events"}}},
+			Producers: []*lgv1.Producer{{Principal: "User:checkout-api", Streams: []string{"events"}}, {Principal: "User:nudge-engine", Streams: []string{"actions"}}},
 			Consumers: []*lgv1.Consumer{{Principal: "User:nudge-engine", Group: "nudge-engine", Streams: []string{"events"}}},
 			Action:    &lgv1.LoopAction{Stream: "actions"},
 		},

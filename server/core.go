@@ -40,6 +40,9 @@ type Core struct {
 	// PlanAdmins are read-only admin clients by cluster name: `:plan` cannot
 	// write to a cluster even by mistake.
 	PlanAdmins map[string]provisioning.Admin
+	// Credentials are read-write admins by cluster name for principals'
+	// credentials, ACLs and quotas (issue, rotate, delete).
+	Credentials map[string]provisioning.Credentials
 	// Notify is called with "team/name" after every committed change.
 	Notify func(key string)
 	Log    *slog.Logger
@@ -84,6 +87,14 @@ func (c *Core) audit(ctx context.Context, ev audit.Event) error {
 	})
 }
 
+func mustJSON(v any) json.RawMessage {
+	raw, err := json.Marshal(v)
+	if err != nil {
+		panic(fmt.Sprintf("encoding audit details: %v", err)) // only maps of plain values are passed
+	}
+	return raw
+}
+
 func eventFor(id Identity, action, resource, requestID, outcome string, details map[string]any) audit.Event {
 	var raw json.RawMessage
 	if details != nil {
@@ -120,9 +131,10 @@ func (c *Core) authorize(ctx context.Context, id Identity, action, resource, tea
 	if id.CanActFor(team) {
 		return nil
 	}
+	noun, verb, _ := strings.Cut(action, ".")
 	err := &ForbiddenError{Reason: "TEAM_SCOPE", Message: fmt.Sprintf(
-		"%s may not %s loops of team %q (token teams: %v): use a token of that team or an admin token",
-		id.Subject, strings.TrimPrefix(action, "loop."), team, id.Teams)}
+		"%s may not %s %ss of team %q (token teams: %v): use a token of that team or an admin token",
+		id.Subject, verb, noun, team, id.Teams)}
 	if aerr := c.audit(ctx, eventFor(id, action, resource, requestID, audit.OutcomeForbidden,
 		map[string]any{"error": err.Message})); aerr != nil {
 		return fmt.Errorf("auditing a forbidden request: %w", aerr)
@@ -153,6 +165,9 @@ type prepared struct {
 	cluster  catalog.Cluster
 	derived  provisioning.Resources
 	decision policy.Decision
+	// claims are the free principals and groups admitting the loop claims
+	// for its team.
+	claims []claim
 }
 
 // prepare validates l, derives its resources and asks policy. Invalid input
@@ -207,7 +222,16 @@ func (c *Core) prepare(ctx context.Context, id Identity, op string, l, previous 
 		// Fail closed: Evaluate returned a denying decision; log the cause.
 		c.logger().Error("policy evaluation failed; request denied", "loop", l.Metadata.Key(), "err", err)
 	}
-	return &prepared{cluster: cl, derived: derived, decision: d}, nil
+	p := &prepared{cluster: cl, derived: derived, decision: d}
+	if op != policy.OpDelete {
+		deny, claims, err := c.ownership(ctx, c.Store, l)
+		if err != nil {
+			return nil, err
+		}
+		p.decision.AddDeny(deny...)
+		p.claims = claims
+	}
+	return p, nil
 }
 
 // schemaEvolution checks every stream whose schema changed against its
@@ -389,6 +413,9 @@ func (c *Core) Create(ctx context.Context, id Identity, l *loop.Loop, opts Write
 		if err := tx.CreateLoop(ctx, l); err != nil {
 			return err
 		}
+		if err := c.claimNames(ctx, tx, id, l, p.claims, opts.RequestID); err != nil {
+			return err
+		}
 		return c.recordAdmission(ctx, tx, id, "loop.create", "CREATE", opts.RequestID, l, p)
 	})
 	if err != nil {
@@ -482,6 +509,9 @@ func (c *Core) Update(ctx context.Context, id Identity, desired *loop.Loop, etag
 			return err
 		}
 		if err := tx.UpdateLoop(ctx, &next, cur.Metadata.Etag); err != nil {
+			return err
+		}
+		if err := c.claimNames(ctx, tx, id, &next, p.claims, opts.RequestID); err != nil {
 			return err
 		}
 		return c.recordAdmission(ctx, tx, id, "loop.update", "UPDATE", opts.RequestID, &next, p)

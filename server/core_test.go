@@ -69,6 +69,7 @@ spec:
     - name: events
       partitions: 3
       schema: {format: avro, definition: '{"type":"record","name":"E","fields":[{"name":"a","type":"string"}]}'}
+  producers: [{principal: "User:p", streams: [events]}]
   consumers: [{principal: "User:c", group: g, streams: [events]}]
   action: {stream: events}
 `))

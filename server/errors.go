@@ -90,6 +90,7 @@ func toStatus(err error) error {
 		unauth    *UnauthenticatedError
 		precond   *PreconditionError
 		authErr   *kadm.AuthError
+		clusterEr *ClusterError
 	)
 	switch {
 	case errors.As(err, &invalid):
@@ -127,9 +128,11 @@ func toStatus(err error) error {
 		return withDetails(codes.InvalidArgument, err.Error(), "INVALID_PAGE_TOKEN", nil,
 			&errdetails.BadRequest{FieldViolations: []*errdetails.BadRequest_FieldViolation{{Field: "page_token", Description: "not a token this server returned for this request"}}})
 	case errors.Is(err, store.ErrNotFound):
-		return withDetails(codes.NotFound, err.Error(), "LOOP_NOT_FOUND", nil)
+		return withDetails(codes.NotFound, err.Error(), resourceKind(err)+"_NOT_FOUND", nil)
 	case errors.Is(err, store.ErrAlreadyExists):
-		return withDetails(codes.AlreadyExists, err.Error(), "LOOP_ALREADY_EXISTS", nil)
+		return withDetails(codes.AlreadyExists, err.Error(), resourceKind(err)+"_ALREADY_EXISTS", nil)
+	case errors.As(err, &clusterEr):
+		return withDetails(codes.Unavailable, err.Error(), "CLUSTER_REFUSED", map[string]string{"cluster": clusterEr.Cluster})
 	case errors.Is(err, store.ErrEtagMismatch):
 		return withDetails(codes.Aborted, err.Error()+": read the loop again and retry with its current etag", "ETAG_MISMATCH", nil)
 	case errors.Is(err, context.Canceled):
@@ -148,6 +151,18 @@ func toStatus(err error) error {
 		return withDetails(code, "Kafka: "+err.Error(), "KAFKA_"+strings.ToUpper(strings.ReplaceAll(kafkaErr.Message, " ", "_")), nil)
 	}
 	return withDetails(codes.Internal, err.Error(), "INTERNAL", nil)
+}
+
+// resourceKind names the kind of resource a store error is about, from the
+// "kind name: ..." prefix every store error carries.
+func resourceKind(err error) string {
+	msg := err.Error()
+	for _, k := range []string{store.KindPrincipal, store.KindGroup} {
+		if strings.HasPrefix(msg, k+" ") {
+			return strings.ToUpper(k)
+		}
+	}
+	return "LOOP"
 }
 
 func withDetails(code codes.Code, msg, reason string, meta map[string]string, extra ...protoadapt.MessageV1) error {

@@ -6,6 +6,7 @@ package server
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"time"
 
 	"google.golang.org/protobuf/types/known/structpb"
@@ -17,6 +18,7 @@ import (
 	"github.com/loopgate/loopgate/loop"
 	"github.com/loopgate/loopgate/policy"
 	"github.com/loopgate/loopgate/provisioning"
+	"github.com/loopgate/loopgate/store"
 )
 
 func ts(t time.Time) *timestamppb.Timestamp {
@@ -61,7 +63,7 @@ func specFromProto(s *lgv1.LoopSpec) loop.Spec {
 	}
 	for _, st := range s.GetStreams() {
 		out.Streams = append(out.Streams, loop.Stream{
-			Name: st.GetName(), Partitions: st.GetPartitions(),
+			Name: st.GetName(), Partitions: st.GetPartitions(), External: st.GetExternal(),
 			Schema: loop.Schema{Format: st.GetSchema().GetFormat(), Compatibility: st.GetSchema().GetCompatibility(), Definition: st.GetSchema().GetDefinition()},
 		})
 	}
@@ -88,7 +90,7 @@ func specToProto(s loop.Spec) *lgv1.LoopSpec {
 		Throughput:     &lgv1.Throughput{BytesPerSecond: s.Throughput.BytesPerSecond, PeakFactor: s.Throughput.PeakFactor, RecordBytes: s.Throughput.RecordBytes},
 	}
 	for _, st := range s.Streams {
-		out.Streams = append(out.Streams, &lgv1.Stream{Name: st.Name, Partitions: st.Partitions,
+		out.Streams = append(out.Streams, &lgv1.Stream{Name: st.Name, Partitions: st.Partitions, External: st.External,
 			Schema: &lgv1.StreamSchema{Format: st.Schema.Format, Compatibility: st.Schema.Compatibility, Definition: st.Schema.Definition}})
 	}
 	for _, p := range s.Producers {
@@ -133,6 +135,62 @@ func loopToProto(l *loop.Loop) *lgv1.Loop {
 			Type: c.Type, Status: string(c.Status), Reason: c.Reason, Message: c.Message,
 			ObservedGeneration: c.ObservedGeneration, LastTransitionTime: ts(c.LastTransitionTime),
 		})
+	}
+	return out
+}
+
+// loopProto is loopToProto with the loop's connection info (where its
+// streams live, what its principals may do) filled into the status.
+func (c *Core) loopProto(l *loop.Loop) *lgv1.Loop {
+	out := loopToProto(l)
+	conn := c.ConnectionOf(l)
+	for _, st := range conn.Streams {
+		out.Status.Streams = append(out.Status.Streams, &lgv1.StreamEndpoint{
+			Stream: st.Stream, Topic: st.Topic, Cluster: st.Cluster, Region: st.Region,
+			BootstrapServers: st.BootstrapServers, External: st.External,
+		})
+	}
+	for _, g := range conn.Principals {
+		out.Status.Principals = append(out.Status.Principals, &lgv1.PrincipalGrants{
+			Principal: g.Principal, Resource: g.Resource, ProduceTopics: g.ProduceTopics,
+			ConsumeTopics: g.ConsumeTopics, Groups: g.Groups,
+		})
+	}
+	return out
+}
+
+func principalToProto(p *Principal) *lgv1.Principal {
+	out := &lgv1.Principal{
+		Name: p.ResourceName(), KafkaPrincipal: "User:" + p.Name, Team: p.Team, Etag: p.Etag,
+		CreateTime: ts(p.CreateTime), CreatedBy: p.CreatedBy, Origin: p.Origin, ClaimedBy: p.ClaimedBy, Loops: p.Loops,
+	}
+	if c := p.Credential; c != nil {
+		out.Credential = &lgv1.CredentialInfo{
+			Mechanism: c.Mechanism, Clusters: c.Clusters, IssueTime: ts(c.IssueTime), IssuedBy: c.IssuedBy,
+			RotateTime: ts(c.RotateTime), RotatedBy: c.RotatedBy, Rotations: int32(min(c.Rotations, math.MaxInt32)),
+		}
+	}
+	return out
+}
+
+func groupToProto(o *store.Owned) *lgv1.ConsumerGroup {
+	return &lgv1.ConsumerGroup{
+		Name: ownedResource(store.KindGroup, o.Team, o.Name), GroupId: o.Name, Team: o.Team,
+		CreateTime: ts(o.CreateTime), CreatedBy: o.CreatedBy, Origin: o.Origin, ClaimedBy: o.ClaimedBy,
+	}
+}
+
+func contractToProto(l string, c *LoopContract) *lgv1.LoopContract {
+	out := &lgv1.LoopContract{
+		Loop: l, Principal: c.Principal, Username: c.Username, Cluster: c.Cluster.Name, Region: c.Cluster.Region,
+		BootstrapServers: c.Bootstrap, SecurityProtocol: c.SecurityProtocol, SaslMechanism: c.Mechanism,
+		CredentialsManaged: c.CredentialsManaged, ProduceTopics: c.Produce, ConsumeTopics: c.Consume, Group: c.Group,
+	}
+	for _, s := range c.Producer {
+		out.ProducerSettings = append(out.ProducerSettings, &lgv1.ClientSetting{Key: s.Key, Value: s.Value, Reason: s.Reason})
+	}
+	for _, s := range c.Consumer {
+		out.ConsumerSettings = append(out.ConsumerSettings, &lgv1.ClientSetting{Key: s.Key, Value: s.Value, Reason: s.Reason})
 	}
 	return out
 }

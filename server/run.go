@@ -47,6 +47,8 @@ type Server struct {
 	grpcLis  net.Listener
 	httpLis  net.Listener
 	clusters []ClusterInfo
+	// conflicts are the ownership conflicts found at start.
+	conflicts []OwnershipConflict
 }
 
 // ClusterInfo describes a connected cluster (printed at start).
@@ -108,6 +110,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Server, 
 	cat := cfg.Catalog()
 	admins := map[string]provisioning.Admin{}
 	planAdmins := map[string]provisioning.Admin{}
+	credAdmins := map[string]provisioning.Credentials{}
 	for i, cc := range cfg.Clusters {
 		conn := provisioning.ClusterConn{BootstrapServers: cc.BootstrapServers}
 		info := ClusterInfo{Name: cc.Name, Region: cc.Region, Embedded: cc.Embedded}
@@ -120,6 +123,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Server, 
 			}
 			s.closers = append(s.closers, ec.Close)
 			conn = ec.Conn()
+			cat.Reserve(conn.SASL.Username, fmt.Sprintf("loopgate's admin principal on cluster %s", cc.Name))
 		} else if cc.SASL != nil {
 			pw := cc.SASL.Password
 			if cc.SASL.PasswordEnv != "" {
@@ -139,7 +143,9 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Server, 
 			return nil, fmt.Errorf("connecting to cluster %s: %w", cc.Name, err)
 		}
 		s.closers = append(s.closers, client.Close)
-		admins[cc.Name] = provisioning.NewKafkaAdmin(client)
+		admin := provisioning.NewKafkaAdmin(client)
+		admins[cc.Name] = admin
+		credAdmins[cc.Name] = admin
 		planAdmins[cc.Name] = provisioning.NewKafkaAdmin(client, provisioning.ReadOnly())
 	}
 
@@ -163,7 +169,19 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Server, 
 			}
 		}
 	}
-	s.Core = &Core{Store: st, Policy: engine, Catalog: cat, PlanAdmins: planAdmins, Notify: notify, Log: log}
+	s.Core = &Core{Store: st, Policy: engine, Catalog: cat, PlanAdmins: planAdmins, Credentials: credAdmins, Notify: notify, Log: log}
+
+	// Upgrade: principals and groups that loops of an older store name are
+	// claimed by their teams; conflicts are reported, nothing on a cluster
+	// changes.
+	s.conflicts, err = s.Core.ClaimExisting(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, cf := range s.conflicts {
+		log.Warn("ownership conflict: loops of another team name a "+cf.Kind+" owned by "+cf.Owner+"; they cannot be updated until it is resolved (loopctl principals --conflicts)",
+			"name", cf.Name, "owner", cf.Owner, "loops", cf.Loops)
+	}
 
 	// gRPC with the one auth interceptor; REST through grpc-gateway dialing
 	// the gRPC listener, so both paths share authentication and errors.
@@ -176,6 +194,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Server, 
 	lgv1.RegisterLoopServiceServer(s.grpcSrv, &loopService{core: s.Core})
 	lgv1.RegisterAuditServiceServer(s.grpcSrv, &auditService{core: s.Core})
 	lgv1.RegisterClusterServiceServer(s.grpcSrv, &clusterService{core: s.Core})
+	lgv1.RegisterPrincipalServiceServer(s.grpcSrv, &principalService{core: s.Core})
 
 	s.httpLis, err = net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
@@ -200,6 +219,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Server, 
 		lgv1.RegisterLoopServiceHandlerFromEndpoint,
 		lgv1.RegisterAuditServiceHandlerFromEndpoint,
 		lgv1.RegisterClusterServiceHandlerFromEndpoint,
+		lgv1.RegisterPrincipalServiceHandlerFromEndpoint,
 	} {
 		if err := reg(ctx, gw, s.GRPCAddr, dial); err != nil {
 			return nil, fmt.Errorf("registering REST gateway: %w", err)
@@ -281,6 +301,9 @@ func (s *Server) Banner(w io.Writer) {
 			}
 		}
 		fmt.Fprintln(w)
+	}
+	if n := len(s.conflicts); n > 0 {
+		fmt.Fprintf(w, "  WARNING:   %d ownership conflict(s): loops of several teams name the same principal or group; see `loopctl principals --conflicts`\n", n)
 	}
 	if s.cfg.DevCredentials {
 		path, _ := DevCredentialsPath()

@@ -50,7 +50,7 @@ func (s *loopService) GetLoop(ctx context.Context, req *lgv1.GetLoopRequest) (*l
 	if err != nil {
 		return nil, err
 	}
-	return loopToProto(l), nil
+	return s.core.loopProto(l), nil
 }
 
 // parseParent accepts "teams/{team}" and "teams/-" (all teams).
@@ -93,7 +93,7 @@ func (s *loopService) ListLoops(ctx context.Context, req *lgv1.ListLoopsRequest)
 		if stateFilter != "" && l.Status.State != stateFilter {
 			continue
 		}
-		out.Loops = append(out.Loops, loopToProto(l))
+		out.Loops = append(out.Loops, s.core.loopProto(l))
 	}
 	return out, nil
 }
@@ -123,7 +123,7 @@ func (s *loopService) CreateLoop(ctx context.Context, req *lgv1.CreateLoopReques
 	if err != nil {
 		return nil, err
 	}
-	return loopToProto(created), nil
+	return s.core.loopProto(created), nil
 }
 
 // updatablePaths are the update_mask paths UpdateLoop accepts.
@@ -203,7 +203,7 @@ func (s *loopService) UpdateLoop(ctx context.Context, req *lgv1.UpdateLoopReques
 	if err != nil {
 		return nil, err
 	}
-	return loopToProto(updated), nil
+	return s.core.loopProto(updated), nil
 }
 
 func (s *loopService) DeleteLoop(ctx context.Context, req *lgv1.DeleteLoopRequest) (*lgv1.Loop, error) {
@@ -215,7 +215,7 @@ func (s *loopService) DeleteLoop(ctx context.Context, req *lgv1.DeleteLoopReques
 	if err != nil {
 		return nil, err
 	}
-	return loopToProto(l), nil
+	return s.core.loopProto(l), nil
 }
 
 func (s *loopService) PlanLoop(ctx context.Context, req *lgv1.PlanLoopRequest) (*lgv1.PlanLoopResponse, error) {
@@ -239,7 +239,7 @@ func (s *loopService) ApproveLoop(ctx context.Context, req *lgv1.ApproveLoopRequ
 	if err != nil {
 		return nil, err
 	}
-	return loopToProto(l), nil
+	return s.core.loopProto(l), nil
 }
 
 type auditService struct {
