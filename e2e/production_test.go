@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -42,6 +43,8 @@ clusters:
     replicationFactor: 1
     bootstrapServers: [%s]
     sasl: {mechanism: %s, username: %s, passwordEnv: LOOPGATE_E2E_KAFKA_PASSWORD}
+    credentials: scram-sha-512
+    superUsers: ["User:ANONYMOUS"]
 teams:
   - {name: growth, allowedRegions: [eu], maxPartitionsPerLoop: 64, maxPartitions: 100000, maxBytesPerSecond: 52428800}
   - {name: risk, allowedRegions: [eu], maxPartitionsPerLoop: 64, maxPartitions: 1000, maxBytesPerSecond: 52428800}
@@ -102,6 +105,28 @@ func TestProductionModeApacheKafkaPostgres(t *testing.T) {
 		}
 		return nil
 	})
+
+	// Use the loop with credentials loopgate created through the admin API,
+	// and only what loopctl printed; rotation revokes the old password.
+	producer := issueCredentials(t, home, env, "growth/checkout-api", false)
+	actor := issueCredentials(t, home, env, "growth/nudge-engine", false)
+	if got := producer.Endpoints[0].BootstrapServers; !slices.Equal(got, broker.SASLBootstrap) {
+		t.Errorf("credentials bootstrap %v, want the broker's SASL listener %v", got, broker.SASLBootstrap)
+	}
+	useTheLoop(t, producer, actor)
+	rotated := issueCredentials(t, home, env, "growth/checkout-api", true)
+	eventually(t, func() error {
+		if authenticates(t, producer) {
+			return fmt.Errorf("the old password still authenticates after --rotate")
+		}
+		if !authenticates(t, rotated) {
+			return fmt.Errorf("the rotated password does not authenticate")
+		}
+		return nil
+	})
+	if strings.Contains(srv.output(), rotated.Password) || strings.Contains(srv.output(), producer.Password) {
+		t.Errorf("a password is in the server's output")
+	}
 
 	// A denied loop provisions nothing on the real broker either.
 	r = loopctl(t, home, env, "apply", "-f", examplePath(t, "denied-pii-in-us.yaml"))
