@@ -179,16 +179,16 @@ func printViolations(w io.Writer, vs []Violation) {
 	if !slices.ContainsFunc(vs, func(v Violation) bool { return v.Rule != "" }) {
 		for _, v := range vs {
 			if v.Field != "" {
-				fmt.Fprintf(w, "  %s: %s\n", v.Field, v.Message)
+				fmt.Fprintf(w, "  %s: %s\n", termSafe(v.Field), termSafe(v.Message))
 			} else {
-				fmt.Fprintf(w, "  %s\n", v.Message)
+				fmt.Fprintf(w, "  %s\n", termSafe(v.Message))
 			}
 		}
 		return
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	for _, v := range vs {
-		fmt.Fprintf(tw, "  %s\t%s\t%s\n", orDash(v.Rule), orDash(v.Field), v.Message)
+		fmt.Fprintf(tw, "  %s\t%s\t%s\n", termSafe(orDash(v.Rule)), termSafe(orDash(v.Field)), termSafe(v.Message))
 	}
 	tw.Flush()
 }
@@ -201,7 +201,7 @@ func printKindedViolations(w io.Writer, kinds []string, vs []Violation) {
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	for i, v := range vs {
-		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", kinds[i], orDash(v.Rule), orDash(v.Field), v.Message)
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", kinds[i], termSafe(orDash(v.Rule)), termSafe(orDash(v.Field)), termSafe(v.Message))
 	}
 	tw.Flush()
 }

@@ -120,12 +120,15 @@ func stateString(l *loopgatev1.Loop) string {
 	return s
 }
 
-// printLoopDetails writes one loop as "Key: value" lines, then its
-// conditions as a table and its policy notes.
+// printLoopDetails writes one loop as "Key: value" lines, then where its
+// streams live and what its principals may do, its policy notes and its
+// conditions as tables.
 func printLoopDetails(w io.Writer, l *loopgatev1.Loop, now time.Time) error {
 	s, st := l.GetSpec(), l.GetStatus()
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	row := func(k, v string) { fmt.Fprintf(tw, "%s\t%s\n", k, orDash(v)) }
+	// Every value is termSafe: descriptions, labels and messages are the
+	// loop authors' text and must not reach the terminal raw.
+	row := func(k, v string) { fmt.Fprintf(tw, "%s\t%s\n", k, termSafe(orDash(v))) }
 	field := func(k, v string) { row(k+":", v) }
 	field("Name", l.GetName())
 	field("State", stateString(l))
@@ -163,6 +166,9 @@ func printLoopDetails(w io.Writer, l *loopgatev1.Loop, now time.Time) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
+	if err := printLoopConnection(w, st); err != nil {
+		return err
+	}
 
 	if v := st.GetPolicy(); v != nil {
 		fmt.Fprintf(w, "\nPolicy: %s (bundle %s)\n", verdictLine(v), orDash(v.GetBundleRevision()))
@@ -177,6 +183,45 @@ func printLoopDetails(w io.Writer, l *loopgatev1.Loop, now time.Time) error {
 				age(c.GetLastTransitionTime(), now), c.GetMessage())
 		}
 		if err := ct.flush(); err != nil {
+			return err
+		}
+		return writeIndented(w, buf.String())
+	}
+	return nil
+}
+
+// printLoopConnection writes the Streams table (where each stream lives;
+// external ones, written outside the loop, marked) and the Principals table
+// (what each principal may do) of a loop's status, indented; nothing for a
+// status without them.
+func printLoopConnection(w io.Writer, st *loopgatev1.LoopStatus) error {
+	if len(st.GetStreams()) > 0 {
+		fmt.Fprintln(w, "\nStreams:")
+		var buf strings.Builder
+		t := newTable(&buf, "STREAM", "TOPIC", "CLUSTER", "REGION", "BOOTSTRAP")
+		for _, e := range st.GetStreams() {
+			stream := e.GetStream()
+			if e.GetExternal() {
+				stream += " (external)"
+			}
+			t.row(stream, e.GetTopic(), e.GetCluster(), e.GetRegion(), strings.Join(e.GetBootstrapServers(), ","))
+		}
+		if err := t.flush(); err != nil {
+			return err
+		}
+		if err := writeIndented(w, buf.String()); err != nil {
+			return err
+		}
+	}
+	if len(st.GetPrincipals()) > 0 {
+		fmt.Fprintln(w, "\nPrincipals:")
+		var buf strings.Builder
+		t := newTable(&buf, "PRINCIPAL", "PRODUCES", "CONSUMES", "GROUPS")
+		for _, g := range st.GetPrincipals() {
+			t.row(g.GetPrincipal(), strings.Join(g.GetProduceTopics(), ","), strings.Join(g.GetConsumeTopics(), ","),
+				strings.Join(g.GetGroups(), ","))
+		}
+		if err := t.flush(); err != nil {
 			return err
 		}
 		return writeIndented(w, buf.String())

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode/utf8"
 
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
@@ -53,6 +54,28 @@ func printMessage(w io.Writer, format string, m proto.Message) error {
 		return err
 	}
 	_, err = fmt.Fprintf(w, "%s\n", b)
+	return err
+}
+
+// printValue prints a Go value (a struct with json tags) as indented JSON,
+// or as YAML with the same keys in the same order. Unlike json.Marshal it
+// leaves <, > and & as they are.
+func printValue(w io.Writer, format string, v any) error {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(v); err != nil {
+		return fmt.Errorf("encoding JSON: %w", err)
+	}
+	b := buf.Bytes()
+	if format == FormatYAML {
+		var err error
+		if b, err = jsonToYAML(b); err != nil {
+			return err
+		}
+	}
+	_, err := w.Write(b)
 	return err
 }
 
@@ -103,7 +126,7 @@ func (t *table) row(cols ...string) {
 		if i > 0 {
 			fmt.Fprint(t.tw, "\t")
 		}
-		fmt.Fprint(t.tw, strings.ReplaceAll(orDash(c), "\t", " "))
+		fmt.Fprint(t.tw, termSafe(orDash(c)))
 	}
 	fmt.Fprint(t.tw, "\n")
 }
@@ -136,4 +159,69 @@ func timeString(ts *timestamppb.Timestamp) string {
 		return "-"
 	}
 	return ts.AsTime().UTC().Format(time.RFC3339)
+}
+
+// shortTime renders a timestamp in UTC to the minute, "2026-11-30 10:00",
+// or "-".
+func shortTime(ts *timestamppb.Timestamp) string {
+	if ts == nil || !ts.IsValid() || (ts.GetSeconds() == 0 && ts.GetNanos() == 0) {
+		return "-"
+	}
+	return ts.AsTime().UTC().Format("2006-01-02 15:04")
+}
+
+// termSafe makes text that came from the server (descriptions, names,
+// messages) safe to print on a terminal: tabs, newlines and carriage returns
+// become spaces, so they cannot break a table or a "Key: value" line, and
+// every other control character (C0 with ESC, DEL, C1 with CSI), every
+// bidirectional formatting character and every byte that is not UTF-8 is
+// written as a visible Go escape (\x1b, \u202e) instead of raw, so that
+// text cannot move the cursor, recolour or retitle the terminal, or reorder
+// what is shown.
+func termSafe(s string) string {
+	clean := true
+	for i := 0; i < len(s); {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if unsafeRune(r, size) || r == '\t' || r == '\n' || r == '\r' {
+			clean = false
+			break
+		}
+		i += size
+	}
+	if clean {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == '\t' || r == '\n' || r == '\r':
+			b.WriteByte(' ')
+		case r == utf8.RuneError && size == 1:
+			fmt.Fprintf(&b, `\x%02x`, s[i])
+		case unsafeRune(r, size) && r < 0x80:
+			fmt.Fprintf(&b, `\x%02x`, r)
+		case unsafeRune(r, size):
+			fmt.Fprintf(&b, `\u%04x`, r)
+		default:
+			b.WriteRune(r)
+		}
+		i += size
+	}
+	return b.String()
+}
+
+// unsafeRune reports whether r (decoded from size bytes) must not reach a
+// terminal raw: a control character, a bidirectional formatting character
+// or an invalid byte.
+func unsafeRune(r rune, size int) bool {
+	switch {
+	case r == utf8.RuneError && size == 1:
+		return true
+	case r < 0x20 || (r >= 0x7f && r <= 0x9f):
+		return true
+	case r == 0x061c, r == 0x200e, r == 0x200f, (r >= 0x202a && r <= 0x202e), (r >= 0x2066 && r <= 0x2069):
+		return true
+	}
+	return false
 }

@@ -31,6 +31,19 @@ func readyLoop(t *testing.T) *loopgatev1.Loop {
 		},
 		Policy: &loopgatev1.PolicyVerdict{Allowed: true, BundleRevision: "b7",
 			Warn: []*loopgatev1.Violation{{Id: "FRESHNESS_LOOSER_THAN_LATENCY", Field: "spec.slo.freshness", Msg: "set freshness below the latency"}}},
+		Streams: []*loopgatev1.StreamEndpoint{
+			{Stream: "events", Topic: "growth.checkout-nudge.events", Cluster: "eu-1", Region: "eu",
+				BootstrapServers: []string{"k1:9092", "k2:9092"}, External: true},
+			{Stream: "actions", Topic: "growth.checkout-nudge.actions", Cluster: "eu-1", Region: "eu",
+				BootstrapServers: []string{"k1:9092", "k2:9092"}},
+		},
+		Principals: []*loopgatev1.PrincipalGrants{
+			{Principal: "User:checkout-api", Resource: "teams/growth/principals/checkout-api",
+				ProduceTopics: []string{"growth.checkout-nudge.events"}},
+			{Principal: "User:nudge-engine", Resource: "teams/growth/principals/nudge-engine",
+				ProduceTopics: []string{"growth.checkout-nudge.actions"}, ConsumeTopics: []string{"growth.checkout-nudge.events"},
+				Groups: []string{"nudge-engine"}},
+		},
 	}
 	return l
 }
@@ -131,9 +144,73 @@ func TestPrintLoopDetails(t *testing.T) {
 		"Policy: ALLOWED (bundle b7)",
 		"warning  FRESHNESS_LOOSER_THAN_LATENCY  spec.slo.freshness  set freshness below the latency",
 		"Provisioned   True     Provisioned   2            90s   all resources exist",
+		"\nStreams:\n" +
+			"  STREAM              TOPIC                           CLUSTER   REGION   BOOTSTRAP\n" +
+			"  events (external)   growth.checkout-nudge.events    eu-1      eu       k1:9092,k2:9092\n" +
+			"  actions             growth.checkout-nudge.actions   eu-1      eu       k1:9092,k2:9092\n",
+		"\nPrincipals:\n" +
+			"  PRINCIPAL           PRODUCES                        CONSUMES                       GROUPS\n" +
+			"  User:checkout-api   growth.checkout-nudge.events    -                              -\n" +
+			"  User:nudge-engine   growth.checkout-nudge.actions   growth.checkout-nudge.events   nudge-engine\n",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("details lack %q:\n%s", want, out)
+		}
+	}
+	// The new sections come after the loop's fields and before its policy.
+	if i, j, k := strings.Index(out, "Etag:"), strings.Index(out, "\nStreams:\n"), strings.Index(out, "\nPolicy:"); !(i < j && j < k) {
+		t.Errorf("sections out of order:\n%s", out)
+	}
+}
+
+func TestPrintLoopDetailsWithoutConnectionInfo(t *testing.T) {
+	l := readyLoop(t)
+	l.Status.Streams, l.Status.Principals = nil, nil
+	var buf bytes.Buffer
+	if err := printLoopDetails(&buf, l, testNow); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(buf.String(), "\nStreams:\n") || strings.Contains(buf.String(), "Principals:") {
+		t.Errorf("empty sections printed:\n%s", buf.String())
+	}
+}
+
+func TestPrintLoopDetailsEscapesTerminalSequences(t *testing.T) {
+	l := readyLoop(t)
+	l.Spec.Description = "nudge\x1b]0;pwned\x07 shoppers\x1b[2J\nnow \u202eevil"
+	l.Status.Conditions[0].Message = "bad\x1b[31mred"
+	l.Status.Streams[0].Stream = "ev\u009bents"
+	l.Status.Policy.Warn[0].Msg = "warn\x1b[1A"
+	var buf bytes.Buffer
+	if err := printLoopDetails(&buf, l, testNow); err != nil {
+		t.Fatal(err)
+	}
+	out := buf.String()
+	if strings.ContainsAny(out, "\x1b\x07\u009b\u202e") {
+		t.Errorf("raw control characters reached the terminal:\n%q", out)
+	}
+	for _, want := range []string{
+		`Description:     nudge\x1b]0;pwned\x07 shoppers\x1b[2J now \u202eevil` + "\n",
+		`bad\x1b[31mred`, `ev\u009bents (external)`, `warn\x1b[1A`,
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("details lack %q:\n%s", want, out)
+		}
+	}
+}
+
+func TestTermSafe(t *testing.T) {
+	for in, want := range map[string]string{
+		"plain text, ünïcödé ✓": "plain text, ünïcödé ✓",
+		"a\tb\nc\rd":            "a b c d",
+		"\x1b[31mred\x1b[0m":    `\x1b[31mred\x1b[0m`,
+		"bell\x07 del\x7f":      `bell\x07 del\x7f`,
+		"csi\u009b1m":           `csi\u009b1m`,
+		"rtl\u202eoverride":     `rtl\u202eoverride`,
+		"bad\xffbyte":           `bad\xffbyte`,
+	} {
+		if got := termSafe(in); got != want {
+			t.Errorf("termSafe(%q) = %q, want %q", in, got, want)
 		}
 	}
 }

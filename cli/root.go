@@ -1,13 +1,16 @@
 // Package cli implements loopctl, the command line client of loopgate: it
 // applies loop files, shows plans, lists and inspects loops, approves and
-// deletes them, and reads the audit trail, all over gRPC.
+// deletes them, reads the audit trail, manages the principals teams own with
+// their credentials, and prints loop contracts, all over gRPC.
 //
 // Start with Execute (what cmd/loopctl calls) and newRootCmd, which wires one
 // cobra command per file (apply.go, plan.go, get.go, delete.go, approve.go,
-// audit.go, clusters.go). Where loopctl connects and with which token is
+// audit.go, clusters.go, principals.go for principals and groups,
+// principal.go, contract.go). Where loopctl connects and with which token is
 // decided by ResolveConn (config.go); how server errors are explained, with
 // every policy violation, by PrintError (errors.go). Loop files are read with
-// loop.Load and mapped to the API by toProto (convert.go).
+// loop.Load and mapped to the API by toProto (convert.go). Text from the
+// server reaches the terminal through termSafe (output.go).
 //
 // Exit codes: 0 success; 1 failure (invalid file, policy denial, server
 // error, a loop that ended FAILED); 2 a --wait that timed out.
@@ -76,11 +79,12 @@ type app struct {
 	output   string
 	insecure bool
 
-	conn     Conn
-	cc       *grpc.ClientConn
-	loops    loopgatev1.LoopServiceClient
-	audit    loopgatev1.AuditServiceClient
-	clusters loopgatev1.ClusterServiceClient
+	conn       Conn
+	cc         *grpc.ClientConn
+	loops      loopgatev1.LoopServiceClient
+	audit      loopgatev1.AuditServiceClient
+	clusters   loopgatev1.ClusterServiceClient
+	principals loopgatev1.PrincipalServiceClient
 }
 
 func (a *app) newRootCmd() *cobra.Command {
@@ -94,6 +98,7 @@ provisions.
   loopctl plan -f loop.yaml           what would change, and the policy verdict
   loopctl apply -f loop.yaml --wait   create or update, and wait until READY
   loopctl get                         every loop you may see
+  loopctl contract TEAM/LOOP          a client configuration for a loop's principal
 
 It connects to --server ($LOOPGATE_SERVER, else the address a local
 ` + "`loopgate serve`" + ` wrote to ~/.loopgate/dev-credentials.json, else ` + DefaultServer + `)
@@ -122,6 +127,10 @@ with the token of --token ($LOOPGATE_TOKEN, else the dev credentials file).`,
 		a.newApproveCmd(),
 		a.newAuditCmd(),
 		a.newClustersCmd(),
+		a.newPrincipalsCmd(),
+		a.newGroupsCmd(),
+		a.newPrincipalCmd(),
+		a.newContractCmd(),
 	)
 	return root
 }
@@ -160,6 +169,7 @@ func (a *app) connect() error {
 	a.loops = loopgatev1.NewLoopServiceClient(cc)
 	a.audit = loopgatev1.NewAuditServiceClient(cc)
 	a.clusters = loopgatev1.NewClusterServiceClient(cc)
+	a.principals = loopgatev1.NewPrincipalServiceClient(cc)
 	return nil
 }
 
