@@ -87,9 +87,11 @@ func TestEmbeddedLifecycle(t *testing.T) {
 	wantACLs := []string{
 		"User:checkout-api DESCRIBE TOPIC growth.checkout-nudge.events",
 		"User:checkout-api WRITE TOPIC growth.checkout-nudge.events",
+		"User:nudge-engine DESCRIBE TOPIC growth.checkout-nudge.actions",
 		"User:nudge-engine DESCRIBE TOPIC growth.checkout-nudge.events",
 		"User:nudge-engine READ GROUP nudge-engine",
 		"User:nudge-engine READ TOPIC growth.checkout-nudge.events",
+		"User:nudge-engine WRITE TOPIC growth.checkout-nudge.actions",
 	}
 	if !reflect.DeepEqual(got.ACLs, wantACLs) {
 		t.Errorf("ACLs on eu:\n got %q\nwant %q", got.ACLs, wantACLs)
@@ -98,8 +100,8 @@ func TestEmbeddedLifecycle(t *testing.T) {
 	if q := got.Quotas["checkout-api"]; q["producer_byte_rate"] != peak {
 		t.Errorf("checkout-api quota = %v, want producer_byte_rate=%d", q, peak)
 	}
-	if q := got.Quotas["nudge-engine"]; q["consumer_byte_rate"] != peak {
-		t.Errorf("nudge-engine quota = %v, want consumer_byte_rate=%d", q, peak)
+	if q := got.Quotas["nudge-engine"]; q["consumer_byte_rate"] != peak || q["producer_byte_rate"] != peak {
+		t.Errorf("nudge-engine quota = %v, want consumer_byte_rate and producer_byte_rate=%d (it reads events and writes actions)", q, peak)
 	}
 	if other := observe(t, us, "growth."); len(other.Partitions) != 0 || len(other.ACLs) != 0 || len(other.Quotas) != 0 {
 		t.Errorf("the us cluster got resources of an eu loop: %+v", other)
