@@ -171,11 +171,26 @@ func TestOwnershipAcrossTeams(t *testing.T) {
 
 	// Team scope on every principal RPC.
 	for name, call := range map[string]func() error{
-		"get":         func() error { _, err := principals.GetPrincipal(risk, &lgv1.GetPrincipalRequest{Name: "teams/growth/principals/checkout-api"}); return err },
-		"list":        func() error { _, err := principals.ListPrincipals(risk, &lgv1.ListPrincipalsRequest{Parent: "teams/growth"}); return err },
-		"credentials": func() error { _, err := principals.IssuePrincipalCredentials(risk, &lgv1.IssuePrincipalCredentialsRequest{Name: "teams/growth/principals/checkout-api"}); return err },
-		"delete":      func() error { _, err := principals.DeletePrincipal(risk, &lgv1.DeletePrincipalRequest{Name: "teams/growth/principals/checkout-api"}); return err },
-		"conflicts":   func() error { _, err := principals.ListOwnershipConflicts(risk, &lgv1.ListOwnershipConflictsRequest{}); return err },
+		"get": func() error {
+			_, err := principals.GetPrincipal(risk, &lgv1.GetPrincipalRequest{Name: "teams/growth/principals/checkout-api"})
+			return err
+		},
+		"list": func() error {
+			_, err := principals.ListPrincipals(risk, &lgv1.ListPrincipalsRequest{Parent: "teams/growth"})
+			return err
+		},
+		"credentials": func() error {
+			_, err := principals.IssuePrincipalCredentials(risk, &lgv1.IssuePrincipalCredentialsRequest{Name: "teams/growth/principals/checkout-api"})
+			return err
+		},
+		"delete": func() error {
+			_, err := principals.DeletePrincipal(risk, &lgv1.DeletePrincipalRequest{Name: "teams/growth/principals/checkout-api"})
+			return err
+		},
+		"conflicts": func() error {
+			_, err := principals.ListOwnershipConflicts(risk, &lgv1.ListOwnershipConflictsRequest{})
+			return err
+		},
 	} {
 		if err := call(); status.Code(err) != codes.PermissionDenied {
 			t.Errorf("risk %s on growth's principal: %v, want PERMISSION_DENIED", name, err)
