@@ -107,42 +107,39 @@ func teamParent(team string) string {
 	return "teams/" + team
 }
 
-// listPrincipals pages through ListPrincipals until the last page.
-func (a *app) listPrincipals(ctx context.Context, team string) ([]*loopgatev1.Principal, error) {
-	req := &loopgatev1.ListPrincipalsRequest{Parent: teamParent(team), PageSize: listPageSize}
-	var all []*loopgatev1.Principal
+// pageAll calls list with each page token until the last page.
+func pageAll[T any](ctx context.Context, list func(ctx context.Context, token string) ([]T, string, error)) ([]T, error) {
+	var all []T
+	token := ""
 	for {
 		rctx, cancel := rpcContext(ctx)
-		resp, err := a.principals.ListPrincipals(rctx, req)
+		page, next, err := list(rctx, token)
 		cancel()
 		if err != nil {
 			return nil, err
 		}
-		all = append(all, resp.GetPrincipals()...)
-		if resp.GetNextPageToken() == "" {
+		all = append(all, page...)
+		if next == "" {
 			return all, nil
 		}
-		req.PageToken = resp.GetNextPageToken()
+		token = next
 	}
+}
+
+// listPrincipals pages through ListPrincipals until the last page.
+func (a *app) listPrincipals(ctx context.Context, team string) ([]*loopgatev1.Principal, error) {
+	return pageAll(ctx, func(ctx context.Context, token string) ([]*loopgatev1.Principal, string, error) {
+		resp, err := a.principals.ListPrincipals(ctx, &loopgatev1.ListPrincipalsRequest{Parent: teamParent(team), PageSize: listPageSize, PageToken: token})
+		return resp.GetPrincipals(), resp.GetNextPageToken(), err
+	})
 }
 
 // listGroups pages through ListConsumerGroups until the last page.
 func (a *app) listGroups(ctx context.Context, team string) ([]*loopgatev1.ConsumerGroup, error) {
-	req := &loopgatev1.ListConsumerGroupsRequest{Parent: teamParent(team), PageSize: listPageSize}
-	var all []*loopgatev1.ConsumerGroup
-	for {
-		rctx, cancel := rpcContext(ctx)
-		resp, err := a.principals.ListConsumerGroups(rctx, req)
-		cancel()
-		if err != nil {
-			return nil, err
-		}
-		all = append(all, resp.GetGroups()...)
-		if resp.GetNextPageToken() == "" {
-			return all, nil
-		}
-		req.PageToken = resp.GetNextPageToken()
-	}
+	return pageAll(ctx, func(ctx context.Context, token string) ([]*loopgatev1.ConsumerGroup, string, error) {
+		resp, err := a.principals.ListConsumerGroups(ctx, &loopgatev1.ListConsumerGroupsRequest{Parent: teamParent(team), PageSize: listPageSize, PageToken: token})
+		return resp.GetGroups(), resp.GetNextPageToken(), err
+	})
 }
 
 // showConflicts lists the ownership conflicts (those TEAM is part of, when

@@ -17,7 +17,23 @@ type principalService struct {
 	core *Core
 }
 
+// maxNameBytes bounds resource names and ids taken from requests before
+// they reach any message or audit event (a principal name is at most 128
+// characters, a team 40).
+const maxNameBytes = 256
+
+// clip shortens s for an error message.
+func clip(s string) string {
+	if len(s) <= 64 {
+		return s
+	}
+	return s[:64] + fmt.Sprintf("…(%d bytes)", len(s))
+}
+
 func parsePrincipalName(name string) (team, principal string, err error) {
+	if len(name) > maxNameBytes {
+		return "", "", invalidField(clip(name), "name", fmt.Sprintf("%d bytes is too long for a principal name (teams/{team}/principals/{name})", len(name)))
+	}
 	team, principal, ok := ownedName(name, "principals")
 	if !ok {
 		return "", "", invalidField(name, "name", fmt.Sprintf("%q is not a principal name: want teams/{team}/principals/{name}", name))
@@ -66,8 +82,11 @@ func (s *principalService) ListPrincipals(ctx context.Context, req *lgv1.ListPri
 
 func (s *principalService) CreatePrincipal(ctx context.Context, req *lgv1.CreatePrincipalRequest) (*lgv1.Principal, error) {
 	team, ok := parseParent(req.GetParent())
-	if !ok || team == "" {
-		return nil, invalidField(req.GetParent(), "parent", "want teams/{team}")
+	if !ok || team == "" || len(req.GetParent()) > maxNameBytes {
+		return nil, invalidField(clip(req.GetParent()), "parent", "want teams/{team}")
+	}
+	if id := req.GetPrincipalId(); len(id) > maxNameBytes {
+		return nil, invalidField(req.GetParent(), "principal_id", fmt.Sprintf("%q is %d bytes: a principal name is at most 128 characters", clip(id), len(id)))
 	}
 	p, err := s.core.CreatePrincipal(ctx, caller(ctx), team, req.GetPrincipalId(), requestIDFrom(ctx))
 	if err != nil {
