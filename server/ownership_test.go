@@ -300,3 +300,48 @@ func TestCredentialsIssueRotateAndNeverStored(t *testing.T) {
 		}
 	}
 }
+
+// Deleting a principal that no loop names any more removes its credential
+// from the cluster (its ACLs and quotas went with the loop) and the record.
+func TestDeletePrincipalRemovesItsCredential(t *testing.T) {
+	t.Setenv("HOME", t.TempDir())
+	r := runServer(t, config.Embedded(filepath.Join(t.TempDir(), "data")), 0)
+	loops := lgv1.NewLoopServiceClient(r.conn)
+	principals := lgv1.NewPrincipalServiceClient(r.conn)
+	growth := asDemo(t, "growth")
+	nudge := typicalLoop("short-lived")
+	if _, err := loops.CreateLoop(growth, &lgv1.CreateLoopRequest{Parent: "teams/growth", LoopId: "short-lived", Loop: nudge}); err != nil {
+		t.Fatal(err)
+	}
+	awaitReady(t, growth, loops, nudge.Name)
+	cred, err := principals.IssuePrincipalCredentials(growth, &lgv1.IssuePrincipalCredentialsRequest{Name: "teams/growth/principals/checkout-api"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := loops.DeleteLoop(growth, &lgv1.DeleteLoopRequest{Name: nudge.Name}); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if _, err := loops.GetLoop(growth, &lgv1.GetLoopRequest{Name: nudge.Name}); status.Code(err) == codes.NotFound {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the loop was not deleted")
+		}
+	}
+	del, err := principals.DeletePrincipal(growth, &lgv1.DeletePrincipalRequest{Name: "teams/growth/principals/checkout-api", Etag: "stale"})
+	if status.Code(err) != codes.Aborted {
+		t.Errorf("delete with a stale etag: %v, %v; want ABORTED", del, err)
+	}
+	del, err = principals.DeletePrincipal(growth, &lgv1.DeletePrincipalRequest{Name: "teams/growth/principals/checkout-api"})
+	if err != nil || len(del.GetClusters()) != 2 {
+		t.Fatalf("delete: %v, %v; want removal from both clusters", del, err)
+	}
+	boot := cred.GetEndpoints()[0].GetBootstrapServers()
+	if err := produceAs(t, boot, "checkout-api", cred.GetPassword(), "growth.short-lived.events"); err == nil || !strings.Contains(err.Error(), "EOF") && !strings.Contains(err.Error(), "SASL") {
+		t.Errorf("the deleted principal's password: %v, want an authentication failure", err)
+	}
+	if _, err := principals.GetPrincipal(growth, &lgv1.GetPrincipalRequest{Name: "teams/growth/principals/checkout-api"}); status.Code(err) != codes.NotFound || reasonOf(err) != "PRINCIPAL_NOT_FOUND" {
+		t.Errorf("get after delete: %v, want NOT_FOUND PRINCIPAL_NOT_FOUND", err)
+	}
+}
