@@ -205,6 +205,14 @@ func (c *Core) prepare(ctx context.Context, id Identity, op string, l, previous 
 	}
 	if len(problems) == 0 && previous != nil && op == "UPDATE" {
 		problems = append(problems, schemaEvolution(l, previous)...)
+		if l.Spec.Residency != previous.Spec.Residency {
+			// The loop's data stays on the cluster it was provisioned on;
+			// admitting a new region would let the spec (and policy) claim a
+			// residency the data does not have.
+			problems = append(problems, loop.FieldError{Field: "spec.residency", Message: fmt.Sprintf(
+				"cannot change from %q to %q: the loop's topics live on cluster %s; create a new loop in region %s and delete this one",
+				previous.Spec.Residency, l.Spec.Residency, previous.Status.Cluster, l.Spec.Residency)})
+		}
 	}
 	if len(problems) > 0 {
 		return nil, &InvalidError{Resource: l.Metadata.ResourceName(), Problems: problems}
@@ -243,11 +251,28 @@ func schemaEvolution(l, previous *loop.Loop) loop.FieldErrors {
 	for _, st := range previous.Spec.Streams {
 		old[st.Name] = st.Schema.Definition
 	}
+	oldMode := map[string]string{}
+	for _, st := range previous.Spec.Streams {
+		oldMode[st.Name] = st.Schema.Compatibility
+	}
 	var problems loop.FieldErrors
 	for i, st := range l.Spec.Streams {
 		prev, ok := old[st.Name]
 		if !ok || prev == st.Schema.Definition {
 			continue
+		}
+		// A change is checked under the mode in force before it too, so
+		// loosening the mode to NONE cannot carry a breaking change in the
+		// same update (loosen first, then change the schema).
+		if m := oldMode[st.Name]; m != st.Schema.Compatibility && m != "" {
+			if err := schemas.CheckCompatibility(m, st.Schema.Definition, []string{prev}); err != nil {
+				problems = append(problems, loop.FieldError{
+					Field: fmt.Sprintf("spec.streams[%d].schema.definition", i),
+					Message: fmt.Sprintf("stream %q: the new schema breaks the current %s compatibility (changing the mode and the schema in one update is checked under both): %v",
+						st.Name, m, err),
+				})
+				continue
+			}
 		}
 		if err := schemas.CheckCompatibility(st.Schema.Compatibility, st.Schema.Definition, []string{prev}); err != nil {
 			problems = append(problems, loop.FieldError{

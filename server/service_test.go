@@ -117,4 +117,45 @@ func TestSchemaEvolutionFollowsCompatibility(t *testing.T) {
 	if err := update(compatible); err != nil {
 		t.Fatalf("compatible schema change refused: %v", err)
 	}
+
+	// Loosening the mode in the same update does not let a breaking change
+	// through; loosening first, then changing, does.
+	withMode := func(mode, def string) error {
+		next := proto.Clone(l).(*lgv1.Loop)
+		next.Spec.Streams[0].Schema.Compatibility = mode
+		next.Spec.Streams[0].Schema.Definition = def
+		_, err := cl.UpdateLoop(ctx, &lgv1.UpdateLoopRequest{Loop: next})
+		return err
+	}
+	if err := withMode("NONE", breaking); status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "current BACKWARD") {
+		t.Errorf("NONE and a breaking schema in one update: %v, want INVALID_ARGUMENT naming the current mode", err)
+	}
+	if err := withMode("NONE", compatible); err != nil {
+		t.Fatalf("loosening the mode alone: %v", err)
+	}
+	if err := withMode("NONE", breaking); err != nil {
+		t.Errorf("a breaking change under NONE: %v", err)
+	}
+}
+
+// A loop's residency cannot change: its topics stay on the cluster of its
+// first region, so admitting another region would misstate where the data
+// lives (and let policy judge the wrong cluster).
+func TestResidencyCannotChange(t *testing.T) {
+	cl, ctx := startEmbedded(t)
+	l := typicalLoop("resident")
+	l.Spec.Classification = "internal"
+	if _, err := cl.CreateLoop(ctx, &lgv1.CreateLoopRequest{Parent: "teams/growth", LoopId: "resident", Loop: l}); err != nil {
+		t.Fatal(err)
+	}
+	moved := proto.Clone(l).(*lgv1.Loop)
+	moved.Spec.Residency = "us"
+	_, err := cl.UpdateLoop(ctx, &lgv1.UpdateLoopRequest{Loop: moved})
+	if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "spec.residency") {
+		t.Fatalf("moving a loop to another region: %v, want INVALID_ARGUMENT on spec.residency", err)
+	}
+	got, err := cl.GetLoop(ctx, &lgv1.GetLoopRequest{Name: l.Name})
+	if err != nil || got.GetSpec().GetResidency() != "eu" || got.GetGeneration() != 1 {
+		t.Errorf("after the refused move: %v, %v", got.GetSpec().GetResidency(), err)
+	}
 }
