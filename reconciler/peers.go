@@ -26,9 +26,9 @@ func isPeer(p *loop.Loop) bool {
 	return p.Metadata.DeleteTime.IsZero() && !(awaitingApproval(p) && p.Status.ApprovedGeneration == 0)
 }
 
-// clusterName is the cluster a loop lives on: the one recorded in its
+// ClusterName is the cluster a loop lives on: the one recorded in its
 // status, else the default cluster of its residency region.
-func clusterName(cat *catalog.Catalog, l *loop.Loop) string {
+func ClusterName(cat *catalog.Catalog, l *loop.Loop) string {
 	if l.Status.Cluster != "" {
 		return l.Status.Cluster
 	}
@@ -56,7 +56,7 @@ func (sp StorePeers) Others(ctx context.Context, l *loop.Loop, cl catalog.Cluste
 			return nil, fmt.Errorf("listing loops: %w", err)
 		}
 		for _, p := range page {
-			if p.Metadata.Key() != l.Metadata.Key() && isPeer(p) && clusterName(sp.Catalog, p) == cl.Name {
+			if p.Metadata.Key() != l.Metadata.Key() && isPeer(p) && ClusterName(sp.Catalog, p) == cl.Name {
 				out = append(out, shared(provisioning.Derive(p, cl)))
 			}
 		}
@@ -105,7 +105,7 @@ func (x *PeerIndex) Put(l *loop.Loop) {
 		x.Remove(key)
 		return
 	}
-	name := clusterName(x.catalog, l)
+	name := ClusterName(x.catalog, l)
 	cl, _ := x.catalog.ClusterByName(name)
 	e := peerEntry{cluster: name, res: shared(provisioning.Derive(l, cl))}
 	x.mu.Lock()

@@ -87,14 +87,6 @@ func (c *Core) audit(ctx context.Context, ev audit.Event) error {
 	})
 }
 
-func mustJSON(v any) json.RawMessage {
-	raw, err := json.Marshal(v)
-	if err != nil {
-		panic(fmt.Sprintf("encoding audit details: %v", err)) // only maps of plain values are passed
-	}
-	return raw
-}
-
 func eventFor(id Identity, action, resource, requestID, outcome string, details map[string]any) audit.Event {
 	var raw json.RawMessage
 	if details != nil {
@@ -398,11 +390,7 @@ func (c *Core) replay(ctx context.Context, requestID string) (*loop.Loop, bool, 
 
 // parseLoopName splits "teams/{team}/loops/{loop}".
 func parseLoopName(name string) (team, loopName string, ok bool) {
-	parts := strings.Split(name, "/")
-	if len(parts) != 4 || parts[0] != "teams" || parts[2] != "loops" || parts[1] == "" || parts[3] == "" {
-		return "", "", false
-	}
-	return parts[1], parts[3], true
+	return ownedName(name, "loops")
 }
 
 // Create admits a new loop.

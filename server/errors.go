@@ -153,14 +153,21 @@ func toStatus(err error) error {
 	return withDetails(codes.Internal, err.Error(), "INTERNAL", nil)
 }
 
-// resourceKind names the kind of resource a store error is about, from the
-// "kind name: ..." prefix every store error carries.
+// kindError says which kind of resource a store error (not found, already
+// exists) is about, when it is not a loop.
+type kindError struct {
+	kind string // store.KindPrincipal, store.KindGroup
+	err  error
+}
+
+func (e *kindError) Error() string { return e.err.Error() }
+func (e *kindError) Unwrap() error { return e.err }
+
+// resourceKind is the UPPER_SNAKE kind of the resource err is about.
 func resourceKind(err error) string {
-	msg := err.Error()
-	for _, k := range []string{store.KindPrincipal, store.KindGroup} {
-		if strings.HasPrefix(msg, k+" ") {
-			return strings.ToUpper(k)
-		}
+	var k *kindError
+	if errors.As(err, &k) {
+		return strings.ToUpper(k.kind)
 	}
 	return "LOOP"
 }

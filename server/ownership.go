@@ -192,26 +192,43 @@ type OwnershipConflict struct {
 	Loops             []string
 }
 
-// conflicts lists the ownership conflicts of the store, sorted.
-func (c *Core) conflicts(ctx context.Context) ([]OwnershipConflict, error) {
-	owner := map[claim]string{}
+// ownerIndex reads the owning team of every principal and group, page by
+// page: one pass instead of a lookup per name.
+func ownerIndex(ctx context.Context, r store.OwnedReader) (map[claim]string, error) {
+	owners := map[claim]string{}
+	for _, kind := range []string{store.KindPrincipal, store.KindGroup} {
+		token := ""
+		for {
+			page, next, err := r.ListOwned(ctx, store.OwnedFilter{Kind: kind, PageSize: store.MaxPageSize, PageToken: token})
+			if err != nil {
+				return nil, err
+			}
+			for _, o := range page {
+				owners[claim{o.Kind, o.Name}] = o.Team
+			}
+			if next == "" {
+				break
+			}
+			token = next
+		}
+	}
+	return owners, nil
+}
+
+// allLoops reads every loop of the store.
+func allLoops(ctx context.Context, r store.Reader) ([]*loop.Loop, error) {
+	var loops []*loop.Loop
+	err := eachLoop(ctx, r, "", func(l *loop.Loop) { loops = append(loops, l) })
+	return loops, err
+}
+
+// conflictsIn lists, sorted, the names loops use that another team owns.
+func conflictsIn(loops []*loop.Loop, owners map[claim]string) []OwnershipConflict {
 	byKey := map[claim]*OwnershipConflict{}
-	var lookupErr error
-	err := eachLoop(ctx, c.Store, "", func(l *loop.Loop) {
+	for _, l := range loops {
 		for _, ref := range namesOf(l) {
 			key := claim{ref.kind, ref.name}
-			team, ok := owner[key]
-			if !ok {
-				o, err := c.Store.GetOwned(ctx, ref.kind, ref.name)
-				if err != nil && !errors.Is(err, store.ErrNotFound) {
-					lookupErr = err
-					return
-				}
-				if o != nil {
-					team = o.Team
-				}
-				owner[key] = team
-			}
+			team := owners[key]
 			if team == "" || team == l.Metadata.Team {
 				continue
 			}
@@ -224,12 +241,6 @@ func (c *Core) conflicts(ctx context.Context) ([]OwnershipConflict, error) {
 				cf.Loops = append(cf.Loops, r)
 			}
 		}
-	})
-	if err == nil {
-		err = lookupErr
-	}
-	if err != nil {
-		return nil, err
 	}
 	out := make([]OwnershipConflict, 0, len(byKey))
 	for _, cf := range byKey {
@@ -242,19 +253,37 @@ func (c *Core) conflicts(ctx context.Context) ([]OwnershipConflict, error) {
 		}
 		return out[i].Name < out[j].Name
 	})
-	return out, nil
+	return out
+}
+
+// conflicts lists the ownership conflicts of the store, sorted.
+func (c *Core) conflicts(ctx context.Context) ([]OwnershipConflict, error) {
+	loops, err := allLoops(ctx, c.Store)
+	if err != nil {
+		return nil, err
+	}
+	owners, err := ownerIndex(ctx, c.Store)
+	if err != nil {
+		return nil, err
+	}
+	return conflictsIn(loops, owners), nil
 }
 
 // ClaimExisting upgrades a store written before principals and groups were
 // owned: every name that existing loops use and nobody owns is claimed by
 // the team of the earliest-created loop naming it (origin "migration",
 // audited). Names that loops of several teams use stay with that first
-// team and are returned as conflicts; nothing on any cluster changes. It is
-// idempotent and cheap once every name is owned.
+// team and are returned as conflicts; nothing on any cluster changes. It
+// runs at every start: one listing of the loops and one of the owned
+// names, and no write once every name is owned.
 func (c *Core) ClaimExisting(ctx context.Context) ([]OwnershipConflict, error) {
-	var loops []*loop.Loop
-	if err := eachLoop(ctx, c.Store, "", func(l *loop.Loop) { loops = append(loops, l) }); err != nil {
+	loops, err := allLoops(ctx, c.Store)
+	if err != nil {
 		return nil, fmt.Errorf("ownership migration: listing loops: %w", err)
+	}
+	owners, err := ownerIndex(ctx, c.Store)
+	if err != nil {
+		return nil, fmt.Errorf("ownership migration: listing owned names: %w", err)
 	}
 	sort.SliceStable(loops, func(i, j int) bool { return loops[i].Metadata.CreateTime.Before(loops[j].Metadata.CreateTime) })
 	type pending struct {
@@ -262,27 +291,22 @@ func (c *Core) ClaimExisting(ctx context.Context) ([]OwnershipConflict, error) {
 		team, loop string
 	}
 	var todo []pending
-	seen := map[claim]bool{}
 	for _, l := range loops {
 		for _, ref := range namesOf(l) {
 			key := claim{ref.kind, ref.name}
-			if seen[key] {
+			if owners[key] != "" {
 				continue
 			}
-			seen[key] = true
 			if ref.kind == store.KindPrincipal {
 				if _, reserved := c.Catalog.ReservedPrincipal(ref.name); reserved {
 					continue // never owned by anyone; the loop's next update is refused
 				}
 			}
-			if _, err := c.Store.GetOwned(ctx, ref.kind, ref.name); err == nil {
-				continue
-			} else if !errors.Is(err, store.ErrNotFound) {
-				return nil, err
-			}
+			owners[key] = l.Metadata.Team
 			todo = append(todo, pending{key, l.Metadata.Team, l.Metadata.ResourceName()})
 		}
 	}
+	migration := Identity{Subject: migrationActor}
 	const batch = 500
 	for start := 0; start < len(todo); start += batch {
 		part := todo[start:min(start+batch, len(todo))]
@@ -296,9 +320,8 @@ func (c *Core) ClaimExisting(ctx context.Context) ([]OwnershipConflict, error) {
 					}
 					return err
 				}
-				ev := audit.Event{ID: audit.NewID(), Actor: migrationActor, Action: p.kind + ".claim",
-					Resource: ownedResource(p.kind, p.team, p.name), Outcome: audit.OutcomeOK}
-				ev.Details = mustJSON(map[string]any{"loop": p.loop, "team": p.team, "origin": store.OriginMigration})
+				ev := eventFor(migration, p.kind+".claim", ownedResource(p.kind, p.team, p.name), "", audit.OutcomeOK,
+					map[string]any{"loop": p.loop, "team": p.team, "origin": store.OriginMigration})
 				if _, err := tx.AppendAudit(ctx, ev); err != nil {
 					return err
 				}
@@ -309,13 +332,19 @@ func (c *Core) ClaimExisting(ctx context.Context) ([]OwnershipConflict, error) {
 			return nil, fmt.Errorf("ownership migration: %w", err)
 		}
 	}
-	return c.conflicts(ctx)
+	if len(todo) > 0 {
+		// A concurrent admission may have won a name; read the owners again.
+		if owners, err = ownerIndex(ctx, c.Store); err != nil {
+			return nil, err
+		}
+	}
+	return conflictsIn(loops, owners), nil
 }
 
 // migrationActor is the audit actor of claims made by the upgrade.
 const migrationActor = "loopgate/migration"
 
-// ownedName splits "teams/{team}/{collection}/{name}".
+// ownedName splits "teams/{team}/{collection}/{name}" (loops, principals).
 func ownedName(resource, collection string) (team, name string, ok bool) {
 	parts := strings.Split(resource, "/")
 	if len(parts) != 4 || parts[0] != "teams" || parts[2] != collection || parts[1] == "" || parts[3] == "" {

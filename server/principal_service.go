@@ -158,8 +158,11 @@ func (s *principalService) ListOwnershipConflicts(ctx context.Context, _ *lgv1.L
 
 func (s *loopService) GetLoopContract(ctx context.Context, req *lgv1.GetLoopContractRequest) (*lgv1.LoopContract, error) {
 	team, name, ok := parseLoopName(req.GetName())
-	if !ok {
-		return nil, invalidField(req.GetName(), "name", fmt.Sprintf("%q is not a loop name: want teams/{team}/loops/{loop}", req.GetName()))
+	if !ok || len(req.GetName()) > maxNameBytes {
+		return nil, invalidField(clip(req.GetName()), "name", fmt.Sprintf("%q is not a loop name: want teams/{team}/loops/{loop}", clip(req.GetName())))
+	}
+	if p := req.GetPrincipal(); len(p) > maxNameBytes {
+		return nil, invalidField(req.GetName(), "principal", fmt.Sprintf("%q is %d bytes: a principal is User: and at most 128 characters", clip(p), len(p)))
 	}
 	c, err := s.core.Contract(ctx, caller(ctx), team, name, req.GetPrincipal())
 	if err != nil {

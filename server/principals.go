@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"slices"
 	"sort"
 	"strings"
@@ -15,6 +16,7 @@ import (
 	"github.com/loopgate/loopgate/catalog"
 	"github.com/loopgate/loopgate/loop"
 	"github.com/loopgate/loopgate/provisioning"
+	"github.com/loopgate/loopgate/reconciler"
 	"github.com/loopgate/loopgate/store"
 )
 
@@ -38,7 +40,7 @@ func (c *Core) getOwnedOf(ctx context.Context, r store.OwnedReader, kind, team, 
 		err = store.ErrNotFound
 	}
 	if err != nil {
-		return nil, fmt.Errorf("%s %s of team %s: %w", kind, name, team, err)
+		return nil, &kindError{kind: kind, err: fmt.Errorf("%s %s of team %s: %w (loopctl principals %s lists the team's)", kind, name, team, err, team)}
 	}
 	return o, nil
 }
@@ -140,7 +142,7 @@ func (c *Core) CreatePrincipal(ctx context.Context, id Identity, team, name, req
 	err := c.Store.Update(ctx, func(tx store.Tx) error {
 		if cur, err := tx.GetOwned(ctx, store.KindPrincipal, name); err == nil {
 			if cur.Team == team {
-				return fmt.Errorf("principal %s of team %s: %w", name, team, store.ErrAlreadyExists)
+				return &kindError{kind: store.KindPrincipal, err: fmt.Errorf("principal %s of team %s: %w", name, team, store.ErrAlreadyExists)}
 			}
 			return &PreconditionError{Reason: RulePrincipalNotOwned, Message: fmt.Sprintf(
 				"User:%s belongs to team %s: pick another name for team %s", name, cur.Team, team)}
@@ -169,14 +171,16 @@ func (c *Core) auditRefusal(ctx context.Context, id Identity, action, resource, 
 	}
 }
 
-// credentialLocks serialises credential changes of one principal in this
+// credentialLocks serialise credential changes of one principal in this
 // process, so two concurrent rotations cannot leave clusters with
-// different passwords.
-var credentialLocks sync.Map // principal name -> *sync.Mutex
+// different passwords. A fixed set of locks picked by a hash of the name:
+// requests for any number of names cannot grow memory.
+var credentialLocks [64]sync.Mutex
 
 func lockCredential(name string) func() {
-	m, _ := credentialLocks.LoadOrStore(name, &sync.Mutex{})
-	mu := m.(*sync.Mutex)
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(name))
+	mu := &credentialLocks[h.Sum32()%uint32(len(credentialLocks))]
 	mu.Lock()
 	return mu.Unlock
 }
@@ -194,7 +198,7 @@ func (c *Core) DeletePrincipal(ctx context.Context, id Identity, team, name, eta
 		return nil, nil, err
 	}
 	if etag != "" && etag != o.Etag {
-		return nil, nil, fmt.Errorf("principal %s of team %s: %w", name, team, store.ErrEtagMismatch)
+		return nil, nil, fmt.Errorf("principal %s of team %s: %w: get it again (loopctl principal get %s/%s) and retry with its etag", name, team, store.ErrEtagMismatch, team, name)
 	}
 	if err := c.principalUnused(ctx, c.Store, name); err != nil {
 		c.auditRefusal(ctx, id, "principal.delete", resource, requestID, audit.OutcomeDenied, "PRINCIPAL_IN_USE", err.Error())
@@ -234,7 +238,7 @@ func (c *Core) DeletePrincipal(ctx context.Context, id Identity, team, name, eta
 		return err
 	})
 	if err != nil {
-		return nil, nil, fmt.Errorf("principal %s of team %s: %w", name, team, err)
+		return nil, nil, &kindError{kind: store.KindPrincipal, err: fmt.Errorf("principal %s of team %s: %w", name, team, err)}
 	}
 	return &Principal{Owned: *o}, clusters, nil
 }
@@ -319,14 +323,10 @@ func (c *Core) grantClusters(ctx context.Context, team, name string) ([]catalog.
 	return out, nil
 }
 
-// clusterOf is the cluster a loop lives on: its recorded one, else its
-// region's default.
+// clusterOf is the catalog entry of the cluster a loop lives on (the
+// reconciler's choice: its recorded cluster, else its region's default).
 func (c *Core) clusterOf(l *loop.Loop) (catalog.Cluster, bool) {
-	if l.Status.Cluster != "" {
-		return c.Catalog.ClusterByName(l.Status.Cluster)
-	}
-	cl, err := c.Catalog.ClusterFor(l.Spec.Residency)
-	return cl, err == nil
+	return c.Catalog.ClusterByName(reconciler.ClusterName(c.Catalog, l))
 }
 
 // IssueCredentials creates (or with rotate, replaces) the principal's SCRAM
