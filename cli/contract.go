@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"slices"
@@ -69,7 +68,6 @@ its password in the contract, which is then shown only this once.`,
 				return err
 			}
 			c := contractFromProto(lc)
-			c.Basis = a.contractBasis(cmd.Context(), name)
 
 			out, errOut := cmd.OutOrStdout(), cmd.ErrOrStderr()
 			team, _ := splitName(name)
@@ -105,7 +103,7 @@ its password in the contract, which is then shown only this once.`,
 }
 
 // contractFromProto maps the API's loop contract to contract.Contract, the
-// form contract.Render writes. Basis and Password are left to the caller.
+// form contract.Render writes. The password is left to the caller.
 func contractFromProto(lc *loopgatev1.LoopContract) contract.Contract {
 	username := lc.GetUsername()
 	if username == "" {
@@ -121,6 +119,7 @@ func contractFromProto(lc *loopgatev1.LoopContract) contract.Contract {
 		Produce:          slices.Clone(lc.GetProduceTopics()),
 		Consume:          slices.Clone(lc.GetConsumeTopics()),
 		Group:            lc.GetGroup(),
+		Basis:            lc.GetBasis(),
 		Producer:         settingsFromProto(lc.GetProducerSettings()),
 		Consumer:         settingsFromProto(lc.GetConsumerSettings()),
 	}
@@ -135,38 +134,6 @@ func settingsFromProto(in []*loopgatev1.ClientSetting) []contract.Setting {
 		out[i] = contract.Setting{Key: s.GetKey(), Value: s.GetValue(), Reason: s.GetReason()}
 	}
 	return out
-}
-
-// contractBasis is the one-line summary of the loop figures the settings
-// follow from ("p99 2s, freshness 30s, peak 6 MiB/s ..."), which the API's
-// contract does not carry: computed by package contract from the loop's SLO
-// and throughput, as the server computed the settings. When the loop cannot
-// be read, a plain pointer to it.
-func (a *app) contractBasis(ctx context.Context, name string) string {
-	rctx, cancel := rpcContext(ctx)
-	defer cancel()
-	l, err := a.loops.GetLoop(rctx, &loopgatev1.GetLoopRequest{Name: name})
-	if err != nil {
-		return "the SLO and throughput of loop " + shortName(name)
-	}
-	return basisOf(l)
-}
-
-// basisOf is contract.Build's basis line for the loop l.
-func basisOf(l *loopgatev1.Loop) string {
-	team, id := splitName(l.GetName())
-	s := l.GetSpec()
-	return contract.Build(contract.Input{Loop: &loop.Loop{
-		Metadata: loop.Metadata{Team: team, Name: id},
-		Spec: loop.Spec{
-			SLO: loop.SLO{LatencyP99Ms: s.GetSlo().GetLatencyP99Ms(), FreshnessMs: s.GetSlo().GetFreshnessMs()},
-			Throughput: loop.Throughput{
-				BytesPerSecond: s.GetThroughput().GetBytesPerSecond(),
-				PeakFactor:     s.GetThroughput().GetPeakFactor(),
-				RecordBytes:    s.GetThroughput().GetRecordBytes(),
-			},
-		},
-	}}).Basis
 }
 
 // checkCredentialsManaged refuses --with-credentials for a principal whose

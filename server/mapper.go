@@ -185,6 +185,7 @@ func contractToProto(l string, c *LoopContract) *lgv1.LoopContract {
 		Loop: l, Principal: c.Principal, Username: c.Username, Cluster: c.Cluster.Name, Region: c.Cluster.Region,
 		BootstrapServers: c.Bootstrap, SecurityProtocol: c.SecurityProtocol, SaslMechanism: c.Mechanism,
 		CredentialsManaged: c.CredentialsManaged, ProduceTopics: c.Produce, ConsumeTopics: c.Consume, Group: c.Group,
+		Basis: c.Basis,
 	}
 	for _, s := range c.Producer {
 		out.ProducerSettings = append(out.ProducerSettings, &lgv1.ClientSetting{Key: s.Key, Value: s.Value, Reason: s.Reason})

@@ -2487,8 +2487,11 @@ type LoopContract struct {
 	ProducerSettings []*ClientSetting `protobuf:"bytes,13,rep,name=producer_settings,json=producerSettings,proto3" json:"producer_settings,omitempty"`
 	// Consumer settings (Java client property names), each with its reason.
 	ConsumerSettings []*ClientSetting `protobuf:"bytes,14,rep,name=consumer_settings,json=consumerSettings,proto3" json:"consumer_settings,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// The loop figures the settings follow from, in one line (e.g.
+	// `p99 2s, freshness 30s, peak 6 MiB/s (2 MiB/s × 3), records ~600 B`).
+	Basis         string `protobuf:"bytes,15,opt,name=basis,proto3" json:"basis,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *LoopContract) Reset() {
@@ -2617,6 +2620,13 @@ func (x *LoopContract) GetConsumerSettings() []*ClientSetting {
 		return x.ConsumerSettings
 	}
 	return nil
+}
+
+func (x *LoopContract) GetBasis() string {
+	if x != nil {
+		return x.Basis
+	}
+	return ""
 }
 
 // ClientSetting is one client property and why it has this value.
@@ -2902,7 +2912,7 @@ const file_loopgate_v1_loop_service_proto_rawDesc = "" +
 	"request_id\x18\x04 \x01(\tR\trequestId\"P\n" +
 	"\x16GetLoopContractRequest\x12\x18\n" +
 	"\x04name\x18\x01 \x01(\tB\x04\xe2A\x01\x02R\x04name\x12\x1c\n" +
-	"\tprincipal\x18\x02 \x01(\tR\tprincipal\"\xb6\x04\n" +
+	"\tprincipal\x18\x02 \x01(\tR\tprincipal\"\xcc\x04\n" +
 	"\fLoopContract\x12\x12\n" +
 	"\x04loop\x18\x01 \x01(\tR\x04loop\x12\x1c\n" +
 	"\tprincipal\x18\x02 \x01(\tR\tprincipal\x12\x1a\n" +
@@ -2918,7 +2928,8 @@ const file_loopgate_v1_loop_service_proto_rawDesc = "" +
 	"\x0econsume_topics\x18\v \x03(\tR\rconsumeTopics\x12\x14\n" +
 	"\x05group\x18\f \x01(\tR\x05group\x12G\n" +
 	"\x11producer_settings\x18\r \x03(\v2\x1a.loopgate.v1.ClientSettingR\x10producerSettings\x12G\n" +
-	"\x11consumer_settings\x18\x0e \x03(\v2\x1a.loopgate.v1.ClientSettingR\x10consumerSettings\"O\n" +
+	"\x11consumer_settings\x18\x0e \x03(\v2\x1a.loopgate.v1.ClientSettingR\x10consumerSettings\x12\x14\n" +
+	"\x05basis\x18\x0f \x01(\tR\x05basis\"O\n" +
 	"\rClientSetting\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value\x12\x16\n" +
