@@ -37,6 +37,29 @@ type Decision struct {
 	Result         json.RawMessage `json:"result"` // {"deny":[...],"warn":[...],"approval":[...]}
 }
 
+// Request is what a request id was first used for: who sent which request
+// to change which resource. A retry carrying the same id must match all of
+// it (subject, method and body hash) to be answered with the recorded
+// resource; any other use of the id is refused. Records made before the
+// binding existed have an empty Subject, Method and Hash: they cannot prove
+// that a retry is the same request.
+type Request struct {
+	// ID is the client's request id (at most 128 bytes; callers validate it).
+	ID string
+	// Subject is who sent the request (the authenticated caller).
+	Subject string
+	// Method is the operation, e.g. "loop.create".
+	Method string
+	// Resource is what the request created or changed, e.g.
+	// "teams/growth/loops/checkout-nudge".
+	Resource string
+	// Hash is the hex SHA-256 of the canonical request body.
+	Hash string
+	// Time is when the id was first recorded (UTC, to the microsecond);
+	// PutRequest sets it to the current time when zero.
+	Time time.Time
+}
+
 // ListOptions selects a page of loops, ordered by (team, name).
 type ListOptions struct {
 	Team      string // "" = all teams
@@ -66,8 +89,9 @@ type Reader interface {
 	// a team's partition budget with it on every write, so it is computed
 	// in the database, without decoding loops.
 	TeamPartitions(ctx context.Context, team, except string) (int64, error)
-	// GetRequest returns what was recorded for a request id, for safe retries.
-	GetRequest(ctx context.Context, requestID string) (resource string, found bool, err error)
+	// GetRequest returns what requestID was first used for, for safe
+	// retries; found is false if the id was never recorded.
+	GetRequest(ctx context.Context, requestID string) (r Request, found bool, err error)
 	// Owned principals and consumer groups (owned.go).
 	OwnedReader
 }
@@ -95,8 +119,10 @@ type Tx interface {
 	// stored event. Concurrent appends never fork or gap the chain.
 	AppendAudit(ctx context.Context, ev audit.Event) (audit.Event, error)
 
-	// PutRequest records which resource a request id created or changed.
-	PutRequest(ctx context.Context, requestID, resource string) error
+	// PutRequest records what r.ID is used for. The first record of an id
+	// is kept: ErrAlreadyExists if r.ID is already recorded (nothing is
+	// overwritten, and the transaction stays usable).
+	PutRequest(ctx context.Context, r Request) error
 
 	OwnedWriter
 }

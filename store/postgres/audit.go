@@ -179,41 +179,47 @@ func (s *Store) GetDecision(ctx context.Context, id string) (*store.Decision, er
 	return &d, nil
 }
 
-// GetRequest returns the resource recorded for requestID, if any.
-func (s *Store) GetRequest(ctx context.Context, requestID string) (string, bool, error) {
+// GetRequest returns what requestID was first used for, if it was recorded.
+func (s *Store) GetRequest(ctx context.Context, requestID string) (store.Request, bool, error) {
 	return getRequest(ctx, s.pool, requestID)
 }
 
-func (t *tx) GetRequest(ctx context.Context, requestID string) (string, bool, error) {
+func (t *tx) GetRequest(ctx context.Context, requestID string) (store.Request, bool, error) {
 	return getRequest(ctx, t.q, requestID)
 }
 
-func getRequest(ctx context.Context, q querier, requestID string) (string, bool, error) {
-	var resource string
-	err := q.QueryRow(ctx, `SELECT resource FROM requests WHERE request_id = $1`, requestID).Scan(&resource)
+func getRequest(ctx context.Context, q querier, requestID string) (store.Request, bool, error) {
+	r := store.Request{ID: requestID}
+	err := q.QueryRow(ctx,
+		`SELECT subject, method, resource, hash, create_time FROM requests WHERE request_id = $1`, requestID).
+		Scan(&r.Subject, &r.Method, &r.Resource, &r.Hash, &r.Time)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return "", false, nil
+		return store.Request{}, false, nil
 	}
 	if err != nil {
-		return "", false, fmt.Errorf("request %s: %w", requestID, err)
+		return store.Request{}, false, fmt.Errorf("request %s: %w", requestID, err)
 	}
-	return resource, true, nil
+	r.Time = r.Time.UTC()
+	return r, true, nil
 }
 
-// PutRequest records that requestID created or changed resource;
-// store.ErrAlreadyExists if the id is recorded (the transaction stays usable).
-func (t *tx) PutRequest(ctx context.Context, requestID, resource string) error {
-	if requestID == "" {
+// PutRequest records what r.ID is used for; store.ErrAlreadyExists if the
+// id is recorded (the first record stays, and the transaction stays usable).
+func (t *tx) PutRequest(ctx context.Context, r store.Request) error {
+	if r.ID == "" {
 		return errors.New("put request: empty request id")
 	}
-	tag, err := t.q.Exec(ctx, `INSERT INTO requests (request_id, resource, create_time)
-		VALUES ($1, $2, $3) ON CONFLICT (request_id) DO NOTHING`,
-		requestID, resource, store.Timestamp(t.s.now()))
+	if r.Time.IsZero() {
+		r.Time = t.s.now()
+	}
+	tag, err := t.q.Exec(ctx, `INSERT INTO requests (request_id, subject, method, resource, hash, create_time)
+		VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (request_id) DO NOTHING`,
+		r.ID, r.Subject, r.Method, r.Resource, r.Hash, store.Timestamp(r.Time))
 	if err != nil {
-		return fmt.Errorf("request %s: %w", requestID, err)
+		return fmt.Errorf("request %s: %w", r.ID, err)
 	}
 	if tag.RowsAffected() == 0 {
-		return fmt.Errorf("request %s: %w", requestID, store.ErrAlreadyExists)
+		return fmt.Errorf("request %s: %w", r.ID, store.ErrAlreadyExists)
 	}
 	return nil
 }

@@ -140,15 +140,29 @@ func (s *Store) Update(ctx context.Context, fn func(tx store.Tx) error) error {
 // migrate applies the embedded migrations newer than the database's
 // version, each in its own transaction, holding MigrationLockKey.
 func (s *Store) migrate(ctx context.Context) error {
+	migrations, err := loadMigrations()
+	if err != nil {
+		return err
+	}
+	return s.applyMigrations(ctx, migrations)
+}
+
+// loadMigrations returns the embedded migrations in version order.
+func loadMigrations() ([]store.Migration, error) {
 	sub, err := fs.Sub(migrationFiles, "migrations")
 	if err != nil {
-		return fmt.Errorf("migrate: %w", err)
+		return nil, fmt.Errorf("migrate: %w", err)
 	}
 	migrations, err := store.LoadMigrations(sub)
 	if err != nil {
-		return fmt.Errorf("migrate: %w", err)
+		return nil, fmt.Errorf("migrate: %w", err)
 	}
+	return migrations, nil
+}
 
+// applyMigrations brings the database up to the last of migrations (all
+// the versions this loopgate knows, in order from version 1).
+func (s *Store) applyMigrations(ctx context.Context, migrations []store.Migration) error {
 	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
 		return fmt.Errorf("migrate: %w", err)

@@ -323,6 +323,53 @@ func TestOpenRefusesNewerSchema(t *testing.T) {
 	}
 }
 
+// Request records written before requests were bound to who sent what
+// survive the upgrade as legacy records: same resource and time, with an
+// empty (not NULL) subject, method and hash; their id stays taken.
+func TestUpgradeKeepsRequestsAsLegacyRecords(t *testing.T) {
+	ctx := context.Background()
+	dsn := testpg.DSN(t)
+	if _, err := postgres.MigrateBefore(ctx, dsn, "0004_request_binding.sql"); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	// As the previous PutRequest wrote it.
+	created := time.Date(2026, 10, 1, 9, 30, 0, 123456000, time.UTC)
+	if _, err := conn.Exec(ctx, `INSERT INTO requests (request_id, resource, create_time) VALUES ($1, $2, $3)`,
+		"req-legacy", "teams/growth/loops/checkout-nudge", created); err != nil {
+		t.Fatal(err)
+	}
+
+	s := open(t, dsn)
+	want := store.Request{ID: "req-legacy", Resource: "teams/growth/loops/checkout-nudge", Time: created}
+	got, found, err := s.GetRequest(ctx, "req-legacy")
+	if err != nil || !found || !got.Time.Equal(created) || got.Time.Location() != time.UTC {
+		t.Fatalf("GetRequest of a legacy record = %+v found=%v err=%v, want %+v", got, found, err, want)
+	}
+	got.Time = created
+	if got != want {
+		t.Fatalf("GetRequest of a legacy record = %+v, want %+v", got, want)
+	}
+	var nulls int
+	if err := conn.QueryRow(ctx,
+		`SELECT count(*) FROM requests WHERE subject IS NULL OR method IS NULL OR hash IS NULL`).Scan(&nulls); err != nil || nulls != 0 {
+		t.Errorf("%d request rows with NULL binding columns (err %v), want '' in all", nulls, err)
+	}
+	bound := store.Request{ID: "req-legacy", Subject: "ana@example.com", Method: "loop.create",
+		Resource: "teams/growth/loops/checkout-nudge", Hash: "00ff"}
+	err = s.Update(ctx, func(tx store.Tx) error { return tx.PutRequest(ctx, bound) })
+	if !errors.Is(err, store.ErrAlreadyExists) {
+		t.Errorf("PutRequest over a legacy record: %v, want ErrAlreadyExists", err)
+	}
+	if got, _, _ := s.GetRequest(ctx, "req-legacy"); got.Subject != "" || got.Method != "" || got.Hash != "" {
+		t.Errorf("legacy record after a refused put = %+v, want it unchanged", got)
+	}
+}
+
 // A duplicate create inside a transaction reports ErrAlreadyExists without
 // aborting the PostgreSQL transaction, so the caller can still audit the
 // refusal in the same transaction and commit it.
@@ -337,10 +384,11 @@ func TestDuplicateCreateLeavesTransactionUsable(t *testing.T) {
 		if !errors.Is(err, store.ErrAlreadyExists) {
 			return fmt.Errorf("duplicate create: got %v, want ErrAlreadyExists", err)
 		}
-		if err := tx.PutRequest(ctx, "req-1", "teams/growth/loops/dup"); err != nil {
+		req := store.Request{ID: "req-1", Subject: "ana", Method: "loop.create", Resource: "teams/growth/loops/dup", Hash: "00ff"}
+		if err := tx.PutRequest(ctx, req); err != nil {
 			return err
 		}
-		if err := tx.PutRequest(ctx, "req-1", "teams/growth/loops/dup"); !errors.Is(err, store.ErrAlreadyExists) {
+		if err := tx.PutRequest(ctx, req); !errors.Is(err, store.ErrAlreadyExists) {
 			return fmt.Errorf("duplicate request id: got %v, want ErrAlreadyExists", err)
 		}
 		ev := auditEvent("ana", "loop.create", "teams/growth/loops/dup")

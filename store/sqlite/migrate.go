@@ -17,14 +17,29 @@ var migrationFiles embed.FS
 // schema_migrations. A database migrated by a newer loopgate is refused
 // rather than misread.
 func (s *Store) migrate(ctx context.Context) error {
+	migrations, err := loadMigrations()
+	if err != nil {
+		return err
+	}
+	return s.applyMigrations(ctx, migrations)
+}
+
+// loadMigrations returns the embedded migrations in version order.
+func loadMigrations() ([]store.Migration, error) {
 	sub, err := fs.Sub(migrationFiles, "migrations")
 	if err != nil {
-		return fmt.Errorf("migrate: %w", err)
+		return nil, fmt.Errorf("migrate: %w", err)
 	}
 	migrations, err := store.LoadMigrations(sub)
 	if err != nil {
-		return fmt.Errorf("migrate: %w", err)
+		return nil, fmt.Errorf("migrate: %w", err)
 	}
+	return migrations, nil
+}
+
+// applyMigrations brings the database up to the last of migrations (all
+// the versions this loopgate knows, in order from version 1).
+func (s *Store) applyMigrations(ctx context.Context, migrations []store.Migration) error {
 	if _, err := s.writer.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
 		version    INTEGER NOT NULL PRIMARY KEY,
 		name       TEXT    NOT NULL,

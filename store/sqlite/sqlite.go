@@ -215,37 +215,50 @@ func (t *tx) PutDecision(ctx context.Context, d store.Decision) error {
 	return nil
 }
 
-func (s *Store) GetRequest(ctx context.Context, requestID string) (string, bool, error) {
+// GetRequest returns what requestID was first used for, if it was recorded.
+func (s *Store) GetRequest(ctx context.Context, requestID string) (store.Request, bool, error) {
 	return getRequest(ctx, s.reader, requestID)
 }
 
-func (t *tx) GetRequest(ctx context.Context, requestID string) (string, bool, error) {
+func (t *tx) GetRequest(ctx context.Context, requestID string) (store.Request, bool, error) {
 	return getRequest(ctx, t.q, requestID)
 }
 
-func getRequest(ctx context.Context, q querier, requestID string) (string, bool, error) {
-	var resource string
-	err := q.QueryRowContext(ctx, `SELECT resource FROM requests WHERE request_id = ?`, requestID).Scan(&resource)
+func getRequest(ctx context.Context, q querier, requestID string) (store.Request, bool, error) {
+	r := store.Request{ID: requestID}
+	var created string
+	err := q.QueryRowContext(ctx,
+		`SELECT subject, method, resource, hash, create_time FROM requests WHERE request_id = ?`, requestID).
+		Scan(&r.Subject, &r.Method, &r.Resource, &r.Hash, &created)
 	if errors.Is(err, sql.ErrNoRows) {
-		return "", false, nil
+		return store.Request{}, false, nil
 	}
 	if err != nil {
-		return "", false, fmt.Errorf("request %s: %w", requestID, err)
+		return store.Request{}, false, fmt.Errorf("request %s: %w", requestID, err)
 	}
-	return resource, true, nil
+	if r.Time, err = parseTime(created); err != nil {
+		return store.Request{}, false, fmt.Errorf("request %s: %w", requestID, err)
+	}
+	return r, true, nil
 }
 
-func (t *tx) PutRequest(ctx context.Context, requestID, resource string) error {
-	if requestID == "" {
+// PutRequest records what r.ID is used for; store.ErrAlreadyExists if the
+// id is recorded (the first record stays, and so does the transaction).
+func (t *tx) PutRequest(ctx context.Context, r store.Request) error {
+	if r.ID == "" {
 		return errors.New("put request: empty request id")
 	}
-	_, err := t.q.ExecContext(ctx, `INSERT INTO requests (request_id, resource, create_time) VALUES (?, ?, ?)`,
-		requestID, resource, formatTime(t.s.now()))
+	if r.Time.IsZero() {
+		r.Time = t.s.now()
+	}
+	_, err := t.q.ExecContext(ctx,
+		`INSERT INTO requests (request_id, subject, method, resource, hash, create_time) VALUES (?, ?, ?, ?, ?, ?)`,
+		r.ID, r.Subject, r.Method, r.Resource, r.Hash, formatTime(r.Time))
 	if isDuplicate(err) {
-		return fmt.Errorf("request %s: %w", requestID, store.ErrAlreadyExists)
+		return fmt.Errorf("request %s: %w", r.ID, store.ErrAlreadyExists)
 	}
 	if err != nil {
-		return fmt.Errorf("request %s: %w", requestID, err)
+		return fmt.Errorf("request %s: %w", r.ID, err)
 	}
 	return nil
 }

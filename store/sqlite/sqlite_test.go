@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/loopgate/loopgate/audit"
 	"github.com/loopgate/loopgate/loop"
@@ -101,6 +103,81 @@ func TestReopenKeepsLoopsAndAuditChain(t *testing.T) {
 	files, _ := migrationFiles.ReadDir("migrations")
 	if err := s.reader.QueryRowContext(ctx, `SELECT COUNT(*) FROM schema_migrations`).Scan(&versions); err != nil || versions != len(files) {
 		t.Errorf("schema_migrations has %d rows (err %v) after two opens, want each migration recorded once", versions, err)
+	}
+}
+
+// openAtMigration creates the database at path with the migrations before
+// the one named next only, as the loopgate before next left it, and
+// returns its writer connection (closed when the test ends).
+func openAtMigration(t *testing.T, path, next string) *sql.DB {
+	t.Helper()
+	ctx := context.Background()
+	migrations, err := loadMigrations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := slices.IndexFunc(migrations, func(m store.Migration) bool { return m.Name == next })
+	if n < 0 {
+		t.Fatalf("no migration %s", next)
+	}
+	db, err := sql.Open("sqlite", path+"?_txlock=immediate")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	db.SetMaxOpenConns(1)
+	old := &Store{path: path, writer: db, reader: db, now: time.Now}
+	if err := old.applyMigrations(ctx, migrations[:n]); err != nil {
+		t.Fatalf("migrate to the version before %s: %v", next, err)
+	}
+	var v int
+	if err := db.QueryRowContext(ctx, `SELECT MAX(version) FROM schema_migrations`).Scan(&v); err != nil || v != n {
+		t.Fatalf("schema version %d (err %v), want %d", v, err, n)
+	}
+	return db
+}
+
+// Request records written before requests were bound to who sent what
+// survive the upgrade as legacy records: same resource and time, with an
+// empty (not NULL) subject, method and hash; their id stays taken.
+func TestUpgradeKeepsRequestsAsLegacyRecords(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "loopgate.db")
+	db := openAtMigration(t, path, "0005_request_binding.sql")
+	// As the previous PutRequest wrote it.
+	created := time.Date(2026, 10, 1, 9, 30, 0, 123456000, time.UTC)
+	if _, err := db.ExecContext(ctx, `INSERT INTO requests (request_id, resource, create_time) VALUES (?, ?, ?)`,
+		"req-legacy", "teams/growth/loops/checkout-nudge", formatTime(created)); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+
+	s := openT(t, path)
+	want := store.Request{ID: "req-legacy", Resource: "teams/growth/loops/checkout-nudge", Time: created}
+	got, found, err := s.GetRequest(ctx, "req-legacy")
+	if err != nil || !found || got != want {
+		t.Fatalf("GetRequest of a legacy record = %+v found=%v err=%v, want %+v", got, found, err, want)
+	}
+	var nulls int
+	if err := s.reader.QueryRowContext(ctx,
+		`SELECT COUNT(*) FROM requests WHERE subject IS NULL OR method IS NULL OR hash IS NULL`).Scan(&nulls); err != nil || nulls != 0 {
+		t.Errorf("%d request rows with NULL binding columns (err %v), want '' in all", nulls, err)
+	}
+	bound := store.Request{ID: "req-legacy", Subject: "ana@example.com", Method: "loop.create",
+		Resource: "teams/growth/loops/checkout-nudge", Hash: "00ff"}
+	err = s.Update(ctx, func(tx store.Tx) error { return tx.PutRequest(ctx, bound) })
+	if !errors.Is(err, store.ErrAlreadyExists) {
+		t.Errorf("PutRequest over a legacy record: %v, want ErrAlreadyExists", err)
+	}
+	if got, _, _ := s.GetRequest(ctx, "req-legacy"); got != want {
+		t.Errorf("legacy record after a refused put = %+v, want it unchanged %+v", got, want)
+	}
+	bound.ID = "req-new"
+	if err := s.Update(ctx, func(tx store.Tx) error { return tx.PutRequest(ctx, bound) }); err != nil {
+		t.Fatalf("PutRequest after the upgrade: %v", err)
+	}
+	if got, found, err := s.GetRequest(ctx, "req-new"); err != nil || !found || got.Subject != bound.Subject || got.Method != bound.Method || got.Hash != bound.Hash {
+		t.Errorf("GetRequest(req-new) after the upgrade = %+v found=%v err=%v, want %+v", got, found, err, bound)
 	}
 }
 

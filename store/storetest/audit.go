@@ -25,7 +25,7 @@ func testRollback(t *testing.T, s store.Store) {
 		if err := tx.PutDecision(ctx, store.Decision{ID: "dec-1", Resource: "teams/growth/loops/checkout-nudge", Operation: "CREATE", Result: json.RawMessage(`{}`)}); err != nil {
 			return err
 		}
-		if err := tx.PutRequest(ctx, "req-1", "teams/growth/loops/checkout-nudge"); err != nil {
+		if err := tx.PutRequest(ctx, sampleRequest("req-1")); err != nil {
 			return err
 		}
 		if _, err := tx.AppendAudit(ctx, event("ana@example.com", "loop.create", "teams/growth/loops/checkout-nudge", 1)); err != nil {

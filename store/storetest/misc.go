@@ -44,36 +44,3 @@ func testDecisions(t *testing.T, s store.Store) {
 		t.Errorf("decision stored without time: %+v, err %v; want the time of storing", got, err)
 	}
 }
-
-func testRequests(t *testing.T, s store.Store) {
-	ctx := ctxFor(t)
-	err := s.Update(ctx, func(tx store.Tx) error {
-		if _, found, err := tx.GetRequest(ctx, "req-1"); err != nil || found {
-			t.Errorf("GetRequest of an unknown id: found=%v err=%v, want not found", found, err)
-		}
-		return tx.PutRequest(ctx, "req-1", "teams/growth/loops/checkout-nudge")
-	})
-	if err != nil {
-		t.Fatalf("PutRequest: %v", err)
-	}
-	// A retry in a later transaction finds what the first attempt did.
-	err = s.Update(ctx, func(tx store.Tx) error {
-		resource, found, err := tx.GetRequest(ctx, "req-1")
-		if err != nil || !found || resource != "teams/growth/loops/checkout-nudge" {
-			t.Errorf("GetRequest(req-1) = %q found=%v err=%v, want the recorded resource", resource, found, err)
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	// So does a read outside any transaction (what the API checks first).
-	if resource, found, err := s.GetRequest(ctx, "req-1"); err != nil || !found || resource != "teams/growth/loops/checkout-nudge" {
-		t.Errorf("Store.GetRequest(req-1) = %q found=%v err=%v, want the recorded resource", resource, found, err)
-	}
-	if _, found, err := s.GetRequest(ctx, "req-unknown"); err != nil || found {
-		t.Errorf("Store.GetRequest of an unknown id: found=%v err=%v", found, err)
-	}
-	err = s.Update(ctx, func(tx store.Tx) error { return tx.PutRequest(ctx, "req-1", "teams/growth/loops/other") })
-	wantErr(t, "PutRequest of a recorded id", err, store.ErrAlreadyExists)
-}
