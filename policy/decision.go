@@ -44,17 +44,55 @@ type Actor struct {
 }
 
 // Violation is one element of a policy's deny, warn or approval set.
+//
+// Role and Approvals are set on approval elements only: Evaluate always fills
+// them in there (a bundle that omits them gets RoleSecurityReviewer and 1)
+// and leaves them zero on deny and warn elements.
 type Violation struct {
 	ID    string `json:"id"`    // UPPER_SNAKE rule id, e.g. OWNERS_REQUIRED
 	Msg   string `json:"msg"`   // what is wrong and what to do
 	Field string `json:"field"` // field path, e.g. spec.streams[0].schema; may be empty
+	// Role may approve this reason: RoleTeamAdmin, RoleSecurityReviewer or
+	// RolePlatformAdmin.
+	Role string `json:"role,omitempty"`
+	// Approvals is how many distinct approvers this reason needs
+	// (MinApprovals to MaxApprovals).
+	Approvals int `json:"approvals,omitempty"`
+}
+
+// Roles an approval element may name (its "role"). What each role may
+// approve beyond its own reasons (e.g. whether a platform admin may approve
+// any) is decided by the server, not by the policy.
+const (
+	// RoleTeamAdmin is an admin of the loop's own team.
+	RoleTeamAdmin = "team-admin"
+	// RoleSecurityReviewer is a security reviewer; the default when an
+	// approval element names no role.
+	RoleSecurityReviewer = "security-reviewer"
+	// RolePlatformAdmin is a platform admin.
+	RolePlatformAdmin = "admin"
+)
+
+// Bounds of an approval element's "approvals" (distinct approvers needed);
+// an element without it needs MinApprovals.
+const (
+	MinApprovals = 1
+	MaxApprovals = 5
+)
+
+// ApproverRoles returns the roles an approval element may name, from the
+// narrowest to the widest: team-admin, security-reviewer, admin. The slice is
+// new on every call.
+func ApproverRoles() []string {
+	return []string{RoleTeamAdmin, RoleSecurityReviewer, RolePlatformAdmin}
 }
 
 // PolicyEvaluationFailed is the id of the deny a fail-closed decision carries.
 const PolicyEvaluationFailed = "POLICY_EVALUATION_FAILED"
 
 // Decision is the verdict of one evaluation. Every list is sorted by field,
-// then id, then message, so equal verdicts compare and print equally.
+// then id, then message, then role, then approvals, so equal verdicts
+// compare and print equally.
 type Decision struct {
 	// ID identifies the decision; audit events and loop status link to it.
 	ID string `json:"id"`
@@ -84,7 +122,8 @@ func (d *Decision) AddDeny(vs ...Violation) {
 
 func sortViolations(vs []Violation) {
 	slices.SortFunc(vs, func(a, b Violation) int {
-		return cmp.Or(cmp.Compare(a.Field, b.Field), cmp.Compare(a.ID, b.ID), cmp.Compare(a.Msg, b.Msg))
+		return cmp.Or(cmp.Compare(a.Field, b.Field), cmp.Compare(a.ID, b.ID), cmp.Compare(a.Msg, b.Msg),
+			cmp.Compare(a.Role, b.Role), cmp.Compare(a.Approvals, b.Approvals))
 	})
 }
 

@@ -5,7 +5,8 @@
 // Input (the loop, what provisioning would create, the team and cluster from
 // the catalog, the caller) into a Decision with three lists of Violations:
 // Deny (refused), Warn (accepted, shown) and Approval (accepted, held as
-// PENDING_APPROVAL). Evaluation fails closed: when the policy cannot decide,
+// PENDING_APPROVAL; each approval reason names the Role that approves it and
+// how many distinct Approvals it needs). Evaluation fails closed: when the policy cannot decide,
 // the Decision denies with POLICY_EVALUATION_FAILED and Evaluate also returns
 // an error wrapping ErrEvaluationFailed.
 //

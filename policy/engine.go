@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
+	"slices"
+	"strings"
 	"sync/atomic"
 
 	"github.com/open-policy-agent/opa/v1/ast"
@@ -137,8 +140,9 @@ func decode(v ast.Value, d *Decision) error {
 	sets := []struct {
 		key      string
 		required bool
+		approval bool
 		out      *[]Violation
-	}{{"deny", true, &d.Deny}, {"warn", false, &d.Warn}, {"approval", false, &d.Approval}}
+	}{{"deny", true, false, &d.Deny}, {"warn", false, false, &d.Warn}, {"approval", false, true, &d.Approval}}
 	for _, s := range sets {
 		t := obj.Get(ast.InternedTerm(s.key))
 		if t == nil {
@@ -148,7 +152,7 @@ func decode(v ast.Value, d *Decision) error {
 			*s.out = []Violation{}
 			continue
 		}
-		vs, err := decodeSet(t.Value)
+		vs, err := decodeSet(t.Value, s.approval)
 		if err != nil {
 			return fmt.Errorf("%s.%s: %w", Query, s.key, err)
 		}
@@ -157,7 +161,16 @@ func decode(v ast.Value, d *Decision) error {
 	return nil
 }
 
-func decodeSet(v ast.Value) ([]Violation, error) {
+// decodeSet reads one set of violations. Elements of the approval set may
+// carry "role" and "approvals" (defaulting to RoleSecurityReviewer and 1);
+// deny and warn elements must not: a bundle that puts them there most likely
+// meant an approval, and a warn that should have held the request would let
+// it through, so such a set is malformed and the decision fails closed.
+func decodeSet(v ast.Value, approval bool) ([]Violation, error) {
+	shape := "{id, msg, field}"
+	if approval {
+		shape = "{id, msg, field, role, approvals}"
+	}
 	var elems []*ast.Term
 	switch c := v.(type) {
 	case ast.Set:
@@ -166,13 +179,13 @@ func decodeSet(v ast.Value) ([]Violation, error) {
 		elems = make([]*ast.Term, 0, c.Len())
 		c.Foreach(func(t *ast.Term) { elems = append(elems, t) })
 	default:
-		return nil, fmt.Errorf("is a %s, want a set of {id, msg, field} objects", ast.ValueName(v))
+		return nil, fmt.Errorf("is a %s, want a set of %s objects", ast.ValueName(v), shape)
 	}
 	out := make([]Violation, 0, len(elems))
 	for _, t := range elems {
 		obj, ok := t.Value.(ast.Object)
 		if !ok {
-			return nil, fmt.Errorf("element %v is a %s, want an {id, msg, field} object", t, ast.ValueName(t.Value))
+			return nil, fmt.Errorf("element %v is a %s, want an %s object", t, ast.ValueName(t.Value), shape)
 		}
 		var viol Violation
 		for _, f := range []struct {
@@ -193,8 +206,62 @@ func decodeSet(v ast.Value) ([]Violation, error) {
 			}
 			*f.out = string(s)
 		}
+		if err := decodeApprovers(obj, approval, &viol); err != nil {
+			return nil, fmt.Errorf("rule %q: %w", viol.ID, err)
+		}
 		out = append(out, viol)
 	}
 	sortViolations(out)
 	return out, nil
+}
+
+// decodeApprovers reads the optional role and approvals of an approval
+// element into viol, normalised, and checks that other elements have
+// neither.
+func decodeApprovers(obj ast.Object, approval bool, viol *Violation) error {
+	role, approvals := obj.Get(ast.InternedTerm("role")), obj.Get(ast.InternedTerm("approvals"))
+	if !approval {
+		for _, k := range []struct {
+			key string
+			t   *ast.Term
+		}{{"role", role}, {"approvals", approvals}} {
+			if k.t != nil {
+				return fmt.Errorf("%q is only allowed in approval elements, got %v (use the approval set to hold the request for a reviewer)", k.key, k.t)
+			}
+		}
+		return nil
+	}
+	viol.Role, viol.Approvals = RoleSecurityReviewer, MinApprovals
+	if role != nil {
+		s, ok := role.Value.(ast.String)
+		if !ok {
+			return fmt.Errorf("\"role\" is a %s (%v), want a string, one of %s", ast.ValueName(role.Value), role, strings.Join(ApproverRoles(), ", "))
+		}
+		if !slices.Contains(ApproverRoles(), string(s)) {
+			return fmt.Errorf("\"role\" %v is not one of %s", role, strings.Join(ApproverRoles(), ", "))
+		}
+		viol.Role = string(s)
+	}
+	if approvals != nil {
+		n, ok := approvalCount(approvals.Value)
+		if !ok {
+			return fmt.Errorf("\"approvals\" is %v, want an integer from %d to %d", approvals, MinApprovals, MaxApprovals)
+		}
+		viol.Approvals = n
+	}
+	return nil
+}
+
+// approvalCount returns v as a number of approvers when it is an integer
+// from MinApprovals to MaxApprovals (2.0 counts as 2).
+func approvalCount(v ast.Value) (int, bool) {
+	n, ok := v.(ast.Number)
+	if !ok {
+		return 0, false
+	}
+	f, ok := n.Float64()
+	if !ok || f != math.Trunc(f) || f < MinApprovals || f > MaxApprovals {
+		return 0, false
+	}
+	return int(f), true
 }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -142,34 +143,75 @@ func TestEvaluateReportsEveryViolation(t *testing.T) {
 	}
 }
 
+// Each approval rule of the default bundle says who approves and how many
+// (loop.rego documents the routing).
 func TestEvaluateHoldsForApproval(t *testing.T) {
-	e := newDefaultEngine(t)
 	ctx := context.Background()
+	def := newDefaultEngine(t)
+	// pii may also be stored in us: PII_OUTSIDE_HOME_REGION can fire.
+	b := mustDefault(t)
+	b.Data["loopgate"].(map[string]any)["config"].(map[string]any)["pii_regions"] = []any{"eu", "us"}
+	widened, err := policy.NewEngine(ctx, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	update := func(in *policy.Input) {
+		in.Operation = policy.OpUpdate
+		in.Previous = typicalLoop()
+	}
 	for _, tc := range []struct {
-		name string
-		edit func(*policy.Input)
-		want []string
+		name   string
+		engine *policy.Engine
+		edit   func(*policy.Input)
+		want   []policy.Violation // without messages
 	}{
-		{"tight latency SLO", func(in *policy.Input) { in.Loop.Spec.SLO.LatencyP99Ms = 200; in.Loop.Spec.SLO.FreshnessMs = 100 },
-			[]string{"LATENCY_BELOW_FLOOR"}},
-		{"retention cut to a third on update", func(in *policy.Input) {
-			in.Operation = policy.OpUpdate
-			in.Previous = typicalLoop()
+		{"tight latency SLO", def, func(in *policy.Input) { in.Loop.Spec.SLO.LatencyP99Ms = 200; in.Loop.Spec.SLO.FreshnessMs = 100 },
+			[]policy.Violation{{ID: "LATENCY_BELOW_FLOOR", Field: "spec.slo.latencyP99", Role: policy.RolePlatformAdmin, Approvals: 1}}},
+		{"retention cut to a third on update", def, func(in *policy.Input) {
+			update(in)
 			in.Loop.Spec.RetentionMs = 24 * 3600 * 1000
-		}, []string{"RETENTION_REDUCED"}},
+		}, []policy.Violation{{ID: "RETENTION_REDUCED", Field: "spec.retention", Role: policy.RoleTeamAdmin, Approvals: 1}}},
+		{"classification lowered on update", def, func(in *policy.Input) {
+			update(in)
+			in.Loop.Spec.Classification = loop.Internal
+		}, []policy.Violation{{ID: "CLASSIFICATION_LOWERED", Field: "spec.classification", Role: policy.RoleSecurityReviewer, Approvals: 1}}},
+		{"pii outside its home region", widened, func(in *policy.Input) {
+			in.Loop.Spec.Residency = "us"
+			in.Cluster.Region = "us"
+		}, []policy.Violation{{ID: "PII_OUTSIDE_HOME_REGION", Field: "spec.residency", Role: policy.RoleSecurityReviewer, Approvals: 2}}},
+		{"several reasons, sorted by field", widened, func(in *policy.Input) {
+			update(in)
+			in.Previous.Spec.Residency = "us"
+			in.Loop.Spec.Residency = "us"
+			in.Cluster.Region = "us"
+			in.Loop.Spec.RetentionMs = 24 * 3600 * 1000
+			in.Loop.Spec.SLO.LatencyP99Ms = 200
+			in.Loop.Spec.SLO.FreshnessMs = 100
+		}, []policy.Violation{
+			{ID: "PII_OUTSIDE_HOME_REGION", Field: "spec.residency", Role: policy.RoleSecurityReviewer, Approvals: 2},
+			{ID: "RETENTION_REDUCED", Field: "spec.retention", Role: policy.RoleTeamAdmin, Approvals: 1},
+			{ID: "LATENCY_BELOW_FLOOR", Field: "spec.slo.latencyP99", Role: policy.RolePlatformAdmin, Approvals: 1},
+		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			in := typicalInput()
 			tc.edit(&in)
-			d, err := e.Evaluate(ctx, in)
+			d, err := tc.engine.Evaluate(ctx, in)
 			if err != nil {
 				t.Fatal(err)
 			}
 			if !d.Allowed() || !d.NeedsApproval() {
 				t.Fatalf("want allowed and needing approval, got %+v", d)
 			}
-			if got := ids(d.Approval); !reflect.DeepEqual(got, tc.want) {
-				t.Errorf("approval ids = %v, want %v", got, tc.want)
+			got := slices.Clone(d.Approval)
+			for i := range got {
+				if got[i].Msg == "" {
+					t.Errorf("approval %s has no message", got[i].ID)
+				}
+				got[i].Msg = ""
+			}
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("approval = %+v\nwant       %+v", got, tc.want)
 			}
 		})
 	}

@@ -65,7 +65,68 @@ has(set, id, field) if {
 	v.msg != ""
 }
 
+# has_approval reports whether an approval set holds the id at the field, to
+# be approved by n distinct approvers of role.
+has_approval(set, id, field, role, n) if {
+	some v in set
+	v.id == id
+	v.field == field
+	v.msg != ""
+	v.role == role
+	v.approvals == n
+}
+
 ids(set) := {v.id | some v in set}
+
+# Inputs that trigger every approval rule of the default bundle, with pii
+# allowed in us as well as eu.
+approval_inputs := [
+	update({"retentionMs": 86400000}), # RETENTION_REDUCED
+	update({"classification": "internal"}), # CLASSIFICATION_LOWERED
+	with_spec({"slo": {"latencyP99Ms": 200, "freshnessMs": 100}}), # LATENCY_BELOW_FLOOR
+	with_input({"loop": {"spec": {"residency": "us"}}, "cluster": {"region": "us"}}), # PII_OUTSIDE_HOME_REGION
+]
+
+test_approval_inputs_trigger_every_approval_rule if {
+	got := {id |
+		some inp in approval_inputs
+		some id in ids(loop.approval) with input as inp with data.loopgate.config.pii_regions as ["eu", "us"]
+	}
+	got == {"RETENTION_REDUCED", "CLASSIFICATION_LOWERED", "LATENCY_BELOW_FLOOR", "PII_OUTSIDE_HOME_REGION"}
+}
+
+# The contract of loop.rego's header: every approval names one of the three
+# roles and 1 to 5 approvers, so loopgate can route it.
+test_every_approval_names_a_role_and_a_count if {
+	every inp in approval_inputs {
+		approvals := loop.approval with input as inp with data.loopgate.config.pii_regions as ["eu", "us"]
+		count(approvals) > 0
+		every v in approvals {
+			v.role in {"team-admin", "security-reviewer", "admin"}
+			is_number(v.approvals)
+			v.approvals == round(v.approvals)
+			v.approvals >= 1
+			v.approvals <= 5
+		}
+	}
+}
+
+# Deny and warn elements carry no role or approvals: loopgate refuses a
+# decision whose deny or warn elements do.
+test_deny_and_warn_carry_no_approvers if {
+	inp := with_spec({"owners": [], "consumers": [], "retentionMs": -1, "slo": {"freshnessMs": 0}})
+	deny := loop.deny with input as inp
+	warn := loop.warn with input as inp
+	count(deny) > 0
+	count(warn) > 0
+	every v in deny | warn {
+		object.keys(v) == {"id", "msg", "field"}
+	}
+}
+
+test_approval_by_builds_an_approval_element if {
+	loop.approval_by("X", "m", "spec.x", "admin", 3) == {"id": "X", "msg": "m", "field": "spec.x", "role": "admin", "approvals": 3}
+}
 
 test_base_loop_is_allowed_without_approval if {
 	count(loop.deny) == 0 with input as base

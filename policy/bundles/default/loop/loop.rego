@@ -6,8 +6,23 @@
 #
 #   deny      the request is refused
 #   warn      the request is accepted; the warnings are shown to the requester
-#   approval  the request is accepted but held as PENDING_APPROVAL until a
-#             reviewer approves it
+#   approval  the request is accepted but held as PENDING_APPROVAL until every
+#             element has been approved by enough reviewers of its role
+#
+# Approval elements (and only they) may also carry who approves, and how many:
+#   "role"       "team-admin" (an admin of the loop's team), "security-reviewer"
+#                or "admin" (a platform admin); default "security-reviewer"
+#   "approvals"  how many distinct approvers are needed, an integer 1 to 5;
+#                default 1
+# Build them with approval_by(id, msg, field, role, n). Any other role or
+# count, or a role or approvals in a deny or warn element, makes the bundle
+# unable to decide: loopgate refuses the request (POLICY_EVALUATION_FAILED).
+#
+# The default bundle routes its approvals as follows:
+#   RETENTION_REDUCED        team-admin         1  (the team's own data)
+#   CLASSIFICATION_LOWERED   security-reviewer  1
+#   LATENCY_BELOW_FLOOR      admin              1  (platform capacity)
+#   PII_OUTSIDE_HOME_REGION  security-reviewer  2
 #
 # input (canonical units: durations in ms, sizes in bytes):
 #   input.operation  "CREATE" | "UPDATE" | "DELETE"
@@ -24,6 +39,10 @@
 #
 # Configuration lives in data.loopgate.config (data.json of this bundle):
 #   pii_regions                regions where PII may be stored (default ["eu"])
+#   pii_home_region            the region PII normally lives in (default "eu"); PII stored
+#                              in another of pii_regions needs two security reviewers
+#                              (PII_OUTSIDE_HOME_REGION). With the default pii_regions ["eu"]
+#                              that never happens; without this key the rule is off
 #   retention_max_ms           maximum retention per classification (default public 365d,
 #                              internal 180d, confidential 90d, pii 30d); a negative retention
 #                              (Kafka's "keep forever") always exceeds the cap
@@ -58,8 +77,13 @@ deny contains violation(
 
 spec := input.loop.spec
 
-# violation builds one element of deny, warn or approval.
+# violation builds one element of deny or warn, or of approval when one
+# security reviewer may approve it.
 violation(id, msg, field) := {"id": id, "msg": msg, "field": field}
+
+# approval_by builds one element of approval that n distinct approvers of role
+# must approve.
+approval_by(id, msg, field, role, n) := {"id": id, "msg": msg, "field": field, "role": role, "approvals": n}
 
 # list returns obj[key] when it is an array and [] otherwise: Go encodes a
 # nil slice as null or omits it, and a missing list counts as an empty one.

@@ -36,6 +36,22 @@ deny contains violation(
 	not spec.residency in {r | some r in list(config, "pii_regions")}
 }
 
+# PII stored in a pii region other than its home region (allowed only when a
+# bundle widens pii_regions) moves personal data to another jurisdiction: two
+# security reviewers confirm it.
+approval contains approval_by(
+	"PII_OUTSIDE_HOME_REGION",
+	sprintf("pii data outside its home region %q needs two security reviewers: region %q is allowed for pii but is not its home", [config.pii_home_region, spec.residency]),
+	"spec.residency",
+	"security-reviewer",
+	2,
+) if {
+	changes_spec
+	spec.classification == "pii"
+	spec.residency in {r | some r in list(config, "pii_regions")}
+	spec.residency != config.pii_home_region
+}
+
 # The target cluster must serve the requested region (a guard against a
 # wrong catalog lookup placing data in another jurisdiction).
 deny contains violation(

@@ -35,12 +35,14 @@ deny contains violation(
 	exceeds_cap(spec.retentionMs, retention_cap)
 }
 
-# Cutting retention sharply deletes data consumers may still need: a reviewer
-# confirms it.
-approval contains violation(
+# Cutting retention sharply deletes data consumers may still need: it is the
+# team's own data, so an admin of the team confirms it.
+approval contains approval_by(
 	"RETENTION_REDUCED",
-	sprintf("retention drops from %s to %s, so older records are deleted; a reviewer must approve", [human(prev), human(spec.retentionMs)]),
+	sprintf("retention drops from %s to %s, so older records are deleted; an admin of the loop's team must approve", [human(prev), human(spec.retentionMs)]),
 	"spec.retention",
+	"team-admin",
+	1,
 ) if {
 	is_update
 	prev := input.previous.spec.retentionMs
@@ -59,13 +61,16 @@ retention_cut(prev, now) if {
 	now >= 0
 }
 
-# Lowering the classification of existing data is a governance decision.
+# Lowering the classification of existing data is a governance decision for
+# security.
 sensitivity := {"public": 0, "internal": 1, "confidential": 2, "pii": 3}
 
-approval contains violation(
+approval contains approval_by(
 	"CLASSIFICATION_LOWERED",
-	sprintf("classification drops from %s to %s; a reviewer must confirm the data is no longer that sensitive", [input.previous.spec.classification, spec.classification]),
+	sprintf("classification drops from %s to %s; a security reviewer must confirm the data is no longer that sensitive", [input.previous.spec.classification, spec.classification]),
 	"spec.classification",
+	"security-reviewer",
+	1,
 ) if {
 	is_update
 	sensitivity[spec.classification] < sensitivity[input.previous.spec.classification]

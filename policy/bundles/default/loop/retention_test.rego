@@ -48,7 +48,8 @@ test_unknown_classification_denied if {
 
 test_retention_halved_on_update_needs_approval if {
 	inp := update({"retentionMs": days(1)}) # from 72h to 24h
-	has(loop.approval, "RETENTION_REDUCED", "spec.retention") with input as inp
+	has_approval(loop.approval, "RETENTION_REDUCED", "spec.retention", "team-admin", 1) with input as inp
+	count(loop.approval) == 1 with input as inp
 	count(loop.deny) == 0 with input as inp
 }
 
@@ -62,7 +63,7 @@ test_retention_increase_no_approval if {
 
 test_retention_from_forever_needs_approval if {
 	inp := object.union(update({"classification": "internal", "retentionMs": days(7)}), {"previous": {"spec": {"classification": "internal", "retentionMs": -1}}})
-	has(loop.approval, "RETENTION_REDUCED", "spec.retention") with input as inp
+	has_approval(loop.approval, "RETENTION_REDUCED", "spec.retention", "team-admin", 1) with input as inp
 }
 
 test_retention_reduced_on_create_no_approval if {
@@ -70,7 +71,16 @@ test_retention_reduced_on_create_no_approval if {
 }
 
 test_classification_lowered_needs_approval if {
-	has(loop.approval, "CLASSIFICATION_LOWERED", "spec.classification") with input as update({"classification": "internal"})
+	inp := update({"classification": "internal"})
+	has_approval(loop.approval, "CLASSIFICATION_LOWERED", "spec.classification", "security-reviewer", 1) with input as inp
+	count(loop.approval) == 1 with input as inp
+}
+
+test_classification_lowered_and_retention_cut_route_to_their_roles if {
+	inp := update({"classification": "internal", "retentionMs": days(1)})
+	has_approval(loop.approval, "CLASSIFICATION_LOWERED", "spec.classification", "security-reviewer", 1) with input as inp
+	has_approval(loop.approval, "RETENTION_REDUCED", "spec.retention", "team-admin", 1) with input as inp
+	count(loop.approval) == 2 with input as inp
 }
 
 test_classification_raised_no_approval if {

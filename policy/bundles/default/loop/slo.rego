@@ -1,11 +1,13 @@
 package loopgate.loop
 
-# A p99 below the floor needs dedicated capacity and tuning: a reviewer
-# confirms the loop really needs it.
-approval contains violation(
+# A p99 below the floor needs dedicated capacity and tuning: a platform admin,
+# who owns the capacity, confirms the loop really needs it.
+approval contains approval_by(
 	"LATENCY_BELOW_FLOOR",
-	sprintf("a p99 latency SLO of %s is below the %s floor; a reviewer must approve, or raise spec.slo.latencyP99 to %s", [human(p99), human(config.latency_floor_ms), human(config.latency_floor_ms)]),
+	sprintf("a p99 latency SLO of %s is below the %s floor; a platform admin must approve, or raise spec.slo.latencyP99 to %s", [human(p99), human(config.latency_floor_ms), human(config.latency_floor_ms)]),
 	"spec.slo.latencyP99",
+	"admin",
+	1,
 ) if {
 	changes_spec
 	p99 := number(spec.slo, "latencyP99Ms")

@@ -4,7 +4,8 @@ import data.loopgate.loop
 
 test_latency_below_floor_needs_approval if {
 	inp := with_spec({"slo": {"latencyP99Ms": 200, "freshnessMs": 100}})
-	has(loop.approval, "LATENCY_BELOW_FLOOR", "spec.slo.latencyP99") with input as inp
+	has_approval(loop.approval, "LATENCY_BELOW_FLOOR", "spec.slo.latencyP99", "admin", 1) with input as inp
+	count(loop.approval) == 1 with input as inp
 	count(loop.deny) == 0 with input as inp
 }
 
