@@ -1,4 +1,4 @@
-package server
+package admission
 
 import (
 	"context"
@@ -53,7 +53,7 @@ func (c *Core) ConnectionOf(l *loop.Loop) Connection {
 	grant := func(p string) *PrincipalGrants {
 		g := grants[p]
 		if g == nil {
-			g = &PrincipalGrants{Principal: p, Resource: ownedResource(store.KindPrincipal, l.Metadata.Team, loop.PrincipalName(p))}
+			g = &PrincipalGrants{Principal: p, Resource: OwnedResource(store.KindPrincipal, l.Metadata.Team, loop.PrincipalName(p))}
 			grants[p] = g
 		}
 		return g

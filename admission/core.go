@@ -1,8 +1,9 @@
-package server
+package admission
 
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -47,9 +48,13 @@ type Core struct {
 	Notify func(key string)
 	Log    *slog.Logger
 	Now    func() time.Time
+	// Authz decides who may do what; nil means DefaultRules.
+	Authz *Authorizer
 
-	commitOnce sync.Once
-	commits    *groupCommit
+	commitOnce   sync.Once
+	commits      *groupCommit
+	refusalsOnce sync.Once
+	refusals     *refusalLog
 }
 
 // write runs an admission's transaction through the group commit, so that
@@ -98,16 +103,10 @@ func eventFor(id Identity, action, resource, requestID, outcome string, details 
 	}
 }
 
-// AuditRejected records an authentication failure (called by the interceptor).
+// AuditRejected records an authentication failure (called by the API's
+// interceptor); floods are collapsed like every refusal.
 func (c *Core) AuditRejected(ctx context.Context, method string, err error) {
-	ev := audit.Event{
-		ID: audit.NewID(), Actor: "anonymous", Action: "auth.reject", Resource: method,
-		RequestID: requestIDFrom(ctx), Outcome: audit.OutcomeUnauthenticated,
-	}
-	ev.Details, _ = json.Marshal(map[string]any{"error": err.Error()})
-	if aerr := c.audit(ctx, ev); aerr != nil {
-		c.logger().Error("auditing a rejected request failed", "err", aerr)
-	}
+	c.refuse(ctx, Identity{Subject: "anonymous"}, "auth.reject", method, audit.OutcomeUnauthenticated, "UNAUTHENTICATED", err.Error())
 }
 
 func (c *Core) logger() *slog.Logger {
@@ -117,21 +116,48 @@ func (c *Core) logger() *slog.Logger {
 	return slog.Default()
 }
 
-// authorize checks team scope; a refusal is audited and returned. Reads
-// are checked (and refusals audited) the same way as writes.
-func (c *Core) authorize(ctx context.Context, id Identity, action, resource, team, requestID string) error {
-	if id.CanActFor(team) {
+// Authorize is the one authorization point: every RPC calls it (through
+// the API's interceptor) before anything else. A refusal is audited (see
+// refusalLog for how floods are collapsed) and returned as *ForbiddenError.
+func (c *Core) Authorize(ctx context.Context, id Identity, action string, res Resource) error {
+	d := c.authz().Authorize(id, action, res)
+	if d == nil {
 		return nil
 	}
-	noun, verb, _ := strings.Cut(action, ".")
-	err := &ForbiddenError{Reason: "TEAM_SCOPE", Message: fmt.Sprintf(
-		"%s may not %s %ss of team %q (token teams: %v): use a token of that team or an admin token",
-		id.Subject, verb, noun, team, id.Teams)}
-	if aerr := c.audit(ctx, eventFor(id, action, resource, requestID, audit.OutcomeForbidden,
-		map[string]any{"error": err.Message})); aerr != nil {
-		return fmt.Errorf("auditing a forbidden request: %w", aerr)
-	}
+	err := &ForbiddenError{Reason: d.Reason, Message: d.Message}
+	c.refuse(ctx, id, action, res.Name, audit.OutcomeForbidden, d.Reason, d.Message)
 	return err
+}
+
+func (c *Core) authz() *Authorizer {
+	if c.Authz != nil {
+		return c.Authz
+	}
+	return defaultAuthorizer
+}
+
+var defaultAuthorizer = NewAuthorizer(DefaultRules)
+
+// refuse audits a refused request that changed nothing, through the refusal
+// log so that identical refusals in a short window become one event.
+func (c *Core) refuse(ctx context.Context, id Identity, action, resource, outcome, reason, msg string) {
+	call := CallFrom(ctx)
+	ev := eventFor(id, action, resource, call.RequestID, outcome, map[string]any{"reason": reason, "error": msg})
+	if call.Method != "" {
+		ev.Details, _ = json.Marshal(map[string]any{"reason": reason, "error": msg, "method": call.Method, "source": call.Source})
+	}
+	c.refusalsOnce.Do(func() { c.refusals = newRefusalLog(c.audit, c.now) })
+	if err := c.refusals.record(ctx, call.Source, reason, ev); err != nil {
+		c.logger().Error("auditing a refused request failed", "action", action, "err", err)
+	}
+}
+
+// Close writes the refusal counts still being collected.
+func (c *Core) Close() {
+	c.refusalsOnce.Do(func() {})
+	if c.refusals != nil {
+		c.refusals.close()
+	}
 }
 
 // rejectInvalid audits bad input and returns the error.
@@ -215,7 +241,7 @@ func (c *Core) prepare(ctx context.Context, id Identity, op string, l, previous 
 	}
 	in := policy.Input{
 		Operation: op, Loop: l, Previous: previous, Derived: derived,
-		Team: team, Cluster: cl, Regions: c.Catalog.Regions(), Actor: id.Actor(),
+		Team: team, Cluster: cl, Regions: c.Catalog.Regions(), Actor: actor(id),
 	}
 	d, err := c.Policy.Evaluate(ctx, in)
 	if err != nil {
@@ -288,7 +314,7 @@ func (c *Core) usedPartitions(ctx context.Context, l *loop.Loop) (int32, error) 
 func violations(vs []policy.Violation) []loop.Violation {
 	out := make([]loop.Violation, len(vs))
 	for i, v := range vs {
-		out[i] = loop.Violation{ID: v.ID, Msg: v.Msg, Field: v.Field}
+		out[i] = loop.Violation{ID: v.ID, Msg: v.Msg, Field: v.Field, Role: v.Role, Approvals: v.Approvals}
 	}
 	return out
 }
@@ -334,6 +360,7 @@ func admitStatus(prev loop.Status, l *loop.Loop, p *prepared, id Identity, now t
 	st.Warnings = violations(d.Warn)
 	st.ApprovalReasons = violations(d.Approval)
 	st.NeedsApproval = d.NeedsApproval()
+	st.Reviews = nil // reviews are of one generation
 	st.RequestedBy = id.Subject
 	if st.Cluster == "" {
 		st.Cluster = p.cluster.Name
@@ -348,13 +375,9 @@ func admitStatus(prev loop.Status, l *loop.Loop, p *prepared, id Identity, now t
 	}
 	st.SetCondition(loop.Condition{Type: loop.CondPolicyCompliant, Status: loop.True, Reason: "Allowed", Message: msg, ObservedGeneration: gen}, now)
 	if st.NeedsApproval {
-		ids := make([]string, len(d.Approval))
-		for i, v := range d.Approval {
-			ids[i] = v.ID
-		}
 		st.State = loop.StatePendingApproval
 		st.SetCondition(loop.Condition{Type: loop.CondApproved, Status: loop.False, Reason: "AwaitingApproval",
-			Message: "an admin must approve: " + strings.Join(ids, ", "), ObservedGeneration: gen}, now)
+			Message: outstandingText(Progress(&st)), ObservedGeneration: gen}, now)
 	} else {
 		st.State = loop.StateProvisioning
 		st.SetCondition(loop.Condition{Type: loop.CondApproved, Status: loop.True, Reason: "NotRequired",
@@ -368,18 +391,43 @@ func admitStatus(prev loop.Status, l *loop.Loop, p *prepared, id Identity, now t
 	return st
 }
 
-// replay returns the loop a request id already produced, for safe retries.
-func (c *Core) replay(ctx context.Context, requestID string) (*loop.Loop, bool, error) {
+// maxRequestIDBytes bounds a client's request id.
+const maxRequestIDBytes = 128
+
+// requestHash is the hex SHA-256 of a request's canonical JSON: what a retry
+// must repeat exactly.
+func requestHash(v any) string {
+	raw, _ := json.Marshal(v) // maps marshal with sorted keys
+	sum := sha256.Sum256(raw)
+	return hex.EncodeToString(sum[:])
+}
+
+// replay implements request ids (AIP-155). A request id is bound to who
+// sent which request: the subject, the action, the resource and the hash of
+// the request. A retry of the same request returns the loop as it is now
+// (what the first call produced, plus whatever happened since); the same id
+// with anything else is refused with REQUEST_ID_REUSED, audited, and tells
+// nothing about what the id was first used for.
+func (c *Core) replay(ctx context.Context, id Identity, action, resource, hash, requestID string) (*loop.Loop, bool, error) {
 	if requestID == "" {
 		return nil, false, nil
 	}
-	resource, found, err := c.Store.GetRequest(ctx, requestID)
+	if len(requestID) > maxRequestIDBytes {
+		return nil, false, &InvalidError{Resource: resource, Problems: loop.FieldErrors{{Field: "request_id",
+			Message: fmt.Sprintf("%d bytes: at most %d", len(requestID), maxRequestIDBytes)}}}
+	}
+	r, found, err := c.Store.GetRequest(ctx, requestID)
 	if err != nil || !found {
 		return nil, false, err
 	}
-	team, name, ok := parseLoopName(resource)
+	if r.Subject != id.Subject || r.Method != action || r.Resource != resource || r.Hash != hash {
+		msg := fmt.Sprintf("request id %q was already used for a different request; use a new request id for a new request (a retry must repeat the original request exactly, as the same caller)", requestID)
+		c.auditRefusal(ctx, id, action, resource, requestID, audit.OutcomeForbidden, "REQUEST_ID_REUSED", msg)
+		return nil, false, &PreconditionError{Reason: "REQUEST_ID_REUSED", Message: msg}
+	}
+	team, name, ok := ParseLoopName(r.Resource)
 	if !ok {
-		return nil, false, nil
+		return nil, false, fmt.Errorf("request id %q is bound to %q, which is not a loop", requestID, r.Resource)
 	}
 	l, err := c.Store.GetLoop(ctx, team, name)
 	if err != nil {
@@ -388,18 +436,16 @@ func (c *Core) replay(ctx context.Context, requestID string) (*loop.Loop, bool, 
 	return l, true, nil
 }
 
-// parseLoopName splits "teams/{team}/loops/{loop}".
-func parseLoopName(name string) (team, loopName string, ok bool) {
-	return ownedName(name, "loops")
+// ParseLoopName splits "teams/{team}/loops/{loop}".
+func ParseLoopName(name string) (team, loopName string, ok bool) {
+	return OwnedName(name, "loops")
 }
 
 // Create admits a new loop.
 func (c *Core) Create(ctx context.Context, id Identity, l *loop.Loop, opts WriteOptions) (*loop.Loop, error) {
 	resource := l.Metadata.ResourceName()
-	if err := c.authorize(ctx, id, "loop.create", resource, l.Metadata.Team, opts.RequestID); err != nil {
-		return nil, err
-	}
-	if prev, ok, err := c.replay(ctx, opts.RequestID); err != nil || ok {
+	hash := requestHash(map[string]any{"labels": l.Metadata.Labels, "spec": l.Spec, "validateOnly": opts.ValidateOnly})
+	if prev, ok, err := c.replay(ctx, id, "loop.create", resource, hash, opts.RequestID); err != nil || ok {
 		return prev, err
 	}
 	l.Status = loop.Status{}
@@ -429,7 +475,7 @@ func (c *Core) Create(ctx context.Context, id Identity, l *loop.Loop, opts Write
 		if err := c.claimNames(ctx, tx, id, l, p.claims, opts.RequestID); err != nil {
 			return err
 		}
-		return c.recordAdmission(ctx, tx, id, "loop.create", "CREATE", opts.RequestID, l, p)
+		return c.recordAdmission(ctx, tx, id, "loop.create", "CREATE", store.Request{ID: opts.RequestID, Hash: hash}, l, p)
 	})
 	if err != nil {
 		if errors.Is(err, store.ErrAlreadyExists) {
@@ -442,8 +488,9 @@ func (c *Core) Create(ctx context.Context, id Identity, l *loop.Loop, opts Write
 }
 
 // recordAdmission writes the decision, the audit event and the request id.
-func (c *Core) recordAdmission(ctx context.Context, tx store.Tx, id Identity, action, op, requestID string, l *loop.Loop, p *prepared) error {
+func (c *Core) recordAdmission(ctx context.Context, tx store.Tx, id Identity, action, op string, req store.Request, l *loop.Loop, p *prepared) error {
 	resource := l.Metadata.ResourceName()
+	requestID := req.ID
 	if err := tx.PutDecision(ctx, decisionRecord(p.decision, resource, op, c.now())); err != nil {
 		return err
 	}
@@ -457,7 +504,8 @@ func (c *Core) recordAdmission(ctx context.Context, tx store.Tx, id Identity, ac
 		return err
 	}
 	if requestID != "" {
-		return tx.PutRequest(ctx, requestID, resource)
+		req.Subject, req.Method, req.Resource = id.Subject, action, resource
+		return tx.PutRequest(ctx, req)
 	}
 	return nil
 }
@@ -473,10 +521,8 @@ func (c *Core) notify(l *loop.Loop) {
 // that changes nothing is a no-op: no new generation, no audit event.
 func (c *Core) Update(ctx context.Context, id Identity, desired *loop.Loop, etag string, opts WriteOptions) (*loop.Loop, error) {
 	resource := desired.Metadata.ResourceName()
-	if err := c.authorize(ctx, id, "loop.update", resource, desired.Metadata.Team, opts.RequestID); err != nil {
-		return nil, err
-	}
-	if prev, ok, err := c.replay(ctx, opts.RequestID); err != nil || ok {
+	hash := requestHash(map[string]any{"labels": desired.Metadata.Labels, "spec": desired.Spec, "etag": etag, "validateOnly": opts.ValidateOnly})
+	if prev, ok, err := c.replay(ctx, id, "loop.update", resource, hash, opts.RequestID); err != nil || ok {
 		return prev, err
 	}
 	cur, err := c.Store.GetLoop(ctx, desired.Metadata.Team, desired.Metadata.Name)
@@ -527,7 +573,7 @@ func (c *Core) Update(ctx context.Context, id Identity, desired *loop.Loop, etag
 		if err := c.claimNames(ctx, tx, id, &next, p.claims, opts.RequestID); err != nil {
 			return err
 		}
-		return c.recordAdmission(ctx, tx, id, "loop.update", "UPDATE", opts.RequestID, &next, p)
+		return c.recordAdmission(ctx, tx, id, "loop.update", "UPDATE", store.Request{ID: opts.RequestID, Hash: hash}, &next, p)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("loop %s: %w", next.Metadata.Key(), err)
@@ -578,9 +624,6 @@ func labelsEqual(a, b map[string]string) bool {
 // and quotas, then the loop itself. Topics are only ever deleted this way.
 func (c *Core) Delete(ctx context.Context, id Identity, team, name, etag string, opts WriteOptions) (*loop.Loop, error) {
 	resource := loop.Metadata{Team: team, Name: name}.ResourceName()
-	if err := c.authorize(ctx, id, "loop.delete", resource, team, opts.RequestID); err != nil {
-		return nil, err
-	}
 	cur, err := c.Store.GetLoop(ctx, team, name)
 	if err != nil {
 		return nil, fmt.Errorf("loop %s/%s: %w", team, name, err)
@@ -645,75 +688,8 @@ func cloneLoop(l *loop.Loop) *loop.Loop {
 	return &out
 }
 
-// Approve approves the current generation of a loop held for approval. Only
-// admins approve, and never a request they made themselves.
-func (c *Core) Approve(ctx context.Context, id Identity, team, name, etag, comment, requestID string) (*loop.Loop, error) {
-	resource := loop.Metadata{Team: team, Name: name}.ResourceName()
-	if !id.IsAdmin() {
-		err := &ForbiddenError{Reason: "APPROVER_ROLE_REQUIRED", Message: fmt.Sprintf("%s may not approve loops: approving needs the %q role", id.Subject, RoleAdmin)}
-		if aerr := c.audit(ctx, eventFor(id, "loop.approve", resource, requestID, audit.OutcomeForbidden, map[string]any{"error": err.Message})); aerr != nil {
-			return nil, aerr
-		}
-		return nil, err
-	}
-	var out *loop.Loop
-	err := c.Store.Update(ctx, func(tx store.Tx) error {
-		cur, err := tx.GetLoop(ctx, team, name)
-		if err != nil {
-			return fmt.Errorf("loop %s/%s: %w", team, name, err)
-		}
-		if etag != "" && etag != cur.Metadata.Etag {
-			return fmt.Errorf("loop %s/%s: %w", team, name, store.ErrEtagMismatch)
-		}
-		if !cur.Status.NeedsApproval || cur.Status.ApprovedGeneration >= cur.Metadata.Generation || !cur.Metadata.DeleteTime.IsZero() {
-			return &PreconditionError{Reason: "NOT_PENDING_APPROVAL", Message: fmt.Sprintf("loop %s/%s is not awaiting approval (state %s)", team, name, cur.Status.State)}
-		}
-		if cur.Status.RequestedBy == id.Subject {
-			return &ForbiddenError{Reason: "SELF_APPROVAL", Message: fmt.Sprintf("%s requested generation %d of %s/%s and may not approve it: another admin must", id.Subject, cur.Metadata.Generation, team, name)}
-		}
-		now := c.now()
-		st := cur.Status
-		st.ApprovedGeneration = cur.Metadata.Generation
-		st.ApprovedBy = id.Subject
-		st.State = loop.StateProvisioning
-		msg := "approved by " + id.Subject
-		if comment != "" {
-			msg += ": " + comment
-		}
-		st.SetCondition(loop.Condition{Type: loop.CondApproved, Status: loop.True, Reason: "Approved", Message: msg, ObservedGeneration: cur.Metadata.Generation}, now)
-		if err := tx.UpdateStatus(ctx, team, name, st); err != nil {
-			return err
-		}
-		ev := eventFor(id, "loop.approve", resource, requestID, audit.OutcomeOK, map[string]any{
-			"generation": cur.Metadata.Generation, "comment": comment, "requestedBy": cur.Status.RequestedBy,
-			"approval": cur.Status.ApprovalReasons,
-		})
-		ev.DecisionID = cur.Status.DecisionID
-		if _, err := tx.AppendAudit(ctx, ev); err != nil {
-			return err
-		}
-		cur.Status = st
-		out = cur
-		return nil
-	})
-	if err != nil {
-		var forbidden *ForbiddenError
-		if errors.As(err, &forbidden) {
-			if aerr := c.audit(ctx, eventFor(id, "loop.approve", resource, requestID, audit.OutcomeForbidden, map[string]any{"error": forbidden.Message})); aerr != nil {
-				return nil, aerr
-			}
-		}
-		return nil, err
-	}
-	c.notify(out)
-	return out, nil
-}
-
 // Get returns a loop the identity may see.
 func (c *Core) Get(ctx context.Context, id Identity, team, name string) (*loop.Loop, error) {
-	if err := c.authorize(ctx, id, "loop.get", loop.Metadata{Team: team, Name: name}.ResourceName(), team, requestIDFrom(ctx)); err != nil {
-		return nil, err
-	}
 	l, err := c.Store.GetLoop(ctx, team, name)
 	if err != nil {
 		return nil, fmt.Errorf("loop %s/%s: %w", team, name, err)
@@ -723,20 +699,17 @@ func (c *Core) Get(ctx context.Context, id Identity, team, name string) (*loop.L
 
 // List returns a page of the loops the identity may see; team "" = all.
 func (c *Core) List(ctx context.Context, id Identity, opts store.ListOptions) ([]*loop.Loop, string, error) {
-	if opts.Team != "" {
-		if err := c.authorize(ctx, id, "loop.list", "teams/"+opts.Team, opts.Team, requestIDFrom(ctx)); err != nil {
-			return nil, "", err
-		}
-	}
-	if opts.Team == "" && !id.IsAdmin() && len(id.Teams) == 1 {
-		opts.Team = id.Teams[0]
+	all, teams := c.authz().Visible(id, "loop.list")
+	if opts.Team == "" && !all && len(teams) == 1 {
+		opts.Team = teams[0]
 	}
 	loops, next, err := c.Store.ListLoops(ctx, opts)
 	if err != nil {
 		return nil, "", err
 	}
-	if !id.IsAdmin() {
-		loops = slices.DeleteFunc(loops, func(l *loop.Loop) bool { return !id.CanActFor(l.Metadata.Team) })
+	if !all {
+		// The caller was authorized for the listing; it sees its teams only.
+		loops = slices.DeleteFunc(loops, func(l *loop.Loop) bool { return !slices.Contains(teams, l.Metadata.Team) })
 	}
 	return loops, next, nil
 }
@@ -755,9 +728,6 @@ type PlanResult struct {
 // would make, through the same code path with a read-only admin client.
 // Nothing is persisted and nothing is written to any cluster.
 func (c *Core) Plan(ctx context.Context, id Identity, l *loop.Loop) (*PlanResult, error) {
-	if err := c.authorize(ctx, id, "loop.plan", l.Metadata.ResourceName(), l.Metadata.Team, requestIDFrom(ctx)); err != nil {
-		return nil, err
-	}
 	cur, err := c.Store.GetLoop(ctx, l.Metadata.Team, l.Metadata.Name)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return nil, err

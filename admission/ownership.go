@@ -1,4 +1,4 @@
-package server
+package admission
 
 import (
 	"context"
@@ -114,8 +114,8 @@ func notOwned(ref nameRef, owner, team string) policy.Violation {
 		ref.name, owner, team, team, team)}
 }
 
-// ownedResource is the API resource name of an owned principal or group.
-func ownedResource(kind, team, name string) string {
+// OwnedResource is the API resource name of an owned principal or group.
+func OwnedResource(kind, team, name string) string {
 	if kind == store.KindGroup {
 		return fmt.Sprintf("teams/%s/groups/%s", team, name)
 	}
@@ -143,7 +143,7 @@ func (c *Core) claimNames(ctx context.Context, tx store.Tx, id Identity, l *loop
 		if err := tx.CreateOwned(ctx, rec); err != nil {
 			return err
 		}
-		ev := eventFor(id, cl.kind+".claim", ownedResource(cl.kind, team, cl.name), requestID, audit.OutcomeOK,
+		ev := eventFor(id, cl.kind+".claim", OwnedResource(cl.kind, team, cl.name), requestID, audit.OutcomeOK,
 			map[string]any{"loop": l.Metadata.ResourceName(), "team": team})
 		if _, err := tx.AppendAudit(ctx, ev); err != nil {
 			return err
@@ -320,7 +320,7 @@ func (c *Core) ClaimExisting(ctx context.Context) ([]OwnershipConflict, error) {
 					}
 					return err
 				}
-				ev := eventFor(migration, p.kind+".claim", ownedResource(p.kind, p.team, p.name), "", audit.OutcomeOK,
+				ev := eventFor(migration, p.kind+".claim", OwnedResource(p.kind, p.team, p.name), "", audit.OutcomeOK,
 					map[string]any{"loop": p.loop, "team": p.team, "origin": store.OriginMigration})
 				if _, err := tx.AppendAudit(ctx, ev); err != nil {
 					return err
@@ -344,8 +344,8 @@ func (c *Core) ClaimExisting(ctx context.Context) ([]OwnershipConflict, error) {
 // migrationActor is the audit actor of claims made by the upgrade.
 const migrationActor = "loopgate/migration"
 
-// ownedName splits "teams/{team}/{collection}/{name}" (loops, principals).
-func ownedName(resource, collection string) (team, name string, ok bool) {
+// OwnedName splits "teams/{team}/{collection}/{name}" (loops, principals).
+func OwnedName(resource, collection string) (team, name string, ok bool) {
 	parts := strings.Split(resource, "/")
 	if len(parts) != 4 || parts[0] != "teams" || parts[2] != collection || parts[1] == "" || parts[3] == "" {
 		return "", "", false

@@ -1,4 +1,4 @@
-package server
+package admission
 
 import (
 	"context"
@@ -29,7 +29,7 @@ type Principal struct {
 
 // ResourceName is teams/{team}/principals/{name}.
 func (p *Principal) ResourceName() string {
-	return ownedResource(store.KindPrincipal, p.Team, p.Name)
+	return OwnedResource(store.KindPrincipal, p.Team, p.Name)
 }
 
 // getOwnedOf returns kind/name if team owns it; another team's name is
@@ -40,7 +40,7 @@ func (c *Core) getOwnedOf(ctx context.Context, r store.OwnedReader, kind, team, 
 		err = store.ErrNotFound
 	}
 	if err != nil {
-		return nil, &kindError{kind: kind, err: fmt.Errorf("%s %s of team %s: %w (loopctl principals %s lists the team's)", kind, name, team, err, team)}
+		return nil, &KindError{Kind: kind, Err: fmt.Errorf("%s %s of team %s: %w (loopctl principals %s lists the team's)", kind, name, team, err, team)}
 	}
 	return o, nil
 }
@@ -59,10 +59,6 @@ func (c *Core) principalOf(ctx context.Context, o *store.Owned) (*Principal, err
 
 // GetPrincipal returns a principal of team.
 func (c *Core) GetPrincipal(ctx context.Context, id Identity, team, name string) (*Principal, error) {
-	resource := ownedResource(store.KindPrincipal, team, name)
-	if err := c.authorize(ctx, id, "principal.get", resource, team, requestIDFrom(ctx)); err != nil {
-		return nil, err
-	}
 	o, err := c.getOwnedOf(ctx, c.Store, store.KindPrincipal, team, name)
 	if err != nil {
 		return nil, err
@@ -73,17 +69,13 @@ func (c *Core) GetPrincipal(ctx context.Context, id Identity, team, name string)
 // ListOwned returns a page of the principals or groups of team ("" = every
 // team the identity may see: all for an admin, else its own team).
 func (c *Core) ListOwned(ctx context.Context, id Identity, f store.OwnedFilter) ([]*store.Owned, string, error) {
-	if f.Team != "" {
-		if err := c.authorize(ctx, id, f.Kind+".list", "teams/"+f.Team, f.Team, requestIDFrom(ctx)); err != nil {
-			return nil, "", err
-		}
-	}
-	if f.Team == "" && !id.IsAdmin() {
-		if len(id.Teams) != 1 {
+	all, teams := c.authz().Visible(id, f.Kind+".list")
+	if f.Team == "" && !all {
+		if len(teams) != 1 {
 			return nil, "", &PreconditionError{Reason: "TEAM_REQUIRED", Message: fmt.Sprintf(
-				"%s belongs to teams %v: name one of them instead of teams/-", id.Subject, id.Teams)}
+				"%s belongs to teams %v: name one of them instead of teams/-", id.Subject, teams)}
 		}
-		f.Team = id.Teams[0]
+		f.Team = teams[0]
 	}
 	return c.Store.ListOwned(ctx, f)
 }
@@ -120,10 +112,7 @@ func (c *Core) ListPrincipals(ctx context.Context, id Identity, f store.OwnedFil
 
 // CreatePrincipal makes name a principal of team before any loop names it.
 func (c *Core) CreatePrincipal(ctx context.Context, id Identity, team, name, requestID string) (*Principal, error) {
-	resource := ownedResource(store.KindPrincipal, team, name)
-	if err := c.authorize(ctx, id, "principal.create", resource, team, requestID); err != nil {
-		return nil, err
-	}
+	resource := OwnedResource(store.KindPrincipal, team, name)
 	var problems loop.FieldErrors
 	if _, ok := c.Catalog.Team(team); !ok {
 		problems = append(problems, loop.FieldError{Field: "parent", Message: fmt.Sprintf("unknown team %q", team)})
@@ -142,7 +131,7 @@ func (c *Core) CreatePrincipal(ctx context.Context, id Identity, team, name, req
 	err := c.Store.Update(ctx, func(tx store.Tx) error {
 		if cur, err := tx.GetOwned(ctx, store.KindPrincipal, name); err == nil {
 			if cur.Team == team {
-				return &kindError{kind: store.KindPrincipal, err: fmt.Errorf("principal %s of team %s: %w", name, team, store.ErrAlreadyExists)}
+				return &KindError{Kind: store.KindPrincipal, Err: fmt.Errorf("principal %s of team %s: %w", name, team, store.ErrAlreadyExists)}
 			}
 			return &PreconditionError{Reason: RulePrincipalNotOwned, Message: fmt.Sprintf(
 				"User:%s belongs to team %s: pick another name for team %s", name, cur.Team, team)}
@@ -165,10 +154,12 @@ func (c *Core) CreatePrincipal(ctx context.Context, id Identity, team, name, req
 
 // auditRefusal records a refused request that changed nothing.
 func (c *Core) auditRefusal(ctx context.Context, id Identity, action, resource, requestID, outcome, reason, msg string) {
-	ev := eventFor(id, action, resource, requestID, outcome, map[string]any{"reason": reason, "error": msg})
-	if err := c.audit(ctx, ev); err != nil {
-		c.logger().Error("auditing a refused request failed", "action", action, "err", err)
+	if requestID != "" && requestID != requestIDFrom(ctx) {
+		call := CallFrom(ctx)
+		call.RequestID = requestID
+		ctx = WithCall(ctx, call)
 	}
+	c.refuse(ctx, id, action, resource, outcome, reason, msg)
 }
 
 // credentialLocks serialise credential changes of one principal in this
@@ -188,10 +179,7 @@ func lockCredential(name string) func() {
 // DeletePrincipal deletes a principal no loop names any more, and removes
 // its credential, ACLs and quotas from every cluster.
 func (c *Core) DeletePrincipal(ctx context.Context, id Identity, team, name, etag, requestID string) (*Principal, []string, error) {
-	resource := ownedResource(store.KindPrincipal, team, name)
-	if err := c.authorize(ctx, id, "principal.delete", resource, team, requestID); err != nil {
-		return nil, nil, err
-	}
+	resource := OwnedResource(store.KindPrincipal, team, name)
 	defer lockCredential(name)()
 	o, err := c.getOwnedOf(ctx, c.Store, store.KindPrincipal, team, name)
 	if err != nil {
@@ -238,7 +226,7 @@ func (c *Core) DeletePrincipal(ctx context.Context, id Identity, team, name, eta
 		return err
 	})
 	if err != nil {
-		return nil, nil, &kindError{kind: store.KindPrincipal, err: fmt.Errorf("principal %s of team %s: %w", name, team, err)}
+		return nil, nil, &KindError{Kind: store.KindPrincipal, Err: fmt.Errorf("principal %s of team %s: %w", name, team, err)}
 	}
 	return &Principal{Owned: *o}, clusters, nil
 }
@@ -334,13 +322,10 @@ func (c *Core) clusterOf(l *loop.Loop) (catalog.Cluster, bool) {
 // credentials. The password exists only in the returned value: it is not
 // stored, logged or audited.
 func (c *Core) IssueCredentials(ctx context.Context, id Identity, team, name string, rotate bool, requestID string) (*IssuedCredentials, error) {
-	resource := ownedResource(store.KindPrincipal, team, name)
+	resource := OwnedResource(store.KindPrincipal, team, name)
 	action := "principal.issueCredentials"
 	if rotate {
 		action = "principal.rotateCredentials"
-	}
-	if err := c.authorize(ctx, id, action, resource, team, requestID); err != nil {
-		return nil, err
 	}
 	defer lockCredential(name)()
 	o, err := c.getOwnedOf(ctx, c.Store, store.KindPrincipal, team, name)
@@ -428,10 +413,5 @@ func newPassword() (string, error) {
 
 // Conflicts lists ownership conflicts; platform admins only.
 func (c *Core) Conflicts(ctx context.Context, id Identity) ([]OwnershipConflict, error) {
-	if !id.IsAdmin() {
-		err := &ForbiddenError{Reason: "ADMIN_REQUIRED", Message: fmt.Sprintf("%s may not list ownership conflicts: it needs the %q role", id.Subject, RoleAdmin)}
-		c.auditRefusal(ctx, id, "principal.listConflicts", "ownershipConflicts", requestIDFrom(ctx), audit.OutcomeForbidden, err.Reason, err.Message)
-		return nil, err
-	}
 	return c.conflicts(ctx)
 }

@@ -1,4 +1,4 @@
-package server_test
+package app_test
 
 import (
 	"context"
@@ -19,7 +19,7 @@ import (
 	"github.com/loopgate/loopgate/config"
 	lgv1 "github.com/loopgate/loopgate/gen/loopgate/v1"
 	"github.com/loopgate/loopgate/internal/devcreds"
-	"github.com/loopgate/loopgate/server"
+	"github.com/loopgate/loopgate/app"
 )
 
 // startEmbedded runs a whole loopgate (embedded default) in-process on free
@@ -45,6 +45,7 @@ func startEmbeddedConn(tb testing.TB) (*grpc.ClientConn, context.Context) {
 // running is a loopgate served in-process by runServer.
 type running struct {
 	addr, token string
+	http        string // the REST listener
 	conn        *grpc.ClientConn
 	ctx         context.Context // authenticated as the dev admin
 	stopOnce    sync.Once
@@ -66,7 +67,7 @@ func runServer(tb testing.TB, cfg *config.Config, level slog.Level) *running {
 		logOut = os.Stderr
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	srv, err := server.New(ctx, cfg, slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: level})))
+	srv, err := app.New(ctx, cfg, slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: level})))
 	if err != nil {
 		cancel()
 		tb.Fatal(err)
@@ -77,7 +78,7 @@ func runServer(tb testing.TB, cfg *config.Config, level slog.Level) *running {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	r := &running{addr: srv.GRPCAddr, conn: conn, stop: func() { conn.Close(); cancel(); <-done; srv.Close() }}
+	r := &running{addr: srv.GRPCAddr, http: srv.HTTPAddr, conn: conn, stop: func() { conn.Close(); cancel(); <-done; srv.Close() }}
 	tb.Cleanup(r.Stop)
 	path, _ := devcreds.Path()
 	creds, err := devcreds.Read(path)

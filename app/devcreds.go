@@ -1,4 +1,4 @@
-package server
+package app
 
 import (
 	"crypto/rand"
@@ -24,9 +24,12 @@ var demoIdentities = []struct {
 	tok  config.Token
 }{
 	{"admin", config.Token{Subject: "dev-admin@loopgate.local", Roles: []string{"admin"}}},
-	{"reviewer", config.Token{Subject: "security-reviewer@loopgate.local", Roles: []string{"admin"}}},
-	{"growth", config.Token{Subject: "growth-dev@example.com", Teams: []string{"growth"}, Roles: []string{"developer"}}},
-	{"risk", config.Token{Subject: "risk-dev@example.com", Teams: []string{"risk"}, Roles: []string{"developer"}}},
+	{"reviewer", config.Token{Subject: "security-reviewer@loopgate.local", Roles: []string{"security-reviewer"}}},
+	{"reviewer2", config.Token{Subject: "second-reviewer@loopgate.local", Roles: []string{"security-reviewer"}}},
+	{"auditor", config.Token{Subject: "auditor@loopgate.local", Roles: []string{"auditor"}}},
+	{"growth", config.Token{Subject: "growth-dev@example.com", Teams: []string{"growth"}}},
+	{"growth-lead", config.Token{Subject: "growth-lead@example.com", Teams: []string{"growth"}, Roles: []string{"team-admin"}}},
+	{"risk", config.Token{Subject: "risk-dev@example.com", Teams: []string{"risk"}}},
 }
 
 // devTokens loads the demo tokens from dataDir/dev-tokens.json, generating
@@ -75,4 +78,13 @@ func writeDevCredentials(server string, byName map[string]string) (string, error
 		return "", err
 	}
 	return path, devcreds.Write(path, devcreds.Credentials{Server: server, Token: byName["admin"], Tokens: byName})
+}
+
+// demoNames lists the demo identities, for the banner.
+func demoNames() []string {
+	names := make([]string, len(demoIdentities))
+	for i, d := range demoIdentities {
+		names[i] = d.name
+	}
+	return names
 }

@@ -1,9 +1,23 @@
-package server
+// Package app wires a loopgate process: configuration → components (store,
+// embedded and external clusters, admin clients, policy engine, the
+// admission core, the reconciler) → listeners (gRPC with the one
+// interceptor; REST through grpc-gateway dialing it) → lifecycle (Run until
+// the context ends, graceful shutdown, Close releases in reverse order).
+// The request path itself lives in package admission; the API adapters in
+// package server.
+package app
 
 import (
+	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
+	"github.com/loopgate/loopgate/admission"
+	"github.com/loopgate/loopgate/identity"
+	"github.com/loopgate/loopgate/server"
+	"google.golang.org/grpc/credentials"
 	"io"
 	"log/slog"
 	"net"
@@ -22,7 +36,6 @@ import (
 
 	"github.com/loopgate/loopgate/config"
 	"github.com/loopgate/loopgate/embedded"
-	lgv1 "github.com/loopgate/loopgate/gen/loopgate/v1"
 	"github.com/loopgate/loopgate/gen/openapi"
 	"github.com/loopgate/loopgate/policy"
 	"github.com/loopgate/loopgate/provisioning"
@@ -36,7 +49,7 @@ import (
 type Server struct {
 	GRPCAddr string // actual listen address
 	HTTPAddr string
-	Core     *Core
+	Core     *admission.Core
 
 	cfg      *config.Config
 	log      *slog.Logger
@@ -48,7 +61,7 @@ type Server struct {
 	httpLis  net.Listener
 	clusters []ClusterInfo
 	// conflicts are the ownership conflicts found at start.
-	conflicts []OwnershipConflict
+	conflicts []admission.OwnershipConflict
 }
 
 // ClusterInfo describes a connected cluster (printed at start).
@@ -77,7 +90,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Server, 
 	}
 
 	// Tokens: configured ones plus, for the embedded default, demo tokens.
-	var tokens []Token
+	var tokens []identity.StaticToken
 	var devNames map[string]string
 	cfgTokens := cfg.Tokens
 	if cfg.DevCredentials {
@@ -96,7 +109,28 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Server, 
 				return nil, fmt.Errorf("token for %s: environment variable %s is empty", t.Subject, t.TokenEnv)
 			}
 		}
-		tokens = append(tokens, Token{Token: tok, Identity: Identity{Subject: t.Subject, Teams: t.Teams, Roles: t.Roles}})
+		tokens = append(tokens, identity.StaticToken{Token: tok, Identity: identity.Identity{Subject: t.Subject, Teams: t.Teams, Roles: t.Roles, Method: "token"}})
+	}
+	authn := &server.Authenticator{}
+	if authn.Static, err = identity.NewStaticTokens(tokens); err != nil {
+		return nil, err
+	}
+	if j := cfg.Auth.JWT; j != nil {
+		// The issuer may be down at start: keys are fetched on first use.
+		if authn.JWT, err = identity.NewJWTVerifier(ctx, *j, identity.WithLogger(log)); err != nil {
+			return nil, fmt.Errorf("OIDC tokens: %w", err)
+		}
+	}
+	var serverTLS *tls.Config
+	if t := cfg.Auth.TLS; t != nil {
+		if serverTLS, err = identity.ServerTLSConfig(t.CertFile, t.KeyFile, t.ClientCAFile, false); err != nil {
+			return nil, fmt.Errorf("auth.tls: %w", err)
+		}
+		if len(cfg.Auth.ClientCertificates) > 0 {
+			if authn.Certs, err = identity.NewCertificateMapper(cfg.Auth.ClientCertificates); err != nil {
+				return nil, fmt.Errorf("auth.clientCertificates: %w", err)
+			}
+		}
 	}
 
 	st, err := openStore(ctx, cfg)
@@ -169,7 +203,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Server, 
 			}
 		}
 	}
-	s.Core = &Core{Store: st, Policy: engine, Catalog: cat, PlanAdmins: planAdmins, Credentials: credAdmins, Notify: notify, Log: log}
+	s.Core = &admission.Core{Store: st, Policy: engine, Catalog: cat, PlanAdmins: planAdmins, Credentials: credAdmins, Notify: notify, Log: log}
 
 	// Upgrade: principals and groups that loops of an older store name are
 	// claimed by their teams; conflicts are reported, nothing on a cluster
@@ -190,11 +224,13 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Server, 
 		return nil, fmt.Errorf("gRPC listener on %s: %w", cfg.GRPCAddr, err)
 	}
 	s.GRPCAddr = s.grpcLis.Addr().String()
-	s.grpcSrv = grpc.NewServer(grpc.ChainUnaryInterceptor(authInterceptor(NewAuthenticator(tokens), s.Core.AuditRejected)))
-	lgv1.RegisterLoopServiceServer(s.grpcSrv, &loopService{core: s.Core})
-	lgv1.RegisterAuditServiceServer(s.grpcSrv, &auditService{core: s.Core})
-	lgv1.RegisterClusterServiceServer(s.grpcSrv, &clusterService{core: s.Core})
-	lgv1.RegisterPrincipalServiceServer(s.grpcSrv, &principalService{core: s.Core})
+	s.closers = append(s.closers, s.Core.Close) // flush collapsed refusals
+	opts := []grpc.ServerOption{grpc.ChainUnaryInterceptor(server.Interceptor(authn, s.Core))}
+	if serverTLS != nil {
+		opts = append(opts, grpc.Creds(credentials.NewTLS(serverTLS)))
+	}
+	s.grpcSrv = grpc.NewServer(opts...)
+	server.Register(s.grpcSrv, s.Core)
 
 	s.httpLis, err = net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
@@ -202,7 +238,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Server, 
 	}
 	s.HTTPAddr = s.httpLis.Addr().String()
 	gw := runtime.NewServeMux(
-		runtime.WithErrorHandler(gatewayErrorHandler),
+		runtime.WithErrorHandler(server.GatewayErrorHandler),
 		runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.JSONPb{
 			MarshalOptions:   protojson.MarshalOptions{EmitUnpopulated: false},
 			UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
@@ -215,12 +251,12 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Server, 
 		}),
 	)
 	dial := []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
-	for _, reg := range []func(context.Context, *runtime.ServeMux, string, []grpc.DialOption) error{
-		lgv1.RegisterLoopServiceHandlerFromEndpoint,
-		lgv1.RegisterAuditServiceHandlerFromEndpoint,
-		lgv1.RegisterClusterServiceHandlerFromEndpoint,
-		lgv1.RegisterPrincipalServiceHandlerFromEndpoint,
-	} {
+	if serverTLS != nil {
+		// The gateway dials this process: it pins the server's own
+		// certificate rather than trusting a CA.
+		dial = []grpc.DialOption{grpc.WithTransportCredentials(credentials.NewTLS(pinned(serverTLS)))}
+	}
+	for _, reg := range server.GatewayHandlers {
 		if err := reg(ctx, gw, s.GRPCAddr, dial); err != nil {
 			return nil, fmt.Errorf("registering REST gateway: %w", err)
 		}
@@ -308,7 +344,7 @@ func (s *Server) Banner(w io.Writer) {
 	if s.cfg.DevCredentials {
 		path, _ := DevCredentialsPath()
 		fmt.Fprintf(w, "  dev credentials (admin token; loopctl finds them): %s\n", path)
-		fmt.Fprintf(w, "  demo tokens (loopctl --as NAME): admin, reviewer, growth, risk\n")
+		fmt.Fprintf(w, "  demo tokens (loopctl --as NAME): %s\n", strings.Join(demoNames(), ", "))
 	}
 	fmt.Fprintf(w, "Press Ctrl+C to stop.\n")
 }
@@ -383,4 +419,23 @@ func (s *Server) Close() {
 		s.closers[i]()
 	}
 	s.closers = nil
+}
+
+// pinned is a client TLS config that accepts exactly the certificate srv
+// serves: how the REST gateway dials the gRPC listener of its own process.
+func pinned(srv *tls.Config) *tls.Config {
+	var want []byte
+	if len(srv.Certificates) > 0 && len(srv.Certificates[0].Certificate) > 0 {
+		want = srv.Certificates[0].Certificate[0]
+	}
+	return &tls.Config{
+		MinVersion:         tls.VersionTLS12,
+		InsecureSkipVerify: true, // replaced by the pin below
+		VerifyPeerCertificate: func(raw [][]byte, _ [][]*x509.Certificate) error {
+			if len(raw) == 0 || want == nil || !bytes.Equal(raw[0], want) {
+				return errors.New("the gRPC listener does not serve loopgate's own certificate")
+			}
+			return nil
+		},
+	}
 }

@@ -21,6 +21,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/loopgate/loopgate/catalog"
+	"github.com/loopgate/loopgate/identity"
 )
 
 // Config is the whole server configuration.
@@ -34,6 +35,9 @@ type Config struct {
 	Clusters []Cluster      `yaml:"clusters"`
 	Teams    []catalog.Team `yaml:"teams"`
 	Tokens   []Token        `yaml:"tokens"`
+	// Auth configures identities beyond static tokens: OIDC tokens and
+	// client certificates.
+	Auth Auth `yaml:"auth"`
 	// Resync is how often every loop is re-checked for drift.
 	Resync time.Duration `yaml:"resync"`
 	// DevCredentials writes an admin token where loopctl finds it
@@ -132,6 +136,31 @@ type TLS struct {
 	InsecureSkipVerify bool   `yaml:"insecureSkipVerify"`
 }
 
+// Auth configures how callers are identified besides static tokens.
+type Auth struct {
+	// JWT accepts OIDC bearer tokens of one issuer; nil = none.
+	JWT *identity.JWTConfig `yaml:"jwt"`
+	// TLS serves the gRPC API over TLS; with ClientCAFile, clients may
+	// present a certificate that ClientCertificates maps to an identity.
+	TLS *ServerTLS `yaml:"tls"`
+	// ClientCertificates map verified client certificate subjects to
+	// identities (mTLS). Needs TLS with a clientCAFile.
+	ClientCertificates []identity.ClientCertificate `yaml:"clientCertificates"`
+}
+
+// ServerTLS is the API's TLS: its certificate and the CA that signs client
+// certificates. A client certificate is optional (clients without one use
+// bearer tokens); the REST gateway uses bearer tokens only.
+type ServerTLS struct {
+	CertFile     string `yaml:"certFile"`
+	KeyFile      string `yaml:"keyFile"`
+	ClientCAFile string `yaml:"clientCAFile"`
+}
+
+// Roles a token, OIDC identity or client certificate may carry. "developer"
+// is accepted for older configurations and means a plain team member.
+var Roles = []string{"admin", "team-admin", "security-reviewer", "auditor", "developer"}
+
 // Token is an API bearer token and the identity it stands for.
 type Token struct {
 	Token    string   `yaml:"token"`
@@ -221,6 +250,13 @@ func (c *Config) Validate() error {
 	var errs []error
 	bad := func(field, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("%s: %s", field, fmt.Sprintf(format, args...)))
+	}
+	checkRoles := func(field string, roles []string) {
+		for _, r := range roles {
+			if !slices.Contains(Roles, r) {
+				bad(field, "unknown role %q (%s)", r, strings.Join(Roles, ", "))
+			}
+		}
 	}
 	for _, a := range []struct{ field, addr string }{{"grpcAddr", c.GRPCAddr}, {"httpAddr", c.HTTPAddr}} {
 		if _, _, err := net.SplitHostPort(a.addr); err != nil {
@@ -314,13 +350,38 @@ func (c *Config) Validate() error {
 				bad(f+".teams", "unknown team %q", team)
 			}
 		}
-		for _, r := range t.Roles {
-			if !slices.Contains([]string{"admin", "developer"}, r) {
-				bad(f+".roles", "unknown role %q (admin, developer)", r)
-			}
+		checkRoles(f+".roles", t.Roles)
+	}
+	if j := c.Auth.JWT; j != nil {
+		errs = append(errs, prefixed("auth.", j.Validate())...)
+	}
+	if t := c.Auth.TLS; t != nil {
+		if t.CertFile == "" || t.KeyFile == "" {
+			bad("auth.tls", "certFile and keyFile are required")
 		}
 	}
+	for i, cc := range c.Auth.ClientCertificates {
+		f := fmt.Sprintf("auth.clientCertificates[%d]", i)
+		if c.Auth.TLS == nil || c.Auth.TLS.ClientCAFile == "" {
+			bad(f, "needs auth.tls with a clientCAFile to verify client certificates")
+			break
+		}
+		for _, team := range cc.Teams {
+			if !teamSeen[team] {
+				bad(f+".teams", "unknown team %q", team)
+			}
+		}
+		checkRoles(f+".roles", cc.Roles)
+	}
 	return errors.Join(errs...)
+}
+
+func prefixed(prefix string, errs []error) []error {
+	out := make([]error, len(errs))
+	for i, e := range errs {
+		out[i] = fmt.Errorf("%s%w", prefix, e)
+	}
+	return out
 }
 
 // Catalog returns the team and cluster catalog.

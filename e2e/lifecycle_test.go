@@ -224,8 +224,9 @@ spec:
 		t.Errorf("unknown field not refused by name: %s", r)
 	}
 
-	// 7. Approval: a loop below the latency floor waits for an admin; the
-	// requester cannot approve it; another admin can.
+	// 7. Approval: a loop below the latency floor waits for a platform
+	// admin (policy routes LATENCY_BELOW_FLOOR to role admin); the requester
+	// cannot approve it, nor can a security reviewer; an admin can.
 	risk := []string{"LOOPGATE_TOKEN=" + devToken(t, home, "risk")}
 	r = loopctl(t, home, risk, "apply", "-f", examplePath(t, "fraud-signals-needs-approval.yaml"), "--wait")
 	if r.Code != 0 || !strings.Contains(r.Stdout, "PENDING_APPROVAL") {
@@ -237,8 +238,11 @@ spec:
 	if r = loopctl(t, home, risk, "approve", "risk/fraud-signals"); r.Code == 0 {
 		t.Errorf("a developer token approved a loop: %s", r)
 	}
-	if r = loopctl(t, home, nil, "--as", "reviewer", "approve", "risk/fraud-signals"); r.Code != 0 {
-		t.Fatalf("reviewer approval: %s", r)
+	if r = loopctl(t, home, nil, "--as", "reviewer", "approve", "risk/fraud-signals"); r.Code == 0 || !strings.Contains(r.Stderr, "APPROVER_ROLE_REQUIRED") {
+		t.Errorf("a security reviewer approved a reason routed to platform admins: %s", r)
+	}
+	if r = loopctl(t, home, nil, "--as", "admin", "approve", "risk/fraud-signals", "--comment", "capacity reserved"); r.Code != 0 {
+		t.Fatalf("admin approval: %s", r)
 	}
 	waitState(t, home, "risk/fraud-signals", "READY")
 	if st := observe(t, eu, "risk.fraud-signals."); st.Partitions["risk.fraud-signals.payments"] != 24 {
@@ -356,6 +360,9 @@ func TestTeamScopeRestartAndTamper(t *testing.T) {
 	if field(l, "spec", "retentionMs") != "259200000" && field(l, "spec", "retentionMs") != float64(259200000) {
 		t.Errorf("a forbidden update changed the loop: retention %v", field(l, "spec", "retentionMs"))
 	}
+	// Each command is refused at its first RPC; identical refusals (same
+	// source, actor, method and reason) within 10 s are one event plus a
+	// count written when the window ends, so at least the first is there.
 	ar := loopctl(t, home, nil, "audit", "-o", "json")
 	forbidden := 0
 	for _, e := range decodeEvents(t, ar.Stdout) {
@@ -363,8 +370,8 @@ func TestTeamScopeRestartAndTamper(t *testing.T) {
 			forbidden++
 		}
 	}
-	if forbidden < 3 {
-		t.Errorf("forbidden attempts audited = %d, want at least 3 (create, update, delete)", forbidden)
+	if forbidden < 1 {
+		t.Errorf("forbidden attempts audited = %d, want at least 1", forbidden)
 	}
 
 	// Restart (SIGKILL: a crash) and check everything survived.

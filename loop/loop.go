@@ -149,12 +149,15 @@ type State string
 
 // Loop states. A loop moves PENDING_APPROVAL -> PROVISIONING -> READY, or
 // to FAILED when the cluster refuses; DELETING until its resources are gone.
+// A reviewer's rejection moves PENDING_APPROVAL to REJECTED, where it stays
+// (nothing of that generation is provisioned) until the spec changes.
 const (
 	StatePendingApproval State = "PENDING_APPROVAL"
 	StateProvisioning    State = "PROVISIONING"
 	StateReady           State = "READY"
 	StateFailed          State = "FAILED"
 	StateDeleting        State = "DELETING"
+	StateRejected        State = "REJECTED"
 )
 
 // Condition types, Kubernetes style.
@@ -216,6 +219,9 @@ type Status struct {
 	ApprovalReasons []Violation `json:"approvalReasons,omitempty"`
 	// BundleRevision is the policy bundle revision that decided DecisionID.
 	BundleRevision string `json:"bundleRevision,omitempty"`
+	// Reviews are the approvals and rejections of the current generation,
+	// oldest first; a new generation starts with none.
+	Reviews []Review `json:"reviews,omitempty"`
 }
 
 // Violation is one policy finding, as recorded on a loop's status.
@@ -223,6 +229,26 @@ type Violation struct {
 	ID    string `json:"id"`
 	Msg   string `json:"msg"`
 	Field string `json:"field"`
+	// Role and Approvals are set on approval reasons: the role that may
+	// approve and how many distinct approvers are needed.
+	Role      string `json:"role,omitempty"`
+	Approvals int    `json:"approvals,omitempty"`
+}
+
+// Review verdicts.
+const (
+	VerdictApproved = "APPROVED"
+	VerdictRejected = "REJECTED"
+)
+
+// Review is one approval or rejection of a generation.
+type Review struct {
+	Reviewer   string    `json:"reviewer"`
+	Verdict    string    `json:"verdict"` // VerdictApproved | VerdictRejected
+	Comment    string    `json:"comment,omitempty"`
+	Generation int64     `json:"generation"`
+	Reasons    []string  `json:"reasons,omitempty"` // approval reason ids it counted for
+	Time       time.Time `json:"time"`
 }
 
 // Inventory lists the names of resources provisioned for a loop.

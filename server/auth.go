@@ -2,82 +2,69 @@ package server
 
 import (
 	"context"
-	"crypto/sha256"
-	"slices"
+	"net"
 	"strings"
+	"unicode/utf8"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
 
-	"github.com/loopgate/loopgate/policy"
+	"github.com/loopgate/loopgate/admission"
+	"github.com/loopgate/loopgate/identity"
 )
 
-// RoleAdmin may act for any team and approve loops.
-const RoleAdmin = "admin"
-
 // Identity is an authenticated caller.
-type Identity struct {
-	Subject string
-	Teams   []string
-	Roles   []string
-}
+type Identity = admission.Identity
 
-// IsAdmin reports whether the identity has the admin role.
-func (id Identity) IsAdmin() bool { return slices.Contains(id.Roles, RoleAdmin) }
-
-// CanActFor reports whether the identity may change loops of team.
-func (id Identity) CanActFor(team string) bool {
-	return id.IsAdmin() || slices.Contains(id.Teams, team)
-}
-
-// Actor is the identity as policy sees it.
-func (id Identity) Actor() policy.Actor {
-	return policy.Actor{Subject: id.Subject, Teams: id.Teams, Roles: id.Roles}
-}
-
-// Token binds a bearer token to an identity.
-type Token struct {
-	Token    string
-	Identity Identity
-}
-
-// Authenticator resolves bearer tokens. Tokens are kept as SHA-256 digests
-// so that a heap dump does not hand them out.
+// Authenticator establishes who calls: a verified client certificate that
+// maps to an identity (mTLS), else the bearer token — an OIDC JWT when an
+// issuer is configured and the token looks like one, else a static token.
 type Authenticator struct {
-	byDigest map[[32]byte]Identity
+	Static *identity.StaticTokens
+	JWT    *identity.JWTVerifier       // nil: no OIDC issuer configured
+	Certs  *identity.CertificateMapper // nil: no client certificates mapped
 }
 
-// NewAuthenticator indexes the configured tokens.
-func NewAuthenticator(tokens []Token) *Authenticator {
-	a := &Authenticator{byDigest: make(map[[32]byte]Identity, len(tokens))}
-	for _, t := range tokens {
-		a.byDigest[sha256.Sum256([]byte(t.Token))] = t.Identity
+// Authenticate resolves the caller of ctx.
+func (a *Authenticator) Authenticate(ctx context.Context) (Identity, error) {
+	if a.Certs != nil {
+		if p, ok := peer.FromContext(ctx); ok {
+			if info, ok := p.AuthInfo.(credentials.TLSInfo); ok {
+				if id, ok := a.Certs.Identify(&info.State); ok {
+					return id, nil
+				}
+			}
+		}
 	}
-	return a
-}
-
-// Authenticate resolves "Bearer <token>" from the authorization header.
-func (a *Authenticator) Authenticate(header string) (Identity, error) {
-	if header == "" {
-		return Identity{}, &UnauthenticatedError{Message: "no credentials: send \"authorization: Bearer <token>\" (loopctl: --token or LOOPGATE_TOKEN)"}
+	var header string
+	if md, ok := metadata.FromIncomingContext(ctx); ok {
+		if v := md.Get("authorization"); len(v) > 0 {
+			header = v[0]
+		}
 	}
-	tok, ok := strings.CutPrefix(header, "Bearer ")
-	if !ok {
-		tok, ok = strings.CutPrefix(header, "bearer ")
+	tok, err := identity.ParseBearer(header)
+	if err != nil {
+		return Identity{}, err
 	}
-	if !ok || tok == "" {
-		return Identity{}, &UnauthenticatedError{Message: "malformed authorization header: want \"Bearer <token>\""}
+	if a.JWT != nil && identity.LooksLikeJWT(tok) {
+		return a.JWT.Verify(ctx, tok)
 	}
-	id, found := a.byDigest[sha256.Sum256([]byte(tok))]
-	if !found {
-		return Identity{}, &UnauthenticatedError{Message: "unknown token"}
+	if a.Static != nil {
+		if id, ok := a.Static.Lookup(tok); ok {
+			return id, nil
+		}
 	}
-	return id, nil
+	if identity.LooksLikeJWT(tok) {
+		return Identity{}, &identity.UnauthenticatedError{Message: "unknown token: it looks like a JWT but no OIDC issuer is configured"}
+	}
+	return Identity{}, &identity.UnauthenticatedError{Message: "unknown token"}
 }
 
 type identityKey struct{}
 
-// identityFrom returns the caller set by the auth interceptor.
+// identityFrom returns the caller set by the interceptor.
 func identityFrom(ctx context.Context) (Identity, bool) {
 	id, ok := ctx.Value(identityKey{}).(Identity)
 	return id, ok
@@ -88,20 +75,54 @@ func withIdentity(ctx context.Context, id Identity) context.Context {
 	return context.WithValue(ctx, identityKey{}, id)
 }
 
-// authInterceptor authenticates every RPC. REST requests reach the gRPC
-// server through grpc-gateway with the same metadata, so this is the one
-// place that authenticates both. Failures are audited by onReject.
-func authInterceptor(a *Authenticator, onReject func(ctx context.Context, method string, err error)) grpc.UnaryServerInterceptor {
-	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-		var header string
-		if md, ok := metadata.FromIncomingContext(ctx); ok {
-			if v := md.Get("authorization"); len(v) > 0 {
-				header = v[0]
-			}
+// maxRequestIDHeader bounds the x-request-id header kept for the request.
+const maxRequestIDHeader = 128
+
+// callOf reads what the request's metadata and peer say about it.
+func callOf(ctx context.Context, method string) admission.Call {
+	c := admission.Call{Method: method}
+	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
+		c.Source = p.Addr.String()
+		if host, _, err := net.SplitHostPort(c.Source); err == nil {
+			c.Source = host
 		}
-		id, err := a.Authenticate(header)
+	}
+	if md, ok := metadata.FromIncomingContext(ctx); ok {
+		if v := md.Get("x-request-id"); len(v) > 0 {
+			c.RequestID = clipTo(v[0], maxRequestIDHeader)
+		}
+		// REST requests arrive from the gateway; it forwards the client's
+		// address. Kept as a hint next to the peer, never instead of it.
+		if v := md.Get("x-forwarded-for"); len(v) > 0 {
+			first, _, _ := strings.Cut(v[0], ",")
+			c.Source += " via " + clipTo(strings.TrimSpace(first), 64)
+		}
+	}
+	return c
+}
+
+// Interceptor is the request path's front door, for gRPC and (through
+// grpc-gateway, which dials the gRPC listener) REST alike: authenticate,
+// authorize with the one Authorizer, then run the handler, and map every
+// error to one status. Nothing runs before authorization but reading the
+// resource name from the request; every refusal is audited by core.
+func Interceptor(a *Authenticator, core *admission.Core) grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		ctx = admission.WithCall(ctx, callOf(ctx, info.FullMethod))
+		id, err := a.Authenticate(ctx)
 		if err != nil {
-			onReject(ctx, info.FullMethod, err)
+			core.AuditRejected(ctx, info.FullMethod, err)
+			return nil, toStatus(err)
+		}
+		action, ok := MethodActions[info.FullMethod]
+		if !ok {
+			action = info.FullMethod // no rule: the authorizer refuses it
+		}
+		res, err := resourceOf(req)
+		if err != nil {
+			return nil, toStatus(err)
+		}
+		if err := core.Authorize(ctx, id, action, res); err != nil {
 			return nil, toStatus(err)
 		}
 		resp, err := handler(withIdentity(ctx, id), req)
@@ -109,12 +130,13 @@ func authInterceptor(a *Authenticator, onReject func(ctx context.Context, method
 	}
 }
 
-// requestIDFrom returns the x-request-id metadata, if any.
-func requestIDFrom(ctx context.Context) string {
-	if md, ok := metadata.FromIncomingContext(ctx); ok {
-		if v := md.Get("x-request-id"); len(v) > 0 {
-			return v[0]
-		}
+// clipTo cuts s to at most n bytes (at a rune boundary).
+func clipTo(s string, n int) string {
+	if len(s) <= n {
+		return s
 	}
-	return ""
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
 }

@@ -17,60 +17,16 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/protoadapt"
 
-	"github.com/loopgate/loopgate/loop"
-	"github.com/loopgate/loopgate/policy"
+	"github.com/loopgate/loopgate/admission"
+	"github.com/loopgate/loopgate/identity"
 	"github.com/loopgate/loopgate/store"
 )
 
+// UnauthenticatedError means no or invalid credentials.
+type UnauthenticatedError = identity.UnauthenticatedError
+
 // errorDomain is the ErrorInfo domain of every loopgate error.
 const errorDomain = "loopgate.dev"
-
-// InvalidError is bad input: every problem found, each with its field path.
-type InvalidError struct {
-	Resource string
-	Problems loop.FieldErrors
-}
-
-func (e *InvalidError) Error() string {
-	return fmt.Sprintf("%s: invalid request: %v", e.Resource, e.Problems)
-}
-
-// DeniedError is a policy denial carrying every violation.
-type DeniedError struct {
-	Resource string
-	Decision policy.Decision
-}
-
-func (e *DeniedError) Error() string {
-	ids := make([]string, len(e.Decision.Deny))
-	for i, v := range e.Decision.Deny {
-		ids[i] = v.ID
-	}
-	return fmt.Sprintf("%s: denied by policy (decision %s, bundle %s): %s",
-		e.Resource, e.Decision.ID, e.Decision.BundleRevision, strings.Join(ids, ", "))
-}
-
-// ForbiddenError means the identity may not do this.
-type ForbiddenError struct {
-	Reason  string // UPPER_SNAKE, e.g. TEAM_SCOPE
-	Message string
-}
-
-func (e *ForbiddenError) Error() string { return e.Message }
-
-// UnauthenticatedError means no or unknown credentials.
-type UnauthenticatedError struct{ Message string }
-
-func (e *UnauthenticatedError) Error() string { return e.Message }
-
-// PreconditionError is a request that is valid but cannot be done in the
-// loop's current state (e.g. approving a loop that needs no approval).
-type PreconditionError struct {
-	Reason  string
-	Message string
-}
-
-func (e *PreconditionError) Error() string { return e.Message }
 
 // toStatus is the one place that maps domain, store and Kafka errors to gRPC
 // status codes with google.rpc.ErrorInfo (and BadRequest / PreconditionFailure
@@ -84,13 +40,13 @@ func toStatus(err error) error {
 		return err
 	}
 	var (
-		invalid   *InvalidError
-		denied    *DeniedError
-		forbidden *ForbiddenError
+		invalid   *admission.InvalidError
+		denied    *admission.DeniedError
+		forbidden *admission.ForbiddenError
 		unauth    *UnauthenticatedError
-		precond   *PreconditionError
+		precond   *admission.PreconditionError
 		authErr   *kadm.AuthError
-		clusterEr *ClusterError
+		clusterEr *admission.ClusterError
 	)
 	switch {
 	case errors.As(err, &invalid):
@@ -128,9 +84,9 @@ func toStatus(err error) error {
 		return withDetails(codes.InvalidArgument, err.Error(), "INVALID_PAGE_TOKEN", nil,
 			&errdetails.BadRequest{FieldViolations: []*errdetails.BadRequest_FieldViolation{{Field: "page_token", Description: "not a token this server returned for this request"}}})
 	case errors.Is(err, store.ErrNotFound):
-		return withDetails(codes.NotFound, err.Error(), resourceKind(err)+"_NOT_FOUND", nil)
+		return withDetails(codes.NotFound, err.Error(), admission.ResourceKind(err)+"_NOT_FOUND", nil)
 	case errors.Is(err, store.ErrAlreadyExists):
-		return withDetails(codes.AlreadyExists, err.Error(), resourceKind(err)+"_ALREADY_EXISTS", nil)
+		return withDetails(codes.AlreadyExists, err.Error(), admission.ResourceKind(err)+"_ALREADY_EXISTS", nil)
 	case errors.As(err, &clusterEr):
 		return withDetails(codes.Unavailable, err.Error(), "CLUSTER_REFUSED", map[string]string{"cluster": clusterEr.Cluster})
 	case errors.Is(err, store.ErrEtagMismatch):
@@ -153,25 +109,6 @@ func toStatus(err error) error {
 	return withDetails(codes.Internal, err.Error(), "INTERNAL", nil)
 }
 
-// kindError says which kind of resource a store error (not found, already
-// exists) is about, when it is not a loop.
-type kindError struct {
-	kind string // store.KindPrincipal, store.KindGroup
-	err  error
-}
-
-func (e *kindError) Error() string { return e.err.Error() }
-func (e *kindError) Unwrap() error { return e.err }
-
-// resourceKind is the UPPER_SNAKE kind of the resource err is about.
-func resourceKind(err error) string {
-	var k *kindError
-	if errors.As(err, &k) {
-		return strings.ToUpper(k.kind)
-	}
-	return "LOOP"
-}
-
 func withDetails(code codes.Code, msg, reason string, meta map[string]string, extra ...protoadapt.MessageV1) error {
 	st := status.New(code, msg)
 	details := append([]protoadapt.MessageV1{&errdetails.ErrorInfo{Reason: reason, Domain: errorDomain, Metadata: meta}}, extra...)
@@ -183,11 +120,11 @@ func withDetails(code codes.Code, msg, reason string, meta map[string]string, ex
 
 var unknownFieldRE = regexp.MustCompile(`unknown field "([^"]+)"`)
 
-// gatewayErrorHandler makes errors that grpc-gateway raises itself (a body
+// GatewayErrorHandler makes errors that grpc-gateway raises itself (a body
 // that is not valid JSON, an unknown field, a bad query parameter) carry an
 // ErrorInfo like every other loopgate error, and a field violation where
 // the field is known; errors from the gRPC services pass through unchanged.
-func gatewayErrorHandler(ctx context.Context, mux *runtime.ServeMux, m runtime.Marshaler, w http.ResponseWriter, r *http.Request, err error) {
+func GatewayErrorHandler(ctx context.Context, mux *runtime.ServeMux, m runtime.Marshaler, w http.ResponseWriter, r *http.Request, err error) {
 	st, ok := status.FromError(err)
 	if ok && len(st.Details()) == 0 && st.Code() != codes.OK {
 		reason := "INVALID_REQUEST"

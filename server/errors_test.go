@@ -3,6 +3,7 @@ package server
 import (
 	"errors"
 	"fmt"
+	"github.com/loopgate/loopgate/admission"
 	"testing"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
@@ -17,7 +18,7 @@ import (
 // Every domain error maps to one gRPC code with an UPPER_SNAKE ErrorInfo
 // reason, and field-level details where there are fields to name.
 func TestToStatusMapping(t *testing.T) {
-	denied := &DeniedError{Resource: "teams/g/loops/l", Decision: policy.Decision{ID: "dec_1", BundleRevision: "r1",
+	denied := &admission.DeniedError{Resource: "teams/g/loops/l", Decision: policy.Decision{ID: "dec_1", BundleRevision: "r1",
 		Deny: []policy.Violation{{ID: "PII_RESIDENCY", Msg: "m1", Field: "spec.residency"}, {ID: "OWNERS_REQUIRED", Msg: "m2", Field: "spec.owners"}}}}
 	cases := []struct {
 		err        error
@@ -25,9 +26,9 @@ func TestToStatusMapping(t *testing.T) {
 		reason     string
 		violations int
 	}{
-		{&InvalidError{Problems: loop.FieldErrors{{Field: "metadata.name", Message: "bad"}, {Field: "spec.owners", Message: "empty"}}}, codes.InvalidArgument, "INVALID_ARGUMENT", 2},
+		{&admission.InvalidError{Problems: loop.FieldErrors{{Field: "metadata.name", Message: "bad"}, {Field: "spec.owners", Message: "empty"}}}, codes.InvalidArgument, "INVALID_ARGUMENT", 2},
 		{denied, codes.FailedPrecondition, "POLICY_DENIED", 2},
-		{&ForbiddenError{Reason: "TEAM_SCOPE", Message: "no"}, codes.PermissionDenied, "TEAM_SCOPE", 0},
+		{&admission.ForbiddenError{Reason: "TEAM_SCOPE", Message: "no"}, codes.PermissionDenied, "TEAM_SCOPE", 0},
 		{&UnauthenticatedError{Message: "no token"}, codes.Unauthenticated, "UNAUTHENTICATED", 0},
 		{fmt.Errorf("loop g/l: %w", store.ErrNotFound), codes.NotFound, "LOOP_NOT_FOUND", 0},
 		{fmt.Errorf("loop g/l: %w", store.ErrAlreadyExists), codes.AlreadyExists, "LOOP_ALREADY_EXISTS", 0},

@@ -6,6 +6,7 @@ package server
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/loopgate/loopgate/admission"
 	"math"
 	"time"
 
@@ -32,11 +33,11 @@ func ts(t time.Time) *timestamppb.Timestamp {
 // "teams/{team}/loops/{loop}"; output-only fields are ignored.
 func loopFromProto(p *lgv1.Loop) (*loop.Loop, error) {
 	if p == nil {
-		return nil, &InvalidError{Problems: loop.FieldErrors{{Field: "loop", Message: "required"}}}
+		return nil, &admission.InvalidError{Problems: loop.FieldErrors{{Field: "loop", Message: "required"}}}
 	}
-	team, name, ok := parseLoopName(p.GetName())
+	team, name, ok := admission.ParseLoopName(p.GetName())
 	if !ok {
-		return nil, &InvalidError{Resource: p.GetName(), Problems: loop.FieldErrors{{Field: "loop.name",
+		return nil, &admission.InvalidError{Resource: p.GetName(), Problems: loop.FieldErrors{{Field: "loop.name",
 			Message: fmt.Sprintf("%q is not a loop name: want teams/{team}/loops/{loop}", p.GetName())}}}
 	}
 	l := &loop.Loop{Metadata: loop.Metadata{Name: name, Team: team, Labels: p.GetLabels()}}
@@ -111,6 +112,7 @@ var stateToProto = map[loop.State]lgv1.Loop_State{
 	loop.StateReady:           lgv1.Loop_READY,
 	loop.StateFailed:          lgv1.Loop_FAILED,
 	loop.StateDeleting:        lgv1.Loop_DELETING,
+	loop.StateRejected:        lgv1.Loop_REJECTED,
 }
 
 func loopToProto(l *loop.Loop) *lgv1.Loop {
@@ -123,12 +125,22 @@ func loopToProto(l *loop.Loop) *lgv1.Loop {
 		Status: &lgv1.LoopStatus{
 			State: stateToProto[st.State], ObservedGeneration: st.ObservedGeneration,
 			DecisionId: st.DecisionID, Cluster: st.Cluster, NeedsApproval: st.NeedsApproval,
-			ApprovedGeneration: st.ApprovedGeneration, ApprovedBy: st.ApprovedBy,
+			ApprovedGeneration: st.ApprovedGeneration, ApprovedBy: st.ApprovedBy, RequestedBy: st.RequestedBy,
 			Policy: &lgv1.PolicyVerdict{
 				DecisionId: st.DecisionID, BundleRevision: st.BundleRevision, Allowed: st.DecisionID != "",
 				Warn: loopViolationsToProto(st.Warnings), Approval: loopViolationsToProto(st.ApprovalReasons),
 			},
 		},
+	}
+	for _, p := range admission.Progress(&l.Status) {
+		out.Status.Approvals = append(out.Status.Approvals, &lgv1.ApprovalProgress{
+			Id: p.ID, Msg: p.Msg, Field: p.Field, Role: p.Role, Required: int32(p.Required), ApprovedBy: p.ApprovedBy,
+		})
+	}
+	for _, r := range st.Reviews {
+		out.Status.Reviews = append(out.Status.Reviews, &lgv1.Review{
+			Reviewer: r.Reviewer, Verdict: r.Verdict, Comment: r.Comment, Generation: r.Generation, Reasons: r.Reasons, Time: ts(r.Time),
+		})
 	}
 	for _, c := range st.Conditions {
 		out.Status.Conditions = append(out.Status.Conditions, &lgv1.Condition{
@@ -141,7 +153,7 @@ func loopToProto(l *loop.Loop) *lgv1.Loop {
 
 // loopProto is loopToProto with the loop's connection info (where its
 // streams live, what its principals may do) filled into the status.
-func (c *Core) loopProto(l *loop.Loop) *lgv1.Loop {
+func loopProto(c *admission.Core, l *loop.Loop) *lgv1.Loop {
 	out := loopToProto(l)
 	conn := c.ConnectionOf(l)
 	for _, st := range conn.Streams {
@@ -159,7 +171,7 @@ func (c *Core) loopProto(l *loop.Loop) *lgv1.Loop {
 	return out
 }
 
-func principalToProto(p *Principal) *lgv1.Principal {
+func principalToProto(p *admission.Principal) *lgv1.Principal {
 	out := &lgv1.Principal{
 		Name: p.ResourceName(), KafkaPrincipal: "User:" + p.Name, Team: p.Team, Etag: p.Etag,
 		CreateTime: ts(p.CreateTime), CreatedBy: p.CreatedBy, Origin: p.Origin, ClaimedBy: p.ClaimedBy, Loops: p.Loops,
@@ -175,12 +187,12 @@ func principalToProto(p *Principal) *lgv1.Principal {
 
 func groupToProto(o *store.Owned) *lgv1.ConsumerGroup {
 	return &lgv1.ConsumerGroup{
-		Name: ownedResource(store.KindGroup, o.Team, o.Name), GroupId: o.Name, Team: o.Team,
+		Name: admission.OwnedResource(store.KindGroup, o.Team, o.Name), GroupId: o.Name, Team: o.Team,
 		CreateTime: ts(o.CreateTime), CreatedBy: o.CreatedBy, Origin: o.Origin, ClaimedBy: o.ClaimedBy,
 	}
 }
 
-func contractToProto(l string, c *LoopContract) *lgv1.LoopContract {
+func contractToProto(l string, c *admission.LoopContract) *lgv1.LoopContract {
 	out := &lgv1.LoopContract{
 		Loop: l, Principal: c.Principal, Username: c.Username, Cluster: c.Cluster.Name, Region: c.Cluster.Region,
 		BootstrapServers: c.Bootstrap, SecurityProtocol: c.SecurityProtocol, SaslMechanism: c.Mechanism,
@@ -199,7 +211,7 @@ func contractToProto(l string, c *LoopContract) *lgv1.LoopContract {
 func loopViolationsToProto(vs []loop.Violation) []*lgv1.Violation {
 	out := make([]*lgv1.Violation, len(vs))
 	for i, v := range vs {
-		out[i] = &lgv1.Violation{Id: v.ID, Msg: v.Msg, Field: v.Field}
+		out[i] = &lgv1.Violation{Id: v.ID, Msg: v.Msg, Field: v.Field, Role: v.Role, Approvals: int32(v.Approvals)}
 	}
 	return out
 }
@@ -207,7 +219,7 @@ func loopViolationsToProto(vs []loop.Violation) []*lgv1.Violation {
 func violationsToProto(vs []policy.Violation) []*lgv1.Violation {
 	out := make([]*lgv1.Violation, len(vs))
 	for i, v := range vs {
-		out[i] = &lgv1.Violation{Id: v.ID, Msg: v.Msg, Field: v.Field}
+		out[i] = &lgv1.Violation{Id: v.ID, Msg: v.Msg, Field: v.Field, Role: v.Role, Approvals: int32(v.Approvals)}
 	}
 	return out
 }
@@ -240,7 +252,7 @@ var operationToProto = map[string]lgv1.PlanLoopResponse_Operation{
 	"NOOP":   lgv1.PlanLoopResponse_NOOP,
 }
 
-func planToProto(p *PlanResult) *lgv1.PlanLoopResponse {
+func planToProto(p *admission.PlanResult) *lgv1.PlanLoopResponse {
 	out := &lgv1.PlanLoopResponse{
 		Operation: operationToProto[p.Operation], Verdict: verdictToProto(p.Decision),
 		Derived: derivedToProto(p.Derived), Cluster: p.Cluster.Name,

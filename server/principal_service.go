@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"fmt"
+	"github.com/loopgate/loopgate/admission"
 
 	lgv1 "github.com/loopgate/loopgate/gen/loopgate/v1"
 	"github.com/loopgate/loopgate/store"
@@ -14,7 +15,7 @@ var _ lgv1.PrincipalServiceServer = (*principalService)(nil)
 // and consumer groups; the rules live in Core.
 type principalService struct {
 	lgv1.UnimplementedPrincipalServiceServer
-	core *Core
+	core *admission.Core
 }
 
 // maxNameBytes bounds resource names and ids taken from requests before
@@ -34,7 +35,7 @@ func parsePrincipalName(name string) (team, principal string, err error) {
 	if len(name) > maxNameBytes {
 		return "", "", invalidField(clip(name), "name", fmt.Sprintf("%d bytes is too long for a principal name (teams/{team}/principals/{name})", len(name)))
 	}
-	team, principal, ok := ownedName(name, "principals")
+	team, principal, ok := admission.OwnedName(name, "principals")
 	if !ok {
 		return "", "", invalidField(name, "name", fmt.Sprintf("%q is not a principal name: want teams/{team}/principals/{name}", name))
 	}
@@ -88,7 +89,7 @@ func (s *principalService) CreatePrincipal(ctx context.Context, req *lgv1.Create
 	if id := req.GetPrincipalId(); len(id) > maxNameBytes {
 		return nil, invalidField(req.GetParent(), "principal_id", fmt.Sprintf("%q is %d bytes: a principal name is at most 128 characters", clip(id), len(id)))
 	}
-	p, err := s.core.CreatePrincipal(ctx, caller(ctx), team, req.GetPrincipalId(), requestIDFrom(ctx))
+	p, err := s.core.CreatePrincipal(ctx, caller(ctx), team, req.GetPrincipalId(), admission.CallFrom(ctx).RequestID)
 	if err != nil {
 		return nil, err
 	}
@@ -100,7 +101,7 @@ func (s *principalService) DeletePrincipal(ctx context.Context, req *lgv1.Delete
 	if err != nil {
 		return nil, err
 	}
-	p, clusters, err := s.core.DeletePrincipal(ctx, caller(ctx), team, name, req.GetEtag(), requestIDFrom(ctx))
+	p, clusters, err := s.core.DeletePrincipal(ctx, caller(ctx), team, name, req.GetEtag(), admission.CallFrom(ctx).RequestID)
 	if err != nil {
 		return nil, err
 	}
@@ -112,7 +113,7 @@ func (s *principalService) IssuePrincipalCredentials(ctx context.Context, req *l
 	if err != nil {
 		return nil, err
 	}
-	issued, err := s.core.IssueCredentials(ctx, caller(ctx), team, name, req.GetRotate(), requestIDFrom(ctx))
+	issued, err := s.core.IssueCredentials(ctx, caller(ctx), team, name, req.GetRotate(), admission.CallFrom(ctx).RequestID)
 	if err != nil {
 		return nil, err
 	}
@@ -157,7 +158,7 @@ func (s *principalService) ListOwnershipConflicts(ctx context.Context, _ *lgv1.L
 }
 
 func (s *loopService) GetLoopContract(ctx context.Context, req *lgv1.GetLoopContractRequest) (*lgv1.LoopContract, error) {
-	team, name, ok := parseLoopName(req.GetName())
+	team, name, ok := admission.ParseLoopName(req.GetName())
 	if !ok || len(req.GetName()) > maxNameBytes {
 		return nil, invalidField(clip(req.GetName()), "name", fmt.Sprintf("%q is not a loop name: want teams/{team}/loops/{loop}", clip(req.GetName())))
 	}

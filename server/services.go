@@ -3,6 +3,9 @@ package server
 import (
 	"context"
 	"fmt"
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"github.com/loopgate/loopgate/admission"
+	"google.golang.org/grpc"
 	"strings"
 
 	"google.golang.org/protobuf/proto"
@@ -15,14 +18,15 @@ import (
 
 // Compile-time checks that the services implement the generated interfaces.
 var (
-	_ lgv1.LoopServiceServer    = (*loopService)(nil)
-	_ lgv1.AuditServiceServer   = (*auditService)(nil)
-	_ lgv1.ClusterServiceServer = (*clusterService)(nil)
+	_ lgv1.LoopServiceServer     = (*loopService)(nil)
+	_ lgv1.AuditServiceServer    = (*auditService)(nil)
+	_ lgv1.ClusterServiceServer  = (*clusterService)(nil)
+	_ lgv1.IdentityServiceServer = identityService{}
 )
 
 type loopService struct {
 	lgv1.UnimplementedLoopServiceServer
-	core *Core
+	core *admission.Core
 }
 
 func caller(ctx context.Context) Identity {
@@ -31,18 +35,18 @@ func caller(ctx context.Context) Identity {
 }
 
 func invalidField(resource, field, msg string) error {
-	return &InvalidError{Resource: resource, Problems: loop.FieldErrors{{Field: field, Message: msg}}}
+	return &admission.InvalidError{Resource: resource, Problems: loop.FieldErrors{{Field: field, Message: msg}}}
 }
 
 func requestID(ctx context.Context, fromBody string) string {
 	if fromBody != "" {
 		return fromBody
 	}
-	return requestIDFrom(ctx)
+	return admission.CallFrom(ctx).RequestID
 }
 
 func (s *loopService) GetLoop(ctx context.Context, req *lgv1.GetLoopRequest) (*lgv1.Loop, error) {
-	team, name, ok := parseLoopName(req.GetName())
+	team, name, ok := admission.ParseLoopName(req.GetName())
 	if !ok {
 		return nil, invalidField(req.GetName(), "name", fmt.Sprintf("%q is not a loop name: want teams/{team}/loops/{loop}", req.GetName()))
 	}
@@ -50,7 +54,7 @@ func (s *loopService) GetLoop(ctx context.Context, req *lgv1.GetLoopRequest) (*l
 	if err != nil {
 		return nil, err
 	}
-	return s.core.loopProto(l), nil
+	return loopProto(s.core, l), nil
 }
 
 // parseParent accepts "teams/{team}" and "teams/-" (all teams).
@@ -93,7 +97,7 @@ func (s *loopService) ListLoops(ctx context.Context, req *lgv1.ListLoopsRequest)
 		if stateFilter != "" && l.Status.State != stateFilter {
 			continue
 		}
-		out.Loops = append(out.Loops, s.core.loopProto(l))
+		out.Loops = append(out.Loops, loopProto(s.core, l))
 	}
 	return out, nil
 }
@@ -119,11 +123,11 @@ func (s *loopService) CreateLoop(ctx context.Context, req *lgv1.CreateLoopReques
 	if err != nil {
 		return nil, err
 	}
-	created, err := s.core.Create(ctx, caller(ctx), l, WriteOptions{ValidateOnly: req.GetValidateOnly(), RequestID: requestID(ctx, req.GetRequestId())})
+	created, err := s.core.Create(ctx, caller(ctx), l, admission.WriteOptions{ValidateOnly: req.GetValidateOnly(), RequestID: requestID(ctx, req.GetRequestId())})
 	if err != nil {
 		return nil, err
 	}
-	return s.core.loopProto(created), nil
+	return loopProto(s.core, created), nil
 }
 
 // updatablePaths are the update_mask paths UpdateLoop accepts.
@@ -167,7 +171,7 @@ func applyMask(dst, src *lgv1.Loop, paths []string) {
 
 func (s *loopService) UpdateLoop(ctx context.Context, req *lgv1.UpdateLoopRequest) (*lgv1.Loop, error) {
 	in := req.GetLoop()
-	team, name, ok := parseLoopName(in.GetName())
+	team, name, ok := admission.ParseLoopName(in.GetName())
 	if !ok {
 		return nil, invalidField(in.GetName(), "loop.name", fmt.Sprintf("%q is not a loop name: want teams/{team}/loops/{loop}", in.GetName()))
 	}
@@ -182,13 +186,9 @@ func (s *loopService) UpdateLoop(ctx context.Context, req *lgv1.UpdateLoopReques
 		}
 	}
 	if len(problems) > 0 {
-		return nil, &InvalidError{Resource: in.GetName(), Problems: problems}
+		return nil, &admission.InvalidError{Resource: in.GetName(), Problems: problems}
 	}
-	id := caller(ctx)
-	// Authorize before revealing whether the loop exists.
-	if err := s.core.authorize(ctx, id, "loop.update", in.GetName(), team, requestID(ctx, req.GetRequestId())); err != nil {
-		return nil, err
-	}
+	id := caller(ctx) // authorized by the interceptor before anything else
 	cur, err := s.core.Get(ctx, id, team, name)
 	if err != nil {
 		return nil, err
@@ -199,23 +199,23 @@ func (s *loopService) UpdateLoop(ctx context.Context, req *lgv1.UpdateLoopReques
 	if err != nil {
 		return nil, err
 	}
-	updated, err := s.core.Update(ctx, id, l, in.GetEtag(), WriteOptions{ValidateOnly: req.GetValidateOnly(), RequestID: requestID(ctx, req.GetRequestId())})
+	updated, err := s.core.Update(ctx, id, l, in.GetEtag(), admission.WriteOptions{ValidateOnly: req.GetValidateOnly(), RequestID: requestID(ctx, req.GetRequestId())})
 	if err != nil {
 		return nil, err
 	}
-	return s.core.loopProto(updated), nil
+	return loopProto(s.core, updated), nil
 }
 
 func (s *loopService) DeleteLoop(ctx context.Context, req *lgv1.DeleteLoopRequest) (*lgv1.Loop, error) {
-	team, name, ok := parseLoopName(req.GetName())
+	team, name, ok := admission.ParseLoopName(req.GetName())
 	if !ok {
 		return nil, invalidField(req.GetName(), "name", fmt.Sprintf("%q is not a loop name: want teams/{team}/loops/{loop}", req.GetName()))
 	}
-	l, err := s.core.Delete(ctx, caller(ctx), team, name, req.GetEtag(), WriteOptions{ValidateOnly: req.GetValidateOnly(), RequestID: requestID(ctx, req.GetRequestId())})
+	l, err := s.core.Delete(ctx, caller(ctx), team, name, req.GetEtag(), admission.WriteOptions{ValidateOnly: req.GetValidateOnly(), RequestID: requestID(ctx, req.GetRequestId())})
 	if err != nil {
 		return nil, err
 	}
-	return s.core.loopProto(l), nil
+	return loopProto(s.core, l), nil
 }
 
 func (s *loopService) PlanLoop(ctx context.Context, req *lgv1.PlanLoopRequest) (*lgv1.PlanLoopResponse, error) {
@@ -231,32 +231,56 @@ func (s *loopService) PlanLoop(ctx context.Context, req *lgv1.PlanLoopRequest) (
 }
 
 func (s *loopService) ApproveLoop(ctx context.Context, req *lgv1.ApproveLoopRequest) (*lgv1.Loop, error) {
-	team, name, ok := parseLoopName(req.GetName())
+	return s.review(ctx, req.GetName(), req.GetEtag(), req.GetComment(), req.GetRequestId(), s.core.Approve)
+}
+
+func (s *loopService) RejectLoop(ctx context.Context, req *lgv1.RejectLoopRequest) (*lgv1.Loop, error) {
+	return s.review(ctx, req.GetName(), req.GetEtag(), req.GetComment(), req.GetRequestId(), s.core.Reject)
+}
+
+func (s *loopService) review(ctx context.Context, name, etag, comment, reqID string,
+	do func(context.Context, admission.Identity, admission.ReviewRequest) (*loop.Loop, error)) (*lgv1.Loop, error) {
+	team, loopName, ok := admission.ParseLoopName(name)
 	if !ok {
-		return nil, invalidField(req.GetName(), "name", fmt.Sprintf("%q is not a loop name: want teams/{team}/loops/{loop}", req.GetName()))
+		return nil, invalidField(name, "name", fmt.Sprintf("%q is not a loop name: want teams/{team}/loops/{loop}", name))
 	}
-	l, err := s.core.Approve(ctx, caller(ctx), team, name, req.GetEtag(), req.GetComment(), requestID(ctx, req.GetRequestId()))
+	l, err := do(ctx, caller(ctx), admission.ReviewRequest{
+		Team: team, Name: loopName, Etag: etag, Comment: comment, RequestID: requestID(ctx, reqID),
+	})
 	if err != nil {
 		return nil, err
 	}
-	return s.core.loopProto(l), nil
+	return loopProto(s.core, l), nil
+}
+
+func (s *loopService) ListApprovals(ctx context.Context, req *lgv1.ListApprovalsRequest) (*lgv1.ListApprovalsResponse, error) {
+	team, ok := parseParent(req.GetParent())
+	if !ok {
+		return nil, invalidField(req.GetParent(), "parent", "want teams/{team}, or teams/- for every team")
+	}
+	if req.GetPageSize() < 0 {
+		return nil, invalidField(req.GetParent(), "page_size", "must not be negative")
+	}
+	loops, next, err := s.core.ListApprovals(ctx, caller(ctx), store.ListOptions{Team: team, PageSize: int(req.GetPageSize()), PageToken: req.GetPageToken()})
+	if err != nil {
+		return nil, err
+	}
+	out := &lgv1.ListApprovalsResponse{NextPageToken: next}
+	for _, l := range loops {
+		out.Loops = append(out.Loops, loopProto(s.core, l))
+	}
+	return out, nil
 }
 
 type auditService struct {
 	lgv1.UnimplementedAuditServiceServer
-	core *Core
+	core *admission.Core
 }
 
 func (s *auditService) ListAuditEvents(ctx context.Context, req *lgv1.ListAuditEventsRequest) (*lgv1.ListAuditEventsResponse, error) {
-	id := caller(ctx)
+	// Authorized by the interceptor: team members for their teams'
+	// resources (the resource filter is required), readers for all.
 	f := store.AuditFilter{Resource: req.GetResource(), Actor: req.GetActor(), Action: req.GetAction(), PageSize: int(req.GetPageSize())}
-	if !id.IsAdmin() {
-		team, _, ok := parseLoopName(f.Resource)
-		if !ok || !id.CanActFor(team) {
-			return nil, &ForbiddenError{Reason: "TEAM_SCOPE", Message: fmt.Sprintf(
-				"%s may only read the audit trail of its own teams' loops: set resource to teams/{team}/loops/{loop}", id.Subject)}
-		}
-	}
 	switch strings.Join(strings.Fields(strings.ToLower(req.GetOrderBy())), " ") {
 	case "", "seq", "seq asc":
 	case "seq desc":
@@ -308,7 +332,7 @@ func (s *auditService) VerifyAuditChain(ctx context.Context, _ *lgv1.VerifyAudit
 
 type clusterService struct {
 	lgv1.UnimplementedClusterServiceServer
-	core *Core
+	core *admission.Core
 }
 
 func (s *clusterService) ListClusters(ctx context.Context, _ *lgv1.ListClustersRequest) (*lgv1.ListClustersResponse, error) {
@@ -317,4 +341,35 @@ func (s *clusterService) ListClusters(ctx context.Context, _ *lgv1.ListClustersR
 		out.Clusters = append(out.Clusters, clusterToProto(c))
 	}
 	return out, nil
+}
+
+type identityService struct {
+	lgv1.UnimplementedIdentityServiceServer
+}
+
+func (identityService) GetCaller(ctx context.Context, _ *lgv1.GetCallerRequest) (*lgv1.Caller, error) {
+	id := caller(ctx)
+	out := &lgv1.Caller{Subject: id.Subject, Teams: id.Teams, Roles: id.Roles, Method: id.Method, Issuer: id.Issuer}
+	if !id.Expiry.IsZero() {
+		out.ExpireTime = ts(id.Expiry)
+	}
+	return out, nil
+}
+
+// Register registers every loopgate service on srv.
+func Register(srv *grpc.Server, core *admission.Core) {
+	lgv1.RegisterLoopServiceServer(srv, &loopService{core: core})
+	lgv1.RegisterAuditServiceServer(srv, &auditService{core: core})
+	lgv1.RegisterClusterServiceServer(srv, &clusterService{core: core})
+	lgv1.RegisterPrincipalServiceServer(srv, &principalService{core: core})
+	lgv1.RegisterIdentityServiceServer(srv, identityService{})
+}
+
+// GatewayHandlers are the REST handlers of every service, for grpc-gateway.
+var GatewayHandlers = []func(context.Context, *runtime.ServeMux, string, []grpc.DialOption) error{
+	lgv1.RegisterLoopServiceHandlerFromEndpoint,
+	lgv1.RegisterAuditServiceHandlerFromEndpoint,
+	lgv1.RegisterClusterServiceHandlerFromEndpoint,
+	lgv1.RegisterPrincipalServiceHandlerFromEndpoint,
+	lgv1.RegisterIdentityServiceHandlerFromEndpoint,
 }

@@ -14,7 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/loopgate/loopgate/config"
-	"github.com/loopgate/loopgate/server"
+	"github.com/loopgate/loopgate/app"
 )
 
 // Execute runs the command line and returns the process exit code.
@@ -77,7 +77,7 @@ loopctl on this machine works without flags.`,
 			log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			srv, err := server.New(ctx, cfg, log)
+			srv, err := app.New(ctx, cfg, log)
 			if err != nil {
 				return err
 			}

@@ -43,6 +43,9 @@ const (
 	Loop_FAILED Loop_State = 4
 	// Deletion was requested; resources are being removed.
 	Loop_DELETING Loop_State = 5
+	// A reviewer rejected the current generation; nothing of it is
+	// provisioned. Change the spec (it is reviewed afresh) or delete the loop.
+	Loop_REJECTED Loop_State = 6
 )
 
 // Enum value maps for Loop_State.
@@ -54,6 +57,7 @@ var (
 		3: "READY",
 		4: "FAILED",
 		5: "DELETING",
+		6: "REJECTED",
 	}
 	Loop_State_value = map[string]int32{
 		"STATE_UNSPECIFIED": 0,
@@ -62,6 +66,7 @@ var (
 		"READY":             3,
 		"FAILED":            4,
 		"DELETING":          5,
+		"REJECTED":          6,
 	}
 )
 
@@ -148,7 +153,7 @@ func (x PlanLoopResponse_Operation) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use PlanLoopResponse_Operation.Descriptor instead.
 func (PlanLoopResponse_Operation) EnumDescriptor() ([]byte, []int) {
-	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{27, 0}
+	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{29, 0}
 }
 
 // Loop is one governed analytics loop: streams with schemas, who produces and
@@ -875,7 +880,15 @@ type LoopStatus struct {
 	// Where each stream lives: topic, cluster, region and bootstrap servers.
 	Streams []*StreamEndpoint `protobuf:"bytes,10,rep,name=streams,proto3" json:"streams,omitempty"`
 	// What each principal of the loop may do.
-	Principals    []*PrincipalGrants `protobuf:"bytes,11,rep,name=principals,proto3" json:"principals,omitempty"`
+	Principals []*PrincipalGrants `protobuf:"bytes,11,rep,name=principals,proto3" json:"principals,omitempty"`
+	// The approvals the current generation needs, one per approval reason,
+	// with who has approved so far. Empty when policy asked for none.
+	Approvals []*ApprovalProgress `protobuf:"bytes,12,rep,name=approvals,proto3" json:"approvals,omitempty"`
+	// The approvals and rejections of the current generation, oldest first.
+	Reviews []*Review `protobuf:"bytes,13,rep,name=reviews,proto3" json:"reviews,omitempty"`
+	// Who requested the current generation (or the deletion); they may not
+	// review it.
+	RequestedBy   string `protobuf:"bytes,14,opt,name=requested_by,json=requestedBy,proto3" json:"requested_by,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -987,6 +1000,210 @@ func (x *LoopStatus) GetPrincipals() []*PrincipalGrants {
 	return nil
 }
 
+func (x *LoopStatus) GetApprovals() []*ApprovalProgress {
+	if x != nil {
+		return x.Approvals
+	}
+	return nil
+}
+
+func (x *LoopStatus) GetReviews() []*Review {
+	if x != nil {
+		return x.Reviews
+	}
+	return nil
+}
+
+func (x *LoopStatus) GetRequestedBy() string {
+	if x != nil {
+		return x.RequestedBy
+	}
+	return ""
+}
+
+// ApprovalProgress is one reason a generation waits for review.
+type ApprovalProgress struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The policy rule id, e.g. `RETENTION_REDUCED`.
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// What the rule found.
+	Msg string `protobuf:"bytes,2,opt,name=msg,proto3" json:"msg,omitempty"`
+	// The field it is about; may be empty.
+	Field string `protobuf:"bytes,3,opt,name=field,proto3" json:"field,omitempty"`
+	// The role that may approve it: `team-admin` (of the loop's team),
+	// `security-reviewer` or `admin` (platform admin, who may approve any).
+	Role string `protobuf:"bytes,4,opt,name=role,proto3" json:"role,omitempty"`
+	// How many distinct approvers it needs.
+	Required int32 `protobuf:"varint,5,opt,name=required,proto3" json:"required,omitempty"`
+	// The subjects who approved it so far.
+	ApprovedBy    []string `protobuf:"bytes,6,rep,name=approved_by,json=approvedBy,proto3" json:"approved_by,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ApprovalProgress) Reset() {
+	*x = ApprovalProgress{}
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ApprovalProgress) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ApprovalProgress) ProtoMessage() {}
+
+func (x *ApprovalProgress) ProtoReflect() protoreflect.Message {
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ApprovalProgress.ProtoReflect.Descriptor instead.
+func (*ApprovalProgress) Descriptor() ([]byte, []int) {
+	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *ApprovalProgress) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *ApprovalProgress) GetMsg() string {
+	if x != nil {
+		return x.Msg
+	}
+	return ""
+}
+
+func (x *ApprovalProgress) GetField() string {
+	if x != nil {
+		return x.Field
+	}
+	return ""
+}
+
+func (x *ApprovalProgress) GetRole() string {
+	if x != nil {
+		return x.Role
+	}
+	return ""
+}
+
+func (x *ApprovalProgress) GetRequired() int32 {
+	if x != nil {
+		return x.Required
+	}
+	return 0
+}
+
+func (x *ApprovalProgress) GetApprovedBy() []string {
+	if x != nil {
+		return x.ApprovedBy
+	}
+	return nil
+}
+
+// Review is one approval or rejection of a generation.
+type Review struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The reviewer's subject.
+	Reviewer string `protobuf:"bytes,1,opt,name=reviewer,proto3" json:"reviewer,omitempty"`
+	// `APPROVED` or `REJECTED`.
+	Verdict string `protobuf:"bytes,2,opt,name=verdict,proto3" json:"verdict,omitempty"`
+	// The reviewer's comment.
+	Comment string `protobuf:"bytes,3,opt,name=comment,proto3" json:"comment,omitempty"`
+	// The generation reviewed.
+	Generation int64 `protobuf:"varint,4,opt,name=generation,proto3" json:"generation,omitempty"`
+	// The approval reasons the review counted for.
+	Reasons []string `protobuf:"bytes,5,rep,name=reasons,proto3" json:"reasons,omitempty"`
+	// When.
+	Time          *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=time,proto3" json:"time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Review) Reset() {
+	*x = Review{}
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Review) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Review) ProtoMessage() {}
+
+func (x *Review) ProtoReflect() protoreflect.Message {
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Review.ProtoReflect.Descriptor instead.
+func (*Review) Descriptor() ([]byte, []int) {
+	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *Review) GetReviewer() string {
+	if x != nil {
+		return x.Reviewer
+	}
+	return ""
+}
+
+func (x *Review) GetVerdict() string {
+	if x != nil {
+		return x.Verdict
+	}
+	return ""
+}
+
+func (x *Review) GetComment() string {
+	if x != nil {
+		return x.Comment
+	}
+	return ""
+}
+
+func (x *Review) GetGeneration() int64 {
+	if x != nil {
+		return x.Generation
+	}
+	return 0
+}
+
+func (x *Review) GetReasons() []string {
+	if x != nil {
+		return x.Reasons
+	}
+	return nil
+}
+
+func (x *Review) GetTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Time
+	}
+	return nil
+}
+
 // StreamEndpoint tells clients where one stream of a loop lives.
 type StreamEndpoint struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1008,7 +1225,7 @@ type StreamEndpoint struct {
 
 func (x *StreamEndpoint) Reset() {
 	*x = StreamEndpoint{}
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[10]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1020,7 +1237,7 @@ func (x *StreamEndpoint) String() string {
 func (*StreamEndpoint) ProtoMessage() {}
 
 func (x *StreamEndpoint) ProtoReflect() protoreflect.Message {
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[10]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1033,7 +1250,7 @@ func (x *StreamEndpoint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamEndpoint.ProtoReflect.Descriptor instead.
 func (*StreamEndpoint) Descriptor() ([]byte, []int) {
-	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{10}
+	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *StreamEndpoint) GetStream() string {
@@ -1097,7 +1314,7 @@ type PrincipalGrants struct {
 
 func (x *PrincipalGrants) Reset() {
 	*x = PrincipalGrants{}
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[11]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1109,7 +1326,7 @@ func (x *PrincipalGrants) String() string {
 func (*PrincipalGrants) ProtoMessage() {}
 
 func (x *PrincipalGrants) ProtoReflect() protoreflect.Message {
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[11]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1122,7 +1339,7 @@ func (x *PrincipalGrants) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PrincipalGrants.ProtoReflect.Descriptor instead.
 func (*PrincipalGrants) Descriptor() ([]byte, []int) {
-	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{11}
+	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *PrincipalGrants) GetPrincipal() string {
@@ -1181,7 +1398,7 @@ type Condition struct {
 
 func (x *Condition) Reset() {
 	*x = Condition{}
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[12]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1193,7 +1410,7 @@ func (x *Condition) String() string {
 func (*Condition) ProtoMessage() {}
 
 func (x *Condition) ProtoReflect() protoreflect.Message {
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[12]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1206,7 +1423,7 @@ func (x *Condition) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Condition.ProtoReflect.Descriptor instead.
 func (*Condition) Descriptor() ([]byte, []int) {
-	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{12}
+	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Condition) GetType() string {
@@ -1272,7 +1489,7 @@ type PolicyVerdict struct {
 
 func (x *PolicyVerdict) Reset() {
 	*x = PolicyVerdict{}
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[13]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1284,7 +1501,7 @@ func (x *PolicyVerdict) String() string {
 func (*PolicyVerdict) ProtoMessage() {}
 
 func (x *PolicyVerdict) ProtoReflect() protoreflect.Message {
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[13]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1297,7 +1514,7 @@ func (x *PolicyVerdict) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PolicyVerdict.ProtoReflect.Descriptor instead.
 func (*PolicyVerdict) Descriptor() ([]byte, []int) {
-	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{13}
+	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *PolicyVerdict) GetDecisionId() string {
@@ -1351,14 +1568,19 @@ type Violation struct {
 	Msg string `protobuf:"bytes,2,opt,name=msg,proto3" json:"msg,omitempty"`
 	// The field path the finding is about (e.g. `spec.residency`); may be
 	// empty.
-	Field         string `protobuf:"bytes,3,opt,name=field,proto3" json:"field,omitempty"`
+	Field string `protobuf:"bytes,3,opt,name=field,proto3" json:"field,omitempty"`
+	// Approval reasons only: the role that may approve (`team-admin`,
+	// `security-reviewer` or `admin`).
+	Role string `protobuf:"bytes,4,opt,name=role,proto3" json:"role,omitempty"`
+	// Approval reasons only: how many distinct approvers are needed.
+	Approvals     int32 `protobuf:"varint,5,opt,name=approvals,proto3" json:"approvals,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Violation) Reset() {
 	*x = Violation{}
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[14]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1370,7 +1592,7 @@ func (x *Violation) String() string {
 func (*Violation) ProtoMessage() {}
 
 func (x *Violation) ProtoReflect() protoreflect.Message {
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[14]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1383,7 +1605,7 @@ func (x *Violation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Violation.ProtoReflect.Descriptor instead.
 func (*Violation) Descriptor() ([]byte, []int) {
-	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{14}
+	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Violation) GetId() string {
@@ -1407,6 +1629,20 @@ func (x *Violation) GetField() string {
 	return ""
 }
 
+func (x *Violation) GetRole() string {
+	if x != nil {
+		return x.Role
+	}
+	return ""
+}
+
+func (x *Violation) GetApprovals() int32 {
+	if x != nil {
+		return x.Approvals
+	}
+	return 0
+}
+
 // DerivedResources are the Kafka resources a loop needs, derived
 // deterministically from its spec and the cluster catalog.
 type DerivedResources struct {
@@ -1424,7 +1660,7 @@ type DerivedResources struct {
 
 func (x *DerivedResources) Reset() {
 	*x = DerivedResources{}
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[15]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1436,7 +1672,7 @@ func (x *DerivedResources) String() string {
 func (*DerivedResources) ProtoMessage() {}
 
 func (x *DerivedResources) ProtoReflect() protoreflect.Message {
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[15]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1449,7 +1685,7 @@ func (x *DerivedResources) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DerivedResources.ProtoReflect.Descriptor instead.
 func (*DerivedResources) Descriptor() ([]byte, []int) {
-	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{15}
+	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *DerivedResources) GetTopics() []*Topic {
@@ -1491,7 +1727,7 @@ type Topic struct {
 
 func (x *Topic) Reset() {
 	*x = Topic{}
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[16]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1503,7 +1739,7 @@ func (x *Topic) String() string {
 func (*Topic) ProtoMessage() {}
 
 func (x *Topic) ProtoReflect() protoreflect.Message {
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[16]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1516,7 +1752,7 @@ func (x *Topic) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Topic.ProtoReflect.Descriptor instead.
 func (*Topic) Descriptor() ([]byte, []int) {
-	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{16}
+	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *Topic) GetName() string {
@@ -1570,7 +1806,7 @@ type Acl struct {
 
 func (x *Acl) Reset() {
 	*x = Acl{}
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[17]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1582,7 +1818,7 @@ func (x *Acl) String() string {
 func (*Acl) ProtoMessage() {}
 
 func (x *Acl) ProtoReflect() protoreflect.Message {
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[17]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1595,7 +1831,7 @@ func (x *Acl) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Acl.ProtoReflect.Descriptor instead.
 func (*Acl) Descriptor() ([]byte, []int) {
-	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{17}
+	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *Acl) GetPrincipal() string {
@@ -1662,7 +1898,7 @@ type Quota struct {
 
 func (x *Quota) Reset() {
 	*x = Quota{}
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[18]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1674,7 +1910,7 @@ func (x *Quota) String() string {
 func (*Quota) ProtoMessage() {}
 
 func (x *Quota) ProtoReflect() protoreflect.Message {
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[18]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1687,7 +1923,7 @@ func (x *Quota) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Quota.ProtoReflect.Descriptor instead.
 func (*Quota) Descriptor() ([]byte, []int) {
-	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{18}
+	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *Quota) GetPrincipal() string {
@@ -1731,7 +1967,7 @@ type PlannedChange struct {
 
 func (x *PlannedChange) Reset() {
 	*x = PlannedChange{}
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[19]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1743,7 +1979,7 @@ func (x *PlannedChange) String() string {
 func (*PlannedChange) ProtoMessage() {}
 
 func (x *PlannedChange) ProtoReflect() protoreflect.Message {
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[19]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1756,7 +1992,7 @@ func (x *PlannedChange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PlannedChange.ProtoReflect.Descriptor instead.
 func (*PlannedChange) Descriptor() ([]byte, []int) {
-	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{19}
+	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *PlannedChange) GetKind() string {
@@ -1798,7 +2034,7 @@ type GetLoopRequest struct {
 
 func (x *GetLoopRequest) Reset() {
 	*x = GetLoopRequest{}
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[20]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1810,7 +2046,7 @@ func (x *GetLoopRequest) String() string {
 func (*GetLoopRequest) ProtoMessage() {}
 
 func (x *GetLoopRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[20]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1823,7 +2059,7 @@ func (x *GetLoopRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetLoopRequest.ProtoReflect.Descriptor instead.
 func (*GetLoopRequest) Descriptor() ([]byte, []int) {
-	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{20}
+	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *GetLoopRequest) GetName() string {
@@ -1853,7 +2089,7 @@ type ListLoopsRequest struct {
 
 func (x *ListLoopsRequest) Reset() {
 	*x = ListLoopsRequest{}
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[21]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1865,7 +2101,7 @@ func (x *ListLoopsRequest) String() string {
 func (*ListLoopsRequest) ProtoMessage() {}
 
 func (x *ListLoopsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[21]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1878,7 +2114,7 @@ func (x *ListLoopsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListLoopsRequest.ProtoReflect.Descriptor instead.
 func (*ListLoopsRequest) Descriptor() ([]byte, []int) {
-	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{21}
+	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ListLoopsRequest) GetParent() string {
@@ -1922,7 +2158,7 @@ type ListLoopsResponse struct {
 
 func (x *ListLoopsResponse) Reset() {
 	*x = ListLoopsResponse{}
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[22]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1934,7 +2170,7 @@ func (x *ListLoopsResponse) String() string {
 func (*ListLoopsResponse) ProtoMessage() {}
 
 func (x *ListLoopsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[22]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1947,7 +2183,7 @@ func (x *ListLoopsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListLoopsResponse.ProtoReflect.Descriptor instead.
 func (*ListLoopsResponse) Descriptor() ([]byte, []int) {
-	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{22}
+	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ListLoopsResponse) GetLoops() []*Loop {
@@ -1985,7 +2221,7 @@ type CreateLoopRequest struct {
 
 func (x *CreateLoopRequest) Reset() {
 	*x = CreateLoopRequest{}
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[23]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1997,7 +2233,7 @@ func (x *CreateLoopRequest) String() string {
 func (*CreateLoopRequest) ProtoMessage() {}
 
 func (x *CreateLoopRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[23]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2010,7 +2246,7 @@ func (x *CreateLoopRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateLoopRequest.ProtoReflect.Descriptor instead.
 func (*CreateLoopRequest) Descriptor() ([]byte, []int) {
-	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{23}
+	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *CreateLoopRequest) GetParent() string {
@@ -2067,7 +2303,7 @@ type UpdateLoopRequest struct {
 
 func (x *UpdateLoopRequest) Reset() {
 	*x = UpdateLoopRequest{}
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[24]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2079,7 +2315,7 @@ func (x *UpdateLoopRequest) String() string {
 func (*UpdateLoopRequest) ProtoMessage() {}
 
 func (x *UpdateLoopRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[24]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2092,7 +2328,7 @@ func (x *UpdateLoopRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateLoopRequest.ProtoReflect.Descriptor instead.
 func (*UpdateLoopRequest) Descriptor() ([]byte, []int) {
-	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{24}
+	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *UpdateLoopRequest) GetLoop() *Loop {
@@ -2140,7 +2376,7 @@ type DeleteLoopRequest struct {
 
 func (x *DeleteLoopRequest) Reset() {
 	*x = DeleteLoopRequest{}
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[25]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2152,7 +2388,7 @@ func (x *DeleteLoopRequest) String() string {
 func (*DeleteLoopRequest) ProtoMessage() {}
 
 func (x *DeleteLoopRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[25]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2165,7 +2401,7 @@ func (x *DeleteLoopRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteLoopRequest.ProtoReflect.Descriptor instead.
 func (*DeleteLoopRequest) Descriptor() ([]byte, []int) {
-	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{25}
+	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *DeleteLoopRequest) GetName() string {
@@ -2207,7 +2443,7 @@ type PlanLoopRequest struct {
 
 func (x *PlanLoopRequest) Reset() {
 	*x = PlanLoopRequest{}
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[26]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2219,7 +2455,7 @@ func (x *PlanLoopRequest) String() string {
 func (*PlanLoopRequest) ProtoMessage() {}
 
 func (x *PlanLoopRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[26]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2232,7 +2468,7 @@ func (x *PlanLoopRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PlanLoopRequest.ProtoReflect.Descriptor instead.
 func (*PlanLoopRequest) Descriptor() ([]byte, []int) {
-	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{26}
+	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *PlanLoopRequest) GetLoop() *Loop {
@@ -2262,7 +2498,7 @@ type PlanLoopResponse struct {
 
 func (x *PlanLoopResponse) Reset() {
 	*x = PlanLoopResponse{}
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[27]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2274,7 +2510,7 @@ func (x *PlanLoopResponse) String() string {
 func (*PlanLoopResponse) ProtoMessage() {}
 
 func (x *PlanLoopResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[27]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2287,7 +2523,7 @@ func (x *PlanLoopResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PlanLoopResponse.ProtoReflect.Descriptor instead.
 func (*PlanLoopResponse) Descriptor() ([]byte, []int) {
-	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{27}
+	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *PlanLoopResponse) GetOperation() PlanLoopResponse_Operation {
@@ -2330,8 +2566,8 @@ type ApproveLoopRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The loop, `teams/{team}/loops/{loop}`.
 	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	// When set, must match the stored loop's etag, so that you approve what
-	// you reviewed.
+	// The etag of the loop you reviewed; the approval fails (ABORTED) if the
+	// loop changed since.
 	Etag string `protobuf:"bytes,2,opt,name=etag,proto3" json:"etag,omitempty"`
 	// Why it is approved; recorded in the audit trail.
 	Comment string `protobuf:"bytes,3,opt,name=comment,proto3" json:"comment,omitempty"`
@@ -2343,7 +2579,7 @@ type ApproveLoopRequest struct {
 
 func (x *ApproveLoopRequest) Reset() {
 	*x = ApproveLoopRequest{}
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[28]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2355,7 +2591,7 @@ func (x *ApproveLoopRequest) String() string {
 func (*ApproveLoopRequest) ProtoMessage() {}
 
 func (x *ApproveLoopRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[28]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2368,7 +2604,7 @@ func (x *ApproveLoopRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApproveLoopRequest.ProtoReflect.Descriptor instead.
 func (*ApproveLoopRequest) Descriptor() ([]byte, []int) {
-	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{28}
+	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *ApproveLoopRequest) GetName() string {
@@ -2399,6 +2635,199 @@ func (x *ApproveLoopRequest) GetRequestId() string {
 	return ""
 }
 
+// RejectLoopRequest is the request of RejectLoop.
+type RejectLoopRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The loop, `teams/{team}/loops/{loop}`.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// The etag of the loop you reviewed.
+	Etag string `protobuf:"bytes,2,opt,name=etag,proto3" json:"etag,omitempty"`
+	// Why it is rejected; shown to the team and recorded in the audit trail.
+	Comment string `protobuf:"bytes,3,opt,name=comment,proto3" json:"comment,omitempty"`
+	// A client-chosen id that makes retries safe.
+	RequestId     string `protobuf:"bytes,4,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RejectLoopRequest) Reset() {
+	*x = RejectLoopRequest{}
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RejectLoopRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RejectLoopRequest) ProtoMessage() {}
+
+func (x *RejectLoopRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RejectLoopRequest.ProtoReflect.Descriptor instead.
+func (*RejectLoopRequest) Descriptor() ([]byte, []int) {
+	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *RejectLoopRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *RejectLoopRequest) GetEtag() string {
+	if x != nil {
+		return x.Etag
+	}
+	return ""
+}
+
+func (x *RejectLoopRequest) GetComment() string {
+	if x != nil {
+		return x.Comment
+	}
+	return ""
+}
+
+func (x *RejectLoopRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+// ListApprovalsRequest is the request of ListApprovals.
+type ListApprovalsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The team, `teams/{team}`, or `teams/-` for every team.
+	Parent string `protobuf:"bytes,1,opt,name=parent,proto3" json:"parent,omitempty"`
+	// The maximum number of loops to return; 0 means 100, at most 1000.
+	PageSize int32 `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// The `next_page_token` of a previous call.
+	PageToken     string `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListApprovalsRequest) Reset() {
+	*x = ListApprovalsRequest{}
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListApprovalsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListApprovalsRequest) ProtoMessage() {}
+
+func (x *ListApprovalsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListApprovalsRequest.ProtoReflect.Descriptor instead.
+func (*ListApprovalsRequest) Descriptor() ([]byte, []int) {
+	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *ListApprovalsRequest) GetParent() string {
+	if x != nil {
+		return x.Parent
+	}
+	return ""
+}
+
+func (x *ListApprovalsRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListApprovalsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+// ListApprovalsResponse is the response of ListApprovals.
+type ListApprovalsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Loops awaiting an approval the caller may give; each loop's
+	// `status.approvals` shows what is still needed.
+	Loops []*Loop `protobuf:"bytes,1,rep,name=loops,proto3" json:"loops,omitempty"`
+	// A token to get the next page; empty on the last page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListApprovalsResponse) Reset() {
+	*x = ListApprovalsResponse{}
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListApprovalsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListApprovalsResponse) ProtoMessage() {}
+
+func (x *ListApprovalsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListApprovalsResponse.ProtoReflect.Descriptor instead.
+func (*ListApprovalsResponse) Descriptor() ([]byte, []int) {
+	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *ListApprovalsResponse) GetLoops() []*Loop {
+	if x != nil {
+		return x.Loops
+	}
+	return nil
+}
+
+func (x *ListApprovalsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
 // GetLoopContractRequest asks for one principal's client contract.
 type GetLoopContractRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -2413,7 +2842,7 @@ type GetLoopContractRequest struct {
 
 func (x *GetLoopContractRequest) Reset() {
 	*x = GetLoopContractRequest{}
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[29]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2425,7 +2854,7 @@ func (x *GetLoopContractRequest) String() string {
 func (*GetLoopContractRequest) ProtoMessage() {}
 
 func (x *GetLoopContractRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[29]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2438,7 +2867,7 @@ func (x *GetLoopContractRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetLoopContractRequest.ProtoReflect.Descriptor instead.
 func (*GetLoopContractRequest) Descriptor() ([]byte, []int) {
-	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{29}
+	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *GetLoopContractRequest) GetName() string {
@@ -2496,7 +2925,7 @@ type LoopContract struct {
 
 func (x *LoopContract) Reset() {
 	*x = LoopContract{}
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[30]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2508,7 +2937,7 @@ func (x *LoopContract) String() string {
 func (*LoopContract) ProtoMessage() {}
 
 func (x *LoopContract) ProtoReflect() protoreflect.Message {
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[30]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2521,7 +2950,7 @@ func (x *LoopContract) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoopContract.ProtoReflect.Descriptor instead.
 func (*LoopContract) Descriptor() ([]byte, []int) {
-	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{30}
+	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *LoopContract) GetLoop() string {
@@ -2644,7 +3073,7 @@ type ClientSetting struct {
 
 func (x *ClientSetting) Reset() {
 	*x = ClientSetting{}
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[31]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2656,7 +3085,7 @@ func (x *ClientSetting) String() string {
 func (*ClientSetting) ProtoMessage() {}
 
 func (x *ClientSetting) ProtoReflect() protoreflect.Message {
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[31]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2669,7 +3098,7 @@ func (x *ClientSetting) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClientSetting.ProtoReflect.Descriptor instead.
 func (*ClientSetting) Descriptor() ([]byte, []int) {
-	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{31}
+	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *ClientSetting) GetKey() string {
@@ -2697,7 +3126,7 @@ var File_loopgate_v1_loop_service_proto protoreflect.FileDescriptor
 
 const file_loopgate_v1_loop_service_proto_rawDesc = "" +
 	"\n" +
-	"\x1eloopgate/v1/loop_service.proto\x12\vloopgate.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x82\x05\n" +
+	"\x1eloopgate/v1/loop_service.proto\x12\vloopgate.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x90\x05\n" +
 	"\x04Loop\x12\x18\n" +
 	"\x04name\x18\x01 \x01(\tB\x04\xe2A\x01\bR\x04name\x12\x16\n" +
 	"\x03uid\x18\x02 \x01(\tB\x04\xe2A\x01\x03R\x03uid\x125\n" +
@@ -2717,7 +3146,7 @@ const file_loopgate_v1_loop_service_proto_rawDesc = "" +
 	" \x01(\v2\x17.loopgate.v1.LoopStatusB\x04\xe2A\x01\x03R\x06status\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"k\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"y\n" +
 	"\x05State\x12\x15\n" +
 	"\x11STATE_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x10PENDING_APPROVAL\x10\x01\x12\x10\n" +
@@ -2725,7 +3154,8 @@ const file_loopgate_v1_loop_service_proto_rawDesc = "" +
 	"\x05READY\x10\x03\x12\n" +
 	"\n" +
 	"\x06FAILED\x10\x04\x12\f\n" +
-	"\bDELETING\x10\x05\"\xfe\x03\n" +
+	"\bDELETING\x10\x05\x12\f\n" +
+	"\bREJECTED\x10\x06\"\xfe\x03\n" +
 	"\bLoopSpec\x12 \n" +
 	"\vdescription\x18\x01 \x01(\tR\vdescription\x12\x1c\n" +
 	"\x06owners\x18\x02 \x03(\tB\x04\xe2A\x01\x02R\x06owners\x12,\n" +
@@ -2772,7 +3202,7 @@ const file_loopgate_v1_loop_service_proto_rawDesc = "" +
 	"\astreams\x18\x03 \x03(\tB\x04\xe2A\x01\x02R\astreams\"*\n" +
 	"\n" +
 	"LoopAction\x12\x1c\n" +
-	"\x06stream\x18\x01 \x01(\tB\x04\xe2A\x01\x02R\x06stream\"\x81\x04\n" +
+	"\x06stream\x18\x01 \x01(\tB\x04\xe2A\x01\x02R\x06stream\"\x90\x05\n" +
 	"\n" +
 	"LoopStatus\x12-\n" +
 	"\x05state\x18\x01 \x01(\x0e2\x17.loopgate.v1.Loop.StateR\x05state\x12/\n" +
@@ -2792,7 +3222,27 @@ const file_loopgate_v1_loop_service_proto_rawDesc = "" +
 	" \x03(\v2\x1b.loopgate.v1.StreamEndpointR\astreams\x12<\n" +
 	"\n" +
 	"principals\x18\v \x03(\v2\x1c.loopgate.v1.PrincipalGrantsR\n" +
-	"principals\"\xb9\x01\n" +
+	"principals\x12;\n" +
+	"\tapprovals\x18\f \x03(\v2\x1d.loopgate.v1.ApprovalProgressR\tapprovals\x12-\n" +
+	"\areviews\x18\r \x03(\v2\x13.loopgate.v1.ReviewR\areviews\x12!\n" +
+	"\frequested_by\x18\x0e \x01(\tR\vrequestedBy\"\x9b\x01\n" +
+	"\x10ApprovalProgress\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x10\n" +
+	"\x03msg\x18\x02 \x01(\tR\x03msg\x12\x14\n" +
+	"\x05field\x18\x03 \x01(\tR\x05field\x12\x12\n" +
+	"\x04role\x18\x04 \x01(\tR\x04role\x12\x1a\n" +
+	"\brequired\x18\x05 \x01(\x05R\brequired\x12\x1f\n" +
+	"\vapproved_by\x18\x06 \x03(\tR\n" +
+	"approvedBy\"\xc2\x01\n" +
+	"\x06Review\x12\x1a\n" +
+	"\breviewer\x18\x01 \x01(\tR\breviewer\x12\x18\n" +
+	"\averdict\x18\x02 \x01(\tR\averdict\x12\x18\n" +
+	"\acomment\x18\x03 \x01(\tR\acomment\x12\x1e\n" +
+	"\n" +
+	"generation\x18\x04 \x01(\x03R\n" +
+	"generation\x12\x18\n" +
+	"\areasons\x18\x05 \x03(\tR\areasons\x12.\n" +
+	"\x04time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\"\xb9\x01\n" +
 	"\x0eStreamEndpoint\x12\x16\n" +
 	"\x06stream\x18\x01 \x01(\tR\x06stream\x12\x14\n" +
 	"\x05topic\x18\x02 \x01(\tR\x05topic\x12\x18\n" +
@@ -2820,11 +3270,13 @@ const file_loopgate_v1_loop_service_proto_rawDesc = "" +
 	"\aallowed\x18\x03 \x01(\bR\aallowed\x12*\n" +
 	"\x04deny\x18\x04 \x03(\v2\x16.loopgate.v1.ViolationR\x04deny\x12*\n" +
 	"\x04warn\x18\x05 \x03(\v2\x16.loopgate.v1.ViolationR\x04warn\x122\n" +
-	"\bapproval\x18\x06 \x03(\v2\x16.loopgate.v1.ViolationR\bapproval\"C\n" +
+	"\bapproval\x18\x06 \x03(\v2\x16.loopgate.v1.ViolationR\bapproval\"u\n" +
 	"\tViolation\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x10\n" +
 	"\x03msg\x18\x02 \x01(\tR\x03msg\x12\x14\n" +
-	"\x05field\x18\x03 \x01(\tR\x05field\"\x90\x01\n" +
+	"\x05field\x18\x03 \x01(\tR\x05field\x12\x12\n" +
+	"\x04role\x18\x04 \x01(\tR\x04role\x12\x1c\n" +
+	"\tapprovals\x18\x05 \x01(\x05R\tapprovals\"\x90\x01\n" +
 	"\x10DerivedResources\x12*\n" +
 	"\x06topics\x18\x01 \x03(\v2\x12.loopgate.v1.TopicR\x06topics\x12$\n" +
 	"\x04acls\x18\x02 \x03(\v2\x10.loopgate.v1.AclR\x04acls\x12*\n" +
@@ -2903,13 +3355,27 @@ const file_loopgate_v1_loop_service_proto_rawDesc = "" +
 	"\x06CREATE\x10\x01\x12\n" +
 	"\n" +
 	"\x06UPDATE\x10\x02\x12\b\n" +
-	"\x04NOOP\x10\x03\"{\n" +
+	"\x04NOOP\x10\x03\"\x81\x01\n" +
 	"\x12ApproveLoopRequest\x12\x18\n" +
-	"\x04name\x18\x01 \x01(\tB\x04\xe2A\x01\x02R\x04name\x12\x12\n" +
-	"\x04etag\x18\x02 \x01(\tR\x04etag\x12\x18\n" +
+	"\x04name\x18\x01 \x01(\tB\x04\xe2A\x01\x02R\x04name\x12\x18\n" +
+	"\x04etag\x18\x02 \x01(\tB\x04\xe2A\x01\x02R\x04etag\x12\x18\n" +
 	"\acomment\x18\x03 \x01(\tR\acomment\x12\x1d\n" +
 	"\n" +
-	"request_id\x18\x04 \x01(\tR\trequestId\"P\n" +
+	"request_id\x18\x04 \x01(\tR\trequestId\"\x86\x01\n" +
+	"\x11RejectLoopRequest\x12\x18\n" +
+	"\x04name\x18\x01 \x01(\tB\x04\xe2A\x01\x02R\x04name\x12\x18\n" +
+	"\x04etag\x18\x02 \x01(\tB\x04\xe2A\x01\x02R\x04etag\x12\x1e\n" +
+	"\acomment\x18\x03 \x01(\tB\x04\xe2A\x01\x02R\acomment\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x04 \x01(\tR\trequestId\"p\n" +
+	"\x14ListApprovalsRequest\x12\x1c\n" +
+	"\x06parent\x18\x01 \x01(\tB\x04\xe2A\x01\x02R\x06parent\x12\x1b\n" +
+	"\tpage_size\x18\x02 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x03 \x01(\tR\tpageToken\"h\n" +
+	"\x15ListApprovalsResponse\x12'\n" +
+	"\x05loops\x18\x01 \x03(\v2\x11.loopgate.v1.LoopR\x05loops\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"P\n" +
 	"\x16GetLoopContractRequest\x12\x18\n" +
 	"\x04name\x18\x01 \x01(\tB\x04\xe2A\x01\x02R\x04name\x12\x1c\n" +
 	"\tprincipal\x18\x02 \x01(\tR\tprincipal\"\xcc\x04\n" +
@@ -2933,7 +3399,7 @@ const file_loopgate_v1_loop_service_proto_rawDesc = "" +
 	"\rClientSetting\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value\x12\x16\n" +
-	"\x06reason\x18\x03 \x01(\tR\x06reason2\x88\a\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason2\xf7\b\n" +
 	"\vLoopService\x12]\n" +
 	"\aGetLoop\x12\x1b.loopgate.v1.GetLoopRequest\x1a\x11.loopgate.v1.Loop\"\"\x82\xd3\xe4\x93\x02\x1c\x12\x1a/v1/{name=teams/*/loops/*}\x12n\n" +
 	"\tListLoops\x12\x1d.loopgate.v1.ListLoopsRequest\x1a\x1e.loopgate.v1.ListLoopsResponse\"\"\x82\xd3\xe4\x93\x02\x1c\x12\x1a/v1/{parent=teams/*}/loops\x12i\n" +
@@ -2944,7 +3410,10 @@ const file_loopgate_v1_loop_service_proto_rawDesc = "" +
 	"\n" +
 	"DeleteLoop\x12\x1e.loopgate.v1.DeleteLoopRequest\x1a\x11.loopgate.v1.Loop\"\"\x82\xd3\xe4\x93\x02\x1c*\x1a/v1/{name=teams/*/loops/*}\x12x\n" +
 	"\bPlanLoop\x12\x1c.loopgate.v1.PlanLoopRequest\x1a\x1d.loopgate.v1.PlanLoopResponse\"/\x82\xd3\xe4\x93\x02):\x01*\"$/v1/{loop.name=teams/*/loops/*}:plan\x12p\n" +
-	"\vApproveLoop\x12\x1f.loopgate.v1.ApproveLoopRequest\x1a\x11.loopgate.v1.Loop\"-\x82\xd3\xe4\x93\x02':\x01*\"\"/v1/{name=teams/*/loops/*}:approve\x12~\n" +
+	"\vApproveLoop\x12\x1f.loopgate.v1.ApproveLoopRequest\x1a\x11.loopgate.v1.Loop\"-\x82\xd3\xe4\x93\x02':\x01*\"\"/v1/{name=teams/*/loops/*}:approve\x12m\n" +
+	"\n" +
+	"RejectLoop\x12\x1e.loopgate.v1.RejectLoopRequest\x1a\x11.loopgate.v1.Loop\",\x82\xd3\xe4\x93\x02&:\x01*\"!/v1/{name=teams/*/loops/*}:reject\x12~\n" +
+	"\rListApprovals\x12!.loopgate.v1.ListApprovalsRequest\x1a\".loopgate.v1.ListApprovalsResponse\"&\x82\xd3\xe4\x93\x02 \x12\x1e/v1/{parent=teams/*}/approvals\x12~\n" +
 	"\x0fGetLoopContract\x12#.loopgate.v1.GetLoopContractRequest\x1a\x19.loopgate.v1.LoopContract\"+\x82\xd3\xe4\x93\x02%\x12#/v1/{name=teams/*/loops/*}/contractB9Z7github.com/loopgate/loopgate/gen/loopgate/v1;loopgatev1b\x06proto3"
 
 var (
@@ -2960,7 +3429,7 @@ func file_loopgate_v1_loop_service_proto_rawDescGZIP() []byte {
 }
 
 var file_loopgate_v1_loop_service_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_loopgate_v1_loop_service_proto_msgTypes = make([]protoimpl.MessageInfo, 34)
+var file_loopgate_v1_loop_service_proto_msgTypes = make([]protoimpl.MessageInfo, 39)
 var file_loopgate_v1_loop_service_proto_goTypes = []any{
 	(Loop_State)(0),                 // 0: loopgate.v1.Loop.State
 	(PlanLoopResponse_Operation)(0), // 1: loopgate.v1.PlanLoopResponse.Operation
@@ -2974,38 +3443,43 @@ var file_loopgate_v1_loop_service_proto_goTypes = []any{
 	(*Consumer)(nil),                // 9: loopgate.v1.Consumer
 	(*LoopAction)(nil),              // 10: loopgate.v1.LoopAction
 	(*LoopStatus)(nil),              // 11: loopgate.v1.LoopStatus
-	(*StreamEndpoint)(nil),          // 12: loopgate.v1.StreamEndpoint
-	(*PrincipalGrants)(nil),         // 13: loopgate.v1.PrincipalGrants
-	(*Condition)(nil),               // 14: loopgate.v1.Condition
-	(*PolicyVerdict)(nil),           // 15: loopgate.v1.PolicyVerdict
-	(*Violation)(nil),               // 16: loopgate.v1.Violation
-	(*DerivedResources)(nil),        // 17: loopgate.v1.DerivedResources
-	(*Topic)(nil),                   // 18: loopgate.v1.Topic
-	(*Acl)(nil),                     // 19: loopgate.v1.Acl
-	(*Quota)(nil),                   // 20: loopgate.v1.Quota
-	(*PlannedChange)(nil),           // 21: loopgate.v1.PlannedChange
-	(*GetLoopRequest)(nil),          // 22: loopgate.v1.GetLoopRequest
-	(*ListLoopsRequest)(nil),        // 23: loopgate.v1.ListLoopsRequest
-	(*ListLoopsResponse)(nil),       // 24: loopgate.v1.ListLoopsResponse
-	(*CreateLoopRequest)(nil),       // 25: loopgate.v1.CreateLoopRequest
-	(*UpdateLoopRequest)(nil),       // 26: loopgate.v1.UpdateLoopRequest
-	(*DeleteLoopRequest)(nil),       // 27: loopgate.v1.DeleteLoopRequest
-	(*PlanLoopRequest)(nil),         // 28: loopgate.v1.PlanLoopRequest
-	(*PlanLoopResponse)(nil),        // 29: loopgate.v1.PlanLoopResponse
-	(*ApproveLoopRequest)(nil),      // 30: loopgate.v1.ApproveLoopRequest
-	(*GetLoopContractRequest)(nil),  // 31: loopgate.v1.GetLoopContractRequest
-	(*LoopContract)(nil),            // 32: loopgate.v1.LoopContract
-	(*ClientSetting)(nil),           // 33: loopgate.v1.ClientSetting
-	nil,                             // 34: loopgate.v1.Loop.LabelsEntry
-	nil,                             // 35: loopgate.v1.Topic.ConfigsEntry
-	(*timestamppb.Timestamp)(nil),   // 36: google.protobuf.Timestamp
-	(*fieldmaskpb.FieldMask)(nil),   // 37: google.protobuf.FieldMask
+	(*ApprovalProgress)(nil),        // 12: loopgate.v1.ApprovalProgress
+	(*Review)(nil),                  // 13: loopgate.v1.Review
+	(*StreamEndpoint)(nil),          // 14: loopgate.v1.StreamEndpoint
+	(*PrincipalGrants)(nil),         // 15: loopgate.v1.PrincipalGrants
+	(*Condition)(nil),               // 16: loopgate.v1.Condition
+	(*PolicyVerdict)(nil),           // 17: loopgate.v1.PolicyVerdict
+	(*Violation)(nil),               // 18: loopgate.v1.Violation
+	(*DerivedResources)(nil),        // 19: loopgate.v1.DerivedResources
+	(*Topic)(nil),                   // 20: loopgate.v1.Topic
+	(*Acl)(nil),                     // 21: loopgate.v1.Acl
+	(*Quota)(nil),                   // 22: loopgate.v1.Quota
+	(*PlannedChange)(nil),           // 23: loopgate.v1.PlannedChange
+	(*GetLoopRequest)(nil),          // 24: loopgate.v1.GetLoopRequest
+	(*ListLoopsRequest)(nil),        // 25: loopgate.v1.ListLoopsRequest
+	(*ListLoopsResponse)(nil),       // 26: loopgate.v1.ListLoopsResponse
+	(*CreateLoopRequest)(nil),       // 27: loopgate.v1.CreateLoopRequest
+	(*UpdateLoopRequest)(nil),       // 28: loopgate.v1.UpdateLoopRequest
+	(*DeleteLoopRequest)(nil),       // 29: loopgate.v1.DeleteLoopRequest
+	(*PlanLoopRequest)(nil),         // 30: loopgate.v1.PlanLoopRequest
+	(*PlanLoopResponse)(nil),        // 31: loopgate.v1.PlanLoopResponse
+	(*ApproveLoopRequest)(nil),      // 32: loopgate.v1.ApproveLoopRequest
+	(*RejectLoopRequest)(nil),       // 33: loopgate.v1.RejectLoopRequest
+	(*ListApprovalsRequest)(nil),    // 34: loopgate.v1.ListApprovalsRequest
+	(*ListApprovalsResponse)(nil),   // 35: loopgate.v1.ListApprovalsResponse
+	(*GetLoopContractRequest)(nil),  // 36: loopgate.v1.GetLoopContractRequest
+	(*LoopContract)(nil),            // 37: loopgate.v1.LoopContract
+	(*ClientSetting)(nil),           // 38: loopgate.v1.ClientSetting
+	nil,                             // 39: loopgate.v1.Loop.LabelsEntry
+	nil,                             // 40: loopgate.v1.Topic.ConfigsEntry
+	(*timestamppb.Timestamp)(nil),   // 41: google.protobuf.Timestamp
+	(*fieldmaskpb.FieldMask)(nil),   // 42: google.protobuf.FieldMask
 }
 var file_loopgate_v1_loop_service_proto_depIdxs = []int32{
-	34, // 0: loopgate.v1.Loop.labels:type_name -> loopgate.v1.Loop.LabelsEntry
-	36, // 1: loopgate.v1.Loop.create_time:type_name -> google.protobuf.Timestamp
-	36, // 2: loopgate.v1.Loop.update_time:type_name -> google.protobuf.Timestamp
-	36, // 3: loopgate.v1.Loop.delete_time:type_name -> google.protobuf.Timestamp
+	39, // 0: loopgate.v1.Loop.labels:type_name -> loopgate.v1.Loop.LabelsEntry
+	41, // 1: loopgate.v1.Loop.create_time:type_name -> google.protobuf.Timestamp
+	41, // 2: loopgate.v1.Loop.update_time:type_name -> google.protobuf.Timestamp
+	41, // 3: loopgate.v1.Loop.delete_time:type_name -> google.protobuf.Timestamp
 	3,  // 4: loopgate.v1.Loop.spec:type_name -> loopgate.v1.LoopSpec
 	11, // 5: loopgate.v1.Loop.status:type_name -> loopgate.v1.LoopStatus
 	4,  // 6: loopgate.v1.LoopSpec.slo:type_name -> loopgate.v1.Slo
@@ -3016,50 +3490,58 @@ var file_loopgate_v1_loop_service_proto_depIdxs = []int32{
 	10, // 11: loopgate.v1.LoopSpec.action:type_name -> loopgate.v1.LoopAction
 	7,  // 12: loopgate.v1.Stream.schema:type_name -> loopgate.v1.StreamSchema
 	0,  // 13: loopgate.v1.LoopStatus.state:type_name -> loopgate.v1.Loop.State
-	14, // 14: loopgate.v1.LoopStatus.conditions:type_name -> loopgate.v1.Condition
-	15, // 15: loopgate.v1.LoopStatus.policy:type_name -> loopgate.v1.PolicyVerdict
-	12, // 16: loopgate.v1.LoopStatus.streams:type_name -> loopgate.v1.StreamEndpoint
-	13, // 17: loopgate.v1.LoopStatus.principals:type_name -> loopgate.v1.PrincipalGrants
-	36, // 18: loopgate.v1.Condition.last_transition_time:type_name -> google.protobuf.Timestamp
-	16, // 19: loopgate.v1.PolicyVerdict.deny:type_name -> loopgate.v1.Violation
-	16, // 20: loopgate.v1.PolicyVerdict.warn:type_name -> loopgate.v1.Violation
-	16, // 21: loopgate.v1.PolicyVerdict.approval:type_name -> loopgate.v1.Violation
-	18, // 22: loopgate.v1.DerivedResources.topics:type_name -> loopgate.v1.Topic
-	19, // 23: loopgate.v1.DerivedResources.acls:type_name -> loopgate.v1.Acl
-	20, // 24: loopgate.v1.DerivedResources.quotas:type_name -> loopgate.v1.Quota
-	35, // 25: loopgate.v1.Topic.configs:type_name -> loopgate.v1.Topic.ConfigsEntry
-	2,  // 26: loopgate.v1.ListLoopsResponse.loops:type_name -> loopgate.v1.Loop
-	2,  // 27: loopgate.v1.CreateLoopRequest.loop:type_name -> loopgate.v1.Loop
-	2,  // 28: loopgate.v1.UpdateLoopRequest.loop:type_name -> loopgate.v1.Loop
-	37, // 29: loopgate.v1.UpdateLoopRequest.update_mask:type_name -> google.protobuf.FieldMask
-	2,  // 30: loopgate.v1.PlanLoopRequest.loop:type_name -> loopgate.v1.Loop
-	1,  // 31: loopgate.v1.PlanLoopResponse.operation:type_name -> loopgate.v1.PlanLoopResponse.Operation
-	15, // 32: loopgate.v1.PlanLoopResponse.verdict:type_name -> loopgate.v1.PolicyVerdict
-	21, // 33: loopgate.v1.PlanLoopResponse.changes:type_name -> loopgate.v1.PlannedChange
-	17, // 34: loopgate.v1.PlanLoopResponse.derived:type_name -> loopgate.v1.DerivedResources
-	33, // 35: loopgate.v1.LoopContract.producer_settings:type_name -> loopgate.v1.ClientSetting
-	33, // 36: loopgate.v1.LoopContract.consumer_settings:type_name -> loopgate.v1.ClientSetting
-	22, // 37: loopgate.v1.LoopService.GetLoop:input_type -> loopgate.v1.GetLoopRequest
-	23, // 38: loopgate.v1.LoopService.ListLoops:input_type -> loopgate.v1.ListLoopsRequest
-	25, // 39: loopgate.v1.LoopService.CreateLoop:input_type -> loopgate.v1.CreateLoopRequest
-	26, // 40: loopgate.v1.LoopService.UpdateLoop:input_type -> loopgate.v1.UpdateLoopRequest
-	27, // 41: loopgate.v1.LoopService.DeleteLoop:input_type -> loopgate.v1.DeleteLoopRequest
-	28, // 42: loopgate.v1.LoopService.PlanLoop:input_type -> loopgate.v1.PlanLoopRequest
-	30, // 43: loopgate.v1.LoopService.ApproveLoop:input_type -> loopgate.v1.ApproveLoopRequest
-	31, // 44: loopgate.v1.LoopService.GetLoopContract:input_type -> loopgate.v1.GetLoopContractRequest
-	2,  // 45: loopgate.v1.LoopService.GetLoop:output_type -> loopgate.v1.Loop
-	24, // 46: loopgate.v1.LoopService.ListLoops:output_type -> loopgate.v1.ListLoopsResponse
-	2,  // 47: loopgate.v1.LoopService.CreateLoop:output_type -> loopgate.v1.Loop
-	2,  // 48: loopgate.v1.LoopService.UpdateLoop:output_type -> loopgate.v1.Loop
-	2,  // 49: loopgate.v1.LoopService.DeleteLoop:output_type -> loopgate.v1.Loop
-	29, // 50: loopgate.v1.LoopService.PlanLoop:output_type -> loopgate.v1.PlanLoopResponse
-	2,  // 51: loopgate.v1.LoopService.ApproveLoop:output_type -> loopgate.v1.Loop
-	32, // 52: loopgate.v1.LoopService.GetLoopContract:output_type -> loopgate.v1.LoopContract
-	45, // [45:53] is the sub-list for method output_type
-	37, // [37:45] is the sub-list for method input_type
-	37, // [37:37] is the sub-list for extension type_name
-	37, // [37:37] is the sub-list for extension extendee
-	0,  // [0:37] is the sub-list for field type_name
+	16, // 14: loopgate.v1.LoopStatus.conditions:type_name -> loopgate.v1.Condition
+	17, // 15: loopgate.v1.LoopStatus.policy:type_name -> loopgate.v1.PolicyVerdict
+	14, // 16: loopgate.v1.LoopStatus.streams:type_name -> loopgate.v1.StreamEndpoint
+	15, // 17: loopgate.v1.LoopStatus.principals:type_name -> loopgate.v1.PrincipalGrants
+	12, // 18: loopgate.v1.LoopStatus.approvals:type_name -> loopgate.v1.ApprovalProgress
+	13, // 19: loopgate.v1.LoopStatus.reviews:type_name -> loopgate.v1.Review
+	41, // 20: loopgate.v1.Review.time:type_name -> google.protobuf.Timestamp
+	41, // 21: loopgate.v1.Condition.last_transition_time:type_name -> google.protobuf.Timestamp
+	18, // 22: loopgate.v1.PolicyVerdict.deny:type_name -> loopgate.v1.Violation
+	18, // 23: loopgate.v1.PolicyVerdict.warn:type_name -> loopgate.v1.Violation
+	18, // 24: loopgate.v1.PolicyVerdict.approval:type_name -> loopgate.v1.Violation
+	20, // 25: loopgate.v1.DerivedResources.topics:type_name -> loopgate.v1.Topic
+	21, // 26: loopgate.v1.DerivedResources.acls:type_name -> loopgate.v1.Acl
+	22, // 27: loopgate.v1.DerivedResources.quotas:type_name -> loopgate.v1.Quota
+	40, // 28: loopgate.v1.Topic.configs:type_name -> loopgate.v1.Topic.ConfigsEntry
+	2,  // 29: loopgate.v1.ListLoopsResponse.loops:type_name -> loopgate.v1.Loop
+	2,  // 30: loopgate.v1.CreateLoopRequest.loop:type_name -> loopgate.v1.Loop
+	2,  // 31: loopgate.v1.UpdateLoopRequest.loop:type_name -> loopgate.v1.Loop
+	42, // 32: loopgate.v1.UpdateLoopRequest.update_mask:type_name -> google.protobuf.FieldMask
+	2,  // 33: loopgate.v1.PlanLoopRequest.loop:type_name -> loopgate.v1.Loop
+	1,  // 34: loopgate.v1.PlanLoopResponse.operation:type_name -> loopgate.v1.PlanLoopResponse.Operation
+	17, // 35: loopgate.v1.PlanLoopResponse.verdict:type_name -> loopgate.v1.PolicyVerdict
+	23, // 36: loopgate.v1.PlanLoopResponse.changes:type_name -> loopgate.v1.PlannedChange
+	19, // 37: loopgate.v1.PlanLoopResponse.derived:type_name -> loopgate.v1.DerivedResources
+	2,  // 38: loopgate.v1.ListApprovalsResponse.loops:type_name -> loopgate.v1.Loop
+	38, // 39: loopgate.v1.LoopContract.producer_settings:type_name -> loopgate.v1.ClientSetting
+	38, // 40: loopgate.v1.LoopContract.consumer_settings:type_name -> loopgate.v1.ClientSetting
+	24, // 41: loopgate.v1.LoopService.GetLoop:input_type -> loopgate.v1.GetLoopRequest
+	25, // 42: loopgate.v1.LoopService.ListLoops:input_type -> loopgate.v1.ListLoopsRequest
+	27, // 43: loopgate.v1.LoopService.CreateLoop:input_type -> loopgate.v1.CreateLoopRequest
+	28, // 44: loopgate.v1.LoopService.UpdateLoop:input_type -> loopgate.v1.UpdateLoopRequest
+	29, // 45: loopgate.v1.LoopService.DeleteLoop:input_type -> loopgate.v1.DeleteLoopRequest
+	30, // 46: loopgate.v1.LoopService.PlanLoop:input_type -> loopgate.v1.PlanLoopRequest
+	32, // 47: loopgate.v1.LoopService.ApproveLoop:input_type -> loopgate.v1.ApproveLoopRequest
+	33, // 48: loopgate.v1.LoopService.RejectLoop:input_type -> loopgate.v1.RejectLoopRequest
+	34, // 49: loopgate.v1.LoopService.ListApprovals:input_type -> loopgate.v1.ListApprovalsRequest
+	36, // 50: loopgate.v1.LoopService.GetLoopContract:input_type -> loopgate.v1.GetLoopContractRequest
+	2,  // 51: loopgate.v1.LoopService.GetLoop:output_type -> loopgate.v1.Loop
+	26, // 52: loopgate.v1.LoopService.ListLoops:output_type -> loopgate.v1.ListLoopsResponse
+	2,  // 53: loopgate.v1.LoopService.CreateLoop:output_type -> loopgate.v1.Loop
+	2,  // 54: loopgate.v1.LoopService.UpdateLoop:output_type -> loopgate.v1.Loop
+	2,  // 55: loopgate.v1.LoopService.DeleteLoop:output_type -> loopgate.v1.Loop
+	31, // 56: loopgate.v1.LoopService.PlanLoop:output_type -> loopgate.v1.PlanLoopResponse
+	2,  // 57: loopgate.v1.LoopService.ApproveLoop:output_type -> loopgate.v1.Loop
+	2,  // 58: loopgate.v1.LoopService.RejectLoop:output_type -> loopgate.v1.Loop
+	35, // 59: loopgate.v1.LoopService.ListApprovals:output_type -> loopgate.v1.ListApprovalsResponse
+	37, // 60: loopgate.v1.LoopService.GetLoopContract:output_type -> loopgate.v1.LoopContract
+	51, // [51:61] is the sub-list for method output_type
+	41, // [41:51] is the sub-list for method input_type
+	41, // [41:41] is the sub-list for extension type_name
+	41, // [41:41] is the sub-list for extension extendee
+	0,  // [0:41] is the sub-list for field type_name
 }
 
 func init() { file_loopgate_v1_loop_service_proto_init() }
@@ -3073,7 +3555,7 @@ func file_loopgate_v1_loop_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_loopgate_v1_loop_service_proto_rawDesc), len(file_loopgate_v1_loop_service_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   34,
+			NumMessages:   39,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -26,6 +26,8 @@ const (
 	LoopService_DeleteLoop_FullMethodName      = "/loopgate.v1.LoopService/DeleteLoop"
 	LoopService_PlanLoop_FullMethodName        = "/loopgate.v1.LoopService/PlanLoop"
 	LoopService_ApproveLoop_FullMethodName     = "/loopgate.v1.LoopService/ApproveLoop"
+	LoopService_RejectLoop_FullMethodName      = "/loopgate.v1.LoopService/RejectLoop"
+	LoopService_ListApprovals_FullMethodName   = "/loopgate.v1.LoopService/ListApprovals"
 	LoopService_GetLoopContract_FullMethodName = "/loopgate.v1.LoopService/GetLoopContract"
 )
 
@@ -65,9 +67,24 @@ type LoopServiceClient interface {
 	// anything. It runs the same checks and derivation as CreateLoop and
 	// UpdateLoop.
 	PlanLoop(ctx context.Context, in *PlanLoopRequest, opts ...grpc.CallOption) (*PlanLoopResponse, error)
-	// Approves the current generation of a loop that is PENDING_APPROVAL.
-	// Only reviewers may approve, and never their own requests.
+	// Approves the current generation of a loop that is PENDING_APPROVAL, for
+	// every approval reason the caller's role may approve (`status.approvals`
+	// says which role each reason needs and how many distinct approvers). The
+	// loop is provisioned once every reason has enough approvers. Nobody
+	// approves a generation they requested, and an approval is bound to the
+	// generation: `etag` is required, so a spec change after the reviewer read
+	// the loop makes the approval fail.
 	ApproveLoop(ctx context.Context, in *ApproveLoopRequest, opts ...grpc.CallOption) (*Loop, error)
+	// Rejects the current generation of a loop that is PENDING_APPROVAL. The
+	// loop becomes REJECTED and nothing of that generation is provisioned; the
+	// team changes the spec (a new generation, reviewed afresh) or deletes the
+	// loop. Any caller who may approve one of its reasons may reject it, except
+	// the requester. `etag` and `comment` are required.
+	RejectLoop(ctx context.Context, in *RejectLoopRequest, opts ...grpc.CallOption) (*Loop, error)
+	// Lists the loops awaiting an approval that the caller may give: loops in
+	// PENDING_APPROVAL with at least one reason the caller's role approves and
+	// that the caller neither requested nor already approved.
+	ListApprovals(ctx context.Context, in *ListApprovalsRequest, opts ...grpc.CallOption) (*ListApprovalsResponse, error)
 	// Gets the client contract of one principal of a loop: a ready-to-use
 	// client configuration (bootstrap servers, security protocol, SASL
 	// mechanism, user name, topics, group) with producer and consumer
@@ -154,6 +171,26 @@ func (c *loopServiceClient) ApproveLoop(ctx context.Context, in *ApproveLoopRequ
 	return out, nil
 }
 
+func (c *loopServiceClient) RejectLoop(ctx context.Context, in *RejectLoopRequest, opts ...grpc.CallOption) (*Loop, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Loop)
+	err := c.cc.Invoke(ctx, LoopService_RejectLoop_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *loopServiceClient) ListApprovals(ctx context.Context, in *ListApprovalsRequest, opts ...grpc.CallOption) (*ListApprovalsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListApprovalsResponse)
+	err := c.cc.Invoke(ctx, LoopService_ListApprovals_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *loopServiceClient) GetLoopContract(ctx context.Context, in *GetLoopContractRequest, opts ...grpc.CallOption) (*LoopContract, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(LoopContract)
@@ -200,9 +237,24 @@ type LoopServiceServer interface {
 	// anything. It runs the same checks and derivation as CreateLoop and
 	// UpdateLoop.
 	PlanLoop(context.Context, *PlanLoopRequest) (*PlanLoopResponse, error)
-	// Approves the current generation of a loop that is PENDING_APPROVAL.
-	// Only reviewers may approve, and never their own requests.
+	// Approves the current generation of a loop that is PENDING_APPROVAL, for
+	// every approval reason the caller's role may approve (`status.approvals`
+	// says which role each reason needs and how many distinct approvers). The
+	// loop is provisioned once every reason has enough approvers. Nobody
+	// approves a generation they requested, and an approval is bound to the
+	// generation: `etag` is required, so a spec change after the reviewer read
+	// the loop makes the approval fail.
 	ApproveLoop(context.Context, *ApproveLoopRequest) (*Loop, error)
+	// Rejects the current generation of a loop that is PENDING_APPROVAL. The
+	// loop becomes REJECTED and nothing of that generation is provisioned; the
+	// team changes the spec (a new generation, reviewed afresh) or deletes the
+	// loop. Any caller who may approve one of its reasons may reject it, except
+	// the requester. `etag` and `comment` are required.
+	RejectLoop(context.Context, *RejectLoopRequest) (*Loop, error)
+	// Lists the loops awaiting an approval that the caller may give: loops in
+	// PENDING_APPROVAL with at least one reason the caller's role approves and
+	// that the caller neither requested nor already approved.
+	ListApprovals(context.Context, *ListApprovalsRequest) (*ListApprovalsResponse, error)
 	// Gets the client contract of one principal of a loop: a ready-to-use
 	// client configuration (bootstrap servers, security protocol, SASL
 	// mechanism, user name, topics, group) with producer and consumer
@@ -239,6 +291,12 @@ func (UnimplementedLoopServiceServer) PlanLoop(context.Context, *PlanLoopRequest
 }
 func (UnimplementedLoopServiceServer) ApproveLoop(context.Context, *ApproveLoopRequest) (*Loop, error) {
 	return nil, status.Error(codes.Unimplemented, "method ApproveLoop not implemented")
+}
+func (UnimplementedLoopServiceServer) RejectLoop(context.Context, *RejectLoopRequest) (*Loop, error) {
+	return nil, status.Error(codes.Unimplemented, "method RejectLoop not implemented")
+}
+func (UnimplementedLoopServiceServer) ListApprovals(context.Context, *ListApprovalsRequest) (*ListApprovalsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListApprovals not implemented")
 }
 func (UnimplementedLoopServiceServer) GetLoopContract(context.Context, *GetLoopContractRequest) (*LoopContract, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetLoopContract not implemented")
@@ -390,6 +448,42 @@ func _LoopService_ApproveLoop_Handler(srv interface{}, ctx context.Context, dec 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _LoopService_RejectLoop_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RejectLoopRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(LoopServiceServer).RejectLoop(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: LoopService_RejectLoop_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(LoopServiceServer).RejectLoop(ctx, req.(*RejectLoopRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _LoopService_ListApprovals_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListApprovalsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(LoopServiceServer).ListApprovals(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: LoopService_ListApprovals_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(LoopServiceServer).ListApprovals(ctx, req.(*ListApprovalsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _LoopService_GetLoopContract_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(GetLoopContractRequest)
 	if err := dec(in); err != nil {
@@ -442,6 +536,14 @@ var LoopService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ApproveLoop",
 			Handler:    _LoopService_ApproveLoop_Handler,
+		},
+		{
+			MethodName: "RejectLoop",
+			Handler:    _LoopService_RejectLoop_Handler,
+		},
+		{
+			MethodName: "ListApprovals",
+			Handler:    _LoopService_ListApprovals_Handler,
 		},
 		{
 			MethodName: "GetLoopContract",

@@ -1,0 +1,96 @@
+package server
+
+import (
+	"fmt"
+	"strings"
+
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+
+	"github.com/loopgate/loopgate/admission"
+	lgv1 "github.com/loopgate/loopgate/gen/loopgate/v1"
+	"github.com/loopgate/loopgate/loop"
+)
+
+// MethodActions maps every RPC to the action the authorizer decides on.
+// The resource is read from the request's resource name field (name,
+// parent, loop.name or resource), so that the decision is made from the
+// request alone, before the handler runs. An RPC missing here is refused.
+var MethodActions = map[string]string{
+	lgv1.LoopService_GetLoop_FullMethodName:                        "loop.get",
+	lgv1.LoopService_ListLoops_FullMethodName:                      "loop.list",
+	lgv1.LoopService_CreateLoop_FullMethodName:                     "loop.create",
+	lgv1.LoopService_UpdateLoop_FullMethodName:                     "loop.update",
+	lgv1.LoopService_DeleteLoop_FullMethodName:                     "loop.delete",
+	lgv1.LoopService_PlanLoop_FullMethodName:                       "loop.plan",
+	lgv1.LoopService_ApproveLoop_FullMethodName:                    "loop.approve",
+	lgv1.LoopService_RejectLoop_FullMethodName:                     "loop.reject",
+	lgv1.LoopService_ListApprovals_FullMethodName:                  "loop.listApprovals",
+	lgv1.LoopService_GetLoopContract_FullMethodName:                "loop.contract",
+	lgv1.PrincipalService_GetPrincipal_FullMethodName:              "principal.get",
+	lgv1.PrincipalService_ListPrincipals_FullMethodName:            "principal.list",
+	lgv1.PrincipalService_CreatePrincipal_FullMethodName:           "principal.create",
+	lgv1.PrincipalService_DeletePrincipal_FullMethodName:           "principal.delete",
+	lgv1.PrincipalService_IssuePrincipalCredentials_FullMethodName: "principal.credentials",
+	lgv1.PrincipalService_ListConsumerGroups_FullMethodName:        "group.list",
+	lgv1.PrincipalService_ListOwnershipConflicts_FullMethodName:    "principal.listConflicts",
+	lgv1.AuditService_ListAuditEvents_FullMethodName:               "audit.list",
+	lgv1.AuditService_VerifyAuditChain_FullMethodName:              "audit.verify",
+	lgv1.ClusterService_ListClusters_FullMethodName:                "cluster.list",
+	lgv1.IdentityService_GetCaller_FullMethodName:                  "identity.get",
+}
+
+// resourceFields are the request fields that name the resource, in the
+// order they are looked for. "resource" is the audit filter.
+var resourceFields = []string{"name", "parent", "resource"}
+
+// resourceOf reads what req is about from its resource name: the owning
+// team of "teams/{team}/..." (AnyTeam for "teams/-"), or no team when the
+// request names none. A malformed name is an invalid request.
+func resourceOf(req any) (admission.Resource, error) {
+	m, ok := req.(proto.Message)
+	if !ok {
+		return admission.Resource{}, nil
+	}
+	r := m.ProtoReflect()
+	name, field := "", ""
+	for _, f := range resourceFields {
+		if fd := r.Descriptor().Fields().ByName(protoreflect.Name(f)); fd != nil && fd.Kind() == protoreflect.StringKind {
+			if v := r.Get(fd).String(); v != "" {
+				name, field = v, f
+				break
+			}
+		}
+	}
+	if name == "" {
+		// UpdateLoop and PlanLoop name the loop inside the message.
+		if fd := r.Descriptor().Fields().ByName("loop"); fd != nil && fd.Kind() == protoreflect.MessageKind && r.Has(fd) {
+			if inner := r.Get(fd).Message(); inner.IsValid() {
+				if nf := inner.Descriptor().Fields().ByName("name"); nf != nil {
+					name, field = inner.Get(nf).String(), "loop.name"
+				}
+			}
+		}
+	}
+	if name == "" {
+		return admission.Resource{}, nil
+	}
+	rest, ok := strings.CutPrefix(name, "teams/")
+	team, _, _ := strings.Cut(rest, "/")
+	if !ok && field == "resource" {
+		// The audit filter may name any resource (a method, a cluster);
+		// only team resources are visible to team members.
+		return admission.Resource{Name: name}, nil
+	}
+	if !ok || team == "" || len(name) > 512 {
+		if len(name) > 512 {
+			name = name[:512] + "…"
+		}
+		return admission.Resource{}, &admission.InvalidError{Resource: name, Problems: loop.FieldErrors{{
+			Field: field, Message: fmt.Sprintf("%q is not a resource name: want teams/{team}/...", name)}}}
+	}
+	if team == "-" {
+		team = admission.AnyTeam
+	}
+	return admission.Resource{Team: team, Name: name}, nil
+}
