@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/loopgate/loopgate/internal/devcreds"
 )
@@ -43,18 +44,30 @@ type Conn struct {
 	Server       string
 	ServerSource string // "--server", "$LOOPGATE_SERVER", the credentials file path, or "default"
 	Token        string
-	TokenSource  string // "--token", "--as NAME", "$LOOPGATE_TOKEN", the credentials file path, or "" (none)
+	TokenSource  string // "--token", "--as NAME", "$LOOPGATE_TOKEN", "loopctl login (HOSTS FILE)", the credentials file path, or "" (none)
+
+	// StoredLogin is true when the token is the one `loopctl login` stored
+	// for Server; TokenExpiry is when it expires as recorded at login (zero:
+	// never, or not known).
+	StoredLogin bool
+	TokenExpiry time.Time
 }
 
 // ResolveConn decides the server address and token, first match wins:
 //
 //	server: --server, $LOOPGATE_SERVER, "server" of the dev credentials file, 127.0.0.1:7070
 //	token:  --token, --as NAME (a token of the dev credentials file),
-//	        $LOOPGATE_TOKEN, "token" of the dev credentials file
+//	        $LOOPGATE_TOKEN, the token `loopctl login` stored for that
+//	        server in the hosts file, "token" of the dev credentials file
 //
-// getenv reads the environment; creds is the parsed dev credentials file
-// (nil when there is none) and credsPath its path, for messages.
-func ResolveConn(f ConnFlags, getenv func(string) string, creds *DevCredentials, credsPath string) (Conn, error) {
+// The hosts file entry is looked up by the server address as resolved; an
+// expired stored token is still used (the server decides, and PrintError
+// then says to log in again).
+//
+// getenv reads the environment; hosts is the parsed hosts file and creds the
+// parsed dev credentials file (nil when there is none), hostsPath and
+// credsPath their paths, for messages. ResolveConn reads no file itself.
+func ResolveConn(f ConnFlags, getenv func(string) string, hosts *Hosts, hostsPath string, creds *DevCredentials, credsPath string) (Conn, error) {
 	var c Conn
 	switch {
 	case f.Server != "":
@@ -67,6 +80,7 @@ func ResolveConn(f ConnFlags, getenv func(string) string, creds *DevCredentials,
 		c.Server, c.ServerSource = DefaultServer, "default"
 	}
 
+	stored, _ := hosts.Entry(c.Server)
 	switch {
 	case f.Token != "":
 		c.Token, c.TokenSource = f.Token, "--token"
@@ -81,11 +95,17 @@ func ResolveConn(f ConnFlags, getenv func(string) string, creds *DevCredentials,
 		c.Token, c.TokenSource = tok, "--as "+f.As
 	case getenv(EnvToken) != "":
 		c.Token, c.TokenSource = getenv(EnvToken), "$"+EnvToken
+	case stored.Token != "":
+		c.Token, c.TokenSource = stored.Token, loginSource(hostsPath)
+		c.StoredLogin, c.TokenExpiry = true, stored.ExpiryTime()
 	case creds != nil && creds.Token != "":
 		c.Token, c.TokenSource = creds.Token, credsPath
 	}
 	return c, nil
 }
+
+// loginSource is the TokenSource of a token `loopctl login` stored.
+func loginSource(hostsPath string) string { return "loopctl login (" + hostsPath + ")" }
 
 func knownIdentities(c *DevCredentials) string {
 	if len(c.Tokens) == 0 {

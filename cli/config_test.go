@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func envOf(m map[string]string) func(string) string {
@@ -12,42 +13,68 @@ func envOf(m map[string]string) func(string) string {
 }
 
 // The precedence documented on ResolveConn: flags beat the environment,
+// which beats the token `loopctl login` stored for the resolved server,
 // which beats the dev credentials file, which beats the default.
 func TestResolveConnPrecedence(t *testing.T) {
+	const (
+		credsPath = "/home/x/.loopgate/dev-credentials.json"
+		hostsPath = "/home/x/.loopgate/hosts.json"
+		login     = "loopctl login (" + hostsPath + ")"
+	)
 	creds := &DevCredentials{
 		Server: "127.0.0.1:9999",
 		Token:  "file-admin",
 		Tokens: map[string]string{"admin": "file-admin", "growth": "file-growth"},
 	}
+	expiry := time.Date(2026, 11, 30, 10, 42, 0, 0, time.UTC)
+	hosts := &Hosts{Servers: map[string]HostEntry{
+		"127.0.0.1:9999": {Token: "stored-local", Subject: "alice", Expiry: "2026-11-30T10:42:00Z"},
+		"env-host:7070":  {Token: "stored-env-host"},
+		"flag-host:1":    {Token: "stored-flag-host"},
+	}}
 	env := envOf(map[string]string{EnvServer: "env-host:7070", EnvToken: "env-token"})
+	envServerOnly := envOf(map[string]string{EnvServer: "env-host:7070"})
 	noEnv := envOf(nil)
 
 	tests := []struct {
 		name        string
 		flags       ConnFlags
 		getenv      func(string) string
+		hosts       *Hosts
 		creds       *DevCredentials
 		wantServer  string
 		wantSSource string
 		wantToken   string
 		wantTSource string
+		wantStored  bool
 	}{
-		{"flags win", ConnFlags{Server: "flag-host:1", Token: "flag-token"}, env, creds,
-			"flag-host:1", "--server", "flag-token", "--token"},
-		{"--token beats --as", ConnFlags{Token: "flag-token", As: "growth"}, env, creds,
-			"env-host:7070", "$LOOPGATE_SERVER", "flag-token", "--token"},
-		{"--as picks a demo token and beats the environment", ConnFlags{As: "growth"}, env, creds,
-			"env-host:7070", "$LOOPGATE_SERVER", "file-growth", "--as growth"},
-		{"environment beats the file", ConnFlags{}, env, creds,
-			"env-host:7070", "$LOOPGATE_SERVER", "env-token", "$LOOPGATE_TOKEN"},
-		{"file when nothing else", ConnFlags{}, noEnv, creds,
-			"127.0.0.1:9999", "/home/x/.loopgate/dev-credentials.json", "file-admin", "/home/x/.loopgate/dev-credentials.json"},
-		{"default server and no token without a file", ConnFlags{}, noEnv, nil,
-			DefaultServer, "default", "", ""},
+		{"flags win", ConnFlags{Server: "flag-host:1", Token: "flag-token"}, env, hosts, creds,
+			"flag-host:1", "--server", "flag-token", "--token", false},
+		{"--token beats --as", ConnFlags{Token: "flag-token", As: "growth"}, env, hosts, creds,
+			"env-host:7070", "$LOOPGATE_SERVER", "flag-token", "--token", false},
+		{"--as picks a demo token and beats the environment and the login", ConnFlags{As: "growth"}, env, hosts, creds,
+			"env-host:7070", "$LOOPGATE_SERVER", "file-growth", "--as growth", false},
+		{"environment beats the login and the file", ConnFlags{}, env, hosts, creds,
+			"env-host:7070", "$LOOPGATE_SERVER", "env-token", "$LOOPGATE_TOKEN", false},
+		{"login of the server given by --server", ConnFlags{Server: "flag-host:1"}, noEnv, hosts, creds,
+			"flag-host:1", "--server", "stored-flag-host", login, true},
+		{"login of the server given by $LOOPGATE_SERVER", ConnFlags{}, envServerOnly, hosts, creds,
+			"env-host:7070", "$LOOPGATE_SERVER", "stored-env-host", login, true},
+		{"login beats the dev credentials token for the file's server", ConnFlags{}, noEnv, hosts, creds,
+			"127.0.0.1:9999", credsPath, "stored-local", login, true},
+		{"a login for another server is not used", ConnFlags{Server: "elsewhere:7070"}, noEnv, hosts, creds,
+			"elsewhere:7070", "--server", "file-admin", credsPath, false},
+		{"a login of the default server without a file", ConnFlags{}, noEnv,
+			&Hosts{Servers: map[string]HostEntry{DefaultServer: {Token: "stored-default"}}}, nil,
+			DefaultServer, "default", "stored-default", login, true},
+		{"file when nothing else", ConnFlags{}, noEnv, nil, creds,
+			"127.0.0.1:9999", credsPath, "file-admin", credsPath, false},
+		{"default server and no token without files", ConnFlags{}, noEnv, nil, nil,
+			DefaultServer, "default", "", "", false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			c, err := ResolveConn(tc.flags, tc.getenv, tc.creds, "/home/x/.loopgate/dev-credentials.json")
+			c, err := ResolveConn(tc.flags, tc.getenv, tc.hosts, hostsPath, tc.creds, credsPath)
 			if err != nil {
 				t.Fatalf("ResolveConn: %v", err)
 			}
@@ -57,13 +84,22 @@ func TestResolveConnPrecedence(t *testing.T) {
 			if c.Token != tc.wantToken || c.TokenSource != tc.wantTSource {
 				t.Errorf("token = %q from %q, want %q from %q", c.Token, c.TokenSource, tc.wantToken, tc.wantTSource)
 			}
+			if c.StoredLogin != tc.wantStored {
+				t.Errorf("StoredLogin = %v, want %v", c.StoredLogin, tc.wantStored)
+			}
 		})
+	}
+
+	// The stored expiry comes along, for PrintError.
+	c, _ := ResolveConn(ConnFlags{}, noEnv, hosts, hostsPath, creds, credsPath)
+	if !c.TokenExpiry.Equal(expiry) {
+		t.Errorf("TokenExpiry = %v, want %v", c.TokenExpiry, expiry)
 	}
 }
 
 func TestResolveConnAsNamesKnownIdentitiesWhenUnknown(t *testing.T) {
 	creds := &DevCredentials{Tokens: map[string]string{"reviewer": "r", "admin": "a"}}
-	_, err := ResolveConn(ConnFlags{As: "nobody"}, envOf(nil), creds, "/c.json")
+	_, err := ResolveConn(ConnFlags{As: "nobody"}, envOf(nil), nil, "/h.json", creds, "/c.json")
 	if err == nil {
 		t.Fatal("ResolveConn accepted an unknown --as identity")
 	}
@@ -71,7 +107,7 @@ func TestResolveConnAsNamesKnownIdentitiesWhenUnknown(t *testing.T) {
 		t.Errorf("error %q does not list the known identities in order", err)
 	}
 
-	_, err = ResolveConn(ConnFlags{As: "admin"}, envOf(nil), nil, "/c.json")
+	_, err = ResolveConn(ConnFlags{As: "admin"}, envOf(nil), nil, "/h.json", nil, "/c.json")
 	if err == nil || !strings.Contains(err.Error(), "no dev credentials file at /c.json") {
 		t.Errorf("--as without a credentials file: error %v, want it to name the missing file", err)
 	}

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
@@ -94,10 +95,11 @@ func PrintError(w io.Writer, err error, conn Conn) {
 		fmt.Fprintf(w, "error: %v\n", err)
 		return
 	}
-	msg := st.Message()
+	// The message, reason and metadata are the server's text: termSafe.
+	msg := termSafe(st.Message())
 	reason := ""
 	if ei := errorInfo(st); ei != nil {
-		reason = ei.GetReason()
+		reason = termSafe(ei.GetReason())
 	}
 	switch st.Code() {
 	case codes.Unavailable:
@@ -108,12 +110,17 @@ func PrintError(w io.Writer, err error, conn Conn) {
 		}
 		return
 	case codes.Unauthenticated:
-		if conn.Token == "" {
-			fmt.Fprintf(w, "error: not authenticated: %s\n", msg)
-			fmt.Fprintf(w, "  no token given: pass --token or set $%s (a local `loopgate serve` writes one loopctl finds by itself)\n", EnvToken)
-		} else {
-			fmt.Fprintf(w, "error: not authenticated: %s\n", msg)
-			fmt.Fprintf(w, "  the token from %s was refused: pass another with --token or $%s\n", conn.TokenSource, EnvToken)
+		fmt.Fprintf(w, "error: not authenticated: %s\n", msg)
+		switch {
+		case conn.Token == "":
+			fmt.Fprintf(w, "  no token given: pass --token, set $%s or log in with `%s` (a local `loopgate serve` writes one loopctl finds by itself)\n", EnvToken, loginHint)
+		case conn.StoredLogin && !conn.TokenExpiry.IsZero() && time.Now().After(conn.TokenExpiry):
+			fmt.Fprintf(w, "  the token from %s expired at %s: log in to %s again with `%s`\n",
+				conn.TokenSource, conn.TokenExpiry.UTC().Format(time.RFC3339), conn.Server, loginHint)
+		case conn.StoredLogin:
+			fmt.Fprintf(w, "  the token from %s was refused (revoked, or expired early?): log in to %s again with `%s`\n", conn.TokenSource, conn.Server, loginHint)
+		default:
+			fmt.Fprintf(w, "  the token from %s was refused: pass another with --token or $%s, or log in with `%s`\n", conn.TokenSource, EnvToken, loginHint)
 		}
 		return
 	case codes.PermissionDenied:
@@ -154,6 +161,9 @@ func reasonSuffix(reason string) string {
 	return " (" + reason + ")"
 }
 
+// loginHint is how to log in, for messages.
+const loginHint = "echo $TOKEN | loopctl login --with-token"
+
 // printDenied explains a policy denial with every violation.
 func printDenied(w io.Writer, st *status.Status) {
 	header := st.Message()
@@ -163,6 +173,7 @@ func printDenied(w io.Writer, st *status.Status) {
 			header = fmt.Sprintf("%s is denied by policy (decision %s, bundle %s)", res, orDash(md["decision_id"]), orDash(md["bundle_revision"]))
 		}
 	}
+	header = termSafe(header)
 	vs := Violations(st)
 	fmt.Fprintf(w, "error: %s: %d violation(s)\n", header, len(vs))
 	printViolations(w, vs)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
@@ -114,7 +115,22 @@ func TestPrintErrorExplainsByCode(t *testing.T) {
 			[]string{"not authenticated: missing bearer token", "--token", "$LOOPGATE_TOKEN"}},
 		{"unauthenticated with a token says which one was refused",
 			status.Error(codes.Unauthenticated, "unknown token"), conn,
-			[]string{"the token from --as growth was refused"}},
+			[]string{"the token from --as growth was refused", "loopctl login --with-token"}},
+		{"unauthenticated without a token mentions login",
+			status.Error(codes.Unauthenticated, "missing bearer token"), Conn{Server: "x"},
+			[]string{"log in with `echo $TOKEN | loopctl login --with-token`"}},
+		{"an expired stored login says to log in again",
+			status.Error(codes.Unauthenticated, "token expired"),
+			Conn{Server: "lg:443", Token: "t", TokenSource: "loopctl login (/h/hosts.json)", StoredLogin: true,
+				TokenExpiry: time.Date(2020, 1, 2, 3, 4, 5, 0, time.UTC)},
+			[]string{"the token from loopctl login (/h/hosts.json) expired at 2020-01-02T03:04:05Z: log in to lg:443 again with `echo $TOKEN | loopctl login --with-token`"}},
+		{"a refused stored login says to log in again",
+			status.Error(codes.Unauthenticated, "revoked"),
+			Conn{Server: "lg:443", Token: "t", TokenSource: "loopctl login (/h/hosts.json)", StoredLogin: true},
+			[]string{"was refused (revoked, or expired early?): log in to lg:443 again"}},
+		{"server text is made terminal-safe",
+			status.Error(codes.NotFound, "no loop \x1b[2Jx"), conn,
+			[]string{`not found: no loop \x1b[2Jx`}},
 		{"permission denied keeps the server's message and reason",
 			statusWith(t, codes.PermissionDenied, "growth-dev may not change team risk's loops",
 				&errdetails.ErrorInfo{Reason: "TEAM_SCOPE"}), conn,

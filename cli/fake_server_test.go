@@ -21,6 +21,9 @@ import (
 type fakeServer struct {
 	loopgatev1.UnimplementedLoopServiceServer
 	loopgatev1.UnimplementedPrincipalServiceServer
+	loopgatev1.UnimplementedIdentityServiceServer
+
+	addr string // where it listens, once started
 
 	mu       sync.Mutex
 	requests []any
@@ -35,6 +38,10 @@ type fakeServer struct {
 	issued         *loopgatev1.IssuePrincipalCredentialsResponse
 	contract       *loopgatev1.LoopContract
 	loop           *loopgatev1.Loop
+	approved       *loopgatev1.Loop // ApproveLoop
+	rejected       *loopgatev1.Loop // RejectLoop
+	approvalPages  []*loopgatev1.ListApprovalsResponse
+	caller         *loopgatev1.Caller
 	err            error // returned by every RPC when set
 	issueErr       error // returned by IssuePrincipalCredentials when set
 }
@@ -116,6 +123,30 @@ func (f *fakeServer) GetLoop(ctx context.Context, req *loopgatev1.GetLoopRequest
 	return f.loop, f.err
 }
 
+func (f *fakeServer) ApproveLoop(ctx context.Context, req *loopgatev1.ApproveLoopRequest) (*loopgatev1.Loop, error) {
+	f.record(ctx, req)
+	return f.approved, f.err
+}
+
+func (f *fakeServer) RejectLoop(ctx context.Context, req *loopgatev1.RejectLoopRequest) (*loopgatev1.Loop, error) {
+	f.record(ctx, req)
+	return f.rejected, f.err
+}
+
+func (f *fakeServer) ListApprovals(ctx context.Context, req *loopgatev1.ListApprovalsRequest) (*loopgatev1.ListApprovalsResponse, error) {
+	f.record(ctx, req)
+	if f.err != nil {
+		return nil, f.err
+	}
+	page := len(sent[*loopgatev1.ListApprovalsRequest](f)) - 1
+	return f.approvalPages[page], nil
+}
+
+func (f *fakeServer) GetCaller(ctx context.Context, req *loopgatev1.GetCallerRequest) (*loopgatev1.Caller, error) {
+	f.record(ctx, req)
+	return f.caller, f.err
+}
+
 // start serves f on a loopback port and points loopctl at it: HOME is a
 // fresh directory whose dev credentials file has the server address, the
 // admin token "admin-token" and the demo identity growth ("growth-token").
@@ -128,6 +159,8 @@ func (f *fakeServer) start(t *testing.T) {
 	s := grpc.NewServer()
 	loopgatev1.RegisterLoopServiceServer(s, f)
 	loopgatev1.RegisterPrincipalServiceServer(s, f)
+	loopgatev1.RegisterIdentityServiceServer(s, f)
+	f.addr = lis.Addr().String()
 	go func() { _ = s.Serve(lis) }()
 	t.Cleanup(s.Stop)
 

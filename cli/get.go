@@ -26,8 +26,8 @@ func (a *app) newGetCmd() *cobra.Command {
 		Use:   "get [TEAM/NAME]",
 		Short: "List loops, or show one loop in detail",
 		Long: `Without an argument, list every loop you may see (or those of --team),
-one line each. With TEAM/NAME, show that loop: its spec, state, conditions
-and policy verdict.`,
+one line each. With TEAM/NAME, show that loop: its spec, state, conditions,
+policy verdict, and the approvals and reviews of its current generation.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := a.connect(); err != nil {
@@ -121,8 +121,8 @@ func stateString(l *loopgatev1.Loop) string {
 }
 
 // printLoopDetails writes one loop as "Key: value" lines, then where its
-// streams live and what its principals may do, its policy notes and its
-// conditions as tables.
+// streams live and what its principals may do, its policy notes, its
+// approval progress and reviews, and its conditions as tables.
 func printLoopDetails(w io.Writer, l *loopgatev1.Loop, now time.Time) error {
 	s, st := l.GetSpec(), l.GetStatus()
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
@@ -173,6 +173,9 @@ func printLoopDetails(w io.Writer, l *loopgatev1.Loop, now time.Time) error {
 	if v := st.GetPolicy(); v != nil {
 		fmt.Fprintf(w, "\nPolicy: %s (bundle %s)\n", verdictLine(v), orDash(v.GetBundleRevision()))
 		printVerdictNotes(w, v)
+	}
+	if err := printApprovalProgress(w, st); err != nil {
+		return err
 	}
 	if len(st.GetConditions()) > 0 {
 		fmt.Fprintln(w, "\nConditions:")
@@ -285,8 +288,13 @@ func labelsString(labels map[string]string) string {
 func approvalString(l *loopgatev1.Loop) string {
 	st := l.GetStatus()
 	switch {
+	case st.GetState() == loopgatev1.Loop_REJECTED:
+		return "rejected: change the spec (it is reviewed afresh) or delete the loop"
 	case st.GetApprovedGeneration() > 0 && st.GetApprovedGeneration() >= l.GetGeneration():
 		return fmt.Sprintf("approved by %s (generation %d)", orDash(st.GetApprovedBy()), st.GetApprovedGeneration())
+	case st.GetNeedsApproval() && len(st.GetApprovals()) > 0:
+		return fmt.Sprintf("needed: %d of %d reason(s) outstanding (see Approvals); a reviewer runs `loopctl approve %s`",
+			len(outstanding(st.GetApprovals())), len(st.GetApprovals()), shortName(l.GetName()))
 	case st.GetNeedsApproval():
 		return "needed: an admin runs `loopctl approve " + shortName(l.GetName()) + "`"
 	default:

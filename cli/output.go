@@ -138,7 +138,11 @@ func age(ts *timestamppb.Timestamp, now time.Time) string {
 	if ts == nil || !ts.IsValid() || (ts.GetSeconds() == 0 && ts.GetNanos() == 0) {
 		return "-"
 	}
-	d := now.Sub(ts.AsTime())
+	return shortDuration(now.Sub(ts.AsTime()))
+}
+
+// shortDuration renders d kubectl style: 45s, 12m, 3h, 5d; 0s when negative.
+func shortDuration(d time.Duration) string {
 	switch {
 	case d < 0:
 		return "0s"

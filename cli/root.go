@@ -1,19 +1,25 @@
 // Package cli implements loopctl, the command line client of loopgate: it
-// applies loop files, shows plans, lists and inspects loops, approves and
-// deletes them, reads the audit trail, manages the principals teams own with
-// their credentials, and prints loop contracts, all over gRPC.
+// applies loop files, shows plans, lists and inspects loops, lists what
+// awaits the caller's review and approves or rejects loops, deletes them,
+// reads the audit trail, manages the principals teams own with their
+// credentials, prints loop contracts, and logs in, all over gRPC.
 //
 // Start with Execute (what cmd/loopctl calls) and newRootCmd, which wires one
 // cobra command per file (apply.go, plan.go, get.go, delete.go, approve.go,
-// audit.go, clusters.go, principals.go for principals and groups,
-// principal.go, contract.go). Where loopctl connects and with which token is
-// decided by ResolveConn (config.go); how server errors are explained, with
-// every policy violation, by PrintError (errors.go). Loop files are read with
-// loop.Load and mapped to the API by toProto (convert.go). Text from the
-// server reaches the terminal through termSafe (output.go).
+// reject.go, approvals.go (with the approval progress shared by approve and
+// get), audit.go, clusters.go, principals.go for principals and groups,
+// principal.go, contract.go, login.go for login and logout, whoami.go).
+// Where loopctl connects and with which token is decided by ResolveConn
+// (config.go), from the flags, the environment, the tokens `loopctl login`
+// keeps per server in ~/.loopgate/hosts.json (hosts.go: ReadHosts,
+// WriteHosts) and the dev credentials file; how server errors are
+// explained, with every policy violation, by PrintError (errors.go). Loop
+// files are read with loop.Load and mapped to the API by toProto
+// (convert.go). Text from the server reaches the terminal through termSafe
+// (output.go).
 //
 // Exit codes: 0 success; 1 failure (invalid file, policy denial, server
-// error, a loop that ended FAILED); 2 a --wait that timed out.
+// error, a loop that ended FAILED or REJECTED); 2 a --wait that timed out.
 package cli
 
 import (
@@ -50,7 +56,7 @@ func Execute() int {
 // Run runs loopctl with the given arguments, output streams and environment
 // and returns the exit code. Errors are printed to stderr (see PrintError).
 func Run(args []string, stdout, stderr io.Writer, getenv func(string) string) int {
-	a := &app{getenv: getenv}
+	a := &app{getenv: getenv, stdin: os.Stdin, stderr: stderr}
 	defer a.close()
 	root := a.newRootCmd()
 	root.SetArgs(args)
@@ -75,16 +81,22 @@ func Run(args []string, stdout, stderr io.Writer, getenv func(string) string) in
 // needs it, the gRPC connection.
 type app struct {
 	getenv   func(string) string
+	stdin    io.Reader // the token of `login --with-token`
+	stderr   io.Writer // warnings while connecting
 	flags    ConnFlags
 	output   string
 	insecure bool
 
-	conn       Conn
+	conn      Conn
+	hosts     *Hosts // the hosts file of `loopctl login`, read by resolve
+	hostsPath string
+
 	cc         *grpc.ClientConn
 	loops      loopgatev1.LoopServiceClient
 	audit      loopgatev1.AuditServiceClient
 	clusters   loopgatev1.ClusterServiceClient
 	principals loopgatev1.PrincipalServiceClient
+	identity   loopgatev1.IdentityServiceClient
 }
 
 func (a *app) newRootCmd() *cobra.Command {
@@ -98,11 +110,16 @@ provisions.
   loopctl plan -f loop.yaml           what would change, and the policy verdict
   loopctl apply -f loop.yaml --wait   create or update, and wait until READY
   loopctl get                         every loop you may see
+  loopctl approvals                   loops awaiting your approval
   loopctl contract TEAM/LOOP          a client configuration for a loop's principal
 
 It connects to --server ($LOOPGATE_SERVER, else the address a local
 ` + "`loopgate serve`" + ` wrote to ~/.loopgate/dev-credentials.json, else ` + DefaultServer + `)
-with the token of --token ($LOOPGATE_TOKEN, else the dev credentials file).`,
+with the token of --token ($LOOPGATE_TOKEN, else the token ` + "`loopctl login`" + ` stored
+for that server in ~/.loopgate/hosts.json, else the dev credentials file).
+
+  echo $TOKEN | loopctl login --with-token   verify a token and keep it for the server
+  loopctl whoami                             who the server thinks you are`,
 		SilenceErrors: true,
 		SilenceUsage:  true,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
@@ -125,12 +142,17 @@ with the token of --token ($LOOPGATE_TOKEN, else the dev credentials file).`,
 		a.newGetCmd(),
 		a.newDeleteCmd(),
 		a.newApproveCmd(),
+		a.newRejectCmd(),
+		a.newApprovalsCmd(),
 		a.newAuditCmd(),
 		a.newClustersCmd(),
 		a.newPrincipalsCmd(),
 		a.newGroupsCmd(),
 		a.newPrincipalCmd(),
 		a.newContractCmd(),
+		a.newLoginCmd(),
+		a.newLogoutCmd(),
+		a.newWhoamiCmd(),
 	)
 	return root
 }
@@ -142,6 +164,15 @@ func (a *app) connect() error {
 	if a.cc != nil {
 		return nil
 	}
+	if err := a.resolve(); err != nil {
+		return err
+	}
+	return a.dial()
+}
+
+// resolve reads the hosts file and the dev credentials file and decides,
+// with ResolveConn, where and as whom to connect.
+func (a *app) resolve() error {
 	credsPath, err := DevCredentialsPath()
 	if err != nil {
 		return err
@@ -150,10 +181,18 @@ func (a *app) connect() error {
 	if err != nil {
 		return err
 	}
-	a.conn, err = ResolveConn(a.flags, a.getenv, creds, credsPath)
-	if err != nil {
+	if a.hostsPath, err = HostsPath(); err != nil {
 		return err
 	}
+	if a.hosts, err = ReadHosts(a.hostsPath, a.stderr); err != nil {
+		return err
+	}
+	a.conn, err = ResolveConn(a.flags, a.getenv, a.hosts, a.hostsPath, creds, credsPath)
+	return err
+}
+
+// dial opens the gRPC client to a.conn.Server with a.conn.Token.
+func (a *app) dial() error {
 	transport := credentials.NewTLS(&tls.Config{MinVersion: tls.VersionTLS12})
 	if a.insecure || isLoopback(a.conn.Server) {
 		transport = insecure.NewCredentials()
@@ -170,6 +209,7 @@ func (a *app) connect() error {
 	a.audit = loopgatev1.NewAuditServiceClient(cc)
 	a.clusters = loopgatev1.NewClusterServiceClient(cc)
 	a.principals = loopgatev1.NewPrincipalServiceClient(cc)
+	a.identity = loopgatev1.NewIdentityServiceClient(cc)
 	return nil
 }
 

@@ -26,6 +26,7 @@ const (
 	doneReady                   // READY for the current generation
 	doneAwaitsAdmin             // PENDING_APPROVAL: a reviewer must approve
 	doneFailed                  // FAILED for the current generation
+	doneRejected                // REJECTED: a reviewer rejected the current generation
 )
 
 // judge tells whether waiting for l is over. A state only counts once the
@@ -36,6 +37,8 @@ func judge(l *loopgatev1.Loop) waitVerdict {
 	switch st.GetState() {
 	case loopgatev1.Loop_PENDING_APPROVAL:
 		return doneAwaitsAdmin
+	case loopgatev1.Loop_REJECTED:
+		return doneRejected
 	case loopgatev1.Loop_READY:
 		if st.GetObservedGeneration() >= l.GetGeneration() {
 			return doneReady
@@ -107,6 +110,9 @@ func (a *app) waitReady(ctx context.Context, w io.Writer, l *loopgatev1.Loop, ti
 			return l, nil
 		case doneFailed:
 			return l, &ExitError{Code: 1, Err: fmt.Errorf("%s FAILED: %s", l.GetName(), failureReason(l))}
+		case doneRejected:
+			return l, &ExitError{Code: 1, Err: fmt.Errorf("%s was REJECTED: change the spec (it is reviewed afresh) or delete the loop; `loopctl get %s` shows the reviews",
+				l.GetName(), shortName(l.GetName()))}
 		}
 		if !sleepUntil(ctx, tick.next(), deadline) {
 			if ctx.Err() != nil {

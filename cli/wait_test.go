@@ -26,6 +26,7 @@ func TestJudgeWaitsForTheCurrentGeneration(t *testing.T) {
 		{"failed for the current generation", loopIn(loopgatev1.Loop_FAILED, 2, 2), doneFailed},
 		{"failed for an older generation", loopIn(loopgatev1.Loop_FAILED, 2, 1), keepWaiting},
 		{"pending approval", loopIn(loopgatev1.Loop_PENDING_APPROVAL, 1, 0), doneAwaitsAdmin},
+		{"rejected", loopIn(loopgatev1.Loop_REJECTED, 2, 1), doneRejected},
 		{"provisioning", loopIn(loopgatev1.Loop_PROVISIONING, 1, 1), keepWaiting},
 		{"no status yet", &loopgatev1.Loop{Generation: 1}, keepWaiting},
 	} {
