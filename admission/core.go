@@ -19,6 +19,7 @@ import (
 
 	"github.com/loopgate/loopgate/audit"
 	"github.com/loopgate/loopgate/catalog"
+	"github.com/loopgate/loopgate/identity"
 	"github.com/loopgate/loopgate/loop"
 	"github.com/loopgate/loopgate/policy"
 	"github.com/loopgate/loopgate/provisioning"
@@ -106,7 +107,12 @@ func eventFor(id Identity, action, resource, requestID, outcome string, details 
 // AuditRejected records an authentication failure (called by the API's
 // interceptor); floods are collapsed like every refusal.
 func (c *Core) AuditRejected(ctx context.Context, method string, err error) {
-	c.refuse(ctx, Identity{Subject: "anonymous"}, "auth.reject", method, audit.OutcomeUnauthenticated, "UNAUTHENTICATED", err.Error())
+	kind := err.Error()
+	var unauth *identity.UnauthenticatedError
+	if errors.As(err, &unauth) && unauth.Kind != "" {
+		kind = unauth.Kind
+	}
+	c.refuseAs(ctx, Identity{Subject: "anonymous"}, "auth.reject", method, audit.OutcomeUnauthenticated, "UNAUTHENTICATED", err.Error(), kind)
 }
 
 func (c *Core) logger() *slog.Logger {
@@ -141,13 +147,22 @@ var defaultAuthorizer = NewAuthorizer(DefaultRules)
 // refuse audits a refused request that changed nothing, through the refusal
 // log so that identical refusals in a short window become one event.
 func (c *Core) refuse(ctx context.Context, id Identity, action, resource, outcome, reason, msg string) {
+	c.refuseAs(ctx, id, action, resource, outcome, reason, msg, reason)
+}
+
+// refuseAs is refuse with the kind identical refusals are grouped by.
+func (c *Core) refuseAs(ctx context.Context, id Identity, action, resource, outcome, reason, msg, kind string) {
 	call := CallFrom(ctx)
 	ev := eventFor(id, action, resource, call.RequestID, outcome, map[string]any{"reason": reason, "error": msg})
 	if call.Method != "" {
 		ev.Details, _ = json.Marshal(map[string]any{"reason": reason, "error": msg, "method": call.Method, "source": call.Source})
 	}
 	c.refusalsOnce.Do(func() { c.refusals = newRefusalLog(c.audit, c.now) })
-	if err := c.refusals.record(ctx, call.Source, reason, ev); err != nil {
+	method := call.Method
+	if method == "" {
+		method = action
+	}
+	if err := c.refusals.record(ctx, refusalKey{source: call.Source, actor: id.Subject, method: method, reason: kind}, ev); err != nil {
 		c.logger().Error("auditing a refused request failed", "action", action, "err", err)
 	}
 }

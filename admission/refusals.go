@@ -70,14 +70,14 @@ func (r *refusalLog) loop() {
 	}
 }
 
-// record audits ev, a refusal, unless an identical one is being counted.
-func (r *refusalLog) record(ctx context.Context, source, reason string, ev audit.Event) error {
+// record audits ev, a refusal of kind k, unless an identical one is being
+// counted.
+func (r *refusalLog) record(ctx context.Context, k refusalKey, ev audit.Event) error {
 	now := r.now()
-	k := refusalKey{source: source, actor: ev.Actor, method: ev.Action, reason: reason}
 	r.mu.Lock()
 	if len(r.counts) >= maxRefusalKeys {
 		if _, known := r.counts[k]; !known {
-			k = refusalKey{source: "(many sources)", actor: "(many)", method: ev.Action, reason: reason}
+			k = refusalKey{source: "(many sources)", actor: "(many)", method: k.method, reason: k.reason}
 		}
 	}
 	if c, ok := r.counts[k]; ok {

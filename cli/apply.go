@@ -258,7 +258,7 @@ func (a *app) apply(ctx context.Context, stdout, stderr io.Writer, loops []*loop
 				return werr
 			}
 		} else if a.output == FormatTable && result.GetStatus().GetState() == loopgatev1.Loop_PENDING_APPROVAL {
-			fmt.Fprintf(stdout, "  awaits approval: an admin runs `loopctl approve %s`\n", shortName(result.GetName()))
+			fmt.Fprintf(stdout, "  %s\n", awaitingText(result))
 		}
 	}
 	if a.output != FormatTable {
@@ -358,4 +358,20 @@ func printLoops(w io.Writer, format string, loops []*loopgatev1.Loop) error {
 		return printMessage(w, format, loops[0])
 	}
 	return printMessage(w, format, &loopgatev1.ListLoopsResponse{Loops: loops})
+}
+
+// awaitingText says what a PENDING_APPROVAL loop waits for and who acts:
+// each outstanding reason with the role and number of approvers it needs.
+func awaitingText(l *loopgatev1.Loop) string {
+	var parts []string
+	for _, p := range l.GetStatus().GetApprovals() {
+		if missing := int(p.GetRequired()) - len(p.GetApprovedBy()); missing > 0 {
+			parts = append(parts, fmt.Sprintf("%s needs %d more %s approval(s)", p.GetId(), missing, p.GetRole()))
+		}
+	}
+	what := "review"
+	if len(parts) > 0 {
+		what = strings.Join(parts, "; ")
+	}
+	return termSafe(fmt.Sprintf("PENDING_APPROVAL: %s; reviewers see it in `loopctl approvals` and run `loopctl approve %s`", what, shortName(l.GetName())))
 }

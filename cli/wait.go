@@ -105,7 +105,7 @@ func (a *app) waitReady(ctx context.Context, w io.Writer, l *loopgatev1.Loop, ti
 			return l, nil
 		case doneAwaitsAdmin:
 			if a.output == FormatTable {
-				fmt.Fprintf(w, "%s awaits approval: an admin runs `loopctl approve %s`\n", l.GetName(), shortName(l.GetName()))
+				fmt.Fprintf(w, "%s %s\n", l.GetName(), awaitingText(l))
 			}
 			return l, nil
 		case doneFailed:

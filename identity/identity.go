@@ -44,13 +44,19 @@ func (id Identity) clone() Identity {
 
 // UnauthenticatedError means the credentials were missing or invalid.
 // Message is safe to show to the caller: it never contains the credential.
-type UnauthenticatedError struct{ Message string }
+type UnauthenticatedError struct {
+	Message string
+	// Kind is the same for every failure of one cause (an expired token,
+	// an unknown key), whatever the detail in Message; refusals are
+	// grouped by it. Empty means Message is the kind.
+	Kind string
+}
 
 func (e *UnauthenticatedError) Error() string { return e.Message }
 
 // unauthenticated builds an *UnauthenticatedError from a format string.
 func unauthenticated(format string, args ...any) *UnauthenticatedError {
-	return &UnauthenticatedError{Message: fmt.Sprintf(format, args...)}
+	return &UnauthenticatedError{Message: fmt.Sprintf(format, args...), Kind: format}
 }
 
 // checkName reports why s is not acceptable as a subject, team or role of
