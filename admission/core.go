@@ -158,6 +158,12 @@ func (c *Core) refuseAs(ctx context.Context, id Identity, action, resource, outc
 		ev.Details, _ = json.Marshal(map[string]any{"reason": reason, "error": msg, "method": call.Method, "source": call.Source})
 	}
 	c.refusalsOnce.Do(func() { c.refusals = newRefusalLog(c.audit, c.now) })
+	if c.refusals == nil { // closed before any refusal: write it as it is
+		if err := c.audit(ctx, ev); err != nil {
+			c.logger().Error("auditing a refused request failed", "action", action, "err", err)
+		}
+		return
+	}
 	method := call.Method
 	if method == "" {
 		method = action

@@ -73,6 +73,11 @@ func (r *refusalLog) loop() {
 // record audits ev, a refusal of kind k, unless an identical one is being
 // counted.
 func (r *refusalLog) record(ctx context.Context, k refusalKey, ev audit.Event) error {
+	select {
+	case <-r.stop: // closing: nobody would write the count, so write each
+		return r.write(ctx, ev)
+	default:
+	}
 	now := r.now()
 	r.mu.Lock()
 	if len(r.counts) >= maxRefusalKeys {

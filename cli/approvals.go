@@ -57,18 +57,18 @@ func (a *app) listApprovals(ctx context.Context, team string) ([]*loopgatev1.Loo
 	})
 }
 
-// printApprovals writes the NAME GENERATION UPDATED APPROVALS table: one row
-// per loop, its reasons as "ID role approved/required", joined by "; ".
-// The API does not say who requested a generation, so there is no such
-// column.
+// printApprovals writes the NAME GENERATION REQUESTED BY UPDATED APPROVALS
+// table: one row per loop, its reasons as "ID role approved/required",
+// joined by "; ".
 func printApprovals(w io.Writer, loops []*loopgatev1.Loop, now time.Time) error {
-	t := newTable(w, "NAME", "GENERATION", "UPDATED", "APPROVALS")
+	t := newTable(w, "NAME", "GENERATION", "REQUESTED BY", "UPDATED", "APPROVALS")
 	for _, l := range loops {
 		reasons := make([]string, 0, len(l.GetStatus().GetApprovals()))
 		for _, p := range l.GetStatus().GetApprovals() {
 			reasons = append(reasons, p.GetId()+" "+orDash(p.GetRole())+" "+approvalCount(p))
 		}
-		t.row(shortName(l.GetName()), strconv.FormatInt(l.GetGeneration(), 10), age(l.GetUpdateTime(), now), strings.Join(reasons, "; "))
+		t.row(shortName(l.GetName()), strconv.FormatInt(l.GetGeneration(), 10), orDash(l.GetStatus().GetRequestedBy()),
+			age(l.GetUpdateTime(), now), strings.Join(reasons, "; "))
 	}
 	return t.flush()
 }

@@ -34,6 +34,7 @@ func TestApprovalsCommandPagesThroughEveryTeam(t *testing.T) {
 	second.Name = "teams/risk/loops/fraud-signals"
 	second.Generation = 1
 	second.Status.Approvals[1].ApprovedBy = []string{"sec-bob"}
+	second.Status.RequestedBy = "risk-dev@example.com"
 	f := &fakeServer{approvalPages: []*loopgatev1.ListApprovalsResponse{
 		{Loops: []*loopgatev1.Loop{pendingLoop(t)}, NextPageToken: "p2"},
 		{Loops: []*loopgatev1.Loop{second}},
@@ -54,14 +55,14 @@ func TestApprovalsCommandPagesThroughEveryTeam(t *testing.T) {
 		t.Fatalf("want a header and 2 rows:\n%s", stdout)
 	}
 	for i, want := range []string{
-		"NAME GENERATION UPDATED APPROVALS",
-		"growth/checkout-nudge 3 RETENTION_REDUCED team-admin 0/1; PII_EXPORT security-reviewer 0/2",
-		"risk/fraud-signals 1 RETENTION_REDUCED team-admin 0/1; PII_EXPORT security-reviewer 1/2",
+		"NAME GENERATION REQUESTED BY UPDATED APPROVALS",
+		"growth/checkout-nudge 3 - RETENTION_REDUCED team-admin 0/1; PII_EXPORT security-reviewer 0/2",
+		"risk/fraud-signals 1 risk-dev@example.com RETENTION_REDUCED team-admin 0/1; PII_EXPORT security-reviewer 1/2",
 	} {
 		// UPDATED is relative to the real clock; leave it out.
 		got := strings.Fields(lines[i])
 		if i > 0 {
-			got = append(got[:2:2], got[3:]...)
+			got = append(got[:3:3], got[4:]...)
 		}
 		if strings.Join(got, " ") != want {
 			t.Errorf("line %d = %q\nwant      %q", i, strings.Join(got, " "), want)

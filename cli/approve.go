@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"strings"
@@ -25,21 +26,8 @@ changes after you read it, the approval fails and you review again.
 ` + "`loopctl approvals`" + ` lists what awaits you; ` + "`loopctl reject`" + ` rejects instead.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			name, err := parseLoopRef(args[0])
-			if err != nil {
-				return err
-			}
-			if err := a.connect(); err != nil {
-				return err
-			}
-			rctx, cancel := rpcContext(cmd.Context())
-			defer cancel()
-			current, err := a.loops.GetLoop(rctx, &loopgatev1.GetLoopRequest{Name: name})
-			if err != nil {
-				return err
-			}
-			approved, err := a.loops.ApproveLoop(rctx, &loopgatev1.ApproveLoopRequest{
-				Name: name, Etag: current.GetEtag(), Comment: comment, RequestId: newRequestID(),
+			current, approved, err := a.review(cmd, args[0], func(ctx context.Context, name, etag string) (*loopgatev1.Loop, error) {
+				return a.loops.ApproveLoop(ctx, &loopgatev1.ApproveLoopRequest{Name: name, Etag: etag, Comment: comment, RequestId: newRequestID()})
 			})
 			if err != nil {
 				return err
@@ -100,4 +88,25 @@ func indentText(text string) string {
 		}
 	}
 	return b.String()
+}
+
+// review reads the loop ref names and sends a review of what it read: the
+// etag binds the approval or rejection to the generation the reviewer saw.
+// It returns the loop as read and as the review left it.
+func (a *app) review(cmd *cobra.Command, ref string, send func(ctx context.Context, name, etag string) (*loopgatev1.Loop, error)) (before, after *loopgatev1.Loop, err error) {
+	name, err := parseLoopRef(ref)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := a.connect(); err != nil {
+		return nil, nil, err
+	}
+	rctx, cancel := rpcContext(cmd.Context())
+	defer cancel()
+	before, err = a.loops.GetLoop(rctx, &loopgatev1.GetLoopRequest{Name: name})
+	if err != nil {
+		return nil, nil, err
+	}
+	after, err = send(rctx, name, before.GetEtag())
+	return before, after, err
 }

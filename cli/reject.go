@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -23,24 +24,11 @@ Whoever may approve one of its reasons may reject it, except the requester.
 for what you see: if the loop changed after you read it, it fails.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			name, err := parseLoopRef(args[0])
-			if err != nil {
-				return err
-			}
 			if strings.TrimSpace(comment) == "" {
 				return errors.New("--comment is required: say why the loop is rejected, the team sees it (see `loopctl reject --help`)")
 			}
-			if err := a.connect(); err != nil {
-				return err
-			}
-			rctx, cancel := rpcContext(cmd.Context())
-			defer cancel()
-			current, err := a.loops.GetLoop(rctx, &loopgatev1.GetLoopRequest{Name: name})
-			if err != nil {
-				return err
-			}
-			rejected, err := a.loops.RejectLoop(rctx, &loopgatev1.RejectLoopRequest{
-				Name: name, Etag: current.GetEtag(), Comment: comment, RequestId: newRequestID(),
+			current, rejected, err := a.review(cmd, args[0], func(ctx context.Context, name, etag string) (*loopgatev1.Loop, error) {
+				return a.loops.RejectLoop(ctx, &loopgatev1.RejectLoopRequest{Name: name, Etag: etag, Comment: comment, RequestId: newRequestID()})
 			})
 			if err != nil {
 				return err
@@ -53,7 +41,7 @@ for what you see: if the loop changed after you read it, it fails.`,
 			if gen == 0 {
 				gen = rejected.GetGeneration()
 			}
-			fmt.Fprintf(out, "%s rejected (generation %d): nothing of it will be provisioned\n", termSafe(name), gen)
+			fmt.Fprintf(out, "%s rejected (generation %d): nothing of it will be provisioned\n", termSafe(rejected.GetName()), gen)
 			fmt.Fprintln(out, "  the team changes the spec (it is reviewed afresh) or deletes the loop")
 			return nil
 		},

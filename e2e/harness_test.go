@@ -182,11 +182,18 @@ func (r result) String() string {
 // loopctl runs the CLI with HOME=home (so it finds the dev credentials).
 func loopctl(t *testing.T, home string, env []string, args ...string) result {
 	t.Helper()
+	return loopctlIn(t, home, env, "", args...)
+}
+
+// loopctlIn is loopctl with stdin.
+func loopctlIn(t *testing.T, home string, env []string, stdin string, args ...string) result {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, filepath.Join(binDir, "loopctl"), args...)
 	cmd.Env = append(append(cleanEnv(), "HOME="+home), env...)
 	cmd.Dir = repoRoot(t)
+	cmd.Stdin = strings.NewReader(stdin)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()

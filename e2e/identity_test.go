@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"bytes"
-	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -140,26 +139,6 @@ auth:
 		t.Fatal(err)
 	}
 	return startServer(t, home, filepath.Join(t.TempDir(), "unused"), "--config", path)
-}
-
-// loopctlIn is loopctl with stdin.
-func loopctlIn(t *testing.T, home string, env []string, stdin string, args ...string) result {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, filepath.Join(binDir, "loopctl"), args...)
-	cmd.Env = append(append(cleanEnv(), "HOME="+home), env...)
-	cmd.Stdin = strings.NewReader(stdin)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatalf("running loopctl %v: %v", args, err)
-	}
-	return result{Stdout: stdout.String(), Stderr: stderr.String(), Code: code}
 }
 
 // A token from the issuer works through loopctl login; tokens with the
