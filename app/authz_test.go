@@ -362,7 +362,7 @@ repeats, so a flood cannot bloat the trail.
 | ` + "`admin`" + ` | platform admin: everything, on every team, and any approval reason |
 
 A team is given by the identity (static token, OIDC claim or client
-certificate mapping; see configuration.md). Which approval reasons a role may
+certificate mapping; see production.md, Identities). Which approval reasons a role may
 approve is decided per reason by policy (` + "`role`" + ` and ` + "`approvals`" + ` of each
 approval element): a caller allowed to call ` + "`ApproveLoop`" + ` below may still be
 refused for a reason its role does not approve (` + "`APPROVER_ROLE_REQUIRED`" + `),
