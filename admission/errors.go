@@ -73,4 +73,3 @@ func ResourceKind(err error) string {
 	}
 	return "LOOP"
 }
-

@@ -16,10 +16,10 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 
+	"github.com/loopgate/loopgate/app"
 	"github.com/loopgate/loopgate/config"
 	lgv1 "github.com/loopgate/loopgate/gen/loopgate/v1"
 	"github.com/loopgate/loopgate/internal/devcreds"
-	"github.com/loopgate/loopgate/app"
 )
 
 // startEmbedded runs a whole loopgate (embedded default) in-process on free

@@ -12,9 +12,10 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/open-policy-agent/opa/v1/bundle"
+
 	"github.com/loopgate/loopgate/loop"
 	"github.com/loopgate/loopgate/policy"
-	"github.com/open-policy-agent/opa/v1/bundle"
 )
 
 func newDefaultEngine(t testing.TB) *policy.Engine {

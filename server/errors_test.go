@@ -3,13 +3,13 @@ package server
 import (
 	"errors"
 	"fmt"
-	"github.com/loopgate/loopgate/admission"
 	"testing"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/loopgate/loopgate/admission"
 	"github.com/loopgate/loopgate/loop"
 	"github.com/loopgate/loopgate/policy"
 	"github.com/loopgate/loopgate/store"

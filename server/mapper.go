@@ -6,13 +6,13 @@ package server
 import (
 	"encoding/json"
 	"fmt"
-	"github.com/loopgate/loopgate/admission"
 	"math"
 	"time"
 
 	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/loopgate/loopgate/admission"
 	"github.com/loopgate/loopgate/audit"
 	"github.com/loopgate/loopgate/catalog"
 	lgv1 "github.com/loopgate/loopgate/gen/loopgate/v1"

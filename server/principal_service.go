@@ -3,8 +3,8 @@ package server
 import (
 	"context"
 	"fmt"
-	"github.com/loopgate/loopgate/admission"
 
+	"github.com/loopgate/loopgate/admission"
 	lgv1 "github.com/loopgate/loopgate/gen/loopgate/v1"
 	"github.com/loopgate/loopgate/store"
 )

@@ -3,14 +3,14 @@ package server
 import (
 	"context"
 	"fmt"
-	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
-	"github.com/loopgate/loopgate/admission"
-	"google.golang.org/grpc"
 	"strings"
 
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"google.golang.org/grpc"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
+	"github.com/loopgate/loopgate/admission"
 	lgv1 "github.com/loopgate/loopgate/gen/loopgate/v1"
 	"github.com/loopgate/loopgate/loop"
 	"github.com/loopgate/loopgate/store"

@@ -13,8 +13,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/loopgate/loopgate/config"
 	"github.com/loopgate/loopgate/app"
+	"github.com/loopgate/loopgate/config"
 )
 
 // Execute runs the command line and returns the process exit code.
