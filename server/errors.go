@@ -50,9 +50,14 @@ func toStatus(err error) error {
 	switch {
 	case errors.As(err, &invalid):
 		br := &errdetails.BadRequest{}
-		for _, p := range invalid.Problems {
+		for i, p := range invalid.Problems {
+			if i == maxViolations {
+				br.FieldViolations = append(br.FieldViolations, &errdetails.BadRequest_FieldViolation{
+					Field: "", Description: fmt.Sprintf("… and %d more problems", len(invalid.Problems)-i)})
+				break
+			}
 			br.FieldViolations = append(br.FieldViolations, &errdetails.BadRequest_FieldViolation{
-				Field: p.Field, Description: p.Message,
+				Field: clipTo(p.Field, maxDetailText), Description: clipTo(p.Message, maxDetailText),
 			})
 		}
 		return withDetails(codes.InvalidArgument, err.Error(), "INVALID_ARGUMENT",
@@ -60,7 +65,11 @@ func toStatus(err error) error {
 	case errors.As(err, &denied):
 		br := &errdetails.BadRequest{}
 		pf := &errdetails.PreconditionFailure{}
-		for _, v := range denied.Decision.Deny {
+		for i, v := range denied.Decision.Deny {
+			if i == maxViolations {
+				break // the message counts them all
+			}
+			v.Msg = clipTo(v.Msg, maxDetailText)
 			br.FieldViolations = append(br.FieldViolations, &errdetails.BadRequest_FieldViolation{
 				Field: v.Field, Description: v.ID + ": " + v.Msg, Reason: v.ID,
 			})
@@ -108,7 +117,23 @@ func toStatus(err error) error {
 	return withDetails(codes.Internal, err.Error(), "INTERNAL", nil)
 }
 
+// Bounds on what an error carries back: gRPC sends the message and details
+// as HTTP/2 trailers, and a peer refuses trailers over its header list
+// limit, which a client sees as an internal error. Every problem still
+// counts in the message; the details name the first maxViolations.
+const (
+	maxViolations  = 20
+	maxDetailText  = 200
+	maxMessageText = 1024
+)
+
 func withDetails(code codes.Code, msg, reason string, meta map[string]string, extra ...protoadapt.MessageV1) error {
+	if len(msg) > maxMessageText {
+		msg = clipTo(msg, maxMessageText) + fmt.Sprintf("… (%d bytes; see the details)", len(msg))
+	}
+	for k, v := range meta {
+		meta[k] = clipTo(v, maxDetailText)
+	}
 	st := status.New(code, msg)
 	details := append([]protoadapt.MessageV1{&errdetails.ErrorInfo{Reason: reason, Domain: errorDomain, Metadata: meta}}, extra...)
 	if withD, err := st.WithDetails(details...); err == nil {

@@ -1,0 +1,112 @@
+package app
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"time"
+
+	"google.golang.org/grpc/metadata"
+
+	"github.com/loopgate/loopgate/admission"
+	"github.com/loopgate/loopgate/server"
+)
+
+// Bounds of the REST listener. A body is never read before its caller is
+// authenticated and its size is known to be within MaxRESTBody; a slow
+// client is cut off by the timeouts.
+const (
+	// MaxRESTBody is the largest REST request body: the gRPC message limit
+	// the gateway forwards to (4 MiB).
+	MaxRESTBody = 4 << 20
+	restMaxHeaderBytes = 64 << 10
+)
+
+// How long a REST client may take to send its headers and its whole
+// request, to read the response, and how long an idle keep-alive
+// connection is kept. Variables so that tests can shorten them.
+var (
+	restReadHeaderTimeout = 10 * time.Second
+	restReadTimeout       = 30 * time.Second
+	restWriteTimeout      = 60 * time.Second
+	restIdleTimeout       = 120 * time.Second
+)
+
+// guardREST wraps the REST API: it refuses a declared body over
+// MaxRESTBody with 413 before anything else, authenticates the caller from
+// the headers alone (401, audited, without reading the body), and reads an
+// undeclared (chunked) body only up to the limit. Authentication is checked
+// again by the gRPC interceptor the gateway calls: this is the early, cheap
+// refusal that keeps unauthenticated uploads out of memory.
+func guardREST(next http.Handler, authn *server.Authenticator, core *admission.Core) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ContentLength > MaxRESTBody {
+			w.Header().Set("Connection", "close")
+			restError(w, http.StatusRequestEntityTooLarge, "REQUEST_TOO_LARGE",
+				fmt.Sprintf("request body of %d bytes is over the limit of %d bytes", r.ContentLength, MaxRESTBody))
+			return
+		}
+		md := metadata.Pairs("authorization", r.Header.Get("Authorization"))
+		ctx := metadata.NewIncomingContext(r.Context(), md)
+		ctx = admission.WithCall(ctx, admission.Call{Method: "REST " + r.Method + " " + r.URL.Path, Source: clientHost(r)})
+		if _, err := authn.Authenticate(ctx); err != nil {
+			core.AuditRejected(ctx, "REST "+r.Method+" "+r.URL.Path, err)
+			w.Header().Set("Connection", "close")
+			restError(w, http.StatusUnauthorized, "UNAUTHENTICATED", err.Error())
+			return
+		}
+		if r.Body != nil && r.Body != http.NoBody && r.ContentLength < 0 {
+			// Chunked: read at most the limit, then decide.
+			body, err := io.ReadAll(io.LimitReader(r.Body, MaxRESTBody+1))
+			if err != nil {
+				restError(w, http.StatusBadRequest, "INVALID_REQUEST", "reading the request body: "+err.Error())
+				return
+			}
+			if len(body) > MaxRESTBody {
+				w.Header().Set("Connection", "close")
+				restError(w, http.StatusRequestEntityTooLarge, "REQUEST_TOO_LARGE",
+					fmt.Sprintf("request body is over the limit of %d bytes", MaxRESTBody))
+				return
+			}
+			r.Body = io.NopCloser(bytes.NewReader(body))
+			r.ContentLength = int64(len(body))
+		} else if r.Body != nil {
+			r.Body = http.MaxBytesReader(w, r.Body, MaxRESTBody)
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func clientHost(r *http.Request) string {
+	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+		return host
+	}
+	return r.RemoteAddr
+}
+
+// restError writes an error the way grpc-gateway does (a google.rpc.Status
+// as JSON, with an ErrorInfo), so clients parse every error alike.
+func restError(w http.ResponseWriter, code int, reason, msg string) {
+	grpcCode := map[int]int{http.StatusRequestEntityTooLarge: 8, http.StatusUnauthorized: 16, http.StatusBadRequest: 3, http.StatusTooManyRequests: 8}[code]
+	body, _ := json.Marshal(map[string]any{"code": grpcCode, "message": msg, "details": []map[string]any{{
+		"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": reason, "domain": "loopgate.dev",
+	}}})
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_, _ = w.Write(append(body, '\n'))
+}
+
+// newHTTPServer is the REST listener's server with every timeout set.
+func newHTTPServer(h http.Handler) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: restReadHeaderTimeout,
+		ReadTimeout:       restReadTimeout,
+		WriteTimeout:      restWriteTimeout,
+		IdleTimeout:       restIdleTimeout,
+		MaxHeaderBytes:    restMaxHeaderBytes,
+	}
+}
