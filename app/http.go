@@ -21,7 +21,7 @@ import (
 const (
 	// MaxRESTBody is the largest REST request body: the gRPC message limit
 	// the gateway forwards to (4 MiB).
-	MaxRESTBody = 4 << 20
+	MaxRESTBody        = 4 << 20
 	restMaxHeaderBytes = 64 << 10
 )
 
