@@ -41,7 +41,7 @@ var (
 // undeclared (chunked) body only up to the limit. Authentication is checked
 // again by the gRPC interceptor the gateway calls: this is the early, cheap
 // refusal that keeps unauthenticated uploads out of memory.
-func guardREST(next http.Handler, authn *server.Authenticator, core *admission.Core) http.Handler {
+func guardREST(next http.Handler, authn *server.Authenticator, core *admission.Core, lim *server.Limiters) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.ContentLength > MaxRESTBody {
 			w.Header().Set("Connection", "close")
@@ -51,9 +51,19 @@ func guardREST(next http.Handler, authn *server.Authenticator, core *admission.C
 		}
 		md := metadata.Pairs("authorization", r.Header.Get("Authorization"))
 		ctx := metadata.NewIncomingContext(r.Context(), md)
-		ctx = admission.WithCall(ctx, admission.Call{Method: "REST " + r.Method + " " + r.URL.Path, Source: clientHost(r)})
+		method := "REST " + r.Method + " " + r.URL.Path
+		host := clientHost(r)
+		ctx = admission.WithCall(ctx, admission.Call{Method: method, Source: host})
+		if limited, wait := lim.AuthFailures.Exhausted(host); limited {
+			msg := fmt.Sprintf("rate limited: too many failed authentications from this address; retry in %s", wait.Round(time.Second))
+			core.AuditRateLimited(ctx, admission.Identity{}, "auth.reject", method, msg)
+			w.Header().Set("Retry-After", fmt.Sprint(max(int(wait.Seconds()+0.5), 1)))
+			restError(w, http.StatusTooManyRequests, "RATE_LIMITED", msg)
+			return
+		}
 		if _, err := authn.Authenticate(ctx); err != nil {
-			core.AuditRejected(ctx, "REST "+r.Method+" "+r.URL.Path, err)
+			lim.AuthFailures.Take(host)
+			core.AuditRejected(ctx, method, err)
 			w.Header().Set("Connection", "close")
 			restError(w, http.StatusUnauthorized, "UNAUTHENTICATED", err.Error())
 			return

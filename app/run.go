@@ -225,7 +225,8 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Server, 
 	}
 	s.GRPCAddr = s.grpcLis.Addr().String()
 	s.closers = append(s.closers, s.Core.Close) // flush collapsed refusals
-	opts := []grpc.ServerOption{grpc.ChainUnaryInterceptor(server.Interceptor(authn, s.Core))}
+	limits := server.NewLimiters(rateLimits(cfg))
+	opts := []grpc.ServerOption{grpc.ChainUnaryInterceptor(server.Interceptor(authn, s.Core, limits))}
 	if serverTLS != nil {
 		opts = append(opts, grpc.Creds(credentials.NewTLS(serverTLS)))
 	}
@@ -262,7 +263,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Server, 
 		}
 	}
 	mux := http.NewServeMux()
-	mux.Handle("/v1/", guardREST(gw, authn, s.Core))
+	mux.Handle("/v1/", guardREST(gw, authn, s.Core, limits))
 	mux.HandleFunc("/openapi.json", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write(openapi.Spec)
@@ -438,4 +439,27 @@ func pinned(srv *tls.Config) *tls.Config {
 			return nil
 		},
 	}
+}
+
+// rateLimits are cfg's rate limits over the defaults.
+func rateLimits(cfg *config.Config) server.RateLimits {
+	rl := server.DefaultRateLimits
+	l := cfg.Limits
+	pick := func(dst *float64, v float64) {
+		switch {
+		case v < 0:
+			*dst = 0 // disabled
+		case v > 0:
+			*dst = v
+		}
+	}
+	pick(&rl.MutationsPerSecond, l.MutationsPerSecond)
+	pick(&rl.AuthFailuresPerMinute, l.AuthFailuresPerMinute)
+	if l.MutationBurst > 0 {
+		rl.MutationBurst = l.MutationBurst
+	}
+	if l.AuthFailureBurst > 0 {
+		rl.AuthFailureBurst = l.AuthFailureBurst
+	}
+	return rl
 }

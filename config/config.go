@@ -38,6 +38,8 @@ type Config struct {
 	// Auth configures identities beyond static tokens: OIDC tokens and
 	// client certificates.
 	Auth Auth `yaml:"auth"`
+	// Limits are the abuse limits (rate limits) of the API.
+	Limits RateLimits `yaml:"rateLimits"`
 	// Resync is how often every loop is re-checked for drift.
 	Resync time.Duration `yaml:"resync"`
 	// DevCredentials writes an admin token where loopctl finds it
@@ -134,6 +136,19 @@ type TLS struct {
 	CertFile           string `yaml:"certFile"`
 	KeyFile            string `yaml:"keyFile"`
 	InsecureSkipVerify bool   `yaml:"insecureSkipVerify"`
+}
+
+// RateLimits are the API's abuse limits; zero fields take the defaults of
+// package server (DefaultRateLimits); a negative rate disables that limit.
+type RateLimits struct {
+	// MutationsPerSecond and MutationBurst: per identity, for every call
+	// that changes something and for plans.
+	MutationsPerSecond float64 `yaml:"mutationsPerSecond"`
+	MutationBurst      int     `yaml:"mutationBurst"`
+	// AuthFailuresPerMinute and AuthFailureBurst: failed authentications
+	// per client address before its requests are refused unchecked.
+	AuthFailuresPerMinute float64 `yaml:"authFailuresPerMinute"`
+	AuthFailureBurst      int     `yaml:"authFailureBurst"`
 }
 
 // Auth configures how callers are identified besides static tokens.

@@ -2,8 +2,10 @@ package server
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"google.golang.org/grpc"
@@ -106,11 +108,22 @@ func callOf(ctx context.Context, method string) admission.Call {
 // authorize with the one Authorizer, then run the handler, and map every
 // error to one status. Nothing runs before authorization but reading the
 // resource name from the request; every refusal is audited by core.
-func Interceptor(a *Authenticator, core *admission.Core) grpc.UnaryServerInterceptor {
+func Interceptor(a *Authenticator, core *admission.Core, lim *Limiters) grpc.UnaryServerInterceptor {
+	if lim == nil {
+		lim = &Limiters{}
+	}
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-		ctx = admission.WithCall(ctx, callOf(ctx, info.FullMethod))
+		call := callOf(ctx, info.FullMethod)
+		ctx = admission.WithCall(ctx, call)
+		peerHost, _, _ := strings.Cut(call.Source, " via ") // never the forwarded hint: clients set it
+		if limited, wait := lim.AuthFailures.Exhausted(peerHost); limited {
+			err := rateLimited("too many failed authentications from this address", wait)
+			core.AuditRateLimited(ctx, Identity{}, "auth.reject", info.FullMethod, err.Error())
+			return nil, toStatus(err)
+		}
 		id, err := a.Authenticate(ctx)
 		if err != nil {
+			lim.AuthFailures.Take(peerHost)
 			core.AuditRejected(ctx, info.FullMethod, err)
 			return nil, toStatus(err)
 		}
@@ -125,9 +138,29 @@ func Interceptor(a *Authenticator, core *admission.Core) grpc.UnaryServerInterce
 		if err := core.Authorize(ctx, id, action, res); err != nil {
 			return nil, toStatus(err)
 		}
+		if rateLimitedActions[action] {
+			if ok, wait := lim.Mutations.Take(id.Subject); !ok {
+				err := rateLimited(fmt.Sprintf("%s sent too many changes", id.Subject), wait)
+				core.AuditRateLimited(ctx, id, action, res.Name, err.Error())
+				return nil, toStatus(err)
+			}
+		}
 		resp, err := handler(withIdentity(ctx, id), req)
 		return resp, toStatus(err)
 	}
+}
+
+// RateLimitedError is a request refused by a rate limit.
+type RateLimitedError struct {
+	Message    string
+	RetryAfter time.Duration
+}
+
+func (e *RateLimitedError) Error() string { return e.Message }
+
+func rateLimited(what string, wait time.Duration) *RateLimitedError {
+	wait = max(wait.Round(time.Second), time.Second)
+	return &RateLimitedError{RetryAfter: wait, Message: fmt.Sprintf("rate limited: %s; retry in %s", what, wait)}
 }
 
 // clipTo cuts s to at most n bytes (at a rune boundary).

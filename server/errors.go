@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/protoadapt"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/loopgate/loopgate/admission"
 	"github.com/loopgate/loopgate/identity"
@@ -46,8 +47,12 @@ func toStatus(err error) error {
 		precond   *admission.PreconditionError
 		authErr   *kadm.AuthError
 		clusterEr *admission.ClusterError
+		limited   *RateLimitedError
 	)
 	switch {
+	case errors.As(err, &limited):
+		return withDetails(codes.ResourceExhausted, limited.Message, "RATE_LIMITED", nil,
+			&errdetails.RetryInfo{RetryDelay: durationpb.New(limited.RetryAfter)})
 	case errors.As(err, &invalid):
 		br := &errdetails.BadRequest{}
 		for i, p := range invalid.Problems {
@@ -162,6 +167,13 @@ func GatewayErrorHandler(ctx context.Context, mux *runtime.ServeMux, m runtime.M
 			}}})
 		}
 		err = withDetails(st.Code(), st.Message(), reason, nil, extra...)
+	}
+	if ok {
+		for _, d := range st.Details() {
+			if ri, isRetry := d.(*errdetails.RetryInfo); isRetry {
+				w.Header().Set("Retry-After", fmt.Sprint(int(ri.GetRetryDelay().AsDuration().Seconds())))
+			}
+		}
 	}
 	runtime.DefaultHTTPErrorHandler(ctx, mux, m, w, r, err)
 }
