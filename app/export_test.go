@@ -8,3 +8,7 @@ func SetRESTTimeouts(header, read time.Duration) (restore func()) {
 	restReadHeaderTimeout, restReadTimeout = header, read
 	return func() { restReadHeaderTimeout, restReadTimeout = h, r }
 }
+
+// BreakREST closes the REST listener under a running server, as a failing
+// listener would.
+func (s *Server) BreakREST() { _ = s.httpLis.Close() }

@@ -21,6 +21,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
@@ -350,43 +351,79 @@ func (s *Server) Banner(w io.Writer) {
 	fmt.Fprintf(w, "Press Ctrl+C to stop.\n")
 }
 
-// Run serves until ctx ends, then shuts down gracefully.
+// DrainTimeout bounds a graceful shutdown: in-flight requests and the
+// current reconcile get this long to finish before they are cut.
+const DrainTimeout = 10 * time.Second
+
+// Run serves until ctx ends or a listener fails, then shuts everything
+// down in order, and returns only when everything it started has stopped:
+// the listeners stop accepting, in-flight requests drain (DrainTimeout,
+// then they are cut), then the reconciler is stopped and waited for. Close
+// releases the store and clients afterwards, so nothing is still using
+// them. The error is the first failure, nil after ctx ended.
 func (s *Server) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
 	errc := make(chan error, 3)
-	go func() { errc <- s.grpcSrv.Serve(s.grpcLis) }()
-	go func() {
+	start := func(name string, run func() error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := run(); err != nil {
+				errc <- fmt.Errorf("%s: %w", name, err)
+			}
+		}()
+	}
+	start("gRPC listener", func() error { return s.grpcSrv.Serve(s.grpcLis) })
+	start("REST listener", func() error {
 		if err := s.httpSrv.Serve(s.httpLis); !errors.Is(err, http.ErrServerClosed) {
-			errc <- err
-			return
-		}
-		errc <- nil
-	}()
-	rctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	go func() { errc <- s.reconcile(rctx) }()
-	select {
-	case <-ctx.Done():
-	case err := <-errc:
-		if err != nil {
 			return err
 		}
+		return nil
+	})
+	// The reconciler has its own context: it is stopped after the API has
+	// drained, so that requests admitted during the drain are not left
+	// unreconciled by a reconciler already gone.
+	rctx, stopReconciler := context.WithCancel(context.Background())
+	defer stopReconciler()
+	start("reconciler", func() error { return s.reconcile(rctx) })
+
+	var failed error
+	select {
+	case <-ctx.Done():
+	case failed = <-errc:
+		s.log.Error("stopping: a component failed", "err", failed)
 	}
-	shutdown, done := context.WithTimeout(context.Background(), 5*time.Second)
+
+	drain, done := context.WithTimeout(context.Background(), DrainTimeout)
 	defer done()
-	_ = s.httpSrv.Shutdown(shutdown)
+	if err := s.httpSrv.Shutdown(drain); err != nil {
+		s.log.Warn("REST requests cut at the drain deadline", "err", err)
+		_ = s.httpSrv.Close()
+	}
 	stopped := make(chan struct{})
 	go func() { s.grpcSrv.GracefulStop(); close(stopped) }()
 	select {
 	case <-stopped:
-	case <-shutdown.Done():
+	case <-drain.Done():
+		s.log.Warn("gRPC requests cut at the drain deadline")
 		s.grpcSrv.Stop()
+		<-stopped
 	}
-	return nil
+	stopReconciler()
+	all := make(chan struct{})
+	go func() { wg.Wait(); close(all) }()
+	select {
+	case <-all:
+	case <-time.After(DrainTimeout):
+		s.log.Error("the reconciler did not stop within the drain deadline; closing anyway")
+	}
+	return failed
 }
 
 // reconcile runs the reconciler; with a shared store (PostgreSQL) only while
 // this process holds the reconciler lease, so exactly one process
-// reconciles at a time.
+// reconciles at a time. It returns when ctx ends and everything it started
+// has stopped.
 func (s *Server) reconcile(ctx context.Context) error {
 	el, shared := s.Core.Store.(store.Elector)
 	if !shared {
@@ -399,14 +436,20 @@ func (s *Server) reconcile(ctx context.Context) error {
 				return nil
 			}
 			s.log.Warn("reconciler lease not acquired; retrying", "err", err)
-			time.Sleep(time.Second)
+			select {
+			case <-ctx.Done():
+			case <-time.After(time.Second):
+			}
 			continue
 		}
 		s.log.Info("this process now runs the reconciler")
+		var sub sync.WaitGroup
 		if n, ok := s.Core.Store.(store.Notifier); ok {
-			go func() { _ = n.Subscribe(lease, s.recon.Enqueue) }()
+			sub.Add(1)
+			go func() { defer sub.Done(); _ = n.Subscribe(lease, s.recon.Enqueue) }()
 		}
 		_ = s.recon.Run(lease)
+		sub.Wait() // Subscribe returns when the lease ends
 		if ctx.Err() == nil {
 			s.log.Warn("reconciler lease lost; waiting to lead again")
 		}
