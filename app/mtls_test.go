@@ -63,10 +63,10 @@ func certPair(t *testing.T, dir, name string, subject pkix.Name, ca *tls.Certifi
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, certFile, keyFile
 }
 
-// With auth.tls the gRPC API is served over TLS; a verified client
+// With tls the gRPC and REST APIs are served over TLS; a verified client
 // certificate maps to its configured identity, clients without one use
-// bearer tokens, and REST still works through the gateway (which pins the
-// server's own certificate).
+// bearer tokens, REST works through the gateway (which pins the server's
+// own certificate), and a rotated certificate is served without a restart.
 func TestMutualTLSIdentities(t *testing.T) {
 	t.Setenv("HOME", t.TempDir())
 	dir := t.TempDir()
@@ -76,7 +76,7 @@ func TestMutualTLSIdentities(t *testing.T) {
 	stranger, _, _ := certPair(t, dir, "stranger", pkix.Name{CommonName: "someone-else"}, &ca, false, false)
 
 	cfg := config.Embedded(filepath.Join(t.TempDir(), "data"))
-	cfg.Auth.TLS = &config.ServerTLS{CertFile: srvCert, KeyFile: srvKey, ClientCAFile: caFile}
+	cfg.TLS = &config.ServerTLS{CertFile: srvCert, KeyFile: srvKey, ClientCAFile: caFile}
 	cfg.Auth.ClientCertificates = []identity.ClientCertificate{{Subject: "CN=ci-deployer,O=Acme", Teams: []string{"growth"}}}
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
@@ -111,10 +111,11 @@ func TestMutualTLSIdentities(t *testing.T) {
 	if got, err = whoami(nil, r.token); err != nil || got.GetMethod() != "token" {
 		t.Errorf("bearer token over TLS: %v, %v", got, err)
 	}
-	// REST through the gateway, bearer token.
-	req, _ := http.NewRequest(http.MethodGet, "http://"+r.http+"/v1/caller", nil)
+	// REST over TLS through the gateway, bearer token.
+	httpc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}}}
+	req, _ := http.NewRequest(http.MethodGet, "https://"+r.http+"/v1/caller", nil)
 	req.Header.Set("Authorization", "BEARER "+r.token) // the scheme is case-insensitive
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := httpc.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,5 +125,51 @@ func TestMutualTLSIdentities(t *testing.T) {
 	_ = json.Unmarshal(body, &caller)
 	if resp.StatusCode != http.StatusOK || caller["subject"] != "dev-admin@loopgate.local" {
 		t.Errorf("REST over the TLS gateway: %d %s", resp.StatusCode, body)
+	}
+	if resp, err := http.Get("http://" + r.http + "/v1/caller"); err == nil && resp.StatusCode == http.StatusOK {
+		t.Error("the REST listener answered plain HTTP")
+	}
+
+	// Rotate the server certificate: new handshakes get the new one, and
+	// the gateway (which pins it) follows.
+	rotated, _, _ := certPair(t, t.TempDir(), "server", pkix.Name{CommonName: "loopgate-rotated"}, &ca, false, true)
+	writeCert(t, srvCert, srvKey, rotated)
+	time.Sleep(1100 * time.Millisecond) // the files are checked at most once a second
+	served := func() string {
+		conn, err := tls.Dial("tcp", r.http, &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		return conn.ConnectionState().PeerCertificates[0].Subject.CommonName
+	}
+	if cn := served(); cn != "loopgate-rotated" {
+		t.Errorf("after rotation the listener serves %q", cn)
+	}
+	req, _ = http.NewRequest(http.MethodGet, "https://"+r.http+"/v1/caller", nil)
+	req.Header.Set("Authorization", "Bearer "+r.token)
+	httpc.CloseIdleConnections()
+	if resp, err := httpc.Do(req); err != nil || resp.StatusCode != http.StatusOK {
+		t.Errorf("REST after rotation: %v %v", resp, err)
+	} else {
+		resp.Body.Close()
+	}
+}
+
+// writeCert replaces the PEM files of a certificate atomically.
+func writeCert(t *testing.T, certFile, keyFile string, c tls.Certificate) {
+	t.Helper()
+	keyDER, _ := x509.MarshalECPrivateKey(c.PrivateKey.(*ecdsa.PrivateKey))
+	for file, block := range map[string]*pem.Block{
+		certFile: {Type: "CERTIFICATE", Bytes: c.Certificate[0]},
+		keyFile:  {Type: "EC PRIVATE KEY", Bytes: keyDER},
+	} {
+		tmp := file + ".new"
+		if err := os.WriteFile(tmp, pem.EncodeToMemory(block), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, file); err != nil {
+			t.Fatal(err)
+		}
 	}
 }

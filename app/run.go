@@ -8,13 +8,12 @@
 package app
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -86,8 +85,12 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Server, 
 			s.Close() // release whatever was started before the failure
 		}
 	}()
+	privateFiles()
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("creating data dir: %w", err)
+	}
+	if err := tightenDataDir(cfg.DataDir, log); err != nil {
+		return nil, err
 	}
 
 	// Tokens: configured ones plus, for the embedded default, demo tokens.
@@ -122,10 +125,11 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Server, 
 			return nil, fmt.Errorf("OIDC tokens: %w", err)
 		}
 	}
-	var serverTLS *tls.Config
-	if t := cfg.Auth.TLS; t != nil {
-		if serverTLS, err = identity.ServerTLSConfig(t.CertFile, t.KeyFile, t.ClientCAFile, false); err != nil {
-			return nil, fmt.Errorf("auth.tls: %w", err)
+	var tlsCfg *tls.Config
+	var certs *certReloader
+	if t := cfg.TLS; t != nil {
+		if tlsCfg, certs, err = serverTLS(t, log); err != nil {
+			return nil, fmt.Errorf("tls: %w", err)
 		}
 		if len(cfg.Auth.ClientCertificates) > 0 {
 			if authn.Certs, err = identity.NewCertificateMapper(cfg.Auth.ClientCertificates); err != nil {
@@ -228,8 +232,8 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Server, 
 	s.closers = append(s.closers, s.Core.Close) // flush collapsed refusals
 	limits := server.NewLimiters(rateLimits(cfg))
 	opts := []grpc.ServerOption{grpc.ChainUnaryInterceptor(server.Interceptor(authn, s.Core, limits))}
-	if serverTLS != nil {
-		opts = append(opts, grpc.Creds(credentials.NewTLS(serverTLS)))
+	if tlsCfg != nil {
+		opts = append(opts, grpc.Creds(credentials.NewTLS(tlsCfg)))
 	}
 	s.grpcSrv = grpc.NewServer(opts...)
 	server.Register(s.grpcSrv, s.Core)
@@ -253,10 +257,10 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Server, 
 		}),
 	)
 	dial := []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
-	if serverTLS != nil {
+	if tlsCfg != nil {
 		// The gateway dials this process: it pins the server's own
 		// certificate rather than trusting a CA.
-		dial = []grpc.DialOption{grpc.WithTransportCredentials(credentials.NewTLS(pinned(serverTLS)))}
+		dial = []grpc.DialOption{grpc.WithTransportCredentials(credentials.NewTLS(pinnedTo(certs)))}
 	}
 	for _, reg := range server.GatewayHandlers {
 		if err := reg(ctx, gw, s.GRPCAddr, dial); err != nil {
@@ -271,6 +275,9 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Server, 
 	})
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") })
 	s.httpSrv = newHTTPServer(mux)
+	if tlsCfg != nil {
+		s.httpSrv.TLSConfig = tlsCfg.Clone() // served with ServeTLS by Run
+	}
 
 	if cfg.DevCredentials {
 		path, err := writeDevCredentials(s.GRPCAddr, devNames)
@@ -322,7 +329,11 @@ func loadBundle(cfg *config.Config) (*bundle.Bundle, error) {
 func (s *Server) Banner(w io.Writer) {
 	fmt.Fprintf(w, "loopgate is ready\n")
 	fmt.Fprintf(w, "  gRPC:      %s\n", s.GRPCAddr)
-	fmt.Fprintf(w, "  REST:      http://%s/v1/  (OpenAPI: http://%s/openapi.json)\n", s.HTTPAddr, s.HTTPAddr)
+	scheme := "http"
+	if s.httpSrv.TLSConfig != nil {
+		scheme = "https"
+	}
+	fmt.Fprintf(w, "  REST:      %s://%s/v1/  (OpenAPI: %s://%s/openapi.json)\n", scheme, s.HTTPAddr, scheme, s.HTTPAddr)
 	fmt.Fprintf(w, "  data dir:  %s (store: %s)\n", s.cfg.DataDir, s.cfg.Store.Driver)
 	fmt.Fprintf(w, "  policy:    bundle revision %s\n", s.Core.Policy.Revision())
 	for _, c := range s.clusters {
@@ -375,7 +386,11 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	start("gRPC listener", func() error { return s.grpcSrv.Serve(s.grpcLis) })
 	start("REST listener", func() error {
-		if err := s.httpSrv.Serve(s.httpLis); !errors.Is(err, http.ErrServerClosed) {
+		serve := s.httpSrv.Serve
+		if s.httpSrv.TLSConfig != nil {
+			serve = func(l net.Listener) error { return s.httpSrv.ServeTLS(l, "", "") }
+		}
+		if err := serve(s.httpLis); !errors.Is(err, http.ErrServerClosed) {
 			return err
 		}
 		return nil
@@ -465,25 +480,6 @@ func (s *Server) Close() {
 	s.closers = nil
 }
 
-// pinned is a client TLS config that accepts exactly the certificate srv
-// serves: how the REST gateway dials the gRPC listener of its own process.
-func pinned(srv *tls.Config) *tls.Config {
-	var want []byte
-	if len(srv.Certificates) > 0 && len(srv.Certificates[0].Certificate) > 0 {
-		want = srv.Certificates[0].Certificate[0]
-	}
-	return &tls.Config{
-		MinVersion:         tls.VersionTLS12,
-		InsecureSkipVerify: true, // replaced by the pin below
-		VerifyPeerCertificate: func(raw [][]byte, _ [][]*x509.Certificate) error {
-			if len(raw) == 0 || want == nil || !bytes.Equal(raw[0], want) {
-				return errors.New("the gRPC listener does not serve loopgate's own certificate")
-			}
-			return nil
-		},
-	}
-}
-
 // rateLimits are cfg's rate limits over the defaults.
 func rateLimits(cfg *config.Config) server.RateLimits {
 	rl := server.DefaultRateLimits
@@ -505,4 +501,29 @@ func rateLimits(cfg *config.Config) server.RateLimits {
 		rl.AuthFailureBurst = l.AuthFailureBurst
 	}
 	return rl
+}
+
+// tightenDataDir makes files an older loopgate (or a wider umask) left
+// readable by others private, and warns when the data dir itself is open
+// to others.
+func tightenDataDir(dir string, log *slog.Logger) error {
+	if fi, err := os.Stat(dir); err == nil && fi.Mode().Perm()&0o077 != 0 {
+		log.Warn("the data dir is accessible to other users; its files are kept private (mode 0600), but consider chmod 700", "dir", dir, "mode", fi.Mode().Perm().String())
+	}
+	return filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return nil // unreadable entries are the store's problem to report
+		}
+		info, err := d.Info()
+		if err != nil || path == dir {
+			return nil
+		}
+		if perm := info.Mode().Perm(); perm&0o077 != 0 {
+			want := perm &^ 0o077
+			if err := os.Chmod(path, want); err != nil {
+				return fmt.Errorf("making %s private: %w", path, err)
+			}
+		}
+		return nil
+	})
 }

@@ -13,6 +13,7 @@ import (
 const (
 	EnvServer = "LOOPGATE_SERVER"
 	EnvToken  = "LOOPGATE_TOKEN"
+	EnvCA     = "LOOPGATE_CA"
 )
 
 // DefaultServer is where loopctl looks for loopgate when nothing says

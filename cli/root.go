@@ -25,6 +25,7 @@ package cli
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -86,6 +87,7 @@ type app struct {
 	flags    ConnFlags
 	output   string
 	insecure bool
+	caFile   string
 
 	conn      Conn
 	hosts     *Hosts // the hosts file of `loopctl login`, read by resolve
@@ -134,7 +136,8 @@ for that server in ~/.loopgate/hosts.json, else the dev credentials file).
 	pf.StringVar(&a.flags.Token, "token", "", "bearer token (env "+EnvToken+")")
 	pf.StringVar(&a.flags.As, "as", "", "act as a demo identity of the dev credentials file (admin, reviewer, growth, ...)")
 	pf.StringVarP(&a.output, "output", "o", FormatTable, "output format: table, json or yaml")
-	pf.BoolVar(&a.insecure, "insecure", false, "use plaintext gRPC to a non-loopback server (loopback addresses always use plaintext)")
+	pf.BoolVar(&a.insecure, "insecure", false, "use plaintext gRPC to a non-loopback server (loopback addresses use plaintext unless --ca is given)")
+	pf.StringVar(&a.caFile, "ca", "", "PEM file of the CA that signed the server's certificate: use TLS and trust it (env "+EnvCA+")")
 
 	root.AddCommand(
 		a.newApplyCmd(),
@@ -193,8 +196,23 @@ func (a *app) resolve() error {
 
 // dial opens the gRPC client to a.conn.Server with a.conn.Token.
 func (a *app) dial() error {
-	transport := credentials.NewTLS(&tls.Config{MinVersion: tls.VersionTLS12})
-	if a.insecure || isLoopback(a.conn.Server) {
+	caFile := a.caFile
+	if caFile == "" {
+		caFile = a.getenv(EnvCA)
+	}
+	tc := &tls.Config{MinVersion: tls.VersionTLS12}
+	if caFile != "" {
+		pem, err := os.ReadFile(caFile)
+		if err != nil {
+			return fmt.Errorf("--ca: %w", err)
+		}
+		tc.RootCAs = x509.NewCertPool()
+		if !tc.RootCAs.AppendCertsFromPEM(pem) {
+			return fmt.Errorf("--ca %s: no PEM certificate in it", caFile)
+		}
+	}
+	transport := credentials.NewTLS(tc)
+	if caFile == "" && (a.insecure || isLoopback(a.conn.Server)) {
 		transport = insecure.NewCredentials()
 	}
 	cc, err := grpc.NewClient(a.conn.Server,

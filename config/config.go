@@ -40,6 +40,13 @@ type Config struct {
 	Auth Auth `yaml:"auth"`
 	// Limits are the abuse limits (rate limits) of the API.
 	Limits RateLimits `yaml:"rateLimits"`
+	// TLS serves the gRPC and REST APIs over TLS; certificates are
+	// reloaded when their files change.
+	TLS *ServerTLS `yaml:"tls"`
+	// InsecureListen allows listening on a non-loopback address without
+	// TLS (behind a TLS-terminating proxy on the same host, say). Off, such
+	// a configuration is refused.
+	InsecureListen bool `yaml:"insecureListen"`
 	// Resync is how often every loop is re-checked for drift.
 	Resync time.Duration `yaml:"resync"`
 	// DevCredentials writes an admin token where loopctl finds it
@@ -155,17 +162,15 @@ type RateLimits struct {
 type Auth struct {
 	// JWT accepts OIDC bearer tokens of one issuer; nil = none.
 	JWT *identity.JWTConfig `yaml:"jwt"`
-	// TLS serves the gRPC API over TLS; with ClientCAFile, clients may
-	// present a certificate that ClientCertificates maps to an identity.
-	TLS *ServerTLS `yaml:"tls"`
 	// ClientCertificates map verified client certificate subjects to
-	// identities (mTLS). Needs TLS with a clientCAFile.
+	// identities (mTLS on the gRPC listener). Needs tls with a
+	// clientCAFile.
 	ClientCertificates []identity.ClientCertificate `yaml:"clientCertificates"`
 }
 
 // ServerTLS is the API's TLS: its certificate and the CA that signs client
 // certificates. A client certificate is optional (clients without one use
-// bearer tokens); the REST gateway uses bearer tokens only.
+// bearer tokens); over REST, callers use bearer tokens.
 type ServerTLS struct {
 	CertFile     string `yaml:"certFile"`
 	KeyFile      string `yaml:"keyFile"`
@@ -370,15 +375,21 @@ func (c *Config) Validate() error {
 	if j := c.Auth.JWT; j != nil {
 		errs = append(errs, prefixed("auth.", j.Validate())...)
 	}
-	if t := c.Auth.TLS; t != nil {
+	if t := c.TLS; t != nil {
 		if t.CertFile == "" || t.KeyFile == "" {
-			bad("auth.tls", "certFile and keyFile are required")
+			bad("tls", "certFile and keyFile are required")
+		}
+	} else if !c.InsecureListen {
+		for _, a := range []struct{ field, addr string }{{"grpcAddr", c.GRPCAddr}, {"httpAddr", c.HTTPAddr}} {
+			if host, _, err := net.SplitHostPort(a.addr); err == nil && !isLoopbackHost(host) {
+				bad(a.field, "%s is not a loopback address and tls is not configured: configure tls (certFile, keyFile), or set insecureListen: true if a TLS-terminating proxy on this host is the only way in", a.addr)
+			}
 		}
 	}
 	for i, cc := range c.Auth.ClientCertificates {
 		f := fmt.Sprintf("auth.clientCertificates[%d]", i)
-		if c.Auth.TLS == nil || c.Auth.TLS.ClientCAFile == "" {
-			bad(f, "needs auth.tls with a clientCAFile to verify client certificates")
+		if c.TLS == nil || c.TLS.ClientCAFile == "" {
+			bad(f, "needs tls with a clientCAFile to verify client certificates")
 			break
 		}
 		for _, team := range cc.Teams {
@@ -389,6 +400,17 @@ func (c *Config) Validate() error {
 		checkRoles(f+".roles", cc.Roles)
 	}
 	return errors.Join(errs...)
+}
+
+// isLoopbackHost reports whether host (an IP or a name) only reaches this
+// machine. An empty host or an unspecified address (0.0.0.0, ::) listens on
+// every interface.
+func isLoopbackHost(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 func prefixed(prefix string, errs []error) []error {

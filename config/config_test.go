@@ -34,6 +34,7 @@ func TestEmbeddedDefaultIsValid(t *testing.T) {
 func TestLoadProductionConfig(t *testing.T) {
 	c, err := Load(write(t, `
 grpcAddr: 0.0.0.0:7070
+tls: {certFile: /etc/loopgate/tls/server.crt, keyFile: /etc/loopgate/tls/server.key}
 store: {driver: postgres, dsnEnv: LOOPGATE_DSN}
 clusters:
   - name: eu-1
@@ -99,5 +100,39 @@ func TestRedactedHidesSecrets(t *testing.T) {
 	}
 	if c.Clusters[0].SASL.Password != "kafka-secret" {
 		t.Error("Redacted modified the original")
+	}
+}
+
+// A non-loopback listener without TLS is refused unless insecureListen
+// says a TLS-terminating proxy is the only way in.
+func TestNonLoopbackListenNeedsTLS(t *testing.T) {
+	for _, tc := range []struct {
+		grpc, http string
+		tls        bool
+		insecure   bool
+		wantErr    []string
+	}{
+		{grpc: "127.0.0.1:7070", http: "127.0.0.1:8080"},
+		{grpc: "localhost:7070", http: "[::1]:8080"},
+		{grpc: "0.0.0.0:7070", http: "127.0.0.1:8080", wantErr: []string{"grpcAddr: 0.0.0.0:7070 is not a loopback address"}},
+		{grpc: "127.0.0.1:7070", http: ":8080", wantErr: []string{"httpAddr: :8080 is not a loopback address"}},
+		{grpc: "10.0.0.5:7070", http: "0.0.0.0:8080", wantErr: []string{"grpcAddr", "httpAddr"}},
+		{grpc: "0.0.0.0:7070", http: "0.0.0.0:8080", tls: true},
+		{grpc: "0.0.0.0:7070", http: "0.0.0.0:8080", insecure: true},
+	} {
+		c := Embedded(t.TempDir())
+		c.GRPCAddr, c.HTTPAddr, c.InsecureListen = tc.grpc, tc.http, tc.insecure
+		if tc.tls {
+			c.TLS = &ServerTLS{CertFile: "server.crt", KeyFile: "server.key"}
+		}
+		err := c.Validate()
+		if len(tc.wantErr) == 0 && err != nil {
+			t.Errorf("%s %s: %v", tc.grpc, tc.http, err)
+		}
+		for _, want := range tc.wantErr {
+			if err == nil || !strings.Contains(err.Error(), want) {
+				t.Errorf("%s %s: %v, want %q", tc.grpc, tc.http, err, want)
+			}
+		}
 	}
 }
