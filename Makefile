@@ -4,7 +4,7 @@
 
 BUF := go tool -modfile=tools/buf/go.mod buf
 
-.PHONY: generate check-generated lint-proto breaking-proto
+.PHONY: generate check-generated lint-proto breaking-proto baseline-proto
 
 ## generate: regenerate gen/ (Go, gRPC, gateway, OpenAPI) from proto/
 generate:
@@ -19,7 +19,16 @@ check-generated: generate
 lint-proto:
 	$(BUF) lint
 
-## breaking-proto: buf breaking (FILE) against the protos of git ref AGAINST (default main)
-AGAINST ?= main
+## breaking-proto: buf breaking (FILE) against the released API, proto/baseline.binpb
+## (AGAINST=REF compares with the protos of a git ref instead)
+AGAINST ?=
 breaking-proto:
+ifeq ($(AGAINST),)
+	$(BUF) breaking --against proto/baseline.binpb
+else
 	$(BUF) breaking --against '.git#ref=$(AGAINST)'
+endif
+
+## baseline-proto: record the current protos as the released API (at a release)
+baseline-proto:
+	$(BUF) build -o proto/baseline.binpb

@@ -35,11 +35,18 @@ gotest() { env -u CI "$@"; }
 
 echo "=== $(go version)"
 leg "generated code (buf)" make check-generated
+leg "proto lint and breaking changes" make lint-proto breaking-proto
 leg "go vet" go vet ./...
 leg "embedded (kfake, SQLite)" gotest LOOPGATE_TEST_POSTGRES=0 LOOPGATE_TEST_KAFKA=0 \
   go test -count=1 -timeout 20m ./...
+# The packages with concurrency, again under the race detector.
+leg "race detector" gotest LOOPGATE_TEST_POSTGRES=0 LOOPGATE_TEST_KAFKA=0 \
+  go test -race -count=1 -timeout 20m ./reconciler/... ./admission/... ./store/... ./server/... ./identity/...
 
 if [[ $all == 1 ]]; then
+  # Each fuzz target for a bounded time (their seed corpora run in every
+  # `go test` above). FUZZTIME overrides the time per target.
+  leg "fuzzing" scripts/fuzz.sh "${FUZZTIME:-20s}"
   leg "PostgreSQL" gotest LOOPGATE_TEST_POSTGRES=1 LOOPGATE_TEST_KAFKA=0 \
     go test -count=1 -v -timeout 20m ./store/postgres/ ./internal/testpg/ ./e2e/
   leg "Apache Kafka jars (Maven)" scripts/kafka/fetch.sh
