@@ -9,7 +9,9 @@
 // Start with Event, then Seal (how a store turns an event into the next
 // link: Seq, PrevHash, Time, Hash) and Verifier (how a chain read back in
 // Seq order is checked, one event at a time). ComputeHash documents the
-// canonical encoding that the hashes cover.
+// canonical encoding that the hashes cover. Bound keeps every event within
+// the size limits (MaxDetailsBytes, MaxFieldBytes); stores apply it before
+// Seal, so the hash covers the bounded event as stored.
 package audit
 
 import (

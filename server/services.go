@@ -299,23 +299,16 @@ func (s *auditService) ListAuditEvents(ctx context.Context, req *lgv1.ListAuditE
 			f.AfterSeq = seq
 		}
 	}
-	if f.PageSize <= 0 {
-		f.PageSize = 100
-	}
+	// The store's default and cap (100, 1000), applied here too so that a
+	// full page is recognised as one.
+	f.PageSize = store.AuditPageSize(f.PageSize)
 	events, err := s.core.Store.ListAudit(ctx, f)
 	if err != nil {
 		return nil, err
 	}
-	out := &lgv1.ListAuditEventsResponse{}
-	for _, e := range events {
-		out.Events = append(out.Events, auditToProto(e))
-	}
-	if len(events) == f.PageSize && len(events) > 0 {
-		// The page is full: the next one continues after (or, newest
-		// first, before) its last event.
-		out.NextPageToken = fmt.Sprintf("seq-%d", events[len(events)-1].Seq)
-	}
-	return out, nil
+	// At most auditPageBytes: the page may end early (with a token), and
+	// an event too large for any page is listed as its summary.
+	return auditPage(events, len(events) == f.PageSize), nil
 }
 
 func (s *auditService) VerifyAuditChain(ctx context.Context, _ *lgv1.VerifyAuditChainRequest) (*lgv1.VerifyAuditChainResponse, error) {

@@ -114,8 +114,11 @@ type Tx interface {
 
 	PutDecision(ctx context.Context, d Decision) error
 
-	// AppendAudit appends ev to the chain: it assigns Seq (last+1), Time
-	// (if zero), PrevHash (the last event's hash) and Hash, and returns the
+	// AppendAudit appends ev to the chain: it bounds ev to the audit size
+	// limits (audit.Bound: oversized details are replaced by a summary
+	// with the original's length and SHA-256, long strings are clipped),
+	// then assigns Seq (last+1), Time (if zero), PrevHash (the last
+	// event's hash) and Hash over the bounded event, and returns the
 	// stored event. Concurrent appends never fork or gap the chain.
 	AppendAudit(ctx context.Context, ev audit.Event) (audit.Event, error)
 
@@ -136,6 +139,9 @@ type Store interface {
 	Update(ctx context.Context, fn func(tx Tx) error) error
 
 	GetDecision(ctx context.Context, id string) (*Decision, error)
+	// ListAudit returns the matching events exactly as stored (events
+	// stored before the audit size limits may exceed them; readers that
+	// must fit a message bound them for display, see audit.Bound).
 	ListAudit(ctx context.Context, f AuditFilter) ([]audit.Event, error)
 	// VerifyAudit recomputes the whole chain in Seq order.
 	VerifyAudit(ctx context.Context) (audit.VerifyResult, error)

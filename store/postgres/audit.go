@@ -19,7 +19,11 @@ import (
 // in this process or another — queue up and each links to the one
 // committed before it: no fork, no gap (a rolled-back append releases
 // its seq along with the lock).
+//
+// ev is first cut to the audit size limits (audit.Bound), before it is
+// sealed: the hash covers the event as stored.
 func (t *tx) AppendAudit(ctx context.Context, ev audit.Event) (audit.Event, error) {
+	ev = audit.Bound(ev)
 	var last int64
 	var lastHash string
 	if err := t.q.QueryRow(ctx, `SELECT seq, hash FROM audit_head FOR UPDATE`).Scan(&last, &lastHash); err != nil {

@@ -15,7 +15,11 @@ const auditColumns = `seq, id, time, actor, action, resource, request_id, decisi
 // AppendAudit seals ev onto the last stored event (see audit.Seal) and
 // inserts it. Writers are serialised, so the head read here is the head
 // the insert extends; the seq primary key would refuse a fork regardless.
+//
+// ev is first cut to the audit size limits (audit.Bound), before it is
+// sealed: the hash covers the event as stored.
 func (t *tx) AppendAudit(ctx context.Context, ev audit.Event) (audit.Event, error) {
+	ev = audit.Bound(ev)
 	var seq int64
 	var prev string
 	if err := t.q.QueryRowContext(ctx, `SELECT seq, hash FROM audit_head`).Scan(&seq, &prev); err != nil {

@@ -52,16 +52,38 @@ func tamper(t *testing.T, st store.Store, seq int64, how storetest.Tampering) {
 	}
 }
 
+// writeLegacyAudit inserts a sealed event and moves the chain head to it,
+// bypassing AppendAudit (and so audit.Bound), as a loopgate from before
+// the audit size limits stored its events.
+func writeLegacyAudit(t *testing.T, st store.Store, ev audit.Event) {
+	t.Helper()
+	s := st.(*Store)
+	ctx := context.Background()
+	err := s.Update(ctx, func(stx store.Tx) error {
+		q := stx.(*tx).q
+		if _, err := q.ExecContext(ctx, `INSERT INTO audit_events (`+auditColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			ev.Seq, ev.ID, formatTime(ev.Time), ev.Actor, ev.Action, ev.Resource, ev.RequestID, ev.DecisionID,
+			ev.Outcome, string(ev.Details), ev.PrevHash, ev.Hash); err != nil {
+			return err
+		}
+		_, err := q.ExecContext(ctx, `UPDATE audit_head SET seq = ?, hash = ?`, ev.Seq, ev.Hash)
+		return err
+	})
+	if err != nil {
+		t.Fatalf("write legacy audit event %d: %v", ev.Seq, err)
+	}
+}
+
 func TestContractFile(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) store.Store {
 		return openT(t, filepath.Join(t.TempDir(), "loopgate.db"))
-	}, storetest.Options{Tamper: tamper})
+	}, storetest.Options{Tamper: tamper, WriteLegacyAudit: writeLegacyAudit})
 }
 
 func TestContractMemory(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) store.Store {
 		return openT(t, MemoryPath)
-	}, storetest.Options{Tamper: tamper})
+	}, storetest.Options{Tamper: tamper, WriteLegacyAudit: writeLegacyAudit})
 }
 
 func TestReopenKeepsLoopsAndAuditChain(t *testing.T) {

@@ -12,6 +12,7 @@ package storetest
 import (
 	"testing"
 
+	"github.com/loopgate/loopgate/audit"
 	"github.com/loopgate/loopgate/store"
 )
 
@@ -46,6 +47,13 @@ type Options struct {
 	// directly in the database (not through the store's API), and fails t
 	// if it cannot. The tamper-evidence tests are skipped when nil.
 	Tamper func(t *testing.T, s store.Store, seq int64, how Tampering)
+	// WriteLegacyAudit writes the already sealed event ev to s directly
+	// in the database (not through AppendAudit, so not bounded by
+	// audit.Bound), as the next link of the chain — an event as a
+	// loopgate before the audit size limits stored it — and moves the
+	// chain head to it; it fails t if it cannot. The legacy-event tests
+	// are skipped when nil.
+	WriteLegacyAudit func(t *testing.T, s store.Store, ev audit.Event)
 }
 
 // Run runs the contract suite. newStore must return a fresh, empty store
@@ -74,6 +82,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store, opts ...Options)
 		{"AuditAppendAssignsChainFields", testAuditAppend},
 		{"AuditListFilters", testAuditFilters},
 		{"AuditRejectsInvalidDetails", testAuditInvalidDetails},
+		{"AuditAppendBoundsOversizedEvents", testAuditAppendBounds},
 		{"Decisions", testDecisions},
 		{"RequestRecordRoundTrips", testRequestRoundTrip},
 		{"RequestIdIsBoundOnce", testRequestBoundOnce},
@@ -92,5 +101,11 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store, opts ...Options)
 			t.Skip("backend gave no Options.Tamper hook")
 		}
 		testTamper(t, newStore, o.Tamper)
+	})
+	t.Run("LegacyOversizedAuditEventVerifies", func(t *testing.T) {
+		if o.WriteLegacyAudit == nil {
+			t.Skip("backend gave no Options.WriteLegacyAudit hook")
+		}
+		testLegacyOversizedAudit(t, newStore(t), o.WriteLegacyAudit)
 	})
 }
