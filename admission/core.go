@@ -173,17 +173,13 @@ func (c *Core) refuseAs(ctx context.Context, id Identity, action, resource, outc
 	}
 }
 
-// OutcomeRateLimited is the audit outcome of a request refused by a rate
-// limit.
-const OutcomeRateLimited = "RATE_LIMITED"
-
 // AuditRateLimited records a request refused by the API's rate limits
 // (floods are collapsed like every refusal).
 func (c *Core) AuditRateLimited(ctx context.Context, id Identity, action, resource, msg string) {
 	if id.Subject == "" {
 		id.Subject = "anonymous"
 	}
-	c.refuse(ctx, id, action, resource, OutcomeRateLimited, "RATE_LIMITED", msg)
+	c.refuse(ctx, id, action, resource, audit.OutcomeRateLimited, "RATE_LIMITED", msg)
 }
 
 // Close writes the refusal counts still being collected.

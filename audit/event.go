@@ -27,6 +27,7 @@ const (
 	OutcomeForbidden       = "FORBIDDEN"       // authenticated, not allowed
 	OutcomeUnauthenticated = "UNAUTHENTICATED" // no or unknown credentials
 	OutcomeFailed          = "FAILED"          // e.g. cluster refused an operation
+	OutcomeRateLimited     = "RATE_LIMITED"    // refused by a rate limit
 )
 
 // Event is one audit record. Seq, PrevHash and Hash are assigned by the
