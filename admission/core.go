@@ -222,7 +222,7 @@ type prepared struct {
 // returns *InvalidError (not yet audited); a denial is a Decision with Deny.
 func (c *Core) prepare(ctx context.Context, id Identity, op string, l, previous *loop.Loop) (*prepared, error) {
 	loop.Default(l)
-	problems := loop.Validate(l)
+	problems := loop.ValidateWithLimits(l, c.Catalog.Limits) // bounds first: nothing below sees an oversized loop
 	team, ok := c.Catalog.Team(l.Metadata.Team)
 	if !ok && l.Metadata.Team != "" {
 		names := make([]string, 0, len(c.Catalog.Teams))
@@ -252,7 +252,7 @@ func (c *Core) prepare(ctx context.Context, id Identity, op string, l, previous 
 		}
 	}
 	if len(problems) == 0 && previous != nil && op == "UPDATE" {
-		problems = append(problems, schemaEvolution(l, previous)...)
+		problems = append(problems, schemaEvolution(l, previous, c.Catalog.Limits)...)
 		if l.Spec.Residency != previous.Spec.Residency {
 			// The loop's data stays on the cluster it was provisioned on;
 			// admitting a new region would let the spec (and policy) claim a
@@ -294,7 +294,7 @@ func (c *Core) prepare(ctx context.Context, id Identity, op string, l, previous 
 // previous definition under the stream's compatibility mode. loopgate keeps
 // the current definition only, so the _TRANSITIVE modes are checked against
 // the previous version (the only one on record).
-func schemaEvolution(l, previous *loop.Loop) loop.FieldErrors {
+func schemaEvolution(l, previous *loop.Loop, lim catalog.Limits) loop.FieldErrors {
 	old := map[string]string{}
 	for _, st := range previous.Spec.Streams {
 		old[st.Name] = st.Schema.Definition
@@ -313,7 +313,7 @@ func schemaEvolution(l, previous *loop.Loop) loop.FieldErrors {
 		// loosening the mode to NONE cannot carry a breaking change in the
 		// same update (loosen first, then change the schema).
 		if m := oldMode[st.Name]; m != st.Schema.Compatibility && m != "" {
-			if err := schemas.CheckCompatibility(m, st.Schema.Definition, []string{prev}); err != nil {
+			if err := schemas.CheckCompatibilityWithLimits(m, st.Schema.Definition, []string{prev}, lim); err != nil {
 				problems = append(problems, loop.FieldError{
 					Field: fmt.Sprintf("spec.streams[%d].schema.definition", i),
 					Message: fmt.Sprintf("stream %q: the new schema breaks the current %s compatibility (changing the mode and the schema in one update is checked under both): %v",
@@ -322,7 +322,7 @@ func schemaEvolution(l, previous *loop.Loop) loop.FieldErrors {
 				continue
 			}
 		}
-		if err := schemas.CheckCompatibility(st.Schema.Compatibility, st.Schema.Definition, []string{prev}); err != nil {
+		if err := schemas.CheckCompatibilityWithLimits(st.Schema.Compatibility, st.Schema.Definition, []string{prev}, lim); err != nil {
 			problems = append(problems, loop.FieldError{
 				Field:   fmt.Sprintf("spec.streams[%d].schema.definition", i),
 				Message: fmt.Sprintf("stream %q: the new schema breaks %s compatibility with the current one: %v", st.Name, st.Schema.Compatibility, err),

@@ -49,6 +49,10 @@ type Catalog struct {
 	// and no team may own, with why: loopgate's own admin principals and
 	// every configured superuser.
 	Reserved map[string]string
+	// Limits bound what one loop may hold (see Limits); zero fields mean
+	// the defaults, so use Limits.WithDefaults() (loop.ValidateWithLimits
+	// does).
+	Limits Limits
 }
 
 // ReservedPrincipal reports whether the principal name (without "User:")

@@ -16,6 +16,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/fieldmaskpb"
 
+	"github.com/loopgate/loopgate/catalog"
 	loopgatev1 "github.com/loopgate/loopgate/gen/loopgate/v1"
 	"github.com/loopgate/loopgate/loop"
 )
@@ -63,9 +64,12 @@ for an approval.`,
 	return cmd
 }
 
-// readLoopFile reads and validates every loop of a file with loop.Load. On
-// problems it prints all of them as FILE:document N:line L: field: message
-// and returns an ExitError, so nothing is sent.
+// readLoopFile reads and validates every loop of a file with
+// loop.LoadWithLimits, against the largest limits a server may have
+// (catalog.CeilingLimits: the server checks its own). On problems it prints
+// all of them as FILE:document N:line L: field: message and returns an
+// ExitError, so nothing is sent. loop.LoadWithLimits reads at most
+// loop.MaxFileBytes and bounds what YAML aliases may expand to.
 func readLoopFile(stdin io.Reader, stderr io.Writer, path string) ([]*loop.Loop, error) {
 	var (
 		r    io.Reader
@@ -81,23 +85,25 @@ func readLoopFile(stdin io.Reader, stderr io.Writer, path string) ([]*loop.Loop,
 		defer f.Close()
 		r = f
 	}
-	loops, err := loop.Load(r)
+	loops, err := loop.LoadWithLimits(r, catalog.CeilingLimits())
 	if err == nil {
 		if len(loops) == 0 {
-			return nil, fmt.Errorf("%s has no loop documents (see examples/checkout-nudge.yaml)", name)
+			return nil, fmt.Errorf("%s has no loop documents (see examples/checkout-nudge.yaml)", termSafe(name))
 		}
 		return loops, nil
 	}
 	var fes loop.FieldErrors
 	if !errors.As(err, &fes) {
-		return nil, fmt.Errorf("%s: %w", name, err)
+		return nil, fmt.Errorf("%s: %w", termSafe(name), err)
 	}
 	printFieldErrors(stderr, name, fes)
 	return nil, &ExitError{Code: 1, Err: err}
 }
 
 // printFieldErrors writes every local problem of a loop file, one a line.
+// Fields and messages quote what the file says: termSafe.
 func printFieldErrors(w io.Writer, file string, fes loop.FieldErrors) {
+	file = termSafe(file)
 	fmt.Fprintf(w, "error: %s has %d problem(s); nothing was sent:\n", file, len(fes))
 	for _, fe := range fes {
 		loc := file
@@ -109,9 +115,9 @@ func printFieldErrors(w io.Writer, file string, fes loop.FieldErrors) {
 		}
 		field := ""
 		if fe.Field != "" {
-			field = fe.Field + ": "
+			field = termSafe(fe.Field) + ": "
 		}
-		fmt.Fprintf(w, "  %s: %s%s\n", loc, field, fe.Message)
+		fmt.Fprintf(w, "  %s: %s%s\n", loc, field, termSafe(fe.Message))
 	}
 }
 
@@ -238,7 +244,7 @@ func (a *app) apply(ctx context.Context, stdout, stderr io.Writer, loops []*loop
 			if opt.dryRun {
 				outcome += " (dry run)"
 			}
-			fmt.Fprintf(stdout, "%s %s\n", result.GetName(), outcome)
+			fmt.Fprintf(stdout, "%s %s\n", termSafe(result.GetName()), outcome)
 			printVerdictNotes(stdout, result.GetStatus().GetPolicy())
 		}
 		if opt.wait && !opt.dryRun {
@@ -249,10 +255,10 @@ func (a *app) apply(ctx context.Context, stdout, stderr io.Writer, loops []*loop
 			var exit *ExitError
 			switch {
 			case errors.As(werr, &exit) && exit.Code == 2:
-				fmt.Fprintf(stderr, "error: %v\n", werr)
+				fmt.Fprintf(stderr, "error: %s\n", termSafeText(werr.Error()))
 				timeout = true
 			case werr != nil && errors.As(werr, &exit):
-				fmt.Fprintf(stderr, "error: %v\n", werr)
+				fmt.Fprintf(stderr, "error: %s\n", termSafeText(werr.Error())) // names and condition messages are the server's
 				failed++
 			case werr != nil:
 				return werr

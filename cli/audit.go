@@ -142,6 +142,6 @@ func printVerify(w io.Writer, r *loopgatev1.VerifyAuditChainResponse) {
 		return
 	}
 	b := r.GetFirstBroken()
-	fmt.Fprintf(w, "BROKEN: event %d (id %s): %s\n", b.GetSeq(), orDash(b.GetId()), b.GetReason())
+	fmt.Fprintf(w, "BROKEN: event %d (id %s): %s\n", b.GetSeq(), termSafe(orDash(b.GetId())), termSafe(b.GetReason()))
 	fmt.Fprintf(w, "  %d event(s) checked; events from %d on cannot be trusted\n", r.GetEventsChecked(), b.GetSeq())
 }

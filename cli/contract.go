@@ -91,7 +91,9 @@ its password in the contract, which is then shown only this once.`,
 			if a.output != FormatTable {
 				return printValue(out, a.output, contractOutputOf(lc, c))
 			}
-			return contract.Render(out, c, client)
+			// The rendering is the server's text in comments and strings:
+			// every field termSafe, and the whole rendering once more.
+			return contract.Render(termSafeWriter{out}, termSafeContract(c), client)
 		},
 	}
 	f := cmd.Flags()
@@ -123,6 +125,37 @@ func contractFromProto(lc *loopgatev1.LoopContract) contract.Contract {
 		Producer:         settingsFromProto(lc.GetProducerSettings()),
 		Consumer:         settingsFromProto(lc.GetConsumerSettings()),
 	}
+}
+
+// termSafeContract returns c with every text field termSafe, except the
+// password (loopgate's, printed exactly; renderings quote it).
+func termSafeContract(c contract.Contract) contract.Contract {
+	list := func(in []string) []string {
+		if in == nil {
+			return nil
+		}
+		out := make([]string, len(in))
+		for i, s := range in {
+			out[i] = termSafe(s)
+		}
+		return out
+	}
+	settings := func(in []contract.Setting) []contract.Setting {
+		if in == nil {
+			return nil
+		}
+		out := make([]contract.Setting, len(in))
+		for i, s := range in {
+			out[i] = contract.Setting{Key: termSafe(s.Key), Value: termSafe(s.Value), Reason: termSafe(s.Reason)}
+		}
+		return out
+	}
+	c.Loop, c.Principal, c.Username = termSafe(c.Loop), termSafe(c.Principal), termSafe(c.Username)
+	c.SecurityProtocol, c.Mechanism = termSafe(c.SecurityProtocol), termSafe(c.Mechanism)
+	c.Group, c.Basis = termSafe(c.Group), termSafe(c.Basis)
+	c.Bootstrap, c.Produce, c.Consume = list(c.Bootstrap), list(c.Produce), list(c.Consume)
+	c.Producer, c.Consumer = settings(c.Producer), settings(c.Consumer)
+	return c
 }
 
 func settingsFromProto(in []*loopgatev1.ClientSetting) []contract.Setting {

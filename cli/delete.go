@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
 	"time"
 
@@ -49,10 +50,16 @@ disappears. With --wait, loopctl waits until it is gone.`,
 					return err
 				}
 			} else {
-				fmt.Fprintf(out, "%s deletion requested\n", deleted.GetName())
+				fmt.Fprintf(out, "%s deletion requested\n", termSafe(deleted.GetName()))
 			}
 			if wait {
-				return a.waitGone(cmd.Context(), out, deleted, timeout)
+				err := a.waitGone(cmd.Context(), out, deleted, timeout)
+				var exit *ExitError
+				if errors.As(err, &exit) && exit.Err != nil {
+					// Run prints nothing for an ExitError: say why here.
+					fmt.Fprintf(cmd.ErrOrStderr(), "error: %s\n", termSafeText(exit.Err.Error()))
+				}
+				return err
 			}
 			return nil
 		},

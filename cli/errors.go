@@ -92,11 +92,15 @@ func errorInfo(st *status.Status) *errdetails.ErrorInfo {
 func PrintError(w io.Writer, err error, conn Conn) {
 	st, ok := status.FromError(err)
 	if !ok {
-		fmt.Fprintf(w, "error: %v\n", err)
+		// Also the server's text, e.g. a loop's name or a condition's
+		// message in a wait error: termSafe, keeping the lines.
+		fmt.Fprintf(w, "error: %s\n", termSafeText(err.Error()))
 		return
 	}
 	// The message, reason and metadata are the server's text: termSafe.
+	// So is what the connection came from (flags, environment, files).
 	msg := termSafe(st.Message())
+	conn.Server, conn.ServerSource, conn.TokenSource = termSafe(conn.Server), termSafe(conn.ServerSource), termSafe(conn.TokenSource)
 	reason := ""
 	if ei := errorInfo(st); ei != nil {
 		reason = termSafe(ei.GetReason())
@@ -212,7 +216,7 @@ func printKindedViolations(w io.Writer, kinds []string, vs []Violation) {
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	for i, v := range vs {
-		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", kinds[i], termSafe(orDash(v.Rule)), termSafe(orDash(v.Field)), termSafe(v.Message))
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", termSafe(kinds[i]), termSafe(orDash(v.Rule)), termSafe(orDash(v.Field)), termSafe(v.Message))
 	}
 	tw.Flush()
 }

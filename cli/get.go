@@ -171,7 +171,7 @@ func printLoopDetails(w io.Writer, l *loopgatev1.Loop, now time.Time) error {
 	}
 
 	if v := st.GetPolicy(); v != nil {
-		fmt.Fprintf(w, "\nPolicy: %s (bundle %s)\n", verdictLine(v), orDash(v.GetBundleRevision()))
+		fmt.Fprintf(w, "\nPolicy: %s (bundle %s)\n", verdictLine(v), termSafe(orDash(v.GetBundleRevision())))
 		printVerdictNotes(w, v)
 	}
 	if err := printApprovalProgress(w, st); err != nil {

@@ -45,7 +45,8 @@ func printMessage(w io.Writer, format string, m proto.Message) error {
 	if err := json.Indent(&indented, raw, "", "  "); err != nil {
 		return fmt.Errorf("indenting JSON: %w", err)
 	}
-	b := indented.Bytes()
+	// Escaped before YAML too: yaml.v3 refuses a raw C1 control.
+	b := escapeJSONText(indented.Bytes())
 	if format == FormatYAML {
 		if b, err = jsonToYAML(b); err != nil {
 			return err
@@ -68,7 +69,7 @@ func printValue(w io.Writer, format string, v any) error {
 	if err := enc.Encode(v); err != nil {
 		return fmt.Errorf("encoding JSON: %w", err)
 	}
-	b := buf.Bytes()
+	b := escapeJSONText(buf.Bytes())
 	if format == FormatYAML {
 		var err error
 		if b, err = jsonToYAML(b); err != nil {
@@ -77,6 +78,40 @@ func printValue(w io.Writer, format string, v any) error {
 	}
 	_, err := w.Write(b)
 	return err
+}
+
+// escapeJSONText writes every character of JSON text that must not reach a
+// terminal raw (see unsafeRune) as a \uXXXX escape. JSON encoders already
+// escape C0 controls inside strings but leave DEL, C1 controls (U+009B is
+// CSI) and bidirectional formatting characters raw; outside strings JSON
+// has only ASCII, so the result is the same JSON value.
+func escapeJSONText(b []byte) []byte {
+	clean := true
+	for i := 0; i < len(b); {
+		r, size := utf8.DecodeRune(b[i:])
+		if r >= 0x7f && unsafeRune(r, size) {
+			clean = false
+			break
+		}
+		i += size
+	}
+	if clean {
+		return b
+	}
+	var out bytes.Buffer
+	for i := 0; i < len(b); {
+		r, size := utf8.DecodeRune(b[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			out.WriteString(`\ufffd`) // not UTF-8: not valid JSON either
+		case r >= 0x7f && unsafeRune(r, size):
+			fmt.Fprintf(&out, `\u%04x`, r)
+		default:
+			out.Write(b[i : i+size])
+		}
+		i += size
+	}
+	return out.Bytes()
 }
 
 // jsonToYAML re-encodes a JSON document as block-style YAML. JSON is YAML,
@@ -89,6 +124,7 @@ func jsonToYAML(b []byte) ([]byte, error) {
 		return nil, fmt.Errorf("converting JSON to YAML: %w", err)
 	}
 	clearStyle(&n)
+	quoteUnsafe(&n)
 	var buf bytes.Buffer
 	enc := yaml.NewEncoder(&buf)
 	enc.SetIndent(2)
@@ -98,8 +134,26 @@ func jsonToYAML(b []byte) ([]byte, error) {
 	if err := enc.Close(); err != nil {
 		return nil, fmt.Errorf("converting JSON to YAML: %w", err)
 	}
-	return buf.Bytes(), nil
+	return escapeYAMLText(buf.Bytes()), nil
 }
+
+// quoteUnsafe gives every scalar with a character that must not reach a
+// terminal raw the double-quoted style: yaml.v3 then escapes control
+// characters itself, and escapeYAMLText can escape the rest (it counts
+// bidirectional formatting characters as printable) inside the quotes.
+func quoteUnsafe(n *yaml.Node) {
+	if n.Kind == yaml.ScalarNode && termSafeText(n.Value) != n.Value {
+		n.Style = yaml.DoubleQuotedStyle
+	}
+	for _, c := range n.Content {
+		quoteUnsafe(c)
+	}
+}
+
+// escapeYAMLText writes every character above DEL that must not reach a
+// terminal raw as a \uXXXX escape. quoteUnsafe put every scalar holding one
+// in double quotes, where such an escape means the same character.
+func escapeYAMLText(b []byte) []byte { return escapeJSONText(b) }
 
 func clearStyle(n *yaml.Node) {
 	n.Style = 0
@@ -213,6 +267,35 @@ func termSafe(s string) string {
 		i += size
 	}
 	return b.String()
+}
+
+// termSafeText is termSafe for text of several lines: newlines are kept
+// (and tabs, for indented text such as generated code); every other line
+// is made safe as termSafe does.
+func termSafeText(s string) string {
+	if !strings.ContainsAny(s, "\n\t") {
+		return termSafe(s)
+	}
+	lines := strings.Split(s, "\n")
+	for i, l := range lines {
+		parts := strings.Split(l, "\t")
+		for j, p := range parts {
+			parts[j] = termSafe(p)
+		}
+		lines[i] = strings.Join(parts, "\t")
+	}
+	return strings.Join(lines, "\n")
+}
+
+// termSafeWriter passes text through termSafeText on its way to w, one
+// Write at a time (the callers write whole renderings).
+type termSafeWriter struct{ w io.Writer }
+
+func (t termSafeWriter) Write(p []byte) (int, error) {
+	if _, err := io.WriteString(t.w, termSafeText(string(p))); err != nil {
+		return 0, err
+	}
+	return len(p), nil
 }
 
 // unsafeRune reports whether r (decoded from size bytes) must not reach a

@@ -96,16 +96,17 @@ func verdictLine(v *loopgatev1.PolicyVerdict) string {
 // every deny, warning and approval reason, then the resource changes as a
 // KIND | RESOURCE | CURRENT | DESIRED table.
 func printPlan(w io.Writer, name string, p *loopgatev1.PlanLoopResponse) error {
-	fmt.Fprintf(w, "%s: %s", name, p.GetOperation())
+	// Everything but the verdict line's words is the server's text.
+	fmt.Fprintf(w, "%s: %s", termSafe(name), p.GetOperation())
 	if p.GetCluster() != "" {
-		fmt.Fprintf(w, " on cluster %s", p.GetCluster())
+		fmt.Fprintf(w, " on cluster %s", termSafe(p.GetCluster()))
 	}
 	fmt.Fprintln(w)
 
 	v := p.GetVerdict()
 	fmt.Fprintf(w, "  verdict: %s", verdictLine(v))
 	if v.GetDecisionId() != "" || v.GetBundleRevision() != "" {
-		fmt.Fprintf(w, " (decision %s, bundle %s)", orDash(v.GetDecisionId()), orDash(v.GetBundleRevision()))
+		fmt.Fprintf(w, " (decision %s, bundle %s)", termSafe(orDash(v.GetDecisionId())), termSafe(orDash(v.GetBundleRevision())))
 	}
 	fmt.Fprintln(w)
 	var (

@@ -3,6 +3,7 @@ package cli
 import (
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 
@@ -222,8 +223,14 @@ func printCredentials(w io.Writer, r *loopgatev1.IssuePrincipalCredentialsRespon
 	}
 	fmt.Fprintf(tw, "Username:\t%s\n", termSafe(r.GetUsername()))
 	// The password is loopgate's, random and printable; it is printed
-	// exactly, since a changed character would make it useless.
-	fmt.Fprintf(tw, "Password:\t%s\n", r.GetPassword())
+	// exactly, since a changed character would make it useless. Should it
+	// hold anything a terminal would interpret, it is printed Go-quoted
+	// (the escapes say exactly which characters) instead of raw.
+	if pw := r.GetPassword(); termSafe(pw) == pw && !strings.Contains(pw, " ") {
+		fmt.Fprintf(tw, "Password:\t%s\n", pw)
+	} else {
+		fmt.Fprintf(tw, "Password:\t%s (Go-quoted: it holds spaces or control characters)\n", strconv.Quote(pw))
+	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}

@@ -14,7 +14,7 @@
 // keeps per server in ~/.loopgate/hosts.json (hosts.go: ReadHosts,
 // WriteHosts) and the dev credentials file; how server errors are
 // explained, with every policy violation, by PrintError (errors.go). Loop
-// files are read with loop.Load and mapped to the API by toProto
+// files are read with loop.LoadWithLimits and mapped to the API by toProto
 // (convert.go). Text from the server reaches the terminal through termSafe
 // (output.go).
 //

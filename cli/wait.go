@@ -66,7 +66,7 @@ func (p *progress) report(w io.Writer, l *loopgatev1.Loop) {
 	}
 	st := l.GetStatus()
 	if st.GetState() != p.state {
-		fmt.Fprintf(w, "  state %s\n", st.GetState())
+		fmt.Fprintf(w, "  state %s\n", termSafe(st.GetState().String()))
 		p.state = st.GetState()
 	}
 	for _, c := range st.GetConditions() {
@@ -82,7 +82,7 @@ func (p *progress) report(w io.Writer, l *loopgatev1.Loop) {
 		if c.GetMessage() != "" {
 			line += ": " + c.GetMessage()
 		}
-		fmt.Fprintln(w, line)
+		fmt.Fprintln(w, termSafe(line)) // types, reasons and messages are the server's
 	}
 }
 
@@ -100,12 +100,12 @@ func (a *app) waitReady(ctx context.Context, w io.Writer, l *loopgatev1.Loop, ti
 		switch judge(l) {
 		case doneReady:
 			if a.output == FormatTable {
-				fmt.Fprintf(w, "%s is READY\n", l.GetName())
+				fmt.Fprintf(w, "%s is READY\n", termSafe(l.GetName()))
 			}
 			return l, nil
 		case doneAwaitsAdmin:
 			if a.output == FormatTable {
-				fmt.Fprintf(w, "%s %s\n", l.GetName(), awaitingText(l))
+				fmt.Fprintf(w, "%s %s\n", termSafe(l.GetName()), awaitingText(l))
 			}
 			return l, nil
 		case doneFailed:
@@ -151,7 +151,7 @@ func (a *app) waitGone(ctx context.Context, w io.Writer, l *loopgatev1.Loop, tim
 		cancel()
 		if isCode(err, codes.NotFound) {
 			if a.output == FormatTable {
-				fmt.Fprintf(w, "%s is deleted\n", l.GetName())
+				fmt.Fprintf(w, "%s is deleted\n", termSafe(l.GetName()))
 			}
 			return nil
 		}

@@ -47,6 +47,18 @@ type Config struct {
 	// TLS (behind a TLS-terminating proxy on the same host, say). Off, such
 	// a configuration is refused.
 	InsecureListen bool `yaml:"insecureListen"`
+	// LoopLimits bound what one loop may hold: streams, producers,
+	// consumers, grants, labels, owners, description, schema size, fields
+	// and depth, and the whole spec's size (see catalog.Limits for each key,
+	// its default and its ceiling). The block is optional and so is every
+	// key: what is absent or 0 takes its default; a value must not be
+	// negative or above its ceiling. Validation checks every loop against
+	// these before policy runs. Example:
+	//
+	//	limits:
+	//	  maxProducersPerLoop: 128
+	//	  maxSchemaBytes: 262144
+	LoopLimits catalog.Limits `yaml:"limits"`
 	// Resync is how often every loop is re-checked for drift.
 	Resync time.Duration `yaml:"resync"`
 	// DevCredentials writes an admin token where loopctl finds it
@@ -247,6 +259,9 @@ func (c *Config) SetDefaults() {
 	if c.Resync == 0 {
 		c.Resync = 30 * time.Second
 	}
+	if len(c.LoopLimits.Validate()) == 0 {
+		c.LoopLimits = c.LoopLimits.WithDefaults() // invalid values stay for Validate to report
+	}
 	for i := range c.Clusters {
 		if c.Clusters[i].Credentials == "" {
 			c.Clusters[i].Credentials = CredentialsExternal
@@ -375,6 +390,7 @@ func (c *Config) Validate() error {
 	if j := c.Auth.JWT; j != nil {
 		errs = append(errs, prefixed("auth.", j.Validate())...)
 	}
+	errs = append(errs, c.LoopLimits.Validate()...)
 	if t := c.TLS; t != nil {
 		if t.CertFile == "" || t.KeyFile == "" {
 			bad("tls", "certFile and keyFile are required")
@@ -423,7 +439,7 @@ func prefixed(prefix string, errs []error) []error {
 
 // Catalog returns the team and cluster catalog.
 func (c *Config) Catalog() *catalog.Catalog {
-	cat := &catalog.Catalog{Teams: map[string]catalog.Team{}}
+	cat := &catalog.Catalog{Teams: map[string]catalog.Team{}, Limits: c.LoopLimits.WithDefaults()}
 	for _, t := range c.Teams {
 		cat.Teams[t.Name] = t
 	}

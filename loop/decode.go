@@ -13,6 +13,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/loopgate/loopgate/catalog"
 	"github.com/loopgate/loopgate/schemas"
 )
 
@@ -29,6 +30,26 @@ import (
 // parse each document into a yaml.Node tree and walk that tree ourselves
 // against the YAML-facing structs below (decodeNode): unknown fields,
 // duplicate keys, wrong shapes and bad units all become FieldErrors.
+//
+// Bounded input. A file is read only up to MaxFileBytes, and the walk of
+// one document visits at most its own nodes plus MaxAliasExpansion nodes
+// reached through aliases: a yaml.Node tree keeps an alias as a pointer,
+// but walking it expands it, so a few KB of nested aliases ("billion
+// laughs") would otherwise expand into billions of values. At most
+// MaxReportedProblems problems are reported per file.
+
+// Input bounds of Parse and Load.
+const (
+	// MaxFileBytes is the largest file (all its documents) Parse reads.
+	// The largest loop the limits allow is 256 KiB of JSON; YAML parsing
+	// takes up to about 100 times the input in memory.
+	MaxFileBytes = 4 << 20
+	// MaxAliasExpansion is how many nodes one document may reach through
+	// aliases in all, beyond its own nodes. Sharing a streams list among
+	// every producer and consumer of the largest loop takes a few
+	// thousand.
+	MaxAliasExpansion = 100_000
+)
 
 // The YAML-facing shape of a loop document (DESIGN §3). Field tags are the
 // names users write; durations and sizes are human units. Format encodes
@@ -139,10 +160,17 @@ func Parse(r io.Reader) ([]*Loop, error) {
 // ParseBytes is Parse on a byte slice.
 func ParseBytes(b []byte) ([]*Loop, error) { return Parse(bytes.NewReader(b)) }
 
-// Load is Parse followed by Validate of every loop: what "loopctl apply -f"
-// and file imports use. Validation problems carry the document index and,
-// where the field was written, its line.
+// Load is Parse followed by Validate of every loop: what file imports use.
+// Validation problems carry the document index and, where the field was
+// written, its line.
 func Load(r io.Reader) ([]*Loop, error) {
+	return LoadWithLimits(r, catalog.DefaultLimits())
+}
+
+// LoadWithLimits is Parse followed by ValidateWithLimits of every loop.
+// loopctl uses it with catalog.CeilingLimits: it does not know the limits
+// of the server it talks to, which checks its own.
+func LoadWithLimits(r io.Reader, lim catalog.Limits) ([]*Loop, error) {
 	docs, err := parseDocuments(r)
 	if err != nil {
 		return nil, err
@@ -151,12 +179,16 @@ func Load(r io.Reader) ([]*Loop, error) {
 	out := make([]*Loop, len(docs))
 	for i, d := range docs {
 		out[i] = d.loop
-		for _, fe := range Validate(d.loop) {
+		for _, fe := range ValidateWithLimits(d.loop, lim) {
 			fe.Document = d.index
 			fe.Line = d.lineOf(fe.Field)
 			all = append(all, fe)
 		}
+		if len(all) > MaxReportedProblems {
+			break // the rest of the file would not be reported anyway
+		}
 	}
+	all = capProblems(all)
 	if err := all.Err(); err != nil {
 		return nil, err
 	}
@@ -188,7 +220,15 @@ func (d parsedDocument) lineOf(field string) int {
 var yamlLineRE = regexp.MustCompile(`line (\d+)`)
 
 func parseDocuments(r io.Reader) ([]parsedDocument, error) {
-	dec := yaml.NewDecoder(r)
+	raw, err := io.ReadAll(io.LimitReader(r, MaxFileBytes+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(raw) > MaxFileBytes {
+		return nil, FieldErrors{{Message: fmt.Sprintf("the file is larger than %d bytes (%s), the most a loop file may be; split it into several files",
+			MaxFileBytes, FormatSize(MaxFileBytes))}}
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(raw))
 	var (
 		docs []parsedDocument
 		errs FieldErrors
@@ -201,13 +241,16 @@ func parseDocuments(r io.Reader) ([]parsedDocument, error) {
 			break
 		}
 		if err != nil {
-			fe := FieldError{Document: index, Message: strings.TrimPrefix(err.Error(), "yaml: ") + " (fix the YAML syntax)"}
+			fe := FieldError{Document: index, Message: clip(strings.TrimPrefix(err.Error(), "yaml: ")) + " (fix the YAML syntax)"}
 			if m := yamlLineRE.FindStringSubmatch(err.Error()); m != nil {
 				fe.Line, _ = strconv.Atoi(m[1])
 				fe.Message = strings.TrimSpace(strings.Replace(fe.Message, m[0]+":", "", 1))
 			}
 			errs = append(errs, fe)
 			break
+		}
+		if len(errs) > MaxReportedProblems {
+			break // the rest of the file would not be reported anyway
 		}
 		if isEmptyDocument(&root) {
 			continue
@@ -220,13 +263,13 @@ func parseDocuments(r io.Reader) ([]parsedDocument, error) {
 		key := doc.loop.Metadata.Key()
 		if first, dup := seen[key]; dup && doc.loop.Metadata.Name != "" && doc.loop.Metadata.Team != "" {
 			errs = append(errs, FieldError{Document: index, Line: doc.lines["metadata.name"], Field: "metadata.name",
-				Message: fmt.Sprintf("loop %s is already defined in document %d (each loop may appear once per file)", key, first)})
+				Message: fmt.Sprintf("loop %s is already defined in document %d (each loop may appear once per file)", clip(key), first)})
 			continue
 		}
 		seen[key] = index
 		docs = append(docs, doc)
 	}
-	if err := errs.Err(); err != nil {
+	if err := capProblems(errs).Err(); err != nil {
 		return nil, err
 	}
 	return docs, nil
@@ -248,7 +291,7 @@ func isEmptyDocument(n *yaml.Node) bool {
 }
 
 func decodeDocument(root *yaml.Node, index int) (parsedDocument, FieldErrors) {
-	d := &nodeDecoder{lines: map[string]int{}}
+	d := &nodeDecoder{lines: map[string]int{}, budget: countNodes(root) + MaxAliasExpansion}
 	body := root
 	if body.Kind == yaml.DocumentNode {
 		body = body.Content[0]
@@ -262,21 +305,24 @@ func decodeDocument(root *yaml.Node, index int) (parsedDocument, FieldErrors) {
 	case doc.APIVersion == "" && body.Kind == yaml.MappingNode:
 		header.add("apiVersion", "is missing (write apiVersion: %s)", APIVersion)
 	case doc.APIVersion != "" && doc.APIVersion != APIVersion:
-		header.add("apiVersion", "must be %q, not %q", APIVersion, doc.APIVersion)
+		header.add("apiVersion", "must be %q, not %s", APIVersion, quote(doc.APIVersion))
 	}
 	switch {
 	case doc.Kind == "" && body.Kind == yaml.MappingNode:
 		header.add("kind", "is missing (write kind: %s)", Kind)
 	case doc.Kind != "" && doc.Kind != Kind:
-		header.add("kind", "must be %q, not %q (this file may describe something other than a loop)", Kind, doc.Kind)
+		header.add("kind", "must be %q, not %s (this file may describe something other than a loop)", Kind, quote(doc.Kind))
 	}
 	errs := d.errs
+	if d.exhausted {
+		header = nil // the document was not read to the end: nothing else is sure
+	}
 	if len(header) > 0 {
 		errs = header
 		for i := range errs {
 			errs[i].Line = d.lines[errs[i].Field]
 		}
-	} else if body.Kind == yaml.MappingNode {
+	} else if body.Kind == yaml.MappingNode && !d.exhausted {
 		if doc.Metadata == nil {
 			errs = append(errs, FieldError{Field: "metadata", Message: "is missing (a loop needs metadata.name and metadata.team)"})
 		}
@@ -300,19 +346,49 @@ func decodeDocument(root *yaml.Node, index int) (parsedDocument, FieldErrors) {
 
 // nodeDecoder walks a yaml.Node tree into a YAML-facing struct, collecting
 // every problem with its path and line, and remembering the line of every
-// path it sets.
+// path it sets. It visits at most budget nodes (aliases expanded), then
+// stops with one problem saying so.
 type nodeDecoder struct {
-	errs  FieldErrors
-	lines map[string]int
+	errs      FieldErrors
+	lines     map[string]int
+	budget    int
+	exhausted bool
 }
 
 func (d *nodeDecoder) fail(path string, n *yaml.Node, format string, args ...any) {
+	if len(d.errs) > MaxReportedProblems {
+		return // capped later; do not spend memory on what is not reported
+	}
 	d.errs = append(d.errs, FieldError{Field: path, Line: n.Line, Message: fmt.Sprintf(format, args...)})
 }
 
+// countNodes counts the nodes of a tree without following aliases: the
+// size of what yaml.v3 built, linear in the input.
+func countNodes(n *yaml.Node) int {
+	c := 1
+	for _, ch := range n.Content {
+		c += countNodes(ch)
+	}
+	return c
+}
+
 func (d *nodeDecoder) decodeNode(n *yaml.Node, v reflect.Value, path string) {
-	for n.Kind == yaml.AliasNode && n.Alias != nil {
+	if d.exhausted {
+		return
+	}
+	for hops := 0; n.Kind == yaml.AliasNode && n.Alias != nil; hops++ {
+		if hops == 100 {
+			d.fail(path, n, "an alias of an alias of ... (100 deep)")
+			return
+		}
 		n = n.Alias
+	}
+	if d.budget--; d.budget < 0 {
+		d.exhausted = true
+		d.errs = append(d.errs, FieldError{Field: orDocument(path), Line: n.Line, Message: fmt.Sprintf(
+			"the document expands YAML aliases to more than %d values; write the values out or use fewer aliases (each use of an alias repeats everything it names)",
+			MaxAliasExpansion)})
+		return
 	}
 	if path != "" {
 		d.lines[path] = n.Line
@@ -447,7 +523,7 @@ func (d *nodeDecoder) decodeStruct(n *yaml.Node, v reflect.Value, path string) {
 	seen := map[string]int{}
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, val := n.Content[i], n.Content[i+1]
-		kp := joinPath(path, k.Value)
+		kp := mapKeyPath(path, k.Value)
 		if first, dup := seen[k.Value]; dup {
 			d.fail(kp, k, "duplicate key (first written on line %d)", first)
 			continue
@@ -482,6 +558,10 @@ func suggest(got string, fields map[string]int) string {
 		names = append(names, f)
 	}
 	sort.Strings(names)
+	if len(got) > 64 {
+		// Nothing is close; and edit distances of a long key cost too much.
+		return fmt.Sprintf(" (valid fields here: %s)", strings.Join(names, ", "))
+	}
 	best, bestDist := "", 1<<30
 	for _, f := range names {
 		dist := editDistance(strings.ToLower(got), strings.ToLower(f))
@@ -524,7 +604,7 @@ func describe(n *yaml.Node) string {
 	case yaml.SequenceNode:
 		return "a list"
 	case yaml.ScalarNode:
-		return strconv.Quote(n.Value)
+		return quote(n.Value)
 	}
 	return "an unexpected YAML node"
 }
@@ -536,15 +616,24 @@ func joinPath(parent, field string) string {
 	return parent + "." + field
 }
 
-var plainKeyRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_-]*$`)
+var plainKeyRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_-]{0,63}$`)
 
 // mapKeyPath is parent.key, or parent["key"] when the key is not a plain
-// identifier (label keys may contain dots and slashes).
+// identifier of at most 64 characters (label keys may contain dots and
+// slashes); a key longer than maxQuoted bytes is clipped.
 func mapKeyPath(parent, key string) string {
 	if plainKeyRE.MatchString(key) {
 		return joinPath(parent, key)
 	}
-	return fmt.Sprintf("%s[%q]", parent, key)
+	return parent + "[" + quote(key) + "]"
+}
+
+// orDocument is path, or "document" for the document itself.
+func orDocument(path string) string {
+	if path == "" {
+		return "document"
+	}
+	return path
 }
 
 // toLoop converts the YAML shape to the domain shape (canonical units).

@@ -4,9 +4,13 @@
 //
 // Start with Loop and Spec. Parse turns YAML loop documents (DESIGN §3) into
 // Loops with canonical units (decode.go, units.go); Validate reports every
-// problem with its field path (validate.go); Load does both; Format writes a
-// Loop back as YAML (format.go). Problems are FieldErrors. Nothing here talks
-// to Kafka, OPA or a database.
+// problem with its field path (validate.go), and ValidateWithLimits does so
+// against the catalog's limits (catalog.Limits: how much one loop may hold,
+// checked first); Load does both; Format writes a Loop back as YAML
+// (format.go). Problems are FieldErrors, at most MaxReportedProblems of
+// them, quoting at most 200 bytes of any input. Parse reads at most
+// MaxFileBytes and bounds YAML alias expansion. Nothing here talks to
+// Kafka, OPA or a database.
 //
 // Canonical units: durations are milliseconds and sizes are bytes. The JSON
 // encoding of these types (the tags below) is the canonical form that the

@@ -43,15 +43,19 @@ func ParseDuration(s string) (int64, error) {
 		return 0, fmt.Errorf("is empty (use e.g. 72h, 7d, 500ms)")
 	}
 	if strings.HasPrefix(in, "-") {
-		return 0, fmt.Errorf("%q %w", s, errNegative)
+		return 0, fmt.Errorf("%s %w", quote(s), errNegative)
 	}
 	if in == "0" {
 		return 0, nil
 	}
 	if strings.Trim(in, "0123456789.") == "" {
-		return 0, fmt.Errorf("%q has no unit (write e.g. %sh, %sd or %sms)", s, in, in, in)
+		n := in
+		if len(n) > 20 { // do not repeat a long input three more times
+			n = "72"
+		}
+		return 0, fmt.Errorf("%s has no unit (write e.g. %sh, %sd or %sms)", quote(s), n, n, n)
 	}
-	bad := fmt.Errorf("%q is not a duration (use e.g. 72h, 7d, 30s, 500ms)", s)
+	bad := fmt.Errorf("%s is not a duration (use e.g. 72h, 7d, 30s, 500ms)", quote(s))
 	var total float64
 	rest := in
 	for rest != "" {
@@ -76,17 +80,17 @@ func ParseDuration(s string) (int64, error) {
 			if j == 0 {
 				return 0, bad
 			}
-			return 0, fmt.Errorf("%q has an unknown unit %q (use ms, s, m, h, d or w)", s, rest[:j])
+			return 0, fmt.Errorf("%s has an unknown unit%s (use ms, s, m, h, d or w)", quote(s), shortQuote(rest[:j]))
 		}
 		total += num * float64(mult)
 		rest = rest[j:]
 	}
 	if total > math.MaxInt64/2 {
-		return 0, fmt.Errorf("%q is too long", s)
+		return 0, fmt.Errorf("%s is too long", quote(s))
 	}
 	ms := math.Round(total)
 	if math.Abs(total-ms) > 1e-6 {
-		return 0, fmt.Errorf("%q is finer than a millisecond", s)
+		return 0, fmt.Errorf("%s is finer than a millisecond", quote(s))
 	}
 	return int64(ms), nil
 }
@@ -128,27 +132,27 @@ func ParseSize(s string) (int64, error) {
 		return 0, fmt.Errorf("is empty (use e.g. 600, 2MiB, 10MB)")
 	}
 	if strings.HasPrefix(in, "-") {
-		return 0, fmt.Errorf("%q %w", s, errNegative)
+		return 0, fmt.Errorf("%s %w", quote(s), errNegative)
 	}
 	i := 0
 	for i < len(in) && (in[i] >= '0' && in[i] <= '9' || in[i] == '.') {
 		i++
 	}
 	if i == 0 {
-		return 0, fmt.Errorf("%q is not a size (use e.g. 600, 2MiB, 10MB)", s)
+		return 0, fmt.Errorf("%s is not a size (use e.g. 600, 2MiB, 10MB)", quote(s))
 	}
 	num, err := strconv.ParseFloat(in[:i], 64)
 	if err != nil {
-		return 0, fmt.Errorf("%q is not a size (use e.g. 600, 2MiB, 10MB)", s)
+		return 0, fmt.Errorf("%s is not a size (use e.g. 600, 2MiB, 10MB)", quote(s))
 	}
 	unit := strings.TrimSpace(in[i:])
 	mult, ok := sizeUnits[unit]
 	if !ok {
-		return 0, fmt.Errorf("%q has an unknown unit %q (use B, KiB, MiB, GiB, TiB or kB, MB, GB, TB)", s, unit)
+		return 0, fmt.Errorf("%s has an unknown unit%s (use B, KiB, MiB, GiB, TiB or kB, MB, GB, TB)", quote(s), shortQuote(unit))
 	}
 	total := math.Round(num * float64(mult))
 	if total >= math.MaxInt64/2 {
-		return 0, fmt.Errorf("%q is too large", s)
+		return 0, fmt.Errorf("%s is too large", quote(s))
 	}
 	return int64(total), nil
 }
@@ -164,4 +168,13 @@ func FormatSize(b int64) string {
 		}
 	}
 	return strconv.FormatInt(b, 10)
+}
+
+// shortQuote is " " and the quoted unit when it is short; a long one is
+// already in the quoted input, and is not repeated.
+func shortQuote(unit string) string {
+	if len(unit) > 16 {
+		return ""
+	}
+	return " " + quote(unit)
 }
