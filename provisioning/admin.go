@@ -34,6 +34,19 @@ type Admin interface {
 	Execute(ctx context.Context, actions []Action) ([]OpResult, error)
 }
 
+// PrincipalObserver is implemented by admins that can list every ACL of a
+// principal, whatever its resource (KafkaAdmin does). The reconciler uses it
+// when a loop is deleted to find bindings of the loop's principals on the
+// loop's names that its inventory does not list (see reconciler's
+// package doc); an Admin without it simply skips that search.
+type PrincipalObserver interface {
+	// ObservePrincipalACLs returns every literal ACL binding of the given
+	// principals, on any resource, sorted. It only reads.
+	ObservePrincipalACLs(ctx context.Context, principals []string) ([]ACL, error)
+}
+
+var _ PrincipalObserver = (*KafkaAdmin)(nil)
+
 // OpResult is the outcome of one action: the exact admin operation and the
 // broker's answer. It is what the audit trail records.
 type OpResult struct {
@@ -183,6 +196,32 @@ func (a *KafkaAdmin) Observe(ctx context.Context, want Resources) (Resources, er
 	return out, nil
 }
 
+// ObservePrincipalACLs implements PrincipalObserver: one DescribeACLs
+// filter per principal (any resource, literal pattern, any operation and
+// permission), issued concurrently.
+func (a *KafkaAdmin) ObservePrincipalACLs(ctx context.Context, principals []string) ([]ACL, error) {
+	var filters []kmsg.DescribeACLsRequest
+	for _, p := range slices.Compact(slices.Sorted(slices.Values(principals))) {
+		if err := validatePrincipal(p); err != nil {
+			return nil, fmt.Errorf("observe: ACLs of principal: %w", err)
+		}
+		f := kmsg.NewDescribeACLsRequest()
+		f.ResourceType = kmsg.ACLResourceTypeAny
+		f.ResourcePatternType = kmsg.ACLResourcePatternTypeLiteral
+		f.Principal = kmsg.StringPtr(p)
+		f.Operation = kmsg.ACLOperationAny
+		f.PermissionType = kmsg.ACLPermissionTypeAny
+		filters = append(filters, f)
+	}
+	acls, err := a.describeACLs(ctx, filters)
+	if err != nil {
+		return nil, err
+	}
+	out := Resources{ACLs: acls}
+	out.Sort()
+	return slices.Compact(out.ACLs), nil
+}
+
 // observeTopics returns the topics of managed that exist, with the values
 // of their managed config keys. It asks the brokers directly (not kgo's
 // metadata cache), so a topic created a moment ago is seen.
@@ -275,11 +314,14 @@ func (a *KafkaAdmin) describeACLs(ctx context.Context, filters []kmsg.DescribeAC
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
-				name := "*"
-				if f.ResourceName != nil {
-					name = *f.ResourceName
+				what := fmt.Sprintf("%s *", f.ResourceType)
+				switch {
+				case f.ResourceName != nil:
+					what = fmt.Sprintf("%s %s", f.ResourceType, *f.ResourceName)
+				case f.Principal != nil:
+					what = "principal " + *f.Principal
 				}
-				errs = append(errs, fmt.Errorf("observe: ACLs of %s %s: %w", f.ResourceType, name, err))
+				errs = append(errs, fmt.Errorf("observe: ACLs of %s: %w", what, err))
 				return
 			}
 			for _, r := range resp.Resources {

@@ -25,6 +25,19 @@
 // ACL and client quota of a principal. Passwords never appear in its errors
 // or OpResults; a read-only KafkaAdmin refuses its writes with ErrReadOnly.
 //
+// Errors keep their identity through Observe and Execute (an *ExecuteError
+// unwraps to every cause). TerminalReason classifies them for the
+// reconciler: terminal errors (authorization, authentication, invalid
+// configs, the cluster's policies, a foreign topic, a read-only admin) need
+// a human and come with a reason for the loop's status; everything else —
+// network errors, timeouts, unavailable brokers or controllers, and
+// anything unclassified — is worth retrying with backoff. IsRetriable
+// answers the narrower question "is this known to be transient".
+//
+// KafkaAdmin also implements PrincipalObserver (every ACL of a principal,
+// on any resource), which the reconciler uses to find stray bindings when
+// a loop is deleted.
+//
 // kfake (the in-process cluster of the embedded mode) accepts any topic name
 // and any config; ValidateTopicName, ValidateTopicConfigs and
 // Resources.Validate apply Kafka's own rules before anything is sent.

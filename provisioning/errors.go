@@ -76,12 +76,142 @@ func kafkaErr(code int16, msg *string) error {
 	return err
 }
 
+// Reasons of terminal errors (see TerminalReason): CamelCase words for a
+// loop's status condition.
+const (
+	// ReasonAuthorizationFailed: the cluster's ACLs deny loopgate an
+	// operation (TOPIC_, GROUP_ or CLUSTER_AUTHORIZATION_FAILED).
+	ReasonAuthorizationFailed = "AuthorizationFailed"
+	// ReasonAuthenticationFailed: the cluster refused loopgate's
+	// credentials or SASL mechanism.
+	ReasonAuthenticationFailed = "AuthenticationFailed"
+	// ReasonInvalidConfig: a topic name, config, partition count,
+	// replication factor or principal the broker (or loopgate's own
+	// validation) refuses.
+	ReasonInvalidConfig = "InvalidConfig"
+	// ReasonPolicyViolation: the cluster's create/alter policy refuses the
+	// request, or topic deletion is disabled on the cluster.
+	ReasonPolicyViolation = "PolicyViolation"
+	// ReasonUnsupported: the cluster does not support the request (security
+	// disabled, API version, malformed request).
+	ReasonUnsupported = "Unsupported"
+	// ReasonTopicNotOwned: a topic loopgate wants exists with another shape:
+	// someone else created it (ErrTopicExists).
+	ReasonTopicNotOwned = "TopicNotOwned"
+	// ReasonReadOnly: a read-only admin was asked to write (ErrReadOnly).
+	ReasonReadOnly = "ReadOnly"
+	// ReasonInvalidConnection: the cluster connection settings are wrong.
+	ReasonInvalidConnection = "InvalidConnection"
+)
+
+// terminalCodes are the Kafka errors that retrying the same request cannot
+// heal, with their reason. Every other Kafka error, retriable flag or not,
+// is treated as transient by TerminalReason.
+var terminalCodes = map[*kerr.Error]string{
+	kerr.TopicAuthorizationFailed:           ReasonAuthorizationFailed,
+	kerr.GroupAuthorizationFailed:           ReasonAuthorizationFailed,
+	kerr.ClusterAuthorizationFailed:         ReasonAuthorizationFailed,
+	kerr.TransactionalIDAuthorizationFailed: ReasonAuthorizationFailed,
+	kerr.DelegationTokenAuthorizationFailed: ReasonAuthorizationFailed,
+	kerr.SaslAuthenticationFailed:           ReasonAuthenticationFailed,
+	kerr.UnsupportedSaslMechanism:           ReasonAuthenticationFailed,
+	kerr.IllegalSaslState:                   ReasonAuthenticationFailed,
+	kerr.InvalidConfig:                      ReasonInvalidConfig,
+	kerr.InvalidTopicException:              ReasonInvalidConfig,
+	kerr.InvalidPartitions:                  ReasonInvalidConfig,
+	kerr.InvalidReplicationFactor:           ReasonInvalidConfig,
+	kerr.InvalidReplicaAssignment:           ReasonInvalidConfig,
+	kerr.InvalidPrincipalType:               ReasonInvalidConfig,
+	kerr.PolicyViolation:                    ReasonPolicyViolation,
+	kerr.TopicDeletionDisabled:              ReasonPolicyViolation,
+	kerr.SecurityDisabled:                   ReasonUnsupported,
+	kerr.UnsupportedVersion:                 ReasonUnsupported,
+	kerr.InvalidRequest:                     ReasonUnsupported,
+}
+
+// terminalSentinels are loopgate's own errors that need a human.
+var terminalSentinels = []struct {
+	err    error
+	reason string
+}{
+	{ErrTopicExists, ReasonTopicNotOwned},
+	{ErrReadOnly, ReasonReadOnly},
+	{ErrInvalidTopicName, ReasonInvalidConfig},
+	{ErrInvalidTopicConfig, ReasonInvalidConfig},
+	{ErrInvalidPrincipal, ReasonInvalidConfig},
+	{ErrInvalidConn, ReasonInvalidConnection},
+}
+
+// TerminalReason classifies an error of Observe or Execute (or anything
+// wrapping one): it returns a reason (one of the Reason constants) and
+// true when retrying the same request cannot succeed until a human changes
+// something — the loop's spec, the cluster's ACLs or policy, loopgate's
+// configuration. Everything else returns "" and false and is worth
+// retrying with backoff: network errors, timeouts, a broker or controller
+// that is not available, a coordinator loading, and errors nobody
+// classified (an unknown error is assumed to be transient rather than
+// parked forever).
+//
+//	terminal  ReasonAuthorizationFailed  *kadm.AuthError, TOPIC_/GROUP_/CLUSTER_/..._AUTHORIZATION_FAILED
+//	terminal  ReasonAuthenticationFailed SASL_AUTHENTICATION_FAILED, UNSUPPORTED_SASL_MECHANISM, ILLEGAL_SASL_STATE
+//	terminal  ReasonInvalidConfig        INVALID_CONFIG, INVALID_TOPIC_EXCEPTION, INVALID_PARTITIONS,
+//	                                     INVALID_REPLICATION_FACTOR, INVALID_REPLICA_ASSIGNMENT, INVALID_PRINCIPAL_TYPE,
+//	                                     ErrInvalidTopicName, ErrInvalidTopicConfig, ErrInvalidPrincipal
+//	terminal  ReasonPolicyViolation      POLICY_VIOLATION, TOPIC_DELETION_DISABLED
+//	terminal  ReasonUnsupported          SECURITY_DISABLED, UNSUPPORTED_VERSION, INVALID_REQUEST
+//	terminal  ReasonTopicNotOwned        ErrTopicExists
+//	terminal  ReasonReadOnly             ErrReadOnly
+//	terminal  ReasonInvalidConnection    ErrInvalidConn
+//	retriable —                          everything else (network, EOF, deadlines, NOT_CONTROLLER,
+//	                                     BROKER_NOT_AVAILABLE, LEADER_NOT_AVAILABLE, REQUEST_TIMED_OUT,
+//	                                     COORDINATOR_LOAD_IN_PROGRESS, THROTTLING_QUOTA_EXCEEDED, ...)
+//
+// An error joining several (an *ExecuteError, errors.Join) is terminal as
+// soon as one of them is: the loop cannot converge until that one is fixed,
+// so retrying the others on a timer gains nothing. The reason is the first
+// terminal error's. A context cancellation is never terminal.
+func TerminalReason(err error) (string, bool) {
+	if err == nil {
+		return "", false
+	}
+	if ke, ok := err.(*kerr.Error); ok {
+		reason, terminal := terminalCodes[ke]
+		return reason, terminal
+	}
+	if _, ok := err.(*kadm.AuthError); ok {
+		return ReasonAuthorizationFailed, true
+	}
+	for _, s := range terminalSentinels {
+		if err == s.err { //nolint:errorlint // walking the tree by hand
+			return s.reason, true
+		}
+	}
+	switch u := err.(type) {
+	case interface{ Unwrap() []error }:
+		for _, e := range u.Unwrap() {
+			if reason, ok := TerminalReason(e); ok {
+				return reason, true
+			}
+		}
+	case interface{ Unwrap() error }:
+		return TerminalReason(u.Unwrap())
+	}
+	return "", false
+}
+
 // IsRetriable reports whether err is worth retrying unchanged later: a
 // retriable Kafka error (leader moves, timeouts, coordinator loading), a
 // network error, or a deadline. Authorization failures, invalid requests,
 // ErrReadOnly and ErrTopicExists are not retriable: they need a human.
+//
+// IsRetriable answers "is this known to be transient"; the reconciler asks
+// the complementary question with TerminalReason ("is this known to need a
+// human"), so that an error nobody classified is retried, not parked.
 func IsRetriable(err error) bool {
 	if err == nil {
+		return false
+	}
+	if _, terminal := TerminalReason(err); terminal {
 		return false
 	}
 	if ee, ok := errors.AsType[*ExecuteError](err); ok {

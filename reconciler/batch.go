@@ -20,7 +20,8 @@ import (
 const DefaultBatchSize = 256
 
 // ReconcileBatch converges several loops together and returns the error of
-// each loop that failed, by key (a converged loop has no entry).
+// each loop that failed, by key (a converged loop has no entry; a failure
+// is a *Failure). It ignores parking, like Reconcile.
 //
 // Every loop gets exactly what Reconcile would give it alone — its own
 // desired state, plan, intent event, result event and status, with the
@@ -29,7 +30,8 @@ const DefaultBatchSize = 256
 //
 //   - one Observe for the union of their scopes, from which each loop's
 //     observation is cut out exactly as Observe would return it alone;
-//   - one transaction recording every loop's intent event;
+//   - one transaction re-reading every loop, claiming its inventory and
+//     recording its intent event;
 //   - one Execute with every loop's actions (an action several loops plan
 //     identically, e.g. a shared quota, runs once and its result is
 //     recorded for each of them);
@@ -38,8 +40,22 @@ const DefaultBatchSize = 256
 // A loop whose actions contradict another loop's in the batch (two
 // different actions on one resource) is not executed with the batch: it is
 // reconciled alone afterwards, observing the cluster again, as it would be
-// if reconciled after the others one by one.
+// if reconciled after the others one by one. A loop that changed between
+// its read and its intent transaction is not executed at all: the worker
+// reconciles it again from the fresh copy.
 func (r *Reconciler) ReconcileBatch(ctx context.Context, keys []string) map[string]error {
+	return r.reconcile(ctx, keys, false).errs
+}
+
+// batchResult is the outcome of reconcile.
+type batchResult struct {
+	errs  map[string]error // failed loops, by key
+	again map[string]bool  // loops that changed during the reconcile: run again now
+}
+
+// reconcile is ReconcileBatch; with honourParks, loops parked by a
+// terminal error whose desired state did not change are skipped.
+func (r *Reconciler) reconcile(ctx context.Context, keys []string, honourParks bool) batchResult {
 	errs := map[string]error{}
 	var (
 		items    []*item
@@ -59,30 +75,36 @@ func (r *Reconciler) ReconcileBatch(ctx context.Context, keys []string) map[stri
 			errs[key] = fmt.Errorf("bad loop key %q: want team/name", key)
 			continue
 		}
+		stamp := r.peers.Stamp()
 		l, err := r.store.GetLoop(ctx, team, name)
 		if errors.Is(err, store.ErrNotFound) {
-			r.peers.Remove(key)
+			r.peers.RemoveAt(stamp, key)
+			r.unpark(key)
 			continue // deleted meanwhile: nothing to converge
 		}
 		if err != nil {
 			errs[key] = fmt.Errorf("reading loop %s: %w", key, err)
 			continue
 		}
-		r.peers.Put(l)
+		r.peers.PutAt(stamp, l)
+		if honourParks && r.parkHolds(key, l) {
+			continue
+		}
 		items = append(items, &item{key: key, l: l})
 	}
 	for _, it := range items {
 		l := it.l
-		if l.Metadata.DeleteTime.IsZero() && awaitingApproval(l) {
+		if !deleting(l) && awaitingApproval(l) {
 			continue // invariant 1: nothing unapproved reaches a cluster
 		}
 		cl, err := r.clusterOf(l)
 		if err != nil {
-			errs[it.key] = r.fail(ctx, l, "NoCluster", err, nil)
+			errs[it.key] = r.fail(ctx, l, ReasonNoCluster, &terminalError{reason: ReasonNoCluster, err: err}, nil, nil)
 			continue
 		}
 		if r.admins[cl.Name] == nil {
-			errs[it.key] = r.fail(ctx, l, "NoCluster", fmt.Errorf("no admin client for cluster %q", cl.Name), nil)
+			errs[it.key] = r.fail(ctx, l, ReasonNoCluster,
+				&terminalError{reason: ReasonNoCluster, err: fmt.Errorf("no admin client for cluster %q", cl.Name)}, nil, nil)
 			continue
 		}
 		it.cl = cl
@@ -91,15 +113,35 @@ func (r *Reconciler) ReconcileBatch(ctx context.Context, keys []string) map[stri
 		}
 		byClust[cl.Name] = append(byClust[cl.Name], it)
 	}
+	again := map[string]bool{}
 	for _, name := range clusters {
 		deferred := r.converge(ctx, r.admins[name], byClust[name], errs)
 		for _, it := range deferred {
-			if err := r.ReconcileBatch(ctx, []string{it.key})[it.key]; err != nil {
+			sub := r.reconcile(ctx, []string{it.key}, honourParks)
+			if err := sub.errs[it.key]; err != nil {
 				errs[it.key] = err
+			}
+			if sub.again[it.key] {
+				again[it.key] = true
 			}
 		}
 	}
-	return errs
+
+	for key, err := range errs {
+		if errors.Is(err, errSuperseded) {
+			delete(errs, key)
+			again[key] = true
+		}
+	}
+	for _, it := range items {
+		switch err := errs[it.key]; {
+		case IsTerminal(err):
+			r.park(it.key, it.l)
+		case err == nil && !again[it.key]:
+			r.unpark(it.key)
+		}
+	}
+	return batchResult{errs: errs, again: again}
 }
 
 // item is one loop of a batch on its way through converge.
@@ -109,22 +151,56 @@ type item struct {
 	cl      catalog.Cluster
 	desired provisioning.Resources
 	want    provisioning.Resources
+	strays  []provisioning.ACL // stray ACLs of a loop being deleted (see strayACLs)
 	plan    provisioning.PlanResult
 	actions []int // indexes of the loop's actions in the batch's Execute
 	results []provisioning.OpResult
-	done    bool // an outcome (error or failure status) is already recorded
+	unclaim []string // topics whose create met a foreign topic
+	done    bool     // an outcome (error or failure status) is already recorded
+}
+
+// lockCluster takes the cluster's token: one batch per cluster at a time.
+func (r *Reconciler) lockCluster(ctx context.Context, name string) (release func(), err error) {
+	token := r.clusters[name]
+	if token == nil {
+		return func() {}, nil
+	}
+	select {
+	case token <- struct{}{}:
+		return func() { <-token }, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 }
 
 // converge reconciles loops that all live on the cluster admin manages,
 // recording each loop's error in errs. It returns the loops it deferred
 // because their plans contradict another loop's.
 func (r *Reconciler) converge(ctx context.Context, admin provisioning.Admin, items []*item, errs map[string]error) (deferred []*item) {
+	cl := items[0].cl
+	release, err := r.lockCluster(ctx, cl.Name)
+	if err != nil {
+		for _, it := range items {
+			errs[it.key] = fmt.Errorf("waiting for cluster %s: %w", cl.Name, err)
+		}
+		return nil
+	}
+	defer release()
+
 	start := time.Now()
+	loops := make([]*loop.Loop, len(items))
+	for i, it := range items {
+		loops[i] = it.l
+	}
+	peers := newBatchPeers(r.peers, loops)
 	var live []*item
 	for _, it := range items {
-		desired, want, err := desiredState(ctx, r.peers, it.l, it.cl)
+		desired, want, err := desiredState(ctx, peers, it.l, it.cl)
+		if err == nil {
+			it.strays, err = strayACLs(ctx, admin, peers, it.l, it.cl)
+		}
 		if err != nil {
-			errs[it.key] = r.fail(ctx, it.l, "ObserveFailed", err, nil)
+			errs[it.key] = r.fail(ctx, it.l, ReasonObserveFailed, err, nil, nil)
 			continue
 		}
 		it.desired, it.want = desired, want
@@ -133,7 +209,6 @@ func (r *Reconciler) converge(ctx context.Context, admin provisioning.Admin, ite
 	if len(live) == 0 {
 		return nil
 	}
-	cl := live[0].cl
 	observed, err := admin.Observe(ctx, unionOf(live))
 	if err != nil && len(live) > 1 {
 		// One loop's resource may be what fails: observe each loop alone
@@ -141,43 +216,73 @@ func (r *Reconciler) converge(ctx context.Context, admin provisioning.Admin, ite
 		for _, it := range live {
 			obs, err := admin.Observe(ctx, it.want)
 			if err != nil {
-				errs[it.key] = r.fail(ctx, it.l, "ObserveFailed", fmt.Errorf("observing cluster %s: %w", cl.Name, err), nil)
+				errs[it.key] = r.fail(ctx, it.l, ReasonObserveFailed, fmt.Errorf("observing cluster %s: %w", cl.Name, err), nil, nil)
 				it.done = true
 				continue
 			}
-			it.plan = planFor(it.l, it.desired, obs)
+			it.plan = planFor(it.l, it.desired, withStrays(obs, it.strays))
 		}
 	} else if err != nil {
 		it := live[0]
-		errs[it.key] = r.fail(ctx, it.l, "ObserveFailed", fmt.Errorf("observing cluster %s: %w", cl.Name, err), nil)
+		errs[it.key] = r.fail(ctx, it.l, ReasonObserveFailed, fmt.Errorf("observing cluster %s: %w", cl.Name, err), nil, nil)
 		return nil
 	} else {
 		for _, it := range live {
-			it.plan = planFor(it.l, it.desired, restrict(observed, it.want))
+			it.plan = planFor(it.l, it.desired, withStrays(restrict(observed, it.want), it.strays))
 		}
 	}
 	observedIn := time.Since(start)
 
 	// Plan problems refuse the loop; the others' actions are merged, each
 	// distinct action once.
-	var (
-		actions  []provisioning.Action
-		index    = map[string]int{}    // exact action -> index in actions
-		resource = map[string]string{} // resource -> exact action planned for it
-		planned  []*item
-	)
+	var candidates []*item
 	for _, it := range live {
-		if it.done {
-			continue
+		switch {
+		case it.done:
+		case len(it.plan.Problems) > 0:
+			errs[it.key] = r.fail(ctx, it.l, ReasonPlanRefused, planRefusal(it.plan.Problems), nil, nil)
+		default:
+			candidates = append(candidates, it)
 		}
-		if len(it.plan.Problems) > 0 {
-			msgs := make([]string, len(it.plan.Problems))
-			for i, p := range it.plan.Problems {
-				msgs[i] = p.String()
-			}
-			errs[it.key] = r.fail(ctx, it.l, "PlanRefused", fmt.Errorf("the plan has problems and nothing was applied: %s", strings.Join(msgs, "; ")), nil)
-			continue
+	}
+	_, planned, deferred := merge(candidates)
+
+	// Intent first (invariant: recorded before any admin operation), and
+	// only for loops still as they were planned.
+	r.recordIntent(ctx, items, planned, errs)
+	var run []*item
+	for _, it := range planned {
+		if !it.done {
+			run = append(run, it)
 		}
+	}
+	actions, run, _ := merge(run) // a subset: no new conflicts
+	if len(actions) > 0 {
+		results, execErr := admin.Execute(ctx, actions)
+		r.attribute(ctx, run, actions, results, execErr, errs)
+	}
+	executedIn := time.Since(start) - observedIn
+
+	var finish []*item
+	for _, it := range run {
+		if !it.done {
+			finish = append(finish, it)
+		}
+	}
+	r.finish(ctx, finish, errs)
+	r.log.Debug("reconciled batch", "cluster", cl.Name, "loops", len(items), "actions", len(actions),
+		"deferred", len(deferred), "observe", observedIn, "execute", executedIn, "total", time.Since(start))
+	return deferred
+}
+
+// merge collects the actions of items, each distinct action once, setting
+// every merged item's indexes into them. An item with an action that
+// contradicts one already collected (two different actions on one
+// resource) is left out, in conflicting.
+func merge(items []*item) (actions []provisioning.Action, merged, conflicting []*item) {
+	index := map[string]int{}       // exact action -> index in actions
+	resource := map[string]string{} // resource -> exact action planned for it
+	for _, it := range items {
 		keys := make([]string, len(it.plan.Actions))
 		conflict := false
 		for i, a := range it.plan.Actions {
@@ -187,9 +292,10 @@ func (r *Reconciler) converge(ctx context.Context, admin provisioning.Admin, ite
 			}
 		}
 		if conflict {
-			deferred = append(deferred, it)
+			conflicting = append(conflicting, it)
 			continue
 		}
+		it.actions = it.actions[:0]
 		for i, a := range it.plan.Actions {
 			idx, ok := index[keys[i]]
 			if !ok {
@@ -200,48 +306,61 @@ func (r *Reconciler) converge(ctx context.Context, admin provisioning.Admin, ite
 			}
 			it.actions = append(it.actions, idx)
 		}
-		planned = append(planned, it)
+		merged = append(merged, it)
 	}
+	return actions, merged, conflicting
+}
 
-	if len(actions) > 0 {
-		// Intent first (invariant: recorded before any admin operation).
-		err := r.store.Update(ctx, func(tx store.Tx) error {
-			for _, it := range planned {
-				if len(it.actions) > 0 {
-					if _, err := tx.AppendAudit(ctx, r.intentEvent(it.l, cl, it.plan.Actions)); err != nil {
-						return err
-					}
-					if err := claimTopics(ctx, tx, it.l, it.plan.Actions); err != nil {
-						return err
-					}
-				}
-			}
-			return nil
-		})
-		if err != nil {
-			for _, it := range planned {
-				if len(it.actions) > 0 {
-					errs[it.key] = fmt.Errorf("recording the intent to provision %s: %w", it.key, err)
-					it.done = true
-				}
-			}
-		} else {
-			results, execErr := admin.Execute(ctx, actions)
-			r.attribute(ctx, planned, actions, results, execErr, errs)
-		}
-	}
-	executedIn := time.Since(start) - observedIn
-
-	var finish []*item
+// recordIntent writes, in one transaction and before any admin operation
+// of the batch, the claims of every live loop of the batch (whose whole
+// share the batch's plans counted, see batchPeers) and the intent events
+// of the planned loops that have actions (see claim). Nothing is written
+// when no loop has actions: nothing will run. A planned loop that changed
+// is marked done with errSuperseded. The peer index learns every loop as
+// the transaction left it.
+func (r *Reconciler) recordIntent(ctx context.Context, batch, planned []*item, errs map[string]error) {
+	acting := map[*item]bool{}
 	for _, it := range planned {
-		if !it.done {
-			finish = append(finish, it)
+		if len(it.plan.Actions) > 0 {
+			acting[it] = true
 		}
 	}
-	r.finish(ctx, finish, errs)
-	r.log.Debug("reconciled batch", "cluster", cl.Name, "loops", len(items), "actions", len(actions),
-		"deferred", len(deferred), "observe", observedIn, "execute", executedIn, "total", time.Since(start))
-	return deferred
+	if len(acting) == 0 {
+		return
+	}
+	stamp := r.peers.Stamp()
+	fresh := map[*item]*loop.Loop{}
+	stale := map[*item]bool{}
+	err := r.store.Update(ctx, func(tx store.Tx) error {
+		clear(fresh)
+		clear(stale)
+		for _, it := range batch {
+			cur, ok, err := r.claim(ctx, tx, it, acting[it])
+			if err != nil {
+				return err
+			}
+			fresh[it], stale[it] = cur, !ok
+		}
+		return nil
+	})
+	if err != nil {
+		for it := range acting {
+			errs[it.key] = fmt.Errorf("recording the intent to provision %s: %w", it.key, err)
+			it.done = true
+		}
+		return
+	}
+	for it, cur := range fresh {
+		if cur == nil {
+			r.peers.RemoveAt(stamp, it.key)
+		} else {
+			r.peers.PutAt(stamp, cur)
+		}
+		if acting[it] && stale[it] {
+			errs[it.key] = errSuperseded
+			it.done = true
+		}
+	}
 }
 
 // attribute hands each loop the results of its own actions and records a
@@ -276,6 +395,9 @@ func (r *Reconciler) attribute(ctx context.Context, planned []*item, actions []p
 				failed = append(failed, it.results[j])
 				if c := causes[idx]; c != nil {
 					why = append(why, c)
+					if a := actions[idx]; a.Kind == provisioning.CreateTopic && a.Topic != nil && errors.Is(c, provisioning.ErrTopicExists) {
+						it.unclaim = append(it.unclaim, a.Topic.Name)
+					}
 				}
 			}
 		}
@@ -289,7 +411,7 @@ func (r *Reconciler) attribute(ctx context.Context, planned []*item, actions []p
 			cause = execErr // not about single actions (e.g. the context ended)
 		}
 		if cause != nil {
-			errs[it.key] = r.fail(ctx, it.l, "KafkaError", cause, it.results)
+			errs[it.key] = r.fail(ctx, it.l, ReasonKafkaError, cause, it.results, it.unclaim)
 			it.done = true
 		}
 	}
@@ -315,13 +437,27 @@ func (r *Reconciler) finish(ctx context.Context, items []*item, errs map[string]
 	if len(items) == 0 {
 		return
 	}
+	superseded := map[*item]bool{}
 	finishOne := func(tx store.Tx, it *item) error {
-		if !it.l.Metadata.DeleteTime.IsZero() {
-			return r.finishDelete(ctx, tx, it.l, it.cl, it.results)
+		var stale bool
+		var err error
+		if deleting(it.l) {
+			stale, err = r.finishDelete(ctx, tx, it.l, it.cl, it.results)
+		} else {
+			stale, err = r.finishApply(ctx, tx, it.l, it.cl, it.results)
 		}
-		return r.finishApply(ctx, tx, it.l, it.cl, it.desired, it.results)
+		superseded[it] = stale
+		return err
+	}
+	record := func() {
+		for it, stale := range superseded {
+			if stale {
+				errs[it.key] = errSuperseded
+			}
+		}
 	}
 	err := r.store.Update(ctx, func(tx store.Tx) error {
+		clear(superseded)
 		for _, it := range items {
 			if err := finishOne(tx, it); err != nil {
 				return err
@@ -330,6 +466,7 @@ func (r *Reconciler) finish(ctx context.Context, items []*item, errs map[string]
 		return nil
 	})
 	if err == nil {
+		record()
 		return
 	}
 	if len(items) == 1 {
@@ -337,9 +474,12 @@ func (r *Reconciler) finish(ctx context.Context, items []*item, errs map[string]
 		return
 	}
 	for _, it := range items {
+		clear(superseded)
 		if err := r.store.Update(ctx, func(tx store.Tx) error { return finishOne(tx, it) }); err != nil {
 			errs[it.key] = err
+			continue
 		}
+		record()
 	}
 }
 

@@ -3,6 +3,7 @@ package reconciler
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 
 	"github.com/loopgate/loopgate/catalog"
@@ -15,7 +16,9 @@ import (
 // several loops share (a consumer group's ACL, a principal's quota) are
 // neither removed while still needed nor sized for one loop only.
 type Peers interface {
-	// Others returns the derived resources of every other live loop on cl.
+	// Others returns, for every other live loop on cl, the shareable
+	// resources (group ACLs, quotas) a reconcile may provision and keep for
+	// it (see claimedShare).
 	Others(ctx context.Context, l *loop.Loop, cl catalog.Cluster) ([]provisioning.Resources, error)
 }
 
@@ -57,7 +60,7 @@ func (sp StorePeers) Others(ctx context.Context, l *loop.Loop, cl catalog.Cluste
 		}
 		for _, p := range page {
 			if p.Metadata.Key() != l.Metadata.Key() && isPeer(p) && ClusterName(sp.Catalog, p) == cl.Name {
-				out = append(out, shared(provisioning.Derive(p, cl)))
+				out = append(out, claimedShare(p, cl))
 			}
 		}
 		if next == "" {
@@ -67,12 +70,51 @@ func (sp StorePeers) Others(ctx context.Context, l *loop.Loop, cl catalog.Cluste
 	}
 }
 
-// shared keeps what another loop could share: group ACLs and quotas.
-func shared(r provisioning.Resources) provisioning.Resources {
-	out := provisioning.Resources{Quotas: r.Quotas}
-	for _, a := range r.ACLs {
-		if a.ResourceType == provisioning.ResourceGroup {
+// claimedShare is what the reconcile of another loop on cl provisions and
+// keeps for p: the group ACLs and quotas of p's spec (what loops can share)
+// whose group and principal p has claimed in its inventory — or all of
+// them when p's current generation is provisioned (READY), whose names are
+// then in p's scope too.
+//
+// Only what p claimed counts: a name p's spec names but p never claimed
+// (a generation superseded before it was applied) may be gone from p's
+// spec before p's reconcile runs, and nothing would then remove a binding
+// or quota made for it. What p needs but has not claimed yet, p's own
+// reconcile provisions, after claiming it.
+func claimedShare(p *loop.Loop, cl catalog.Cluster) provisioning.Resources {
+	provisioned := p.Status.State == loop.StateReady && p.Status.ObservedGeneration == p.Metadata.Generation
+	return shareOf(p, cl, provisioned)
+}
+
+// shareOf is the shareable part of p's derived resources: all of it, or
+// only the part whose names p's inventory holds.
+func shareOf(p *loop.Loop, cl catalog.Cluster, all bool) provisioning.Resources {
+	derived := provisioning.Derive(p, cl)
+	inv := p.Status.Inventory
+	var out provisioning.Resources
+	for _, a := range derived.ACLs {
+		if a.ResourceType == provisioning.ResourceGroup &&
+			(all || slices.Contains(inv.Groups, a.ResourceName) && slices.Contains(inv.Principals, a.Principal)) {
 			out.ACLs = append(out.ACLs, a)
+		}
+	}
+	for _, q := range derived.Quotas {
+		if all || slices.Contains(inv.Principals, q.Principal) {
+			out.Quotas = append(out.Quotas, q)
+		}
+	}
+	return out
+}
+
+// principalsOf lists the principals the shared resources of peers name.
+func principalsOf(peers []provisioning.Resources) map[string]bool {
+	out := map[string]bool{}
+	for _, p := range peers {
+		for _, a := range p.ACLs {
+			out[a.Principal] = true
+		}
+		for _, q := range p.Quotas {
+			out[q.Principal] = true
 		}
 	}
 	return out
@@ -82,13 +124,25 @@ func shared(r provisioning.Resources) provisioning.Resources {
 // resources, so that a reconcile does not list the whole store. It is
 // filled by each resync's listing and updated whenever a loop is read for
 // reconciling; only the process that reconciles keeps one.
+//
+// Updates are ordered: each comes with a stamp taken (with Stamp) before
+// the store read it reflects, and an update older than what the index
+// already holds for the key is ignored. Otherwise a slow read could put
+// back a loop that a later read saw deleted, and a deleted loop would be
+// counted as a peer forever, keeping its share of a group ACL or quota on
+// the cluster. A resync's listing replaces the index (Replace): keys it did
+// not list are gone from the store.
 type PeerIndex struct {
 	catalog *catalog.Catalog
 	mu      sync.RWMutex
+	clock   uint64 // last stamp handed out
+	floor   uint64 // the last Replace's stamp: older updates are stale
 	byKey   map[string]peerEntry
 }
 
 type peerEntry struct {
+	stamp   uint64
+	live    bool // false: a tombstone, the loop holds nothing
 	cluster string
 	res     provisioning.Resources
 }
@@ -98,38 +152,130 @@ func NewPeerIndex(cat *catalog.Catalog) *PeerIndex {
 	return &PeerIndex{catalog: cat, byKey: map[string]peerEntry{}}
 }
 
-// Put records the current state of l (removing it if it holds nothing).
-func (x *PeerIndex) Put(l *loop.Loop) {
-	key := l.Metadata.Key()
-	if !isPeer(l) {
-		x.Remove(key)
-		return
-	}
-	name := ClusterName(x.catalog, l)
-	cl, _ := x.catalog.ClusterByName(name)
-	e := peerEntry{cluster: name, res: shared(provisioning.Derive(l, cl))}
+// Stamp returns a stamp for an update: take it before reading the loop.
+func (x *PeerIndex) Stamp() uint64 {
 	x.mu.Lock()
-	x.byKey[key] = e
-	x.mu.Unlock()
+	defer x.mu.Unlock()
+	x.clock++
+	return x.clock
 }
 
-// Remove forgets a loop.
-func (x *PeerIndex) Remove(key string) {
+// Put records the current state of l (a tombstone if it holds nothing), as
+// read just now.
+func (x *PeerIndex) Put(l *loop.Loop) { x.PutAt(x.Stamp(), l) }
+
+// Remove forgets a loop, as just read to be gone.
+func (x *PeerIndex) Remove(key string) { x.RemoveAt(x.Stamp(), key) }
+
+// PutAt records l as read after stamp was taken, unless the index holds a
+// newer view of it.
+func (x *PeerIndex) PutAt(stamp uint64, l *loop.Loop) {
+	x.set(stamp, l.Metadata.Key(), x.entry(l))
+}
+
+// RemoveAt records that key was read to be gone after stamp was taken.
+func (x *PeerIndex) RemoveAt(stamp uint64, key string) {
+	x.set(stamp, key, peerEntry{})
+}
+
+func (x *PeerIndex) entry(l *loop.Loop) peerEntry {
+	return peerEntryOf(x.catalog, l, false)
+}
+
+// peerEntryOf is l's entry: its claimed share, or with whole its whole
+// share.
+func peerEntryOf(cat *catalog.Catalog, l *loop.Loop, whole bool) peerEntry {
+	if !isPeer(l) {
+		return peerEntry{}
+	}
+	name := ClusterName(cat, l)
+	cl, _ := cat.ClusterByName(name)
+	res := claimedShare(l, cl)
+	if whole {
+		res = shareOf(l, cl, true)
+	}
+	return peerEntry{live: true, cluster: name, res: res}
+}
+
+func (x *PeerIndex) set(stamp uint64, key string, e peerEntry) {
 	x.mu.Lock()
-	delete(x.byKey, key)
-	x.mu.Unlock()
+	defer x.mu.Unlock()
+	if stamp < x.floor {
+		return
+	}
+	if cur, ok := x.byKey[key]; ok && cur.stamp > stamp {
+		return
+	}
+	e.stamp = stamp
+	x.byKey[key] = e
+}
+
+// Replace makes the index what a complete listing of the store, started
+// after stamp was taken, found: every listed loop, and nothing else, except
+// keys updated by reads newer than the listing.
+func (x *PeerIndex) Replace(stamp uint64, loops []*loop.Loop) {
+	entries := make(map[string]peerEntry, len(loops))
+	for _, l := range loops {
+		e := x.entry(l)
+		e.stamp = stamp
+		entries[l.Metadata.Key()] = e
+	}
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	for k, cur := range x.byKey {
+		if cur.stamp > stamp {
+			entries[k] = cur // read after the listing began: newer
+		}
+	}
+	x.byKey = entries
+	x.floor = max(x.floor, stamp)
 }
 
 // Others implements Peers.
-func (x *PeerIndex) Others(_ context.Context, l *loop.Loop, cl catalog.Cluster) ([]provisioning.Resources, error) {
+func (x *PeerIndex) Others(ctx context.Context, l *loop.Loop, cl catalog.Cluster) ([]provisioning.Resources, error) {
+	return x.others(l, cl, nil), nil
+}
+
+// others is Others with the entries of over in place of the index's.
+func (x *PeerIndex) others(l *loop.Loop, cl catalog.Cluster, over map[string]peerEntry) []provisioning.Resources {
 	key := l.Metadata.Key()
-	x.mu.RLock()
-	defer x.mu.RUnlock()
 	var out []provisioning.Resources
-	for k, e := range x.byKey {
-		if k != key && e.cluster == cl.Name {
+	add := func(k string, e peerEntry) {
+		if k != key && e.live && e.cluster == cl.Name {
 			out = append(out, e.res)
 		}
 	}
-	return out, nil
+	x.mu.RLock()
+	for k, e := range x.byKey {
+		if _, ok := over[k]; !ok {
+			add(k, e)
+		}
+	}
+	x.mu.RUnlock()
+	for k, e := range over {
+		add(k, e)
+	}
+	return out
+}
+
+// batchPeers is the peer index as one batch sees it: the batch's own loops
+// count with their whole share, as just read, because the batch's intent
+// transaction claims it for each of them before any admin operation runs
+// (see claim); every other loop with its claimed share.
+type batchPeers struct {
+	index *PeerIndex
+	batch map[string]peerEntry
+}
+
+func newBatchPeers(x *PeerIndex, loops []*loop.Loop) batchPeers {
+	b := batchPeers{index: x, batch: map[string]peerEntry{}}
+	for _, l := range loops {
+		b.batch[l.Metadata.Key()] = peerEntryOf(x.catalog, l, true)
+	}
+	return b
+}
+
+// Others implements Peers.
+func (b batchPeers) Others(_ context.Context, l *loop.Loop, cl catalog.Cluster) ([]provisioning.Resources, error) {
+	return b.index.others(l, cl, b.batch), nil
 }

@@ -10,12 +10,80 @@
 //     cluster and computes provisioning.Plan — the same function `:plan`
 //     calls with a read-only admin client, so a plan shows exactly what
 //     apply does.
-//  4. Before any write an audit event lists the planned admin operations;
-//     after them a second event records each operation's result, and the
-//     loop's status (state, conditions, inventory) is written in the same
-//     transaction. A crash between the two leaves the intent on record and
+//  4. Before any write, one transaction re-reads the loop and checks that it
+//     is still the generation that was planned, live or being deleted as it
+//     was; claims in the loop's inventory every topic, group and principal
+//     the plan is about to provision; and appends an audit event listing the
+//     planned admin operations. A loop that changed meanwhile is not
+//     applied: it is reconciled again from the fresh copy.
+//  5. After the admin operations a second event records each operation's
+//     result, and the loop's status (state, conditions, inventory) is
+//     written in the same transaction — again after re-reading the loop, so
+//     a result is only recorded on the generation it was computed for. A
+//     crash between the two leaves the intent and the claims on record and
 //     the next reconcile converges.
-//  5. Errors are requeued with exponential backoff.
+//  6. Errors are classified: retriable ones are retried with exponential
+//     backoff, terminal ones park the loop (see "Errors" below).
+//
+// # Inventory and deletion
+//
+// Status.Inventory names every topic, group and principal loopgate may have
+// provisioned for the loop. It only grows while anything could be on the
+// cluster that it does not name: claims are written before the admin
+// operations (step 4) and kept when the API writes the loop (the API merges
+// the reconciler's inventory into its own writes), and it is pruned to what
+// the current generation needs only after a plan for that very generation
+// succeeded. A loop is in scope of everything its inventory or its spec
+// names; when it is deleted the plan removes, from its cluster:
+//
+//   - every topic of its inventory (a topic its spec names that loopgate
+//     never claimed belongs to someone else and is left alone);
+//   - every ACL on those topics, and on the groups of its inventory and of
+//     its last spec, that no live loop needs;
+//   - the quotas of the principals of its inventory and last spec that no
+//     live loop needs (shared ones are resized to what the others need);
+//   - stray ACLs: bindings of those principals that no live loop names, on
+//     topics or groups of the loop's own namespace ("team.loop."), found on
+//     the cluster (admins implementing provisioning.PrincipalObserver).
+//
+// The deletion plan is idempotent (deleting what is gone succeeds); the loop
+// is removed from the store only once every operation succeeded.
+//
+// # Concurrency
+//
+// A loop is never reconciled by two workers at once. Batches of different
+// clusters run in parallel; batches of one cluster run one at a time,
+// because loops of a cluster share group ACLs and quotas and two plans
+// computed side by side for one shared resource could undo each other.
+// What other loops need is read from a PeerIndex, which a resync's listing
+// replaces and every read of a loop updates, in the order of the reads.
+//
+// # Errors
+//
+// A failure is recorded on the loop (state FAILED, or still DELETING, with
+// the Provisioned and InSync conditions False) and classified:
+//
+//   - Terminal — provisioning.TerminalReason says so (authorization or
+//     authentication failures, invalid configs, policy violations of the
+//     cluster, a foreign topic), or the plan has problems (TopicNotOwned,
+//     PlanRefused), or the loop's cluster is unknown (NoCluster). The
+//     condition's reason names the class and its message the error. The
+//     loop is parked: not retried until its spec changes (generation), it
+//     is deleted, Retry is called, the process restarts (a catalog change
+//     needs a restart) or Options.ParkedRecheck (10 minutes) has passed
+//     since it was parked; resyncs skip it meanwhile.
+//   - Retriable — everything else (network, timeouts, brokers or the
+//     controller unavailable, coordinators loading, store errors): retried
+//     with exponential backoff and full jitter (a random delay up to
+//     Options.Backoff × 2^(failures-1), capped at Options.MaxBackoff).
+//
+// # Lifecycle
+//
+// Run owns every goroutine and timer of the reconciler and returns only
+// once all of them stopped; a reconcile in flight when Run's context ends
+// finishes, or is cut after Options.ShutdownGrace (see Run). Enqueue never
+// blocks and does nothing outside Run, so store subscribers may call it at
+// any time.
 //
 // Status writes are guarded by generation: a reconcile of generation G never
 // overwrites the status of a newer generation written meanwhile.
@@ -23,7 +91,6 @@ package reconciler
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -34,7 +101,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/loopgate/loopgate/audit"
 	"github.com/loopgate/loopgate/catalog"
 	"github.com/loopgate/loopgate/loop"
 	"github.com/loopgate/loopgate/provisioning"
@@ -44,6 +110,16 @@ import (
 // Actor is the audit actor of everything the reconciler does.
 const Actor = "loopgate/reconciler"
 
+// Defaults of Options.
+const (
+	DefaultResync        = 30 * time.Second
+	DefaultWorkers       = 4
+	DefaultParkedRecheck = 10 * time.Minute
+	DefaultBackoff       = 100 * time.Millisecond
+	DefaultMaxBackoff    = 30 * time.Second
+	DefaultShutdownGrace = 10 * time.Second
+)
+
 // Reconciler converges clusters to the persisted desired state.
 type Reconciler struct {
 	store   store.Store
@@ -52,19 +128,23 @@ type Reconciler struct {
 	peers   *PeerIndex
 	log     *slog.Logger
 	now     func() time.Time
+	opts    Options
 
-	resync    time.Duration
-	workers   int
-	batchSize int
+	// clusters holds one token per cluster: a batch converging loops of a
+	// cluster holds it (see the package doc, Concurrency).
+	clusters map[string]chan struct{}
 
 	running atomic.Bool // Enqueue is a no-op while no Run is active
 
 	mu       sync.Mutex
-	queued   map[string]bool // keys waiting in the queue
-	inflight map[string]bool // keys being reconciled
-	dirty    map[string]bool // keys enqueued again while in flight
-	failures map[string]int  // consecutive failures, for backoff
+	queued   map[string]bool      // keys waiting in the queue
+	inflight map[string]bool      // keys being reconciled
+	dirty    map[string]bool      // keys enqueued again while in flight
+	failures map[string]int       // consecutive retriable failures, for backoff
+	retryAt  map[string]time.Time // retries due, armed by the running Run
+	parked   map[string]park      // loops parked by a terminal error
 	queue    chan string
+	wake     chan struct{} // tells Run that retryAt changed
 }
 
 // Options tunes a Reconciler.
@@ -74,17 +154,34 @@ type Options struct {
 	// BatchSize caps how many queued loops one worker reconciles together
 	// (see ReconcileBatch); 0 = DefaultBatchSize, 1 = one loop at a time.
 	BatchSize int
-	Logger    *slog.Logger
-	Now       func() time.Time
+	// ParkedRecheck is how long a loop parked by a terminal error waits
+	// before it is tried again although nothing changed; 0 = 10 minutes.
+	ParkedRecheck time.Duration
+	// Backoff is the first retry's maximum delay after a retriable failure
+	// (0 = 100ms); it doubles with every further failure up to MaxBackoff
+	// (0 = 30s). The actual delay is uniformly random below it.
+	Backoff, MaxBackoff time.Duration
+	// ShutdownGrace is how long Run lets the reconciles in flight finish
+	// after its context ended before it cuts them; 0 = 10s.
+	ShutdownGrace time.Duration
+	Logger        *slog.Logger
+	Now           func() time.Time
 }
 
 // New returns a reconciler over the given per-cluster admin clients.
 func New(st store.Store, cat *catalog.Catalog, admins map[string]provisioning.Admin, opts Options) *Reconciler {
-	if opts.Resync <= 0 {
-		opts.Resync = 30 * time.Second
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
 	}
+	def(&opts.Resync, DefaultResync)
+	def(&opts.ParkedRecheck, DefaultParkedRecheck)
+	def(&opts.Backoff, DefaultBackoff)
+	def(&opts.MaxBackoff, DefaultMaxBackoff)
+	def(&opts.ShutdownGrace, DefaultShutdownGrace)
 	if opts.Workers <= 0 {
-		opts.Workers = 4
+		opts.Workers = DefaultWorkers
 	}
 	if opts.BatchSize <= 0 {
 		opts.BatchSize = DefaultBatchSize
@@ -95,19 +192,26 @@ func New(st store.Store, cat *catalog.Catalog, admins map[string]provisioning.Ad
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	clusters := map[string]chan struct{}{}
+	for name := range admins {
+		clusters[name] = make(chan struct{}, 1)
+	}
 	return &Reconciler{
-		store: st, catalog: cat, admins: admins, peers: NewPeerIndex(cat), log: opts.Logger, now: opts.Now,
-		resync: opts.Resync, workers: opts.Workers, batchSize: opts.BatchSize,
-		queued: map[string]bool{}, inflight: map[string]bool{}, dirty: map[string]bool{},
-		failures: map[string]int{}, queue: make(chan string, 1<<16),
+		store: st, catalog: cat, admins: admins, peers: NewPeerIndex(cat), log: opts.Logger, now: opts.Now, opts: opts,
+		clusters: clusters,
+		queued:   map[string]bool{}, inflight: map[string]bool{}, dirty: map[string]bool{},
+		failures: map[string]int{}, retryAt: map[string]time.Time{}, parked: map[string]park{},
+		queue: make(chan string, 1<<16), wake: make(chan struct{}, 1),
 	}
 }
 
 // Enqueue asks for key ("team/name") to be reconciled soon. Enqueueing a key
 // that is already waiting is a no-op; one being reconciled runs again after.
+// It never blocks, and is a no-op while Run is not running (Run enqueues
+// every loop when it starts), so a store subscriber may call it at any time.
 func (r *Reconciler) Enqueue(key string) {
 	if !r.running.Load() {
-		return // Run enqueues every loop when it starts
+		return
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -129,111 +233,195 @@ func (r *Reconciler) Enqueue(key string) {
 
 // Run reconciles until ctx ends: workers drain the queue and every loop is
 // enqueued at start and on each resync.
+//
+// Run owns everything it starts — its workers, the resync ticker, the retry
+// timer — and returns only once all of it stopped: no goroutine of the
+// reconciler runs and no timer is armed after Run returned. When ctx ends,
+// Run takes no new work and lets the reconciles in flight finish: their
+// admin operations and status writes run under a context that is not
+// cancelled with ctx, so an apply is not cut between the cluster and its
+// audit record. After Options.ShutdownGrace that context is cancelled too
+// and the remaining reconciles end with it (the next Run converges what
+// they left). Retries scheduled by backoff belong to the Run that
+// scheduled them; parked loops stay parked across Runs of one Reconciler.
+//
+// Run returns nil when ctx ends. It must not be called while another Run of
+// the same Reconciler is running; it may be called again after (a
+// process that loses and wins back a lease does).
 func (r *Reconciler) Run(ctx context.Context) error {
-	r.running.Store(true)
+	if !r.running.CompareAndSwap(false, true) {
+		return errors.New("reconciler: Run is already running")
+	}
 	defer r.running.Store(false)
+	work, cut := context.WithCancel(context.WithoutCancel(ctx))
+	defer cut()
+
 	// Fill the peer index before the first reconcile needs it.
 	r.enqueueAll(ctx)
 	var wg sync.WaitGroup
-	for range r.workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			r.work(ctx)
-		}()
+	for range r.opts.Workers {
+		wg.Go(func() { r.work(ctx, work) })
 	}
-	tick := time.NewTicker(r.resync)
-	defer tick.Stop()
+	resync := time.NewTicker(r.opts.Resync)
+	defer resync.Stop()
+	retry := time.NewTimer(time.Hour)
+	retry.Stop()
+	defer retry.Stop()
 	for {
 		select {
 		case <-ctx.Done():
-			wg.Wait()
+			r.stop(&wg, cut)
+			r.mu.Lock()
+			clear(r.retryAt)
+			r.mu.Unlock()
 			return nil
-		case <-tick.C:
+		case <-resync.C:
 			r.enqueueAll(ctx)
+		case <-retry.C:
+			r.retryDue()
+		case <-r.wake:
 		}
+		r.armRetry(retry)
 	}
 }
 
+// stop waits for the workers, cutting their reconciles after the grace.
+func (r *Reconciler) stop(wg *sync.WaitGroup, cut context.CancelFunc) {
+	done := make(chan struct{})
+	go func() {
+		wg.Wait()
+		close(done)
+	}()
+	grace := time.NewTimer(r.opts.ShutdownGrace)
+	defer grace.Stop()
+	select {
+	case <-done:
+	case <-grace.C:
+		r.log.Warn("reconciles still in flight at the shutdown deadline; cancelling them", "grace", r.opts.ShutdownGrace)
+		cut()
+		<-done
+	}
+}
+
+// enqueueAll lists every loop, makes the peer index what the listing found
+// and enqueues every loop that is neither parked nor waiting for a retry.
 func (r *Reconciler) enqueueAll(ctx context.Context) {
+	stamp := r.peers.Stamp()
+	var all []*loop.Loop
 	token := ""
 	for {
-		loops, next, err := r.store.ListLoops(ctx, store.ListOptions{PageSize: 1000, PageToken: token})
+		loops, next, err := r.store.ListLoops(ctx, store.ListOptions{PageSize: store.MaxPageSize, PageToken: token})
 		if err != nil {
 			if ctx.Err() == nil {
 				r.log.Error("resync: listing loops", "err", err)
 			}
 			return
 		}
-		for _, l := range loops {
-			r.peers.Put(l)
-			r.Enqueue(l.Metadata.Key())
-		}
+		all = append(all, loops...)
 		if next == "" {
-			return
+			break
 		}
 		token = next
+	}
+	r.peers.Replace(stamp, all)
+	for _, l := range all {
+		key := l.Metadata.Key()
+		if r.parkHolds(key, l) || r.retryPending(key) {
+			continue
+		}
+		r.Enqueue(key)
 	}
 }
 
 // work takes every key waiting in the queue (up to the batch size) and
-// reconciles them together, then requeues what failed (with backoff) and
-// what was enqueued again meanwhile.
-func (r *Reconciler) work(ctx context.Context) {
+// reconciles them together under the work context, then requeues what
+// failed (with backoff) and what was enqueued again meanwhile. It returns
+// when ctx (Run's) ends, after the batch in flight.
+func (r *Reconciler) work(ctx, work context.Context) {
 	for {
-		var first string
-		select {
-		case <-ctx.Done():
+		keys := r.take(ctx)
+		if keys == nil {
 			return
-		case first = <-r.queue:
 		}
-		keys := []string{first}
-	drain:
-		for len(keys) < r.batchSize {
-			select {
-			case k := <-r.queue:
-				keys = append(keys, k)
-			default:
-				break drain
-			}
+		res := r.reconcile(work, keys, true)
+		r.settle(ctx, keys, res)
+	}
+}
+
+// take waits for a key and returns it with the others waiting (up to the
+// batch size), marked in flight; nil once ctx ended.
+func (r *Reconciler) take(ctx context.Context) []string {
+	var first string
+	select {
+	case <-ctx.Done():
+		return nil
+	case first = <-r.queue:
+	}
+	keys := []string{first}
+drain:
+	for len(keys) < r.opts.BatchSize {
+		select {
+		case k := <-r.queue:
+			keys = append(keys, k)
+		default:
+			break drain
 		}
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, key := range keys {
+		delete(r.queued, key)
+		delete(r.retryAt, key) // this reconcile is the retry
+	}
+	if ctx.Err() != nil {
+		return nil // dropped: the next Run enqueues every loop
+	}
+	for _, key := range keys {
+		r.inflight[key] = true
+	}
+	return keys
+}
+
+// settle schedules what comes after a batch: a key enqueued again meanwhile
+// (or whose loop changed under the reconcile) runs again now, a retriable
+// failure after its backoff, a terminal one not at all (it is parked).
+// Nothing is scheduled once ctx (Run's) ended.
+func (r *Reconciler) settle(ctx context.Context, keys []string, res batchResult) {
+	for _, key := range keys {
+		err := res.errs[key]
+		terminal := IsTerminal(err)
 		r.mu.Lock()
-		for _, key := range keys {
-			delete(r.queued, key)
-			r.inflight[key] = true
+		delete(r.inflight, key)
+		again := r.dirty[key] || res.again[key]
+		delete(r.dirty, key)
+		var delay time.Duration
+		if err != nil && !terminal {
+			r.failures[key]++
+			delay = backoff(r.failures[key], r.opts.Backoff, r.opts.MaxBackoff)
+		} else {
+			delete(r.failures, key)
 		}
 		r.mu.Unlock()
 
-		errs := r.ReconcileBatch(ctx, keys)
-
-		for _, key := range keys {
-			err := errs[key]
-			r.mu.Lock()
-			delete(r.inflight, key)
-			again := r.dirty[key]
-			delete(r.dirty, key)
-			var backoff time.Duration
-			if err != nil && ctx.Err() == nil {
-				r.failures[key]++
-				backoff = min(100*time.Millisecond<<min(r.failures[key], 9), 30*time.Second)
-			} else {
-				delete(r.failures, key)
-			}
-			r.mu.Unlock()
-
-			switch {
-			case err != nil && ctx.Err() == nil:
-				r.log.Warn("reconcile failed; will retry", "loop", key, "backoff", backoff, "err", err)
-				time.AfterFunc(backoff, func() { r.Enqueue(key) })
-			case again:
-				r.Enqueue(key)
-			}
+		if ctx.Err() != nil {
+			continue
+		}
+		switch {
+		case again:
+			r.Enqueue(key)
+		case terminal:
+			r.log.Warn("reconcile failed with a terminal error; loop parked until it changes",
+				"loop", key, "recheck", r.opts.ParkedRecheck, "err", err)
+		case err != nil:
+			r.log.Warn("reconcile failed; will retry", "loop", key, "backoff", delay, "err", err)
+			r.retryAfter(key, delay)
 		}
 	}
 }
 
 // Reconcile converges one loop. It is safe to call at any time, any number
 // of times: an unchanged, converged loop yields an empty plan and no writes.
+// It ignores parking (an explicit call is an explicit retry).
 func (r *Reconciler) Reconcile(ctx context.Context, key string) error {
 	return r.ReconcileBatch(ctx, []string{key})[key]
 }
@@ -242,6 +430,17 @@ func (r *Reconciler) Reconcile(ctx context.Context, key string) error {
 // approval it does not have.
 func awaitingApproval(l *loop.Loop) bool {
 	return l.Status.NeedsApproval && l.Status.ApprovedGeneration < l.Metadata.Generation
+}
+
+// deleting reports whether the loop's deletion was requested.
+func deleting(l *loop.Loop) bool { return !l.Metadata.DeleteTime.IsZero() }
+
+// sameDesired reports whether a and b are the same desired state of one
+// loop: the same incarnation (UID), generation and deletion. Labels and
+// status may differ.
+func sameDesired(a, b *loop.Loop) bool {
+	return a.Metadata.UID == b.Metadata.UID && a.Metadata.Generation == b.Metadata.Generation &&
+		a.Metadata.DeleteTime.Equal(b.Metadata.DeleteTime)
 }
 
 func (r *Reconciler) clusterOf(l *loop.Loop) (catalog.Cluster, error) {
@@ -268,6 +467,8 @@ type Computed struct {
 // now or used before (its inventory). Group ACLs and quotas can be shared
 // with other loops on the same cluster, so those loops' needs are added to
 // the desired state: a quota is the sum over every loop naming the principal.
+// For a loop being deleted, stray ACLs are observed too (see the package
+// doc).
 func Compute(ctx context.Context, peers Peers, admin provisioning.Admin, l *loop.Loop, cl catalog.Cluster) (Computed, error) {
 	desired, want, err := desiredState(ctx, peers, l, cl)
 	if err != nil {
@@ -277,12 +478,17 @@ func Compute(ctx context.Context, peers Peers, admin provisioning.Admin, l *loop
 	if err != nil {
 		return Computed{}, fmt.Errorf("observing cluster %s: %w", cl.Name, err)
 	}
+	strays, err := strayACLs(ctx, admin, peers, l, cl)
+	if err != nil {
+		return Computed{}, fmt.Errorf("observing cluster %s: %w", cl.Name, err)
+	}
+	observed = withStrays(observed, strays)
 	return Computed{Desired: desired, Observed: observed, Plan: planFor(l, desired, observed)}, nil
 }
 
 // ReasonTopicNotOwned is the plan problem of a desired topic that exists on
 // the cluster but that loopgate did not create for this loop.
-const ReasonTopicNotOwned = "TopicNotOwned"
+const ReasonTopicNotOwned = provisioning.ReasonTopicNotOwned
 
 // planFor is provisioning.Plan plus loopgate's ownership rule: a topic the
 // loop wants that already exists but is not in the loop's inventory was
@@ -318,50 +524,16 @@ func planFor(l *loop.Loop, desired, observed provisioning.Resources) provisionin
 	return plan
 }
 
-// claimTopics records, in the same transaction as the intent event, that
-// the loop's CreateTopic actions are loopgate's: after a crash between the
-// create and the status write, the next reconcile recognises the topics.
-func claimTopics(ctx context.Context, tx store.Tx, l *loop.Loop, actions []provisioning.Action) error {
-	var created []string
-	for _, a := range actions {
-		if a.Kind == provisioning.CreateTopic && a.Topic != nil {
-			created = append(created, a.Topic.Name)
-		}
-	}
-	if len(created) == 0 {
-		return nil
-	}
-	cur, err := tx.GetLoop(ctx, l.Metadata.Team, l.Metadata.Name)
-	if err != nil {
-		return err
-	}
-	st := cur.Status
-	st.Inventory.Topics = union(st.Inventory.Topics, created)
-	l.Status.Inventory.Topics = st.Inventory.Topics
-	return tx.UpdateStatus(ctx, l.Metadata.Team, l.Metadata.Name, st)
-}
-
-// unclaimFailedCreates removes from an inventory the topics whose create
-// failed: they are not loopgate's (a foreign topic of another shape, or a
-// create the broker refused).
-func unclaimFailedCreates(inv *loop.Inventory, results []provisioning.OpResult) {
-	for _, res := range results {
-		if res.Kind == provisioning.CreateTopic && res.Err != "" {
-			name := strings.TrimPrefix(res.Resource, "topic ")
-			inv.Topics = slices.DeleteFunc(inv.Topics, func(t string) bool { return t == name })
-		}
-	}
-}
-
 // desiredState is Compute before observing: the desired resources of l on
 // cl, and want, what Observe must read to plan them (desired plus the
 // loop's whole scope, so that what it no longer needs is found).
 func desiredState(ctx context.Context, peers Peers, l *loop.Loop, cl catalog.Cluster) (desired, want provisioning.Resources, err error) {
+	last := provisioning.Derive(l, cl) // the current spec's, or a deleted loop's last
 	var own provisioning.Resources
-	if l.Metadata.DeleteTime.IsZero() {
-		own = provisioning.Derive(l, cl)
+	if !deleting(l) {
+		own = last
 	}
-	scope := scopeOf(l, own)
+	scope := scopeOf(l, last)
 
 	others, err := peers.Others(ctx, l, cl)
 	if err != nil {
@@ -393,14 +565,77 @@ type scope struct {
 	topics, groups, principals []string
 }
 
-func scopeOf(l *loop.Loop, own provisioning.Resources) scope {
-	inv := inventoryOf(own)
-	s := scope{
-		topics:     union(inv.Topics, l.Status.Inventory.Topics),
-		groups:     union(inv.Groups, l.Status.Inventory.Groups),
-		principals: union(inv.Principals, l.Status.Inventory.Principals),
+// scopeOf is every name l may hold on its cluster: what its inventory and
+// its spec (last, derived from it) name. A loop being deleted keeps its
+// last spec's groups and principals in scope, so that what was provisioned
+// but never recorded is still found; its topics are its inventory's only,
+// because a topic its spec names that loopgate never claimed belongs to
+// someone else (see planFor).
+func scopeOf(l *loop.Loop, last provisioning.Resources) scope {
+	names := inventoryOf(last)
+	topics := l.Status.Inventory.Topics
+	if !deleting(l) {
+		topics = union(names.Topics, topics)
 	}
-	return s
+	return scope{
+		topics:     union(topics, nil),
+		groups:     union(names.Groups, l.Status.Inventory.Groups),
+		principals: union(names.Principals, l.Status.Inventory.Principals),
+	}
+}
+
+// strayACLs finds, for a loop being deleted, ACLs on the cluster that belong
+// to it although neither its inventory nor its last spec names their
+// resource: bindings of its principals that no other live loop on the
+// cluster names, on a topic or group of the loop's own namespace
+// ("team.loop."; its topics and default consumer groups are named so).
+// Only an incomplete inventory (one written before claims existed) can miss
+// them. It costs one DescribeACLs per such principal and only asks admins
+// that implement provisioning.PrincipalObserver; a live loop has none.
+func strayACLs(ctx context.Context, admin provisioning.Admin, peers Peers, l *loop.Loop, cl catalog.Cluster) ([]provisioning.ACL, error) {
+	po, ok := admin.(provisioning.PrincipalObserver)
+	if !deleting(l) || !ok {
+		return nil, nil
+	}
+	others, err := peers.Others(ctx, l, cl)
+	if err != nil {
+		return nil, err
+	}
+	used := principalsOf(others)
+	var orphans []string
+	for _, p := range union(l.Status.Inventory.Principals, inventoryOf(provisioning.Derive(l, cl)).Principals) {
+		if !used[p] {
+			orphans = append(orphans, p)
+		}
+	}
+	if len(orphans) == 0 {
+		return nil, nil
+	}
+	acls, err := po.ObservePrincipalACLs(ctx, orphans)
+	if err != nil {
+		return nil, err
+	}
+	namespace := provisioning.TopicName(l.Metadata.Team, l.Metadata.Name, "")
+	var out []provisioning.ACL
+	for _, a := range acls {
+		if (a.ResourceType == provisioning.ResourceTopic || a.ResourceType == provisioning.ResourceGroup) &&
+			strings.HasPrefix(a.ResourceName, namespace) {
+			out = append(out, a)
+		}
+	}
+	return out, nil
+}
+
+// withStrays adds stray ACLs to an observation, sorted and without
+// duplicates.
+func withStrays(observed provisioning.Resources, strays []provisioning.ACL) provisioning.Resources {
+	if len(strays) == 0 {
+		return observed
+	}
+	observed.ACLs = append(slices.Clone(observed.ACLs), strays...)
+	observed.Sort()
+	observed.ACLs = slices.Compact(observed.ACLs)
+	return observed
 }
 
 // inventoryOf lists the names of resources in r.
@@ -422,6 +657,12 @@ func inventoryOf(r provisioning.Resources) loop.Inventory {
 	inv.Groups = union(inv.Groups, nil)
 	inv.Principals = union(inv.Principals, nil)
 	return inv
+}
+
+func sameInventory(a, b loop.Inventory) bool {
+	return slices.Equal(union(a.Topics, nil), union(b.Topics, nil)) &&
+		slices.Equal(union(a.Groups, nil), union(b.Groups, nil)) &&
+		slices.Equal(union(a.Principals, nil), union(b.Principals, nil))
 }
 
 func union(a, b []string) []string {
@@ -491,171 +732,4 @@ func withShared(own provisioning.Resources, sc scope, peers []provisioning.Resou
 
 func aclKey(a provisioning.ACL) string {
 	return strings.Join([]string{a.ResourceType, a.ResourceName, a.Principal, a.Operation, a.Host, a.PatternType, a.Permission}, "|")
-}
-
-// intentEvent is the audit event listing the operations about to run on
-// l's behalf; it is committed before any of them runs.
-func (r *Reconciler) intentEvent(l *loop.Loop, cl catalog.Cluster, actions []provisioning.Action) audit.Event {
-	ops := make([]string, len(actions))
-	for i, a := range actions {
-		ops[i] = describeAction(a)
-	}
-	action := "loop.provision.start"
-	if !l.Metadata.DeleteTime.IsZero() {
-		action = "loop.deprovision.start"
-	}
-	details := map[string]any{"generation": l.Metadata.Generation, "cluster": cl.Name, "planned": ops}
-	return r.event(l, action, audit.OutcomeOK, details)
-}
-
-func (r *Reconciler) event(l *loop.Loop, action, outcome string, details map[string]any) audit.Event {
-	raw, _ := json.Marshal(details)
-	return audit.Event{
-		ID: audit.NewID(), Actor: Actor, Action: action, Resource: l.Metadata.ResourceName(),
-		DecisionID: l.Status.DecisionID, Outcome: outcome, Details: raw,
-	}
-}
-
-func opsOf(results []provisioning.OpResult) []map[string]string {
-	out := make([]map[string]string, len(results))
-	for i, res := range results {
-		m := map[string]string{"op": res.Op, "result": "OK"}
-		if res.Err != "" {
-			m["result"] = res.Err
-		}
-		out[i] = m
-	}
-	return out
-}
-
-// finishApply records success, inside tx: status READY plus, when anything was done,
-// an audit event with every admin operation and its result.
-func (r *Reconciler) finishApply(ctx context.Context, tx store.Tx, l *loop.Loop, cl catalog.Cluster, desired provisioning.Resources, results []provisioning.OpResult) error {
-	now := r.now()
-	gen := l.Metadata.Generation
-	if len(results) > 0 {
-		ev := r.event(l, "loop.provision", audit.OutcomeOK, map[string]any{
-			"generation": gen, "cluster": cl.Name, "operations": opsOf(results),
-		})
-		if _, err := tx.AppendAudit(ctx, ev); err != nil {
-			return err
-		}
-	}
-	cur, err := tx.GetLoop(ctx, l.Metadata.Team, l.Metadata.Name)
-	if err != nil {
-		return err
-	}
-	if cur.Metadata.Generation != gen || !cur.Metadata.DeleteTime.IsZero() {
-		return nil // a newer write happened; its own reconcile sets status
-	}
-	st := cur.Status
-	if st.State == loop.StateReady && st.ObservedGeneration == gen && len(results) == 0 && st.Cluster == cl.Name {
-		return nil // converged and already said so: no write
-	}
-	st.State = loop.StateReady
-	st.ObservedGeneration = gen
-	st.Cluster = cl.Name
-	inv := inventoryOf(desired)
-	own := inventoryOf(provisioning.Derive(l, cl))
-	// Keep in the inventory only what this loop itself needs.
-	st.Inventory = loop.Inventory{Topics: inv.Topics, Groups: intersect(inv.Groups, own.Groups), Principals: intersect(inv.Principals, own.Principals)}
-	msg := "all topics, ACLs and quotas exist as approved"
-	reason := "Provisioned"
-	if len(results) > 0 && cur.Status.State == loop.StateReady && cur.Status.ObservedGeneration == gen {
-		reason, msg = "DriftCorrected", fmt.Sprintf("corrected drift with %d admin operations", len(results))
-	}
-	st.SetCondition(loop.Condition{Type: loop.CondProvisioned, Status: loop.True, Reason: "Provisioned", Message: msg, ObservedGeneration: gen}, now)
-	st.SetCondition(loop.Condition{Type: loop.CondInSync, Status: loop.True, Reason: reason, Message: msg, ObservedGeneration: gen}, now)
-	return tx.UpdateStatus(ctx, l.Metadata.Team, l.Metadata.Name, st)
-}
-
-func intersect(a, b []string) []string {
-	var out []string
-	for _, x := range a {
-		if slices.Contains(b, x) {
-			out = append(out, x)
-		}
-	}
-	return out
-}
-
-// finishDelete removes the loop for good once its resources are gone,
-// inside tx.
-func (r *Reconciler) finishDelete(ctx context.Context, tx store.Tx, l *loop.Loop, cl catalog.Cluster, results []provisioning.OpResult) error {
-	cur, err := tx.GetLoop(ctx, l.Metadata.Team, l.Metadata.Name)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	if cur.Metadata.DeleteTime.IsZero() || cur.Metadata.Etag != l.Metadata.Etag {
-		return nil // recreated or changed meanwhile
-	}
-	ev := r.event(l, "loop.deprovision", audit.OutcomeOK, map[string]any{
-		"generation": l.Metadata.Generation, "cluster": cl.Name, "operations": opsOf(results),
-	})
-	if _, err := tx.AppendAudit(ctx, ev); err != nil {
-		return err
-	}
-	return tx.DeleteLoop(ctx, l.Metadata.Team, l.Metadata.Name)
-}
-
-// fail records a failed reconcile on the loop's status and the audit trail,
-// then returns the cause so that the key is retried with backoff.
-func (r *Reconciler) fail(ctx context.Context, l *loop.Loop, reason string, cause error, results []provisioning.OpResult) error {
-	now := r.now()
-	gen := l.Metadata.Generation
-	werr := r.store.Update(ctx, func(tx store.Tx) error {
-		cur, err := tx.GetLoop(ctx, l.Metadata.Team, l.Metadata.Name)
-		if err != nil {
-			return err
-		}
-		if len(results) > 0 || reason == "PlanRefused" {
-			details := map[string]any{"generation": gen, "error": cause.Error(), "reason": reason}
-			if len(results) > 0 {
-				details["operations"] = opsOf(results)
-			}
-			action := "loop.provision"
-			if !l.Metadata.DeleteTime.IsZero() {
-				action = "loop.deprovision"
-			}
-			// Only audit a repeated failure when something was attempted or
-			// the failure is new, so a retry loop does not flood the trail.
-			prev := cur.Status.Condition(loop.CondProvisioned)
-			if len(results) > 0 || prev == nil || prev.Reason != reason || prev.Message != cause.Error() {
-				if _, err := tx.AppendAudit(ctx, r.event(l, action, audit.OutcomeFailed, details)); err != nil {
-					return err
-				}
-			}
-		}
-		st := cur.Status
-		unclaimFailedCreates(&st.Inventory, results)
-		if cur.Metadata.Generation != gen {
-			return tx.UpdateStatus(ctx, l.Metadata.Team, l.Metadata.Name, st) // only the inventory changes
-		}
-		if l.Metadata.DeleteTime.IsZero() {
-			st.State = loop.StateFailed
-		}
-		st.ObservedGeneration = gen
-		st.SetCondition(loop.Condition{Type: loop.CondProvisioned, Status: loop.False, Reason: reason, Message: cause.Error(), ObservedGeneration: gen}, now)
-		st.SetCondition(loop.Condition{Type: loop.CondInSync, Status: loop.False, Reason: reason, Message: cause.Error(), ObservedGeneration: gen}, now)
-		return tx.UpdateStatus(ctx, l.Metadata.Team, l.Metadata.Name, st)
-	})
-	if werr != nil {
-		return errors.Join(cause, fmt.Errorf("recording the failure: %w", werr))
-	}
-	return cause
-}
-
-// describeAction is the audit form of a planned action.
-func describeAction(a provisioning.Action) string {
-	s := string(a.Kind) + " " + a.Resource
-	if a.Current != "" {
-		s += " from " + a.Current
-	}
-	if a.Desired != "" {
-		s += " to " + a.Desired
-	}
-	return s
 }

@@ -27,6 +27,7 @@ type fixture struct {
 	cat   *catalog.Catalog
 	admin provisioning.Admin
 	kadm  *kadm.Client // independent client, not loopgate's executor
+	kcl   *kgo.Client  // the same independent client, for raw requests
 	rec   *reconciler.Reconciler
 }
 
@@ -57,7 +58,7 @@ func newFixture(t *testing.T) *fixture {
 		Teams:    map[string]catalog.Team{"growth": {Name: "growth"}},
 		Clusters: []catalog.Cluster{{Name: "eu-test", Region: "eu", ReplicationFactor: 1, BootstrapServers: ec.BootstrapServers()}},
 	}
-	f := &fixture{st: st, cat: cat, admin: provisioning.NewKafkaAdmin(cl), kadm: kadm.NewClient(indep)}
+	f := &fixture{st: st, cat: cat, admin: provisioning.NewKafkaAdmin(cl), kadm: kadm.NewClient(indep), kcl: indep}
 	f.rec = reconciler.New(st, cat, map[string]provisioning.Admin{"eu-test": f.admin}, reconciler.Options{})
 	return f
 }
@@ -441,8 +442,11 @@ func TestReconcileBatchAttributesPerLoop(t *testing.T) {
 		}
 	}
 	c := f.get(t, "batch-c").Status
-	if c.State != loop.StateFailed || c.Condition(loop.CondProvisioned).Reason != "KafkaError" {
-		t.Errorf("batch-c status = %s %+v, want FAILED with reason KafkaError", c.State, c.Condition(loop.CondProvisioned))
+	if c.State != loop.StateFailed || c.Condition(loop.CondProvisioned).Reason != reconciler.ReasonTopicNotOwned {
+		t.Errorf("batch-c status = %s %+v, want FAILED with reason TopicNotOwned (terminal)", c.State, c.Condition(loop.CondProvisioned))
+	}
+	if !reconciler.IsTerminal(errs["growth/batch-c"]) {
+		t.Errorf("a foreign topic must be a terminal failure: %v", errs["growth/batch-c"])
 	}
 	if slices.Contains(c.Inventory.Topics, "growth.batch-c.events") {
 		t.Errorf("the foreign topic stayed claimed in batch-c's inventory: %v", c.Inventory.Topics)
@@ -525,8 +529,8 @@ func TestForeignTopicIsNeverTakenOver(t *testing.T) {
 	if err := f.rec.Reconcile(ctx, "growth/squatted"); err == nil {
 		t.Fatal("reconcile took over a foreign topic")
 	}
-	if st := f.get(t, "squatted").Status; st.State != loop.StateFailed || st.Condition(loop.CondProvisioned).Reason != "PlanRefused" {
-		t.Errorf("status = %s %+v, want FAILED / PlanRefused", st.State, st.Condition(loop.CondProvisioned))
+	if st := f.get(t, "squatted").Status; st.State != loop.StateFailed || st.Condition(loop.CondProvisioned).Reason != reconciler.ReasonTopicNotOwned {
+		t.Errorf("status = %s %+v, want FAILED / TopicNotOwned", st.State, st.Condition(loop.CondProvisioned))
 	}
 	if tp := f.topics(t); tp["growth.squatted.events"] != 1 {
 		t.Errorf("foreign topic changed: %v", tp)

@@ -76,6 +76,9 @@ func testAuthorizationFailure(t *testing.T, h *harness) {
 		if provisioning.IsRetriable(err) {
 			t.Errorf("%s: an authorization failure must not be retriable", what)
 		}
+		if reason, ok := provisioning.TerminalReason(err); !ok || reason != provisioning.ReasonAuthorizationFailed {
+			t.Errorf("%s: TerminalReason = %q, %v; want %q", what, reason, ok, provisioning.ReasonAuthorizationFailed)
+		}
 	}
 
 	_, err = weak.Observe(testCtx(t), desired)
@@ -112,6 +115,9 @@ func testBrokerRefusesInvalidConfig(t *testing.T, h *harness) {
 		}
 		if provisioning.IsRetriable(err) {
 			t.Errorf("CreateTopics with %v: an invalid config must not be retriable", cfg)
+		}
+		if reason, ok := provisioning.TerminalReason(err); !ok || reason != provisioning.ReasonInvalidConfig {
+			t.Errorf("CreateTopics with %v: TerminalReason = %q, %v; want %q", cfg, reason, ok, provisioning.ReasonInvalidConfig)
 		}
 	}
 	if _, ok, err := h.topic(testCtx(t), l.events); err != nil || ok {
@@ -160,6 +166,9 @@ func testForeignTopic(t *testing.T, h *harness) {
 	}
 	if provisioning.IsRetriable(err) {
 		t.Errorf("ErrTopicExists must not be retriable")
+	}
+	if reason, ok := provisioning.TerminalReason(err); !ok || reason != provisioning.ReasonTopicNotOwned {
+		t.Errorf("TerminalReason = %q, %v; want %q", reason, ok, provisioning.ReasonTopicNotOwned)
 	}
 	var ee *provisioning.ExecuteError
 	if !errors.As(err, &ee) || len(ee.Failed) != 1 || ee.Failed[0].Resource != "topic "+l.events {
