@@ -409,13 +409,28 @@ func (a *KafkaAdmin) Execute(ctx context.Context, actions []Action) ([]OpResult,
 		}
 	} else {
 		b := batch{a: a, actions: actions, errs: errs}
-		b.createTopics(ctx, byKind[CreateTopic])
-		b.createPartitions(ctx, byKind[AddPartitions])
-		b.alterConfigs(ctx, byKind[AlterTopicConfigs])
-		b.createACLs(ctx, byKind[CreateACL])
-		b.alterQuotas(ctx, append(slices.Clone(byKind[SetQuota]), byKind[DeleteQuota]...))
-		b.deleteACLs(ctx, byKind[DeleteACL])
-		b.deleteTopics(ctx, byKind[DeleteTopic])
+		steps := []func(){
+			func() { b.createTopics(ctx, byKind[CreateTopic]) },
+			func() { b.createPartitions(ctx, byKind[AddPartitions]) },
+			func() { b.alterConfigs(ctx, byKind[AlterTopicConfigs]) },
+			func() { b.createACLs(ctx, byKind[CreateACL]) },
+			func() { b.alterQuotas(ctx, append(slices.Clone(byKind[SetQuota]), byKind[DeleteQuota]...)) },
+			func() { b.deleteACLs(ctx, byKind[DeleteACL]) },
+			func() { b.deleteTopics(ctx, byKind[DeleteTopic]) },
+		}
+		for _, step := range steps {
+			step()
+			// A cluster that cannot be reached fails every later request
+			// too, each after its own retry budget: stop here and say so.
+			if down := firstUnreachable(errs); down != nil {
+				for i := range errs {
+					if errs[i] == nil {
+						errs[i] = fmt.Errorf("%s: not attempted: %w", actions[i].Resource, down)
+					}
+				}
+				break
+			}
+		}
 	}
 
 	var ee ExecuteError
@@ -899,4 +914,15 @@ func FormatResults(results []OpResult) string {
 		b.WriteString(r.Op + " -> " + status + "\n")
 	}
 	return b.String()
+}
+
+// firstUnreachable returns the first error of errs that says the cluster
+// cannot be reached.
+func firstUnreachable(errs []error) error {
+	for _, err := range errs {
+		if Unreachable(err) {
+			return err
+		}
+	}
+	return nil
 }

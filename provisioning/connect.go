@@ -51,6 +51,13 @@ type TLS struct {
 // loopgate reads topics right after creating or deleting them.
 const MetadataMinAge = 100 * time.Millisecond
 
+// RetryTimeout bounds how long one admin request is retried on retriable
+// errors, and DialTimeout one connection attempt, for clients Connect makes.
+const (
+	RetryTimeout = 5 * time.Second
+	DialTimeout  = 3 * time.Second
+)
+
 // Connect builds a franz-go client for conn. It does not dial: the first
 // request reports unreachable brokers or bad credentials. extra options are
 // applied last (tests use them, e.g. for a client id).
@@ -62,6 +69,12 @@ func Connect(conn ClusterConn, extra ...kgo.Opt) (*kgo.Client, error) {
 		kgo.SeedBrokers(conn.BootstrapServers...),
 		kgo.MetadataMinAge(MetadataMinAge),
 		kgo.ClientID("loopgate"),
+		// An unreachable cluster must fail a reconcile quickly, with the
+		// cause on the loops' conditions, rather than hold the cluster's
+		// queue in franz-go's retries (30 s by default); the reconciler
+		// retries with its own backoff.
+		kgo.RetryTimeout(RetryTimeout),
+		kgo.DialTimeout(DialTimeout),
 	}
 	if s := conn.SASL; s != nil {
 		if s.Username == "" {

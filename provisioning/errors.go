@@ -11,6 +11,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // Sentinel errors; check them with errors.Is.
@@ -241,4 +242,29 @@ func IsRetriable(err error) bool {
 		return true
 	}
 	return false
+}
+
+// Unreachable reports whether err says the cluster could not be reached at
+// all (a refused or failed connection, a connection closed before any
+// answer), as opposed to a broker answering with an error. When one admin
+// request finds the cluster unreachable, the next ones will too: callers
+// stop there instead of spending a retry budget per request.
+func Unreachable(err error) bool {
+	if err == nil {
+		return false
+	}
+	var op *net.OpError
+	if errors.As(err, &op) {
+		return true
+	}
+	var dns *net.DNSError
+	if errors.As(err, &dns) {
+		return true
+	}
+	var firstRead *kgo.ErrFirstReadEOF
+	if errors.As(err, &firstRead) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) {
+		return true
+	}
+	return strings.Contains(err.Error(), "unable to dial")
 }

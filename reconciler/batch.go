@@ -193,11 +193,25 @@ func (r *Reconciler) converge(ctx context.Context, admin provisioning.Admin, ite
 		loops[i] = it.l
 	}
 	peers := newBatchPeers(r.peers, loops)
+	// failAll records that the cluster cannot be reached for every loop of
+	// the batch not yet decided, and ends the batch.
+	failAll := func(cause error) []*item {
+		for _, it := range items {
+			if _, decided := errs[it.key]; !decided && !it.done {
+				errs[it.key] = r.fail(ctx, it.l, ReasonClusterUnreachable, unreachable(cl.Name, cause), nil, nil)
+				it.done = true
+			}
+		}
+		return nil
+	}
 	var live []*item
 	for _, it := range items {
 		desired, want, err := desiredState(ctx, peers, it.l, it.cl)
 		if err == nil {
 			it.strays, err = strayACLs(ctx, admin, peers, it.l, it.cl)
+		}
+		if provisioning.Unreachable(err) {
+			return failAll(err)
 		}
 		if err != nil {
 			errs[it.key] = r.fail(ctx, it.l, ReasonObserveFailed, err, nil, nil)
@@ -210,6 +224,9 @@ func (r *Reconciler) converge(ctx context.Context, admin provisioning.Admin, ite
 		return nil
 	}
 	observed, err := admin.Observe(ctx, unionOf(live))
+	if provisioning.Unreachable(err) {
+		return failAll(err)
+	}
 	if err != nil && len(live) > 1 {
 		// One loop's resource may be what fails: observe each loop alone
 		// so the others are not held back by it.
@@ -402,7 +419,10 @@ func (r *Reconciler) attribute(ctx context.Context, planned []*item, actions []p
 			}
 		}
 		var cause error
+		reason := ReasonKafkaError
 		switch {
+		case firstUnreachableOf(why) != nil:
+			cause, reason = unreachable(it.cl.Name, firstUnreachableOf(why)), ReasonClusterUnreachable
 		case len(planned) == 1 && execErr != nil:
 			cause = execErr // the loop's own error, exactly as Execute said it
 		case len(failed) > 0:
@@ -411,7 +431,7 @@ func (r *Reconciler) attribute(ctx context.Context, planned []*item, actions []p
 			cause = execErr // not about single actions (e.g. the context ended)
 		}
 		if cause != nil {
-			errs[it.key] = r.fail(ctx, it.l, ReasonKafkaError, cause, it.results, it.unclaim)
+			errs[it.key] = r.fail(ctx, it.l, reason, cause, it.results, it.unclaim)
 			it.done = true
 		}
 	}
@@ -590,4 +610,15 @@ func restrict(all provisioning.Resources, want provisioning.Resources) provision
 	}
 	out.Sort()
 	return out
+}
+
+// firstUnreachableOf returns the first error of errs that says the cluster
+// cannot be reached.
+func firstUnreachableOf(errs []error) error {
+	for _, err := range errs {
+		if provisioning.Unreachable(err) {
+			return err
+		}
+	}
+	return nil
 }

@@ -292,8 +292,8 @@ func TestRetriableErrorConverges(t *testing.T) {
 		}()
 		waitFor(t, 10*time.Second, "several retries while down", func() (bool, string) { return flaky.failed.Load() >= 5, "" })
 		l := f.get(t, "flaky")
-		if c := l.Status.Condition(loop.CondProvisioned); l.Status.State != loop.StateFailed || c == nil || c.Reason != reconciler.ReasonObserveFailed {
-			t.Errorf("while down: %s %+v, want FAILED / ObserveFailed", l.Status.State, c)
+		if c := l.Status.Condition(loop.CondProvisioned); l.Status.State != loop.StateFailed || c == nil || c.Reason != reconciler.ReasonClusterUnreachable {
+			t.Errorf("while down: %s %+v, want FAILED / ClusterUnreachable", l.Status.State, c)
 		}
 		if rec.Parked("growth/flaky") {
 			t.Error("a retriable failure parked the loop")

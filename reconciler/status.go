@@ -32,7 +32,18 @@ const (
 	// ReasonKafkaError: an admin operation failed; retriable unless the
 	// cause is terminal.
 	ReasonKafkaError = "KafkaError"
+	// ReasonClusterUnreachable: the cluster could not be reached at all
+	// (connection refused, reset, name not resolved); retriable. The rest
+	// of the batch is not attempted: every request would wait its retry
+	// budget out the same way.
+	ReasonClusterUnreachable = "ClusterUnreachable"
 )
+
+// unreachable is the error recorded for a loop whose cluster cannot be
+// reached.
+func unreachable(cluster string, cause error) error {
+	return fmt.Errorf("cluster %s is unreachable; retrying with backoff: %w", cluster, cause)
+}
 
 // Failure is the error Reconcile and ReconcileBatch return for a loop whose
 // reconcile failed. Its message is the cause's.
