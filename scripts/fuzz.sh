@@ -9,7 +9,7 @@ found=0
 while IFS= read -r line; do
   file=${line%%:*}
   name=$(sed -E 's/^.*func (Fuzz[A-Za-z0-9_]+)\(.*/\1/' <<<"${line#*:}")
-  pkg=./$(dirname "$file")
+  pkg=./$(dirname "${file#./}")
   echo "--- fuzz $pkg $name ($fuzztime)"
   go test "$pkg" -run '^$' -fuzz "^${name}\$" -fuzztime "$fuzztime"
   found=$((found + 1))
