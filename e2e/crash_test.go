@@ -1,13 +1,9 @@
 package e2e
 
 import (
-	"bytes"
-	"context"
 	"fmt"
-	"math"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -18,10 +14,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kmsg"
 	"google.golang.org/protobuf/encoding/protojson"
 
 	lgv1 "github.com/loopgate/loopgate/gen/loopgate/v1"
+	"github.com/loopgate/loopgate/internal/census"
 )
 
 // TestCrashDuringApplyAndDelete: 120 loops (the checkout-nudge example with
@@ -199,12 +195,12 @@ func TestCrashDuringApplyAndDelete(t *testing.T) {
 	var report []string
 	for _, name := range sortedKeys(byName) {
 		c := byName[name]
-		want := expectedCensus(final, name, c.User)
-		got := takeCensus(t, c)
-		problems := want.diff(got)
+		want := census.Want(final, name, c.User)
+		_, kcl := kafkaAdmin(t, c)
+		got := census.Take(t, kcl, c.Name)
+		problems := want.Diff(got)
 		if len(problems) == 0 {
-			t.Logf("census of %s: %d topics, %d ACLs, %d quotas, %d SCRAM users, exactly as the stored loops need",
-				name, len(got.Topics), len(got.ACLs), len(got.Quotas), len(got.SCRAM))
+			t.Logf("census of %s: %s, exactly as the stored loops need", name, got)
 			continue
 		}
 		for _, p := range problems {
@@ -544,21 +540,11 @@ func (l crashLoop) yaml(t *testing.T, example string) string {
 // runLoopctl is loopctl without a *testing.T, for goroutines: a failure to
 // run the binary is an exit code of -1.
 func runLoopctl(home string, args ...string) result {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, filepath.Join(binDir, "loopctl"), args...)
-	cmd.Env = append(cleanEnv(), "HOME="+home)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		code = -1
-		stderr.WriteString(err.Error())
+	r, err := execLoopctl(home, nil, "", args...)
+	if err != nil {
+		return result{Stderr: err.Error(), Code: -1}
 	}
-	return result{Stdout: stdout.String(), Stderr: stderr.String(), Code: code}
+	return r
 }
 
 var unmarshal = protojson.UnmarshalOptions{DiscardUnknown: true}
@@ -593,236 +579,6 @@ func conditionText(st *lgv1.LoopStatus) string {
 		}
 	}
 	return strings.Join(parts, "; ")
-}
-
-// census is what one cluster holds: every topic but Kafka's internal ones,
-// every ACL, every client quota, every SCRAM user.
-type census struct {
-	Topics map[string]int32            // topic -> partitions
-	ACLs   map[string]bool             // "User:p OP TYPE name", plus any non-default pattern/permission/host
-	Quotas map[string]map[string]int64 // "user=name" (or the entity) -> key -> value
-	SCRAM  map[string]bool             // user names
-}
-
-func newCensus() census {
-	return census{Topics: map[string]int32{}, ACLs: map[string]bool{}, Quotas: map[string]map[string]int64{}, SCRAM: map[string]bool{}}
-}
-
-// takeCensus reads everything from c with an independent admin client.
-func takeCensus(t *testing.T, c cluster) census {
-	t.Helper()
-	adm, kcl := kafkaAdmin(t, c)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	out := newCensus()
-	topics, err := adm.ListTopics(ctx)
-	if err != nil {
-		t.Fatalf("census of %s: listing topics: %v", c.Name, err)
-	}
-	for name, d := range topics {
-		if d.Err != nil {
-			t.Fatalf("census of %s: topic %s: %v", c.Name, name, d.Err)
-		}
-		out.Topics[name] = int32(len(d.Partitions))
-	}
-	req := kmsg.NewPtrDescribeACLsRequest()
-	req.ResourceType = kmsg.ACLResourceTypeAny
-	req.ResourcePatternType = kmsg.ACLResourcePatternTypeAny
-	req.Operation = kmsg.ACLOperationAny
-	req.PermissionType = kmsg.ACLPermissionTypeAny
-	resp, err := req.RequestWith(ctx, kcl)
-	if err == nil && resp.ErrorCode != 0 {
-		err = fmt.Errorf("error code %d", resp.ErrorCode)
-	}
-	if err != nil {
-		t.Fatalf("census of %s: describing ACLs: %v", c.Name, err)
-	}
-	for _, r := range resp.Resources {
-		for _, a := range r.ACLs {
-			k := fmt.Sprintf("%s %s %s %s", a.Principal, a.Operation, r.ResourceType, r.ResourceName)
-			if a.PermissionType != kmsg.ACLPermissionTypeAllow || r.ResourcePatternType != kmsg.ACLResourcePatternTypeLiteral || a.Host != "*" {
-				k += fmt.Sprintf(" (%s %s host %s)", a.PermissionType, r.ResourcePatternType, a.Host)
-			}
-			out.ACLs[k] = true
-		}
-	}
-	quotas, err := adm.DescribeClientQuotas(ctx, false, nil)
-	if err != nil {
-		t.Fatalf("census of %s: describing quotas: %v", c.Name, err)
-	}
-	for _, q := range quotas {
-		var ent []string
-		for _, e := range q.Entity {
-			name := "<default>"
-			if e.Name != nil {
-				name = *e.Name
-			}
-			ent = append(ent, e.Type+"="+name)
-		}
-		m := map[string]int64{}
-		for _, v := range q.Values {
-			m[v.Key] = int64(v.Value)
-		}
-		out.Quotas[strings.Join(ent, ",")] = m
-	}
-	users, err := adm.DescribeUserSCRAMs(ctx)
-	if err != nil {
-		t.Fatalf("census of %s: describing SCRAM users: %v", c.Name, err)
-	}
-	for name, u := range users {
-		if u.Err != nil {
-			t.Fatalf("census of %s: SCRAM user %s: %v", c.Name, name, u.Err)
-		}
-		out.SCRAM[name] = true
-	}
-	return out
-}
-
-// expectedCensus is what the cluster named clusterName must hold for the
-// stored loops, from their status (topics, and what each principal may do)
-// and spec (partitions, throughput), by the rules of docs/loop-spec.md:
-// WRITE+DESCRIBE for producers, READ+DESCRIBE and READ on the group for
-// consumers, per-principal quotas summed over the cluster's loops; no SCRAM
-// user but loopgate's own (loops never create credentials).
-func expectedCensus(loops []*lgv1.Loop, clusterName, superuser string) census {
-	want := newCensus()
-	if superuser != "" {
-		want.SCRAM[superuser] = true
-	}
-	for _, l := range loops {
-		st := l.GetStatus()
-		if st.GetCluster() != clusterName {
-			continue
-		}
-		parts := map[string]int32{}
-		peak := peakRate(l.GetSpec())
-		for _, s := range l.GetSpec().GetStreams() {
-			p := s.GetPartitions()
-			if p == 0 {
-				p = derivedPartitions(l.GetSpec())
-			}
-			parts[s.GetName()] = p
-		}
-		for _, s := range st.GetStreams() {
-			if s.GetCluster() == clusterName {
-				want.Topics[s.GetTopic()] = parts[s.GetStream()]
-			}
-		}
-		for _, g := range st.GetPrincipals() {
-			user := strings.TrimPrefix(g.GetPrincipal(), "User:")
-			q := want.Quotas["user="+user]
-			if q == nil {
-				q = map[string]int64{}
-				want.Quotas["user="+user] = q
-			}
-			for _, tp := range g.GetProduceTopics() {
-				want.ACLs[g.GetPrincipal()+" WRITE TOPIC "+tp] = true
-				want.ACLs[g.GetPrincipal()+" DESCRIBE TOPIC "+tp] = true
-			}
-			for _, tp := range g.GetConsumeTopics() {
-				want.ACLs[g.GetPrincipal()+" READ TOPIC "+tp] = true
-				want.ACLs[g.GetPrincipal()+" DESCRIBE TOPIC "+tp] = true
-			}
-			for _, gr := range g.GetGroups() {
-				want.ACLs[g.GetPrincipal()+" READ GROUP "+gr] = true
-			}
-			if len(g.GetProduceTopics()) > 0 {
-				q["producer_byte_rate"] = min(q["producer_byte_rate"]+peak, 1<<53)
-			}
-			if len(g.GetConsumeTopics()) > 0 {
-				q["consumer_byte_rate"] = min(q["consumer_byte_rate"]+peak, 1<<53)
-			}
-		}
-	}
-	return want
-}
-
-// peakRate is ceil(bytesPerSecond × peakFactor), peakFactor 0 meaning 1.
-func peakRate(s *lgv1.LoopSpec) int64 {
-	f := float64(s.GetThroughput().GetPeakFactor())
-	if f == 0 {
-		f = 1
-	}
-	return int64(math.Ceil(float64(s.GetThroughput().GetBytesPerSecond()) * f))
-}
-
-// derivedPartitions is the documented derivation on a replication factor 1
-// cluster (the embedded ones): min(max(ceil(peak/budget), 1), 64).
-func derivedPartitions(s *lgv1.LoopSpec) int32 {
-	budget := float64(1 << 20)
-	if s.GetSlo().GetLatencyP99Ms() < 1000 {
-		budget /= 2
-	}
-	n := int32(math.Ceil(float64(peakRate(s)) / budget))
-	return min(max(n, 1), 64)
-}
-
-// diff lists, sorted, what got has that want does not (orphan), what it
-// lacks (missing), and what differs.
-func (want census) diff(got census) []string {
-	var out []string
-	for name, p := range got.Topics {
-		w, ok := want.Topics[name]
-		switch {
-		case !ok:
-			out = append(out, fmt.Sprintf("orphan topic %s (%d partitions)", name, p))
-		case w != p:
-			out = append(out, fmt.Sprintf("topic %s has %d partitions, want %d", name, p, w))
-		}
-	}
-	for name := range want.Topics {
-		if _, ok := got.Topics[name]; !ok {
-			out = append(out, "missing topic "+name)
-		}
-	}
-	for a := range got.ACLs {
-		if !want.ACLs[a] {
-			out = append(out, "orphan ACL "+a)
-		}
-	}
-	for a := range want.ACLs {
-		if !got.ACLs[a] {
-			out = append(out, "missing ACL "+a)
-		}
-	}
-	for e, v := range got.Quotas {
-		w, ok := want.Quotas[e]
-		switch {
-		case !ok:
-			out = append(out, fmt.Sprintf("orphan quota %s %v", e, v))
-		case !mapsEqual(w, v):
-			out = append(out, fmt.Sprintf("quota %s is %v, want %v", e, v, w))
-		}
-	}
-	for e, w := range want.Quotas {
-		if _, ok := got.Quotas[e]; !ok {
-			out = append(out, fmt.Sprintf("missing quota %s %v", e, w))
-		}
-	}
-	for u := range got.SCRAM {
-		if !want.SCRAM[u] {
-			out = append(out, "orphan SCRAM user "+u)
-		}
-	}
-	for u := range want.SCRAM {
-		if !got.SCRAM[u] {
-			out = append(out, "missing SCRAM user "+u)
-		}
-	}
-	sort.Strings(out)
-	return out
-}
-
-func mapsEqual(a, b map[string]int64) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if w, ok := b[k]; !ok || w != v {
-			return false
-		}
-	}
-	return true
 }
 
 func sortedKeys[V any](m map[string]V) []string {

@@ -188,11 +188,21 @@ func loopctl(t *testing.T, home string, env []string, args ...string) result {
 // loopctlIn is loopctl with stdin.
 func loopctlIn(t *testing.T, home string, env []string, stdin string, args ...string) result {
 	t.Helper()
+	r, err := execLoopctl(home, env, stdin, args...)
+	if err != nil {
+		t.Fatalf("running loopctl %v: %v", args, err)
+	}
+	return r
+}
+
+// execLoopctl runs the loopctl binary with HOME=home, a clean environment
+// plus env, and stdin; err is set only when the binary could not run.
+func execLoopctl(home string, env []string, stdin string, args ...string) (result, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, filepath.Join(binDir, "loopctl"), args...)
 	cmd.Env = append(append(cleanEnv(), "HOME="+home), env...)
-	cmd.Dir = repoRoot(t)
+	cmd.Dir = repoRoot(nil)
 	cmd.Stdin = strings.NewReader(stdin)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -201,9 +211,9 @@ func loopctlIn(t *testing.T, home string, env []string, stdin string, args ...st
 	if ee, ok := err.(*exec.ExitError); ok {
 		code = ee.ExitCode()
 	} else if err != nil {
-		t.Fatalf("running loopctl %v: %v", args, err)
+		return result{}, err
 	}
-	return result{Stdout: stdout.String(), Stderr: stderr.String(), Code: code}
+	return result{Stdout: stdout.String(), Stderr: stderr.String(), Code: code}, nil
 }
 
 // cleanEnv drops LOOPGATE_* variables a developer may have set.

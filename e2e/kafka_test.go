@@ -10,6 +10,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/loopgate/loopgate/internal/census"
 )
 
 // clusterState is what an independent client sees on a cluster, restricted
@@ -56,12 +58,7 @@ func observe(t *testing.T, c cluster, prefix string) clusterState {
 		}
 	}
 
-	req := kmsg.NewPtrDescribeACLsRequest()
-	req.ResourceType = kmsg.ACLResourceTypeAny
-	req.ResourcePatternType = kmsg.ACLResourcePatternTypeAny
-	req.Operation = kmsg.ACLOperationAny
-	req.PermissionType = kmsg.ACLPermissionTypeAny
-	resp, err := req.RequestWith(ctx, kcl)
+	resp, err := census.DescribeACLs(ctx, kcl)
 	if err != nil {
 		t.Fatalf("describing ACLs: %v", err)
 	}

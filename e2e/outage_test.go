@@ -6,19 +6,16 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
-	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"google.golang.org/grpc/metadata"
-	"google.golang.org/protobuf/proto"
 
 	lgv1 "github.com/loopgate/loopgate/gen/loopgate/v1"
+	"github.com/loopgate/loopgate/internal/census"
 	"github.com/loopgate/loopgate/internal/testkafka"
 )
 
@@ -61,24 +58,16 @@ tokens:
 	}
 	t.Setenv("LOOPGATE_E2E_KAFKA_PASSWORD", broker.AdminPassword)
 	srv := startServer(t, t.TempDir(), t.TempDir(), "--config", cfgPath)
-	cl := grpcClient(t, srv.GRPC)
+	team := census.Team{Name: "growth", Loops: grpcClient(t, srv.GRPC)}
 	ctx := metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer outage-admin-token")
-	create := func(name string) {
-		t.Helper()
-		if _, err := cl.CreateLoop(ctx, &lgv1.CreateLoopRequest{Parent: "teams/growth", LoopId: name, Loop: outageLoop(name), RequestId: "create-" + name}); err != nil {
-			t.Fatalf("create %s: %v", name, err)
-		}
-	}
 
-	for _, name := range []string{"steady", "changing", "doomed"} {
-		create(name)
-	}
-	waitLoops(t, cl, ctx, []string{"steady", "changing", "doomed"}, nil, 60*time.Second)
+	team.CreateAll(t, ctx, "steady", "changing", "doomed")
+	team.WaitConverged(t, ctx, []string{"steady", "changing", "doomed"}, nil, 60*time.Second)
 
 	// Applies in flight, then the broker dies.
 	early := []string{"early-1", "early-2", "early-3", "early-4", "early-5", "early-6"}
 	var down time.Time
-	createConcurrently(t, cl, ctx, early, func() {
+	team.CreateConcurrently(t, ctx, early, func() {
 		if err := syscall.Kill(broker.PID, syscall.SIGKILL); err != nil {
 			t.Fatalf("killing the broker (pid %d): %v", broker.PID, err)
 		}
@@ -94,22 +83,7 @@ tokens:
 
 	time.Sleep(time.Second)
 	late := []string{"late-1", "late-2"}
-	for _, name := range late {
-		create(name)
-	}
-	cur, err := cl.GetLoop(ctx, &lgv1.GetLoopRequest{Name: "teams/growth/loops/changing"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	spec := proto.Clone(cur.GetSpec()).(*lgv1.LoopSpec)
-	spec.RetentionMs = 48 * 3600 * 1000
-	spec.Streams[0].Partitions = 4
-	if _, err := cl.UpdateLoop(ctx, &lgv1.UpdateLoopRequest{Loop: &lgv1.Loop{Name: cur.Name, Etag: cur.Etag, Spec: spec}, RequestId: "update-changing"}); err != nil {
-		t.Fatalf("update during the outage: %v", err)
-	}
-	if _, err := cl.DeleteLoop(ctx, &lgv1.DeleteLoopRequest{Name: "teams/growth/loops/doomed", RequestId: "delete-doomed"}); err != nil {
-		t.Fatalf("delete during the outage: %v", err)
-	}
+	team.ChangeWhileDown(t, ctx, late, "changing", "doomed")
 
 	waiting := append(append(append([]string{}, early...), late...), "changing", "doomed")
 	defer func() {
@@ -117,7 +91,7 @@ tokens:
 			t.Logf("server output:\n%s", srv.output())
 		}
 	}()
-	waitUnreachable(t, cl, ctx, waiting, early, clusterName, down)
+	team.WaitUnreachable(t, ctx, waiting, early, clusterName, down, outageFor)
 
 	// The broker returns: same configuration, ports and data.
 	time.Sleep(time.Until(down.Add(outageFor)))
@@ -126,7 +100,7 @@ tokens:
 	t.Logf("broker back (pid %d) after %v", broker.PID, back.Sub(down).Round(time.Millisecond))
 
 	kc := cluster{Name: clusterName, Bootstrap: broker.SASLBootstrap, Mechanism: broker.Mechanism, User: broker.AdminUser, Pass: broker.AdminPassword}
-	adm, _ := kafkaAdmin(t, kc)
+	adm, kcl := kafkaAdmin(t, kc)
 	for {
 		mctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		_, err := adm.BrokerMetadata(mctx)
@@ -142,28 +116,11 @@ tokens:
 	t.Logf("the restarted broker answers %v after its start", time.Since(back).Round(time.Millisecond))
 
 	all := append(append([]string{"steady", "changing"}, early...), late...)
-	waitLoops(t, cl, ctx, all, []string{"doomed"}, 60*time.Second)
+	team.WaitConverged(t, ctx, all, []string{"doomed"}, 60*time.Second)
 	t.Logf("converged %v after the broker was started again", time.Since(back).Round(time.Millisecond))
 
 	// Apache Kafka's broker learns of quotas a moment after the controller.
-	list, err := cl.ListLoops(ctx, &lgv1.ListLoopsRequest{Parent: "teams/-", PageSize: 100})
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := expectedCensus(list.GetLoops(), clusterName, broker.AdminUser)
-	var diff []string
-	for deadline := time.Now().Add(20 * time.Second); ; {
-		got := takeCensus(t, kc)
-		if diff = want.diff(got); len(diff) == 0 {
-			t.Logf("census: %d topics, %d ACLs, %d quotas, %d SCRAM users, exactly what the %d loops need", len(got.Topics), len(got.ACLs), len(got.Quotas), len(got.SCRAM), len(list.GetLoops()))
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Errorf("the broker after the outage differs from what the loops need:\n  %s", strings.Join(diff, "\n  "))
-			break
-		}
-		time.Sleep(500 * time.Millisecond)
-	}
+	census.Matches(t, ctx, team.Loops, kcl, clusterName, broker.AdminUser, 20*time.Second)
 	res, err := lgv1.NewAuditServiceClient(dialGRPC(t, srv.GRPC)).VerifyAuditChain(ctx, &lgv1.VerifyAuditChainRequest{})
 	if err != nil || !res.GetOk() {
 		t.Errorf("audit chain: %v %v", res, err)
@@ -212,147 +169,4 @@ func restartBroker(t *testing.T, b *testkafka.Broker) {
 			<-exited
 		}
 	})
-}
-
-// createConcurrently creates the loops at once and calls outage as soon as
-// the first create returns, while the others are being created and
-// provisioned.
-func createConcurrently(t *testing.T, cl lgv1.LoopServiceClient, ctx context.Context, names []string, outage func()) {
-	t.Helper()
-	var wg sync.WaitGroup
-	var once sync.Once
-	first := make(chan struct{})
-	errs := make(chan error, len(names))
-	for _, name := range names {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer once.Do(func() { close(first) })
-			if _, err := cl.CreateLoop(ctx, &lgv1.CreateLoopRequest{Parent: "teams/growth", LoopId: name, Loop: outageLoop(name), RequestId: "create-" + name}); err != nil {
-				errs <- fmt.Errorf("create %s: %w", name, err)
-			}
-		}()
-	}
-	<-first
-	outage()
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Fatal(err)
-	}
-}
-
-// outageLoop is a small loop with its own principals: two streams (2 and 1
-// partitions), a producer, an acting service that consumes and writes the
-// action stream.
-func outageLoop(name string) *lgv1.Loop {
-	schema := func(rec string) *lgv1.StreamSchema {
-		return &lgv1.StreamSchema{Format: "avro", Definition: `{"type":"record","name":"` + rec + `","fields":[{"name":"id","type":"string"}]}`}
-	}
-	return &lgv1.Loop{
-		Name: "teams/growth/loops/" + name,
-		Spec: &lgv1.LoopSpec{
-			Owners: []string{"ana@example.com"}, Classification: "internal", Residency: "eu", RetentionMs: 24 * 3600 * 1000,
-			Slo:        &lgv1.Slo{LatencyP99Ms: 2000},
-			Throughput: &lgv1.Throughput{BytesPerSecond: 100 << 10, PeakFactor: 2},
-			Streams: []*lgv1.Stream{
-				{Name: "events", Partitions: 2, Schema: schema("E")},
-				{Name: "actions", Partitions: 1, Schema: schema("A")},
-			},
-			Producers: []*lgv1.Producer{{Principal: "User:" + name + "-api", Streams: []string{"events"}}, {Principal: "User:" + name + "-engine", Streams: []string{"actions"}}},
-			Consumers: []*lgv1.Consumer{{Principal: "User:" + name + "-engine", Group: name + "-engine", Streams: []string{"events"}}},
-			Action:    &lgv1.LoopAction{Stream: "actions"},
-		},
-	}
-}
-
-// unreachable is what a condition says when the cluster cannot be reached.
-var unreachable = regexp.MustCompile(`(?i)unreachable|not reachable|cannot reach|could not reach|connection refused|unable to dial|dial tcp`)
-
-// waitUnreachable waits, within the outage, until every loop of names with
-// work to do has a Provisioned or InSync condition, False, of its current
-// generation, that names the cluster and says it cannot be reached. Only
-// the loops of mayBeReady (created just before the outage) may instead be
-// READY: provisioned as the broker went away.
-func waitUnreachable(t *testing.T, cl lgv1.LoopServiceClient, ctx context.Context, names, mayBeReady []string, clusterName string, down time.Time) {
-	t.Helper()
-	for {
-		var missing []string
-		seen := map[string]string{}
-		for _, name := range names {
-			l, err := cl.GetLoop(ctx, &lgv1.GetLoopRequest{Name: "teams/growth/loops/" + name})
-			if err != nil {
-				t.Fatalf("get %s during the outage: %v", name, err)
-			}
-			st := l.GetStatus()
-			if st.GetState() == lgv1.Loop_READY && st.GetObservedGeneration() == l.GetGeneration() {
-				if !slices.Contains(mayBeReady, name) {
-					t.Fatalf("%s is READY at generation %d, written while its cluster was down: %s", name, l.GetGeneration(), conditionText(st))
-				}
-				seen[name] = "READY: provisioned as the broker went away"
-				continue
-			}
-			var found *lgv1.Condition
-			for _, c := range st.GetConditions() {
-				text := c.GetReason() + " " + c.GetMessage()
-				if (c.GetType() == "Provisioned" || c.GetType() == "InSync") && c.GetStatus() == "False" && c.GetObservedGeneration() == l.GetGeneration() &&
-					strings.Contains(text, clusterName) && unreachable.MatchString(text) {
-					found = c
-					break
-				}
-			}
-			if found == nil {
-				missing = append(missing, fmt.Sprintf("%s %s: %s", name, st.GetState(), conditionText(st)))
-				continue
-			}
-			seen[name] = fmt.Sprintf("%s, %s=%s %s: %s", st.GetState(), found.GetType(), found.GetStatus(), found.GetReason(), found.GetMessage())
-		}
-		if len(missing) == 0 {
-			t.Logf("%v into the outage every loop with work to do waits and names the cause:", time.Since(down).Round(time.Millisecond))
-			for _, name := range names {
-				t.Logf("  %s: %s", name, seen[name])
-			}
-			return
-		}
-		if time.Since(down) > outageFor-time.Second {
-			for _, name := range names {
-				if seen[name] != "" {
-					t.Logf("  %s: %s", name, seen[name])
-				}
-			}
-			t.Fatalf("%v into the outage, loops do not say that cluster %s is unreachable:\n  %s", time.Since(down).Round(time.Second), clusterName, strings.Join(missing, "\n  "))
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-}
-
-// waitLoops waits until every loop of ready is READY at its generation and
-// every loop of gone is gone.
-func waitLoops(t *testing.T, cl lgv1.LoopServiceClient, ctx context.Context, ready, gone []string, within time.Duration) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for {
-		var pending []string
-		for _, name := range ready {
-			l, err := cl.GetLoop(ctx, &lgv1.GetLoopRequest{Name: "teams/growth/loops/" + name})
-			if err != nil {
-				t.Fatalf("get %s: %v", name, err)
-			}
-			if st := l.GetStatus(); st.GetState() != lgv1.Loop_READY || st.GetObservedGeneration() != l.GetGeneration() {
-				pending = append(pending, fmt.Sprintf("%s %s (generation %d, observed %d): %s", name, st.GetState(), l.GetGeneration(), st.GetObservedGeneration(), conditionText(st)))
-			}
-		}
-		for _, name := range gone {
-			if l, err := cl.GetLoop(ctx, &lgv1.GetLoopRequest{Name: "teams/growth/loops/" + name}); err == nil {
-				pending = append(pending, fmt.Sprintf("%s still there: %s %s", name, l.GetStatus().GetState(), conditionText(l.GetStatus())))
-			}
-		}
-		if len(pending) == 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("not converged within %v:\n  %s", within, strings.Join(pending, "\n  "))
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
 }
