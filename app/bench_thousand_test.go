@@ -192,3 +192,38 @@ func (e *countedEnv) waitAllReady(b *testing.B, n int) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// BenchmarkApplyThousandLoopsWait is `loopctl apply -f FILE --wait` for
+// 1,000 loops: until loopctl returns, every loop READY. The wait follows all
+// loops at once (a List per team per poll), so it lasts about as long as
+// the slowest loop.
+func BenchmarkApplyThousandLoopsWait(b *testing.B) {
+	const n = 1000
+	file := thousandLoopsFile(b, n)
+	var total time.Duration
+	for range b.N {
+		b.StopTimer()
+		env := startCounted(b)
+		b.StartTimer()
+		start := time.Now()
+		var out, errOut bytes.Buffer
+		code := cli.Run([]string{"apply", "-f", file, "--wait", "--timeout", "5m", "--server", env.addr, "--token", env.token, "--insecure"}, &out, &errOut, func(string) string { return "" })
+		total += time.Since(start)
+		b.StopTimer()
+		if code != 0 {
+			b.Fatalf("loopctl apply --wait exited %d: %s", code, errOut.String())
+		}
+		if !strings.Contains(out.String(), fmt.Sprintf("waited for %d loops: %d READY", n, n)) {
+			b.Fatalf("apply --wait did not end with all READY:\n%s", tail(out.String(), 2000))
+		}
+		env.stop()
+	}
+	b.ReportMetric(total.Seconds()/float64(b.N), "wait-s")
+}
+
+func tail(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[len(s)-n:]
+}

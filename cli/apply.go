@@ -42,8 +42,13 @@ updated to exactly what the file says. The whole file is checked locally
 first: any problem is reported, with its document and line, before anything
 is sent.
 
-With --wait, loopctl follows each loop until it is READY, FAILED or waits
-for an approval.`,
+With --wait, once every loop is sent, loopctl follows them all at once until
+each is READY, FAILED, REJECTED or waits for an approval; --timeout bounds
+that whole wait. Up to 10 loops are followed one by one, with every change
+of state; more are summed up in a progress line (at most one a second), and
+each loop that FAILED, was REJECTED or awaits an approval is named. The exit
+code is 1 when any loop FAILED or was REJECTED, 2 when the wait timed out
+(naming the loops still pending).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			loops, err := readLoopFile(cmd.InOrStdin(), cmd.ErrOrStderr(), file)
@@ -57,8 +62,8 @@ for an approval.`,
 		},
 	}
 	cmd.Flags().StringVarP(&file, "filename", "f", "", "loop file to apply (- for standard input)")
-	cmd.Flags().BoolVar(&wait, "wait", false, "wait until each loop is READY, FAILED or PENDING_APPROVAL")
-	cmd.Flags().DurationVar(&timeout, "timeout", 2*time.Minute, "how long --wait waits for each loop")
+	cmd.Flags().BoolVar(&wait, "wait", false, "wait until every loop is READY, FAILED, REJECTED or PENDING_APPROVAL")
+	cmd.Flags().DurationVar(&timeout, "timeout", 2*time.Minute, "how long --wait waits in all, for every loop of the file together")
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "run every server-side check (validation, policy) but change nothing")
 	_ = cmd.MarkFlagRequired("filename")
 	return cmd
@@ -218,7 +223,8 @@ type applied struct {
 // if the file were applied one loop at a time. A loop that fails (denied,
 // invalid, conflict) is reported and the others go on; the exit code is 1
 // when any failed. Connection and authentication errors stop at once: no
-// further loop is sent.
+// further loop is sent. With opt.wait, once every loop is sent, waitAll
+// follows all the loops sent at once, within opt.timeout in all.
 func (a *app) apply(ctx context.Context, stdout, stderr io.Writer, loops []*loop.Loop, opt applyOptions) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -247,25 +253,23 @@ func (a *app) apply(ctx context.Context, stdout, stderr io.Writer, loops []*loop
 			fmt.Fprintf(stdout, "%s %s\n", termSafe(result.GetName()), outcome)
 			printVerdictNotes(stdout, result.GetStatus().GetPolicy())
 		}
-		if opt.wait && !opt.dryRun {
-			final, werr := a.waitReady(ctx, stdout, result, opt.timeout)
-			if final != nil {
-				results[len(results)-1] = final
-			}
-			var exit *ExitError
-			switch {
-			case errors.As(werr, &exit) && exit.Code == 2:
-				fmt.Fprintf(stderr, "error: %s\n", termSafeText(werr.Error()))
-				timeout = true
-			case werr != nil && errors.As(werr, &exit):
-				fmt.Fprintf(stderr, "error: %s\n", termSafeText(werr.Error())) // names and condition messages are the server's
-				failed++
-			case werr != nil:
-				return werr
-			}
-		} else if a.output == FormatTable && result.GetStatus().GetState() == loopgatev1.Loop_PENDING_APPROVAL {
+		if a.output == FormatTable && !(opt.wait && !opt.dryRun) && result.GetStatus().GetState() == loopgatev1.Loop_PENDING_APPROVAL {
 			fmt.Fprintf(stdout, "  %s\n", awaitingText(result))
 		}
+	}
+	if opt.wait && !opt.dryRun && len(results) > 0 {
+		// Every loop is sent: now wait for all of them at once.
+		out, err := a.waitAll(ctx, stdout, stderr, results, opt.timeout)
+		if err != nil {
+			return err
+		}
+		for i, r := range results {
+			if final := out.final[r.GetName()]; final != nil {
+				results[i] = final
+			}
+		}
+		failed += out.failed
+		timeout = out.timedOut
 	}
 	if a.output != FormatTable {
 		if err := printLoops(stdout, a.output, results); err != nil {

@@ -44,6 +44,13 @@ type fakeServer struct {
 	caller         *loopgatev1.Caller
 	err            error // returned by every RPC when set
 	issueErr       error // returned by IssuePrincipalCredentials when set
+
+	// Loop RPCs answered by a function when set (a test's fleet of loops);
+	// they are called one at a time.
+	hookMu     sync.Mutex
+	getLoop    func(*loopgatev1.GetLoopRequest) (*loopgatev1.Loop, error)
+	createLoop func(*loopgatev1.CreateLoopRequest) (*loopgatev1.Loop, error)
+	listLoops  func(*loopgatev1.ListLoopsRequest) (*loopgatev1.ListLoopsResponse, error)
 }
 
 func (f *fakeServer) record(ctx context.Context, req any) {
@@ -120,7 +127,32 @@ func (f *fakeServer) GetLoopContract(ctx context.Context, req *loopgatev1.GetLoo
 
 func (f *fakeServer) GetLoop(ctx context.Context, req *loopgatev1.GetLoopRequest) (*loopgatev1.Loop, error) {
 	f.record(ctx, req)
+	if f.getLoop != nil {
+		f.hookMu.Lock()
+		defer f.hookMu.Unlock()
+		return f.getLoop(req)
+	}
 	return f.loop, f.err
+}
+
+func (f *fakeServer) CreateLoop(ctx context.Context, req *loopgatev1.CreateLoopRequest) (*loopgatev1.Loop, error) {
+	f.record(ctx, req)
+	if f.createLoop == nil {
+		return f.UnimplementedLoopServiceServer.CreateLoop(ctx, req)
+	}
+	f.hookMu.Lock()
+	defer f.hookMu.Unlock()
+	return f.createLoop(req)
+}
+
+func (f *fakeServer) ListLoops(ctx context.Context, req *loopgatev1.ListLoopsRequest) (*loopgatev1.ListLoopsResponse, error) {
+	f.record(ctx, req)
+	if f.listLoops == nil {
+		return f.UnimplementedLoopServiceServer.ListLoops(ctx, req)
+	}
+	f.hookMu.Lock()
+	defer f.hookMu.Unlock()
+	return f.listLoops(req)
 }
 
 func (f *fakeServer) ApproveLoop(ctx context.Context, req *loopgatev1.ApproveLoopRequest) (*loopgatev1.Loop, error) {

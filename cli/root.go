@@ -18,6 +18,10 @@
 // (convert.go). Text from the server reaches the terminal through termSafe
 // (output.go).
 //
+// apply --wait follows every loop it sent at once (waitall.go, with the
+// verdicts and polling of wait.go), so that it takes about as long as the
+// slowest loop.
+//
 // Exit codes: 0 success; 1 failure (invalid file, policy denial, server
 // error, a loop that ended FAILED or REJECTED); 2 a --wait that timed out.
 package cli

@@ -52,8 +52,10 @@ func judge(l *loopgatev1.Loop) waitVerdict {
 }
 
 // progress remembers what was last printed about a loop, so that only
-// changes are printed.
+// changes are printed. With a name, each line says which loop it is about
+// (when several loops are followed at once).
 type progress struct {
+	name       string
 	state      loopgatev1.Loop_State
 	conditions map[string]string // type -> "status reason message"
 }
@@ -64,9 +66,13 @@ func (p *progress) report(w io.Writer, l *loopgatev1.Loop) {
 	if p.conditions == nil {
 		p.conditions = map[string]string{}
 	}
+	prefix := "  "
+	if p.name != "" {
+		prefix += p.name + ": "
+	}
 	st := l.GetStatus()
 	if st.GetState() != p.state {
-		fmt.Fprintf(w, "  state %s\n", termSafe(st.GetState().String()))
+		fmt.Fprintf(w, "%sstate %s\n", termSafe(prefix), termSafe(st.GetState().String()))
 		p.state = st.GetState()
 	}
 	for _, c := range st.GetConditions() {
@@ -75,7 +81,7 @@ func (p *progress) report(w io.Writer, l *loopgatev1.Loop) {
 			continue
 		}
 		p.conditions[c.GetType()] = key
-		line := fmt.Sprintf("  condition %s=%s", c.GetType(), c.GetStatus())
+		line := fmt.Sprintf("%scondition %s=%s", prefix, c.GetType(), c.GetStatus())
 		if c.GetReason() != "" {
 			line += " (" + c.GetReason() + ")"
 		}
@@ -83,51 +89,6 @@ func (p *progress) report(w io.Writer, l *loopgatev1.Loop) {
 			line += ": " + c.GetMessage()
 		}
 		fmt.Fprintln(w, termSafe(line)) // types, reasons and messages are the server's
-	}
-}
-
-// waitReady polls the loop until judge says it is done or timeout passes.
-// It returns the last loop read; the error is an ExitError with code 1 when
-// the loop FAILED and 2 on timeout, or the RPC error.
-func (a *app) waitReady(ctx context.Context, w io.Writer, l *loopgatev1.Loop, timeout time.Duration) (*loopgatev1.Loop, error) {
-	var p progress
-	tick := newBackoff()
-	deadline := time.Now().Add(timeout)
-	for {
-		if a.output == FormatTable {
-			p.report(w, l)
-		}
-		switch judge(l) {
-		case doneReady:
-			if a.output == FormatTable {
-				fmt.Fprintf(w, "%s is READY\n", termSafe(l.GetName()))
-			}
-			return l, nil
-		case doneAwaitsAdmin:
-			if a.output == FormatTable {
-				fmt.Fprintf(w, "%s %s\n", termSafe(l.GetName()), awaitingText(l))
-			}
-			return l, nil
-		case doneFailed:
-			return l, &ExitError{Code: 1, Err: fmt.Errorf("%s FAILED: %s", l.GetName(), failureReason(l))}
-		case doneRejected:
-			return l, &ExitError{Code: 1, Err: fmt.Errorf("%s was REJECTED: change the spec (it is reviewed afresh) or delete the loop; `loopctl get %s` shows the reviews",
-				l.GetName(), shortName(l.GetName()))}
-		}
-		if !sleepUntil(ctx, tick.next(), deadline) {
-			if ctx.Err() != nil {
-				return l, ctx.Err()
-			}
-			return l, &ExitError{Code: 2, Err: fmt.Errorf("timed out after %s waiting for %s (state %s); raise --timeout or check `loopctl get %s`",
-				timeout, l.GetName(), l.GetStatus().GetState(), shortName(l.GetName()))}
-		}
-		rctx, cancel := rpcContext(ctx)
-		next, err := a.loops.GetLoop(rctx, &loopgatev1.GetLoopRequest{Name: l.GetName()})
-		cancel()
-		if err != nil {
-			return l, err
-		}
-		l = next
 	}
 }
 
