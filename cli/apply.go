@@ -28,19 +28,23 @@ var applyMask = []string{"labels", "spec"}
 
 func (a *app) newApplyCmd() *cobra.Command {
 	var (
-		file    string
+		files   fileFlags
 		wait    bool
 		timeout time.Duration
 		dryRun  bool
 	)
 	cmd := &cobra.Command{
-		Use:   "apply -f FILE",
-		Short: "Create or update the loops of a file",
-		Long: `Create or update every loop of a YAML file (several loops per file,
+		Use:   "apply -f FILE|DIR [-f ...] [-R]",
+		Short: "Create or update the loops of files",
+		Long: `Create or update every loop of YAML files (several loops per file,
 separated by ---). Loops that do not exist are created; existing ones are
-updated to exactly what the file says. The whole file is checked locally
-first: any problem is reported, with its document and line, before anything
+updated to exactly what the file says. Every file is checked locally first:
+any problem is reported, with its file, document and line, before anything
 is sent.
+
+-f may be repeated. A directory means every *.yaml and *.yml file in it
+(with -R, in its subdirectories too), sorted by path; loops are applied in
+the order of the files and of the documents within them.
 
 With --wait, once every loop is sent, loopctl follows them all at once until
 each is READY, FAILED, REJECTED or waits for an approval; --timeout bounds
@@ -51,7 +55,7 @@ code is 1 when any loop FAILED or was REJECTED, 2 when the wait timed out
 (naming the loops still pending).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			loops, err := readLoopFile(cmd.InOrStdin(), cmd.ErrOrStderr(), file)
+			loops, err := files.read(cmd.InOrStdin(), cmd.ErrOrStderr())
 			if err != nil {
 				return err
 			}
@@ -61,11 +65,10 @@ code is 1 when any loop FAILED or was REJECTED, 2 when the wait timed out
 			return a.apply(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), loops, applyOptions{wait: wait, timeout: timeout, dryRun: dryRun})
 		},
 	}
-	cmd.Flags().StringVarP(&file, "filename", "f", "", "loop file to apply (- for standard input)")
+	files.register(cmd, "apply")
 	cmd.Flags().BoolVar(&wait, "wait", false, "wait until every loop is READY, FAILED, REJECTED or PENDING_APPROVAL")
-	cmd.Flags().DurationVar(&timeout, "timeout", 2*time.Minute, "how long --wait waits in all, for every loop of the file together")
+	cmd.Flags().DurationVar(&timeout, "timeout", 2*time.Minute, "how long --wait waits in all, for every loop of the files together")
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "run every server-side check (validation, policy) but change nothing")
-	_ = cmd.MarkFlagRequired("filename")
 	return cmd
 }
 

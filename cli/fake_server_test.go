@@ -51,6 +51,7 @@ type fakeServer struct {
 	getLoop    func(*loopgatev1.GetLoopRequest) (*loopgatev1.Loop, error)
 	createLoop func(*loopgatev1.CreateLoopRequest) (*loopgatev1.Loop, error)
 	listLoops  func(*loopgatev1.ListLoopsRequest) (*loopgatev1.ListLoopsResponse, error)
+	planLoop   func(*loopgatev1.PlanLoopRequest) (*loopgatev1.PlanLoopResponse, error)
 }
 
 func (f *fakeServer) record(ctx context.Context, req any) {
@@ -153,6 +154,16 @@ func (f *fakeServer) ListLoops(ctx context.Context, req *loopgatev1.ListLoopsReq
 	f.hookMu.Lock()
 	defer f.hookMu.Unlock()
 	return f.listLoops(req)
+}
+
+func (f *fakeServer) PlanLoop(ctx context.Context, req *loopgatev1.PlanLoopRequest) (*loopgatev1.PlanLoopResponse, error) {
+	f.record(ctx, req)
+	if f.planLoop == nil {
+		return f.UnimplementedLoopServiceServer.PlanLoop(ctx, req)
+	}
+	f.hookMu.Lock()
+	defer f.hookMu.Unlock()
+	return f.planLoop(req)
 }
 
 func (f *fakeServer) ApproveLoop(ctx context.Context, req *loopgatev1.ApproveLoopRequest) (*loopgatev1.Loop, error) {

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -21,15 +22,29 @@ import (
 const listPageSize = 500
 
 func (a *app) newGetCmd() *cobra.Command {
-	var team, filter string
+	var (
+		team, filter string
+		allTeams     bool
+	)
 	cmd := &cobra.Command{
 		Use:   "get [TEAM/NAME]",
 		Short: "List loops, or show one loop in detail",
 		Long: `Without an argument, list every loop you may see (or those of --team),
 one line each. With TEAM/NAME, show that loop: its spec, state, conditions,
-policy verdict, and the approvals and reviews of its current generation.`,
+policy verdict, and the approvals and reviews of its current generation.
+
+-o yaml writes the loop file form that apply reads: apiVersion, kind,
+metadata (name, team, labels) and spec in human units, without status or
+anything else the server sets; several loops are one multi-document file.
+So "loopctl get TEAM/NAME -o yaml > f && loopctl apply -f f" reports the
+loop unchanged. -o json writes the API message, with status.
+
+  loopctl get --all-teams -o yaml > loops.yaml   export every loop you may see`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if allTeams && (team != "" || len(args) > 0) {
+				return errors.New("--all-teams lists every loop you may see: give neither --team nor TEAM/NAME with it")
+			}
 			if err := a.connect(); err != nil {
 				return err
 			}
@@ -44,7 +59,10 @@ policy verdict, and the approvals and reviews of its current generation.`,
 				if err != nil {
 					return err
 				}
-				if a.output != FormatTable {
+				switch a.output {
+				case FormatYAML:
+					return printLoopFiles(cmd.OutOrStdout(), []*loopgatev1.Loop{l})
+				case FormatJSON:
 					return printMessage(cmd.OutOrStdout(), a.output, l)
 				}
 				return printLoopDetails(cmd.OutOrStdout(), l, time.Now())
@@ -53,7 +71,13 @@ policy verdict, and the approvals and reviews of its current generation.`,
 			if err != nil {
 				return err
 			}
-			if a.output != FormatTable {
+			switch a.output {
+			case FormatYAML:
+				if len(loops) == 0 {
+					fmt.Fprintln(cmd.ErrOrStderr(), "no loops")
+				}
+				return printLoopFiles(cmd.OutOrStdout(), loops)
+			case FormatJSON:
 				return printMessage(cmd.OutOrStdout(), a.output, &loopgatev1.ListLoopsResponse{Loops: loops})
 			}
 			if len(loops) == 0 {
@@ -65,7 +89,37 @@ policy verdict, and the approvals and reviews of its current generation.`,
 	}
 	cmd.Flags().StringVar(&team, "team", "", "only the loops of this team")
 	cmd.Flags().StringVar(&filter, "filter", "", "server-side filter, e.g. state=READY")
+	cmd.Flags().BoolVar(&allTeams, "all-teams", false, "every loop you may see, of every team (the default without --team; -o yaml exports them)")
 	return cmd
+}
+
+// printLoopFiles writes loops as one loop file (multi-document YAML) in the
+// form apply reads: loop.Format of the name, labels and spec mapped back by
+// fromProto. The text is the loop authors': every scalar that must not
+// reach a terminal raw is double-quoted and escaped (see jsonToYAML).
+func printLoopFiles(w io.Writer, loops []*loopgatev1.Loop) error {
+	for i, p := range loops {
+		l, err := fromProto(p)
+		if err != nil {
+			return err
+		}
+		b, err := loop.Format(l)
+		if err != nil {
+			return err
+		}
+		if b, err = yamlTermSafe(b); err != nil {
+			return err
+		}
+		if i > 0 {
+			if _, err := io.WriteString(w, "---\n"); err != nil {
+				return err
+			}
+		}
+		if _, err := w.Write(b); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // listAll pages through ListLoops until the last page.

@@ -137,6 +137,30 @@ func jsonToYAML(b []byte) ([]byte, error) {
 	return escapeYAMLText(buf.Bytes()), nil
 }
 
+// yamlTermSafe re-encodes one YAML document with every scalar that must not
+// reach a terminal raw double-quoted and escaped; everything else (key
+// order, block styles) is kept. The result means the same.
+func yamlTermSafe(b []byte) ([]byte, error) {
+	if termSafeText(string(b)) == string(b) {
+		return b, nil
+	}
+	var n yaml.Node
+	if err := yaml.Unmarshal(b, &n); err != nil {
+		return nil, fmt.Errorf("escaping YAML: %w", err)
+	}
+	quoteUnsafe(&n)
+	var buf bytes.Buffer
+	enc := yaml.NewEncoder(&buf)
+	enc.SetIndent(2)
+	if err := enc.Encode(&n); err != nil {
+		return nil, fmt.Errorf("escaping YAML: %w", err)
+	}
+	if err := enc.Close(); err != nil {
+		return nil, fmt.Errorf("escaping YAML: %w", err)
+	}
+	return escapeYAMLText(buf.Bytes()), nil
+}
+
 // quoteUnsafe gives every scalar with a character that must not reach a
 // terminal raw the double-quoted style: yaml.v3 then escapes control
 // characters itself, and escapeYAMLText can escape the rest (it counts

@@ -4,73 +4,186 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
+	"reflect"
 	"strings"
 
 	"github.com/spf13/cobra"
 	"google.golang.org/grpc/codes"
 
+	"github.com/loopgate/loopgate/apimap"
 	loopgatev1 "github.com/loopgate/loopgate/gen/loopgate/v1"
+	"github.com/loopgate/loopgate/loop"
 )
 
 func (a *app) newPlanCmd() *cobra.Command {
-	var file string
+	var files fileFlags
 	cmd := &cobra.Command{
-		Use:   "plan -f FILE",
-		Short: "Show what applying a file would do, and the policy verdict",
-		Long: `Show, for every loop of a file, what applying it would do: the policy
-verdict with every violation, warning and approval reason, and every change
-to topics, ACLs and quotas. Nothing is changed. Exits 1 when a loop would be
-denied.`,
+		Use:   "plan -f FILE|DIR [-f ...] [-R]",
+		Short: "Show what applying files would do, and the policy verdict",
+		Long: `Show, for every loop of the files, what applying them would do: the
+policy verdict with every violation, warning and approval reason, and every
+change to topics, ACLs and quotas. Nothing is changed. Exits 1 when a loop
+would be denied.
+
+-f may be repeated. A directory means every *.yaml and *.yml file in it
+(with -R, in its subdirectories too), sorted by path.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			loops, err := readLoopFile(cmd.InOrStdin(), cmd.ErrOrStderr(), file)
-			if err != nil {
-				return err
-			}
-			if err := a.connect(); err != nil {
-				return err
-			}
-			var (
-				plans  []*loopgatev1.PlanLoopResponse
-				denied int
-			)
-			for _, l := range loops {
-				desired := toProto(l)
-				plan, err := a.planOne(cmd.Context(), desired)
-				if err != nil {
-					if isCode(err, codes.Unavailable) || isCode(err, codes.Unauthenticated) || cmd.Context().Err() != nil {
-						return err
-					}
-					PrintError(cmd.ErrOrStderr(), err, a.conn)
-					denied++
-					continue
-				}
-				if !plan.GetVerdict().GetAllowed() {
-					denied++
-				}
-				if a.output == FormatTable {
-					if err := printPlan(cmd.OutOrStdout(), desired.GetName(), plan); err != nil {
-						return err
-					}
-				}
-				plans = append(plans, plan)
-			}
-			if a.output != FormatTable {
-				for _, p := range plans {
-					if err := printMessage(cmd.OutOrStdout(), a.output, p); err != nil {
-						return err
-					}
-				}
-			}
-			if denied > 0 {
-				return &ExitError{Code: 1, Err: fmt.Errorf("%d of %d loop(s) would be denied", denied, len(loops))}
-			}
-			return nil
+			return a.runPlan(cmd, &files, false)
 		},
 	}
-	cmd.Flags().StringVarP(&file, "filename", "f", "", "loop file to plan (- for standard input)")
-	_ = cmd.MarkFlagRequired("filename")
+	files.register(cmd, "plan")
 	return cmd
+}
+
+func (a *app) newDiffCmd() *cobra.Command {
+	var files fileFlags
+	cmd := &cobra.Command{
+		Use:   "diff -f FILE|DIR [-f ...] [-R]",
+		Short: "Show what applying files would change; exit 2 when anything would",
+		Long: `Show, like plan, what applying the files would do, and say with the exit
+code whether anything would change (as terraform plan -detailed-exitcode):
+
+  0  no changes: every loop exists with exactly this spec and these labels,
+     and its cluster matches
+  1  error: a file has problems, a loop would be denied, or the server failed
+  2  changes: a loop would be created or updated (spec or labels), or its
+     cluster drifted
+
+-f may be repeated. A directory means every *.yaml and *.yml file in it
+(with -R, in its subdirectories too), sorted by path. Nothing is changed.
+
+  loopctl get --all-teams -o yaml > loops.yaml
+  loopctl diff -f loops.yaml   # 0 right after the export`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return a.runPlan(cmd, &files, true)
+		},
+	}
+	files.register(cmd, "compare")
+	return cmd
+}
+
+// runPlan plans every loop of the files and prints the plans. With diff,
+// labels are compared too (a plan covers the spec and the cluster only), and
+// when nothing failed the exit code is 2 if any loop would change.
+func (a *app) runPlan(cmd *cobra.Command, files *fileFlags, diff bool) error {
+	loops, err := files.read(cmd.InOrStdin(), cmd.ErrOrStderr())
+	if err != nil {
+		return err
+	}
+	if err := a.connect(); err != nil {
+		return err
+	}
+	var (
+		ctx     = cmd.Context()
+		stdout  = cmd.OutOrStdout()
+		plans   []*loopgatev1.PlanLoopResponse
+		denied  int
+		changed int
+	)
+	for _, l := range loops {
+		desired := toProto(l)
+		plan, err := a.planOne(ctx, desired)
+		var d *loopDiff
+		if err == nil && diff {
+			d, err = a.diffOne(ctx, l, desired, plan)
+		}
+		if err != nil {
+			if isCode(err, codes.Unavailable) || isCode(err, codes.Unauthenticated) || ctx.Err() != nil {
+				return err
+			}
+			PrintError(cmd.ErrOrStderr(), err, a.conn)
+			denied++
+			continue
+		}
+		if !plan.GetVerdict().GetAllowed() {
+			denied++
+		}
+		if d != nil && d.changed() {
+			changed++
+		}
+		if a.output == FormatTable {
+			if err := printPlan(stdout, desired.GetName(), plan); err != nil {
+				return err
+			}
+			if d != nil {
+				d.print(stdout)
+			}
+		}
+		plans = append(plans, plan)
+	}
+	if a.output != FormatTable {
+		for _, p := range plans {
+			if err := printMessage(stdout, a.output, p); err != nil {
+				return err
+			}
+		}
+	}
+	if denied > 0 {
+		return &ExitError{Code: 1, Err: fmt.Errorf("%d of %d loop(s) would be denied", denied, len(loops))}
+	}
+	if !diff {
+		return nil
+	}
+	if a.output == FormatTable {
+		if changed == 0 {
+			fmt.Fprintf(stdout, "no changes: %d loop(s) match\n", len(loops))
+		} else {
+			fmt.Fprintf(stdout, "%d of %d loop(s) would change\n", changed, len(loops))
+		}
+	}
+	if changed > 0 {
+		return &ExitError{Code: 2, Err: fmt.Errorf("%d of %d loop(s) would change", changed, len(loops))}
+	}
+	return nil
+}
+
+// loopDiff is how a loop of a file differs from the loop loopgate has.
+type loopDiff struct {
+	create      bool // no such loop yet
+	spec        bool // the spec differs
+	drift       bool // same spec and labels, but the plan has resource changes
+	labels      bool
+	cur, wanted map[string]string // labels
+}
+
+func (d *loopDiff) changed() bool { return d.create || d.spec || d.labels }
+
+func (d *loopDiff) print(w io.Writer) {
+	if d.labels {
+		fmt.Fprintf(w, "  labels: %s -> %s\n", termSafe(orDash(labelsString(d.cur))), termSafe(orDash(labelsString(d.wanted))))
+	}
+	if d.drift {
+		fmt.Fprintln(w, "  the file matches the loop: its resource changes are loopgate's to make (approval or provisioning pending), not apply's")
+	}
+}
+
+// diffOne compares a loop of a file with the loop loopgate has. The plan
+// says CREATE for a new loop and NOOP for an unchanged spec, but UPDATE
+// both for a changed spec and for a cluster that has not caught up yet (a
+// loop awaiting approval or still provisioning); so the spec is compared
+// too, in canonical form (the file's loop is defaulted as the server
+// defaults it), and the labels, which a plan does not cover.
+func (a *app) diffOne(ctx context.Context, l *loop.Loop, desired *loopgatev1.Loop, plan *loopgatev1.PlanLoopResponse) (*loopDiff, error) {
+	if plan.GetOperation() == loopgatev1.PlanLoopResponse_CREATE {
+		return &loopDiff{create: true}, nil
+	}
+	rctx, cancel := rpcContext(ctx)
+	defer cancel()
+	cur, err := a.loops.GetLoop(rctx, &loopgatev1.GetLoopRequest{Name: desired.GetName()})
+	if isCode(err, codes.NotFound) {
+		return &loopDiff{create: true}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	d := &loopDiff{cur: cur.GetLabels(), wanted: desired.GetLabels()}
+	d.labels = !maps.Equal(d.cur, d.wanted)
+	d.spec = plan.GetOperation() != loopgatev1.PlanLoopResponse_NOOP && !reflect.DeepEqual(apimap.SpecFromProto(cur.GetSpec()), l.Spec)
+	d.drift = !d.spec && len(plan.GetChanges()) > 0
+	return d, nil
 }
 
 func (a *app) planOne(ctx context.Context, desired *loopgatev1.Loop) (*loopgatev1.PlanLoopResponse, error) {

@@ -5,7 +5,7 @@
 // credentials, prints loop contracts, and logs in, all over gRPC.
 //
 // Start with Execute (what cmd/loopctl calls) and newRootCmd, which wires one
-// cobra command per file (apply.go, plan.go, get.go, delete.go, approve.go,
+// cobra command per file (apply.go, plan.go with diff, get.go, delete.go, approve.go,
 // reject.go, approvals.go (with the approval progress shared by approve and
 // get), audit.go, clusters.go, principals.go for principals and groups,
 // principal.go, contract.go, login.go for login and logout, whoami.go).
@@ -14,8 +14,9 @@
 // keeps per server in ~/.loopgate/hosts.json (hosts.go: ReadHosts,
 // WriteHosts) and the dev credentials file; how server errors are
 // explained, with every policy violation, by PrintError (errors.go). Loop
-// files are read with loop.LoadWithLimits and mapped to the API by toProto
-// (convert.go). Text from the server reaches the terminal through termSafe
+// files (-f FILE|DIR, -R: files.go) are read with loop.LoadWithLimits and
+// mapped to the API by toProto, and back by fromProto for get -o yaml
+// (convert.go, with package apimap, the server's own mapping). Text from the server reaches the terminal through termSafe
 // (output.go).
 //
 // apply --wait follows every loop it sent at once (waitall.go, with the
@@ -23,7 +24,8 @@
 // slowest loop.
 //
 // Exit codes: 0 success; 1 failure (invalid file, policy denial, server
-// error, a loop that ended FAILED or REJECTED); 2 a --wait that timed out.
+// error, a loop that ended FAILED or REJECTED); 2 a --wait that timed out,
+// or, for diff, a file that differs from the loops.
 package cli
 
 import (
@@ -115,7 +117,9 @@ provisions.
 
   loopctl plan -f loop.yaml           what would change, and the policy verdict
   loopctl apply -f loop.yaml --wait   create or update, and wait until READY
+  loopctl diff -f loops/ -R           does loopgate match the files? (exit 0, or 2)
   loopctl get                         every loop you may see
+  loopctl get --all-teams -o yaml     export them as loop files
   loopctl approvals                   loops awaiting your approval
   loopctl contract TEAM/LOOP          a client configuration for a loop's principal
 
@@ -146,6 +150,7 @@ for that server in ~/.loopgate/hosts.json, else the dev credentials file).
 	root.AddCommand(
 		a.newApplyCmd(),
 		a.newPlanCmd(),
+		a.newDiffCmd(),
 		a.newGetCmd(),
 		a.newDeleteCmd(),
 		a.newApproveCmd(),

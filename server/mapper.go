@@ -1,11 +1,12 @@
 package server
 
-// mapper.go is the one place that maps between the generated API types
-// (gen/loopgate/v1) and the domain (loop, policy, provisioning, audit).
+// mapper.go maps between the generated API types (gen/loopgate/v1) and the
+// domain (loop, policy, provisioning, audit). A loop's name, labels and spec
+// are mapped by package apimap, shared with loopctl; this file adds what
+// only the server knows (output-only metadata, status, connection info).
 
 import (
 	"encoding/json"
-	"fmt"
 	"math"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/loopgate/loopgate/admission"
+	"github.com/loopgate/loopgate/apimap"
 	"github.com/loopgate/loopgate/audit"
 	"github.com/loopgate/loopgate/catalog"
 	lgv1 "github.com/loopgate/loopgate/gen/loopgate/v1"
@@ -35,75 +37,11 @@ func loopFromProto(p *lgv1.Loop) (*loop.Loop, error) {
 	if p == nil {
 		return nil, &admission.InvalidError{Problems: loop.FieldErrors{{Field: "loop", Message: "required"}}}
 	}
-	team, name, ok := admission.ParseLoopName(p.GetName())
-	if !ok {
-		return nil, &admission.InvalidError{Resource: p.GetName(), Problems: loop.FieldErrors{{Field: "loop.name",
-			Message: fmt.Sprintf("%q is not a loop name: want teams/{team}/loops/{loop}", p.GetName())}}}
+	l, err := apimap.LoopFromProto(p)
+	if err != nil {
+		return nil, &admission.InvalidError{Resource: p.GetName(), Problems: loop.FieldErrors{{Field: "loop.name", Message: err.Error()}}}
 	}
-	l := &loop.Loop{Metadata: loop.Metadata{Name: name, Team: team, Labels: p.GetLabels()}}
-	l.Spec = specFromProto(p.GetSpec())
 	return l, nil
-}
-
-func specFromProto(s *lgv1.LoopSpec) loop.Spec {
-	if s == nil {
-		return loop.Spec{}
-	}
-	out := loop.Spec{
-		Description:    s.GetDescription(),
-		Owners:         s.GetOwners(),
-		Classification: loop.Classification(s.GetClassification()),
-		Residency:      s.GetResidency(),
-		RetentionMs:    s.GetRetentionMs(),
-		SLO:            loop.SLO{LatencyP99Ms: s.GetSlo().GetLatencyP99Ms(), FreshnessMs: s.GetSlo().GetFreshnessMs()},
-		Throughput: loop.Throughput{
-			BytesPerSecond: s.GetThroughput().GetBytesPerSecond(),
-			PeakFactor:     s.GetThroughput().GetPeakFactor(),
-			RecordBytes:    s.GetThroughput().GetRecordBytes(),
-		},
-	}
-	for _, st := range s.GetStreams() {
-		out.Streams = append(out.Streams, loop.Stream{
-			Name: st.GetName(), Partitions: st.GetPartitions(), External: st.GetExternal(),
-			Schema: loop.Schema{Format: st.GetSchema().GetFormat(), Compatibility: st.GetSchema().GetCompatibility(), Definition: st.GetSchema().GetDefinition()},
-		})
-	}
-	for _, p := range s.GetProducers() {
-		out.Producers = append(out.Producers, loop.Producer{Principal: p.GetPrincipal(), Streams: p.GetStreams()})
-	}
-	for _, c := range s.GetConsumers() {
-		out.Consumers = append(out.Consumers, loop.Consumer{Principal: c.GetPrincipal(), Group: c.GetGroup(), Streams: c.GetStreams()})
-	}
-	if a := s.GetAction(); a != nil {
-		out.Action = &loop.Action{Stream: a.GetStream()}
-	}
-	return out
-}
-
-func specToProto(s loop.Spec) *lgv1.LoopSpec {
-	out := &lgv1.LoopSpec{
-		Description:    s.Description,
-		Owners:         s.Owners,
-		Classification: string(s.Classification),
-		Residency:      s.Residency,
-		RetentionMs:    s.RetentionMs,
-		Slo:            &lgv1.Slo{LatencyP99Ms: s.SLO.LatencyP99Ms, FreshnessMs: s.SLO.FreshnessMs},
-		Throughput:     &lgv1.Throughput{BytesPerSecond: s.Throughput.BytesPerSecond, PeakFactor: s.Throughput.PeakFactor, RecordBytes: s.Throughput.RecordBytes},
-	}
-	for _, st := range s.Streams {
-		out.Streams = append(out.Streams, &lgv1.Stream{Name: st.Name, Partitions: st.Partitions, External: st.External,
-			Schema: &lgv1.StreamSchema{Format: st.Schema.Format, Compatibility: st.Schema.Compatibility, Definition: st.Schema.Definition}})
-	}
-	for _, p := range s.Producers {
-		out.Producers = append(out.Producers, &lgv1.Producer{Principal: p.Principal, Streams: p.Streams})
-	}
-	for _, c := range s.Consumers {
-		out.Consumers = append(out.Consumers, &lgv1.Consumer{Principal: c.Principal, Group: c.Group, Streams: c.Streams})
-	}
-	if s.Action != nil {
-		out.Action = &lgv1.LoopAction{Stream: s.Action.Stream}
-	}
-	return out
 }
 
 var stateToProto = map[loop.State]lgv1.Loop_State{
@@ -118,18 +56,16 @@ var stateToProto = map[loop.State]lgv1.Loop_State{
 func loopToProto(l *loop.Loop) *lgv1.Loop {
 	m := l.Metadata
 	st := l.Status
-	out := &lgv1.Loop{
-		Name: m.ResourceName(), Uid: m.UID, Labels: m.Labels, Generation: m.Generation, Etag: m.Etag,
-		CreateTime: ts(m.CreateTime), UpdateTime: ts(m.UpdateTime), DeleteTime: ts(m.DeleteTime),
-		Spec: specToProto(l.Spec),
-		Status: &lgv1.LoopStatus{
-			State: stateToProto[st.State], ObservedGeneration: st.ObservedGeneration,
-			DecisionId: st.DecisionID, Cluster: st.Cluster, NeedsApproval: st.NeedsApproval,
-			ApprovedGeneration: st.ApprovedGeneration, ApprovedBy: st.ApprovedBy, RequestedBy: st.RequestedBy,
-			Policy: &lgv1.PolicyVerdict{
-				DecisionId: st.DecisionID, BundleRevision: st.BundleRevision, Allowed: st.DecisionID != "",
-				Warn: loopViolationsToProto(st.Warnings), Approval: loopViolationsToProto(st.ApprovalReasons),
-			},
+	out := apimap.LoopToProto(l)
+	out.Uid, out.Generation, out.Etag = m.UID, m.Generation, m.Etag
+	out.CreateTime, out.UpdateTime, out.DeleteTime = ts(m.CreateTime), ts(m.UpdateTime), ts(m.DeleteTime)
+	out.Status = &lgv1.LoopStatus{
+		State: stateToProto[st.State], ObservedGeneration: st.ObservedGeneration,
+		DecisionId: st.DecisionID, Cluster: st.Cluster, NeedsApproval: st.NeedsApproval,
+		ApprovedGeneration: st.ApprovedGeneration, ApprovedBy: st.ApprovedBy, RequestedBy: st.RequestedBy,
+		Policy: &lgv1.PolicyVerdict{
+			DecisionId: st.DecisionID, BundleRevision: st.BundleRevision, Allowed: st.DecisionID != "",
+			Warn: loopViolationsToProto(st.Warnings), Approval: loopViolationsToProto(st.ApprovalReasons),
 		},
 	}
 	for _, p := range admission.Progress(&l.Status) {
