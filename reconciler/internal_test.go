@@ -2,6 +2,7 @@ package reconciler
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -51,7 +52,9 @@ func peerLoop(name, group string, gen int64, deleted bool) *loop.Loop {
 
 func groupsOf(t *testing.T, x Peers, cl catalog.Cluster) []string {
 	t.Helper()
-	res, err := x.Others(context.Background(), &loop.Loop{Metadata: loop.Metadata{Team: "t", Name: "self"}}, cl)
+	// The probe names the principal every peerLoop uses, so every live
+	// loop on cl is its peer.
+	res, err := x.Others(context.Background(), peerLoop("self", "g-self", 1, false), cl)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -109,5 +112,31 @@ func TestPeerIndexOrdersUpdates(t *testing.T) {
 	pending.Status.Inventory = loop.Inventory{}
 	if got := groupsOf(t, newBatchPeers(x, []*loop.Loop{pending}), cl); !slices.Equal(got, []string{"g2", "g4", "g5"}) {
 		t.Errorf("a batch's own loop did not count whole: %v", got)
+	}
+}
+
+// The index finds a loop's peers by the names they share: a loop naming
+// none of its principals or groups is not visited.
+func TestPeerIndexVisitsOnlyLoopsSharingANameWithTheLoop(t *testing.T) {
+	cat := &catalog.Catalog{Clusters: []catalog.Cluster{{Name: "c1", Region: "eu", ReplicationFactor: 1}}}
+	cl := cat.Clusters[0]
+	x := NewPeerIndex(cat)
+	for i := range 1000 {
+		stranger := peerLoop(fmt.Sprintf("x%d", i), fmt.Sprintf("gx%d", i), 1, false)
+		stranger.Spec.Consumers[0].Principal = fmt.Sprintf("User:x%d", i)
+		x.Put(stranger)
+	}
+	sharesGroup := peerLoop("same-group", "g-self", 1, false)
+	sharesGroup.Spec.Consumers[0].Principal = "User:other"
+	x.Put(sharesGroup)
+	sharesPrincipal := peerLoop("same-principal", "g-other", 1, false)
+	x.Put(sharesPrincipal)
+
+	res, err := x.Others(context.Background(), peerLoop("self", "g-self", 1, false), cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res) != 2 {
+		t.Fatalf("%d peers, want the 2 sharing a group or a principal (of 1002 loops)", len(res))
 	}
 }

@@ -16,9 +16,11 @@ import (
 // several loops share (a consumer group's ACL, a principal's quota) are
 // neither removed while still needed nor sized for one loop only.
 type Peers interface {
-	// Others returns, for every other live loop on cl, the shareable
+	// Others returns, for the other live loops on cl, the shareable
 	// resources (group ACLs, quotas) a reconcile may provision and keep for
-	// it (see claimedShare).
+	// them (see claimedShare): at least every loop that names one of l's
+	// principals or groups (its spec's or its inventory's) — the only ones
+	// that can share anything with l. An implementation may return more.
 	Others(ctx context.Context, l *loop.Loop, cl catalog.Cluster) ([]provisioning.Resources, error)
 }
 
@@ -138,6 +140,10 @@ type PeerIndex struct {
 	clock   uint64 // last stamp handed out
 	floor   uint64 // the last Replace's stamp: older updates are stale
 	byKey   map[string]peerEntry
+	// byName indexes live entries by the names their share holds
+	// ("p:"+principal, "g:"+group): a loop's peers are the entries naming
+	// one of its principals or groups, found without visiting all N.
+	byName map[string]map[string]struct{}
 }
 
 type peerEntry struct {
@@ -149,7 +155,7 @@ type peerEntry struct {
 
 // NewPeerIndex returns an empty index.
 func NewPeerIndex(cat *catalog.Catalog) *PeerIndex {
-	return &PeerIndex{catalog: cat, byKey: map[string]peerEntry{}}
+	return &PeerIndex{catalog: cat, byKey: map[string]peerEntry{}, byName: map[string]map[string]struct{}{}}
 }
 
 // Stamp returns a stamp for an update: take it before reading the loop.
@@ -203,11 +209,56 @@ func (x *PeerIndex) set(stamp uint64, key string, e peerEntry) {
 	if stamp < x.floor {
 		return
 	}
-	if cur, ok := x.byKey[key]; ok && cur.stamp > stamp {
+	cur, ok := x.byKey[key]
+	if ok && cur.stamp > stamp {
 		return
+	}
+	if ok {
+		x.unindex(key, cur)
 	}
 	e.stamp = stamp
 	x.byKey[key] = e
+	x.index(key, e)
+}
+
+// namesOf lists the names an entry's share holds, as byName keys.
+func namesOf(res provisioning.Resources) []string {
+	var out []string
+	for _, a := range res.ACLs {
+		out = append(out, "p:"+a.Principal)
+		if a.ResourceType == provisioning.ResourceGroup {
+			out = append(out, "g:"+a.ResourceName)
+		}
+	}
+	for _, q := range res.Quotas {
+		out = append(out, "p:"+q.Principal)
+	}
+	return out
+}
+
+func (x *PeerIndex) index(key string, e peerEntry) {
+	if !e.live {
+		return
+	}
+	for _, n := range namesOf(e.res) {
+		keys := x.byName[n]
+		if keys == nil {
+			keys = map[string]struct{}{}
+			x.byName[n] = keys
+		}
+		keys[key] = struct{}{}
+	}
+}
+
+func (x *PeerIndex) unindex(key string, e peerEntry) {
+	for _, n := range namesOf(e.res) {
+		if keys := x.byName[n]; keys != nil {
+			delete(keys, key)
+			if len(keys) == 0 {
+				delete(x.byName, n)
+			}
+		}
+	}
 }
 
 // Replace makes the index what a complete listing of the store, started
@@ -228,6 +279,10 @@ func (x *PeerIndex) Replace(stamp uint64, loops []*loop.Loop) {
 		}
 	}
 	x.byKey = entries
+	x.byName = map[string]map[string]struct{}{}
+	for k, e := range entries {
+		x.index(k, e)
+	}
 	x.floor = max(x.floor, stamp)
 }
 
@@ -236,7 +291,10 @@ func (x *PeerIndex) Others(ctx context.Context, l *loop.Loop, cl catalog.Cluster
 	return x.others(l, cl, nil), nil
 }
 
-// others is Others with the entries of over in place of the index's.
+// others is Others with the entries of over in place of the index's. Only
+// entries that name one of l's principals or groups (its current spec's and
+// its inventory's, the scope desiredState shares with peers) can matter, so
+// only those are visited: a reconcile costs what the loop touches, not N.
 func (x *PeerIndex) others(l *loop.Loop, cl catalog.Cluster, over map[string]peerEntry) []provisioning.Resources {
 	key := l.Metadata.Key()
 	var out []provisioning.Resources
@@ -245,10 +303,25 @@ func (x *PeerIndex) others(l *loop.Loop, cl catalog.Cluster, over map[string]pee
 			out = append(out, e.res)
 		}
 	}
+	inv := inventoryOf(provisioning.Derive(l, cl))
+	var names []string
+	for _, p := range union(inv.Principals, l.Status.Inventory.Principals) {
+		names = append(names, "p:"+p)
+	}
+	for _, g := range union(inv.Groups, l.Status.Inventory.Groups) {
+		names = append(names, "g:"+g)
+	}
+	seen := map[string]bool{}
 	x.mu.RLock()
-	for k, e := range x.byKey {
-		if _, ok := over[k]; !ok {
-			add(k, e)
+	for _, n := range names {
+		for k := range x.byName[n] {
+			if seen[k] {
+				continue
+			}
+			seen[k] = true
+			if _, ok := over[k]; !ok {
+				add(k, x.byKey[k])
+			}
 		}
 	}
 	x.mu.RUnlock()
