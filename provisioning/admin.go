@@ -433,18 +433,7 @@ func (a *KafkaAdmin) Execute(ctx context.Context, actions []Action) ([]OpResult,
 		}
 	}
 
-	var ee ExecuteError
-	for i, err := range errs {
-		if err != nil {
-			results[i].Err = err.Error()
-			ee.Failed = append(ee.Failed, results[i])
-			ee.errs = append(ee.errs, err)
-		}
-	}
-	if len(ee.errs) > 0 {
-		return results, &ee
-	}
-	return results, nil
+	return results, failures(results, errs)
 }
 
 // describeOp renders the exact admin operation of an action, and checks the

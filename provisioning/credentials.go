@@ -241,18 +241,7 @@ func (a *KafkaAdmin) RemovePrincipal(ctx context.Context, principal string) ([]O
 		}
 	}
 
-	var ee ExecuteError
-	for i, err := range errs {
-		if err != nil {
-			results[i].Err = err.Error()
-			ee.Failed = append(ee.Failed, results[i])
-			ee.errs = append(ee.errs, err)
-		}
-	}
-	if len(ee.errs) > 0 {
-		return results, &ee
-	}
-	return results, nil
+	return results, failures(results, errs)
 }
 
 // deletePrincipalACLs deletes every binding of principal and returns the

@@ -268,3 +268,20 @@ func Unreachable(err error) bool {
 	}
 	return strings.Contains(err.Error(), "unable to dial")
 }
+
+// failures records each error of errs on the result at the same index and
+// returns them as one *ExecuteError, or nil when every operation succeeded.
+func failures(results []OpResult, errs []error) error {
+	var ee ExecuteError
+	for i, err := range errs {
+		if err != nil {
+			results[i].Err = err.Error()
+			ee.Failed = append(ee.Failed, results[i])
+			ee.errs = append(ee.errs, err)
+		}
+	}
+	if len(ee.errs) > 0 {
+		return &ee
+	}
+	return nil
+}
