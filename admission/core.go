@@ -182,6 +182,23 @@ func (c *Core) AuditRateLimited(ctx context.Context, id Identity, action, resour
 	c.refuse(ctx, id, action, resource, audit.OutcomeRateLimited, "RATE_LIMITED", msg)
 }
 
+// AuditInvalid records a request refused as invalid before it reached the
+// admission path (a malformed resource name, a missing field), like every
+// refusal: floods of identical ones are collapsed. Every problem is named,
+// each clipped; audit.Bound keeps the event small.
+func (c *Core) AuditInvalid(ctx context.Context, id Identity, action string, err *InvalidError) {
+	msgs := make([]string, 0, min(len(err.Problems), 20))
+	for i, p := range err.Problems {
+		if i == 20 {
+			msgs = append(msgs, fmt.Sprintf("and %d more", len(err.Problems)-i))
+			break
+		}
+		msgs = append(msgs, p.Field+": "+p.Message)
+	}
+	c.refuse(ctx, id, action, err.Resource, audit.OutcomeInvalid, "INVALID_ARGUMENT", strings.Join(msgs, "; "))
+	err.Recorded = true
+}
+
 // Close writes the refusal counts still being collected.
 func (c *Core) Close() {
 	c.refusalsOnce.Do(func() {})
@@ -192,7 +209,7 @@ func (c *Core) Close() {
 
 // rejectInvalid audits bad input and returns the error.
 func (c *Core) rejectInvalid(ctx context.Context, id Identity, action, resource string, opts WriteOptions, problems loop.FieldErrors) error {
-	err := &InvalidError{Resource: resource, Problems: problems}
+	err := &InvalidError{Resource: resource, Problems: problems, Recorded: true}
 	if opts.ValidateOnly {
 		return err // a dry run has no side effects, not even an audit event
 	}

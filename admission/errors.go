@@ -17,6 +17,10 @@ import (
 type InvalidError struct {
 	Resource string
 	Problems loop.FieldErrors
+	// Recorded is set once the refusal is in the audit trail (or, for a
+	// validate-only request, deliberately not): the API's interceptor
+	// audits every InvalidError that is not.
+	Recorded bool
 }
 
 func (e *InvalidError) Error() string {

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"strings"
@@ -133,6 +134,7 @@ func Interceptor(a *Authenticator, core *admission.Core, lim *Limiters) grpc.Una
 		}
 		res, err := resourceOf(req)
 		if err != nil {
+			auditInvalid(ctx, core, id, action, err)
 			return nil, toStatus(err)
 		}
 		if err := core.Authorize(ctx, id, action, res); err != nil {
@@ -146,7 +148,17 @@ func Interceptor(a *Authenticator, core *admission.Core, lim *Limiters) grpc.Una
 			}
 		}
 		resp, err := handler(withIdentity(ctx, id), req)
+		auditInvalid(ctx, core, id, action, err)
 		return resp, toStatus(err)
+	}
+}
+
+// auditInvalid records an invalid request the admission path has not
+// recorded itself (the adapters' checks of names, masks, page sizes).
+func auditInvalid(ctx context.Context, core *admission.Core, id Identity, action string, err error) {
+	var invalid *admission.InvalidError
+	if errors.As(err, &invalid) && !invalid.Recorded {
+		core.AuditInvalid(ctx, id, action, invalid)
 	}
 }
 
