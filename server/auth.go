@@ -60,9 +60,9 @@ func (a *Authenticator) Authenticate(ctx context.Context) (Identity, error) {
 		}
 	}
 	if identity.LooksLikeJWT(tok) {
-		return Identity{}, &identity.UnauthenticatedError{Message: "unknown token: it looks like a JWT but no OIDC issuer is configured"}
+		return Identity{}, &identity.UnauthenticatedError{Message: "unknown token: it looks like a JWT, but this server accepts no OIDC tokens (auth.jwt is not configured); use a token from its tokens: list, or ask its operator to configure the issuer"}
 	}
-	return Identity{}, &identity.UnauthenticatedError{Message: "unknown token"}
+	return Identity{}, &identity.UnauthenticatedError{Message: "unknown token: it matches no token this server knows (it may have been rotated); log in again with `loopctl login --with-token`, or check --token / LOOPGATE_TOKEN"}
 }
 
 type identityKey struct{}
