@@ -31,7 +31,7 @@ import (
 // Core is the governed loop lifecycle, free of any wire format: the gRPC
 // (and, through grpc-gateway, REST) services map to and from it.
 //
-// Request path (DESIGN §2): authorize → validate → derive → decide →
+// Request path (see the package doc): authorize → validate → derive → decide →
 // persist desired state + decision + audit event in one transaction →
 // notify the reconciler. Denied, invalid and forbidden requests are audited
 // too, and change nothing else.

@@ -14,7 +14,7 @@ import (
 	"github.com/loopgate/loopgate/store"
 )
 
-// Ownership (DESIGN §3): every Kafka principal and consumer group a loop
+// Ownership (docs/loop-spec.md): every Kafka principal and consumer group a loop
 // names belongs to exactly one team. Admission checks the names before it
 // persists anything:
 //

@@ -90,7 +90,7 @@ func runServer(tb testing.TB, cfg *config.Config, level slog.Level) *running {
 	return r
 }
 
-// typicalLoop is the DESIGN §3 example: two streams, a producer, a consumer.
+// typicalLoop is examples/checkout-nudge.yaml: two streams, a producer, a consumer.
 func typicalLoop(name string) *lgv1.Loop {
 	return &lgv1.Loop{
 		Name:   "teams/growth/loops/" + name,
@@ -124,7 +124,7 @@ func reportPercentiles(b *testing.B, d []time.Duration) {
 
 // BenchmarkPlanGRPC: `:plan` of a typical, already provisioned loop over
 // gRPC on the embedded default (policy + derive + observe the cluster +
-// plan). DESIGN target: p99 ≤ 20 ms.
+// plan). target (docs/benchmarks.md): p99 ≤ 20 ms.
 func BenchmarkPlanGRPC(b *testing.B) {
 	cl, ctx := startEmbedded(b)
 	l := typicalLoop("bench-plan")
@@ -151,7 +151,7 @@ func BenchmarkPlanGRPC(b *testing.B) {
 
 // BenchmarkCreateToReady: CreateLoop of a typical loop until GetLoop says
 // READY (topics, ACLs and quotas provisioned on the embedded cluster),
-// polling every 0.5 ms. DESIGN target: p99 ≤ 100 ms.
+// polling every 0.5 ms. target (docs/benchmarks.md): p99 ≤ 100 ms.
 func BenchmarkCreateToReady(b *testing.B) {
 	cl, ctx := startEmbedded(b)
 	lat := make([]time.Duration, 0, b.N)

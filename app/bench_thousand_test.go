@@ -74,7 +74,7 @@ spec:
 // in-process) of a file of 1,000 loops to a whole loopgate started
 // in-process on the embedded default's components (SQLite with
 // synchronous=FULL, a kfake cluster persisted to disk), until every loop is
-// READY. DESIGN §10 target: ≤ 2 s end to end. Reported per apply:
+// READY. Target (docs/benchmarks.md): ≤ 2 s end to end. Reported per apply:
 //
 //   - admit-s: until loopctl has every loop admitted (and exits 0);
 //   - ready-s: until ListLoops shows all of them READY;

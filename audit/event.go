@@ -1,6 +1,6 @@
 // Package audit defines loopgate's tamper-evident audit trail: an
 // append-only sequence of Events, each carrying the hash of the previous
-// event and its own hash over a canonical encoding (DESIGN §6).
+// event and its own hash over a canonical encoding.
 //
 // Events are appended by the store in the same transaction as the change
 // they record (store.Tx.AppendAudit), so a change without its event cannot

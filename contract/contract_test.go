@@ -67,7 +67,7 @@ func TestBuildRules(t *testing.T) {
 		},
 		none: []string{"max.request.size"},
 	}, {
-		name: "DESIGN example (p99 2s, 2MiB/s × 3 on 12 partitions): 20ms linger, 32KiB batches",
+		name: "reference example (p99 2s, 2MiB/s × 3 on 12 partitions): 20ms linger, 32KiB batches",
 		in:   both(testLoop(2000, 30000, 2*mib, 3, 600, 12)),
 		want: map[string]string{
 			"linger.ms": "20", "batch.size": "32768", "compression.type": "lz4",

@@ -9,7 +9,7 @@ import (
 	"github.com/loopgate/loopgate/loop"
 )
 
-// The DESIGN §3 loop: checkout events in, nudges out, p99 2s.
+// The loop of examples/checkout-nudge.yaml: checkout events in, nudges out, p99 2s.
 const checkoutNudge = `
 apiVersion: loopgate.dev/v1
 kind: Loop

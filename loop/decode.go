@@ -51,7 +51,7 @@ const (
 	MaxAliasExpansion = 100_000
 )
 
-// The YAML-facing shape of a loop document (DESIGN §3). Field tags are the
+// The YAML-facing shape of a loop document (docs/loop-spec.md). Field tags are the
 // names users write; durations and sizes are human units. Format encodes
 // the same structs, so what Parse accepts and what Format writes cannot
 // drift apart.

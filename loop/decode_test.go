@@ -9,7 +9,7 @@ import (
 	"testing"
 )
 
-// designExample is the loop spec of DESIGN §3, verbatim.
+// designExample is the reference loop spec of docs/loop-spec.md, verbatim.
 const designExample = `apiVersion: loopgate.dev/v1
 kind: Loop
 metadata:
@@ -107,7 +107,7 @@ func TestParseDesignExampleToCanonicalUnits(t *testing.T) {
 		t.Errorf("parsed loop:\n got %+v\nwant %+v", *l, *want)
 	}
 	if errs := Validate(l); errs != nil {
-		t.Errorf("the DESIGN example does not validate: %v", errs)
+		t.Errorf("the reference example does not validate: %v", errs)
 	}
 }
 

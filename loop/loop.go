@@ -2,7 +2,7 @@
 // a desired Spec (what a product team asked for) and an observed Status (what
 // loopgate has made true on a Kafka cluster).
 //
-// Start with Loop and Spec. Parse turns YAML loop documents (DESIGN §3) into
+// Start with Loop and Spec. Parse turns YAML loop documents (docs/loop-spec.md) into
 // Loops with canonical units (decode.go, units.go); Validate reports every
 // problem with its field path (validate.go), and ValidateWithLimits does so
 // against the catalog's limits (catalog.Limits: how much one loop may hold,

@@ -13,7 +13,7 @@ import (
 	"github.com/loopgate/loopgate/schemas"
 )
 
-// validLoop returns the DESIGN §3 example, parsed and defaulted.
+// validLoop returns the reference example (examples/checkout-nudge.yaml), parsed and defaulted.
 func validLoop(t *testing.T) *Loop {
 	t.Helper()
 	loops, err := ParseBytes([]byte(designExample))
@@ -242,7 +242,7 @@ func BenchmarkParseAndValidate(b *testing.B) {
 // BenchmarkLoad1000Loops measures Parse+Validate of a file of 1,000 loops
 // whose schemas all differ and were never parsed before (every iteration
 // uses new schema texts, so schemas' parse cache never hits): the worst case
-// of "1,000 loops applied from one file" (DESIGN §10).
+// of "1,000 loops applied from one file" (docs/benchmarks.md).
 func BenchmarkLoad1000Loops(b *testing.B) {
 	for n := 0; n < b.N; n++ {
 		b.StopTimer()

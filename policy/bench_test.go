@@ -15,7 +15,7 @@ import (
 
 // BenchmarkEvaluate measures one decision on a typical loop through the
 // engine: input encoding, evaluation, decoding, sorting and the decision id.
-// DESIGN §10 target: p99 ≤ 1 ms and ≤ 1.3× BenchmarkRawOPA.
+// Target (docs/benchmarks.md): p99 ≤ 1 ms and ≤ 1.3× BenchmarkRawOPA.
 func BenchmarkEvaluate(b *testing.B) {
 	e := newDefaultEngine(b)
 	ctx := context.Background()

@@ -19,7 +19,7 @@ const (
 	OpDelete = "DELETE"
 )
 
-// Input is what the policy sees (DESIGN §5). Loop and Previous are sent as
+// Input is what the policy sees (documented in bundles/default/loop/loop.rego). Loop and Previous are sent as
 // their metadata and spec in canonical JSON (status is not policy input).
 type Input struct {
 	Operation string     // OpCreate, OpUpdate or OpDelete

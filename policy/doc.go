@@ -1,5 +1,5 @@
 // Package policy decides whether a loop request complies with the
-// organisation's OPA policy (DESIGN §5).
+// organisation's OPA policy (documented in bundles/default/loop/loop.rego).
 //
 // Start with Engine: NewEngine prepares a bundle once, Evaluate turns an
 // Input (the loop, what provisioning would create, the team and cluster from

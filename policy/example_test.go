@@ -20,7 +20,7 @@ func Example() {
 		panic(err)
 	}
 
-	in := typicalInput() // a CREATE of the DESIGN §3 example loop
+	in := typicalInput() // a CREATE of examples/checkout-nudge.yaml
 	in.Loop.Spec.Residency = "us"
 	in.Cluster.Region = "us"
 

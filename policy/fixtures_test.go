@@ -9,7 +9,7 @@ import (
 	"github.com/loopgate/loopgate/provisioning"
 )
 
-// typicalLoop is the DESIGN §3 example loop: pii in eu, 72h retention, a 2s
+// typicalLoop is the examples/checkout-nudge.yaml loop: pii in eu, 72h retention, a 2s
 // p99 SLO and two streams.
 func typicalLoop() *loop.Loop {
 	return &loop.Loop{

@@ -13,7 +13,7 @@ import (
 	"github.com/open-policy-agent/opa/v1/ast"
 )
 
-// inputValue builds the policy input (DESIGN §5) directly as an AST value:
+// inputValue builds the policy input (documented in bundles/default/loop/loop.rego) directly as an AST value:
 // OPA would otherwise convert it from Go values on every evaluation, and
 // going through encoding/json costs about a third of a decision.
 //

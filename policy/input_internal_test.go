@@ -14,7 +14,7 @@ import (
 )
 
 // canonicalInput is the reference encoding of the policy input: the JSON
-// encoding of the Go types (DESIGN §5), which inputValue must reproduce.
+// encoding of the Go types (documented in bundles/default/loop/loop.rego), which inputValue must reproduce.
 func canonicalInput(t testing.TB, in Input) ast.Value {
 	t.Helper()
 	type wireLoop struct {

@@ -9,7 +9,7 @@ import (
 	"github.com/loopgate/loopgate/provisioning"
 )
 
-// BenchmarkPlanTypicalLoop measures the pure planner on the DESIGN example
+// BenchmarkPlanTypicalLoop measures the pure planner on the reference example
 // with a retention change (two config alters) to plan.
 func BenchmarkPlanTypicalLoop(b *testing.B) {
 	l := checkoutNudge()
@@ -24,7 +24,7 @@ func BenchmarkPlanTypicalLoop(b *testing.B) {
 	}
 }
 
-// BenchmarkDeriveTypicalLoop measures Derive on the DESIGN example.
+// BenchmarkDeriveTypicalLoop measures Derive on the reference example.
 func BenchmarkDeriveTypicalLoop(b *testing.B) {
 	l := checkoutNudge()
 	b.ReportAllocs()
@@ -55,7 +55,7 @@ func BenchmarkObservePlanNoop(b *testing.B) {
 
 // BenchmarkObservePlanNoop1000Loops measures the batched no-op re-plan of
 // 1,000 typical loops (2,000 topics, 5,000 ACLs, 2,000 quotas) in one
-// Observe: the shape the reconciler uses for DESIGN §10's "no-op re-plan of
+// Observe: the shape the reconciler uses for the benchmark table's "no-op re-plan of
 // 1,000 loops ≤ 0.5 s". Setup also provisions all of them in one Execute.
 func BenchmarkObservePlanNoop1000Loops(b *testing.B) {
 	e := newEnv(b)

@@ -149,7 +149,7 @@ func Derive(l *loop.Loop, cl catalog.Cluster) Resources {
 //	minimum  = 3 when rf ≥ 3 (one leader per broker of a 3-zone cluster), else 1
 //	result   = clamp(ceil(peak / budget), minimum, MaxDerivedPartitions)
 //
-// For the DESIGN example (2 MiB/s × 3, p99 2 s, RF 3): ceil(6) = 6.
+// For the reference example (2 MiB/s × 3, p99 2 s, RF 3): ceil(6) = 6.
 func DerivePartitions(tp loop.Throughput, slo loop.SLO, rf int16) int32 {
 	minimum := int32(1)
 	if rf >= 3 {

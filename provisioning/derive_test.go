@@ -15,7 +15,7 @@ func acl(principal, typ, name, op string) provisioning.ACL {
 		PatternType: provisioning.PatternLiteral, Operation: op, Permission: provisioning.PermissionAllow}
 }
 
-// TestDeriveDesignExample pins the resources of the DESIGN §3 loop: every
+// TestDeriveDesignExample pins the resources of the reference loop (examples/checkout-nudge.yaml): every
 // topic, config, ACL and quota, in canonical order.
 func TestDeriveDesignExample(t *testing.T) {
 	got := provisioning.Derive(checkoutNudge(), euCluster)

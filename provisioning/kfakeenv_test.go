@@ -42,7 +42,7 @@ func newEnv(tb testing.TB) *env {
 	}
 }
 
-// randomLoop is the DESIGN example under a random team name.
+// randomLoop is the reference example under a random team name.
 func randomLoop(tb testing.TB) *loop.Loop {
 	b := make([]byte, 4)
 	if _, err := rand.Read(b); err != nil {

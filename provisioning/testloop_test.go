@@ -5,7 +5,7 @@ import (
 	"github.com/loopgate/loopgate/loop"
 )
 
-// checkoutNudge is the DESIGN §3 example loop in canonical units.
+// checkoutNudge is the reference example (examples/checkout-nudge.yaml) in canonical units.
 func checkoutNudge() *loop.Loop {
 	return &loop.Loop{
 		Metadata: loop.Metadata{Name: "checkout-nudge", Team: "growth"},

@@ -7,7 +7,7 @@ import (
 	"time"
 )
 
-// Kinds of team-owned Kafka identities (DESIGN §3, "Ownership"). A name of
+// Kinds of team-owned Kafka identities (docs/loop-spec.md, ownership). A name of
 // one kind belongs to exactly one team; no loop of another team may name it.
 const (
 	// KindPrincipal is a Kafka principal "User:{name}"; Owned.Name is the

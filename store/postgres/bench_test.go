@@ -64,7 +64,7 @@ func BenchmarkAuditAppendTwoProcessesParallel(b *testing.B) {
 	})
 }
 
-// One default-size page out of 10,000 loops, from the middle (DESIGN §10:
+// One default-size page out of 10,000 loops, from the middle (docs/benchmarks.md:
 // p99 ≤ 20 ms for the whole API call).
 func BenchmarkListLoopsPageOf10000(b *testing.B) {
 	s := open(b, testpg.DSN(b))

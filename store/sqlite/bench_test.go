@@ -50,7 +50,7 @@ func reportP99(b *testing.B, samples []time.Duration) {
 }
 
 // BenchmarkListLoops lists one page out of 10,000 stored loops in 20 teams
-// (DESIGN §10: list 10,000 loops, one page, p99 ≤ 20 ms for the request).
+// (docs/benchmarks.md: list 10,000 loops, one page, p99 ≤ 20 ms for the request).
 func BenchmarkListLoops(b *testing.B) {
 	ctx := context.Background()
 	s := openT(b, filepath.Join(b.TempDir(), "loopgate.db"))

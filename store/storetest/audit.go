@@ -14,7 +14,7 @@ import (
 
 var errBoom = errors.New("boom: policy engine unavailable")
 
-// testRollback protects DESIGN §6: a change without its audit event cannot
+// testRollback protects an invariant of the audit trail: a change without its audit event cannot
 // exist. Everything written by a failing Update must disappear together.
 func testRollback(t *testing.T, s store.Store) {
 	ctx := ctxFor(t)

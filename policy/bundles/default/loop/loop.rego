@@ -1,7 +1,7 @@
 # The default loopgate policy for analytics loops.
 #
 # loopgate evaluates data.loopgate.loop for every create, update and delete
-# (DESIGN §5) and reads three sets from it. Each element is an object
+# and reads three sets from it. Each element is an object
 # {"id": "UPPER_SNAKE", "msg": "what is wrong and what to do", "field": "spec.x"}:
 #
 #   deny      the request is refused
