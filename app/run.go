@@ -510,6 +510,22 @@ func tightenDataDir(dir string, log *slog.Logger) error {
 	if fi, err := os.Stat(dir); err == nil && fi.Mode().Perm()&0o077 != 0 {
 		log.Warn("the data dir is accessible to other users; its files are kept private (mode 0600), but consider chmod 700", "dir", dir, "mode", fi.Mode().Perm().String())
 	}
+	// Walk the tree (tens of thousands of files at scale) only when a
+	// top-level entry shows a version that wrote readable files.
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil
+	}
+	legacy := false
+	for _, e := range entries {
+		if info, err := e.Info(); err == nil && info.Mode().Perm()&0o077 != 0 {
+			legacy = true
+			break
+		}
+	}
+	if !legacy {
+		return nil
+	}
 	return filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return nil // unreadable entries are the store's problem to report
