@@ -47,8 +47,17 @@ type Core struct {
 	Credentials map[string]provisioning.Credentials
 	// Notify is called with "team/name" after every committed change.
 	Notify func(key string)
-	Log    *slog.Logger
-	Now    func() time.Time
+	// Peers tells `:plan` what the other loops of a cluster share with the
+	// planned one: the process's peer index (reconciler.PeerIndex, the one
+	// the reconciler reads, so a plan shows what apply does). Nil means a
+	// scan of the store per plan (reconciler.StorePeers), for tests and
+	// tools without an index.
+	Peers reconciler.Peers
+	// Drift returns the reconciler's last drift pass per cluster (nil: this
+	// process keeps none).
+	Drift func() []reconciler.DriftReport
+	Log   *slog.Logger
+	Now   func() time.Time
 	// Authz decides who may do what; nil means DefaultRules.
 	Authz *Authorizer
 
@@ -800,7 +809,11 @@ func (c *Core) Plan(ctx context.Context, id Identity, l *loop.Loop) (*PlanResult
 	if admin == nil {
 		return res, nil // unknown region: policy already says so
 	}
-	computed, err := reconciler.Compute(ctx, reconciler.StorePeers{Store: c.Store, Catalog: c.Catalog}, admin, next, p.cluster)
+	peers := c.Peers
+	if peers == nil {
+		peers = reconciler.StorePeers{Store: c.Store, Catalog: c.Catalog}
+	}
+	computed, err := reconciler.Compute(ctx, peers, admin, next, p.cluster)
 	if err != nil {
 		return nil, err
 	}

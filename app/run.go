@@ -21,6 +21,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
@@ -57,6 +58,8 @@ type Server struct {
 	grpcSrv  *grpc.Server
 	httpSrv  *http.Server
 	recon    *reconciler.Reconciler
+	peers    *reconciler.PeerIndex
+	leading  atomic.Bool // this process runs the reconciler
 	grpcLis  net.Listener
 	httpLis  net.Listener
 	clusters []ClusterInfo
@@ -197,18 +200,27 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Server, 
 		return nil, fmt.Errorf("preparing policy: %w", err)
 	}
 
-	s.recon = reconciler.New(st, cat, admins, reconciler.Options{Resync: cfg.Resync, Logger: log})
-	notify := s.recon.Enqueue
+	// One peer index serves `:plan` and the reconciler (one code path
+	// computes both); it starts from a complete listing and follows every
+	// change (see changed and followChanges).
+	s.peers = reconciler.NewPeerIndex(cat)
+	if _, err := s.peers.Load(ctx, st); err != nil {
+		return nil, fmt.Errorf("loading the peer index: %w", err)
+	}
+	s.recon = reconciler.New(st, cat, admins, reconciler.Options{Resync: cfg.Resync, Logger: log, Peers: s.peers})
+	notify := s.changed
 	if n, shared := st.(store.Notifier); shared {
-		// Wake the reconciler in whichever process leads.
+		// Tell every process: the reconciler in whichever leads, and the
+		// peer index of each (followChanges).
 		notify = func(key string) {
-			s.recon.Enqueue(key)
+			s.changed(key)
 			if err := n.Publish(context.Background(), key); err != nil {
 				log.Warn("publishing a loop change failed; the next resync picks it up", "loop", key, "err", err)
 			}
 		}
 	}
-	s.Core = &admission.Core{Store: st, Policy: engine, Catalog: cat, PlanAdmins: planAdmins, Credentials: credAdmins, Notify: notify, Log: log}
+	s.Core = &admission.Core{Store: st, Policy: engine, Catalog: cat, PlanAdmins: planAdmins, Credentials: credAdmins,
+		Notify: notify, Peers: s.peers, Drift: s.recon.DriftReports, Log: log}
 
 	// Upgrade: principals and groups that loops of an older store name are
 	// claimed by their teams; conflicts are reported, nothing on a cluster
@@ -374,7 +386,7 @@ const DrainTimeout = 10 * time.Second
 // them. The error is the first failure, nil after ctx ended.
 func (s *Server) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
-	errc := make(chan error, 3)
+	errc := make(chan error, 4)
 	start := func(name string, run func() error) {
 		wg.Add(1)
 		go func() {
@@ -401,6 +413,7 @@ func (s *Server) Run(ctx context.Context) error {
 	rctx, stopReconciler := context.WithCancel(context.Background())
 	defer stopReconciler()
 	start("reconciler", func() error { return s.reconcile(rctx) })
+	start("change feed", func() error { return s.followChanges(rctx) })
 
 	var failed error
 	select {
@@ -458,18 +471,58 @@ func (s *Server) reconcile(ctx context.Context) error {
 			continue
 		}
 		s.log.Info("this process now runs the reconciler")
-		var sub sync.WaitGroup
-		if n, ok := s.Core.Store.(store.Notifier); ok {
-			sub.Add(1)
-			go func() { defer sub.Done(); _ = n.Subscribe(lease, s.recon.Enqueue) }()
-		}
+		s.leading.Store(true)
 		_ = s.recon.Run(lease)
-		sub.Wait() // Subscribe returns when the lease ends
+		s.leading.Store(false)
 		if ctx.Err() == nil {
 			s.log.Warn("reconciler lease lost; waiting to lead again")
 		}
 	}
 	return nil
+}
+
+// changed records that the loop key changed: the peer index reads it
+// again (so that a `:plan` right after a write sees it) and the reconciler,
+// if it runs here, is woken.
+func (s *Server) changed(key string) {
+	if err := s.peers.Refresh(context.Background(), s.Core.Store, key); err != nil {
+		s.log.Warn("refreshing the peer index failed; the next resync corrects it", "loop", key, "err", err)
+	}
+	s.recon.Enqueue(key)
+}
+
+// followChanges keeps this process's peer index current with a store that
+// several processes share: every change another process publishes is read
+// again, and while another process runs the reconciler (whose resyncs
+// reload the index) the index is reloaded here at the same interval. It
+// returns when ctx ends.
+func (s *Server) followChanges(ctx context.Context) error {
+	n, shared := s.Core.Store.(store.Notifier)
+	if !shared {
+		return nil
+	}
+	var wg sync.WaitGroup
+	wg.Go(func() { _ = n.Subscribe(ctx, s.changed) })
+	defer wg.Wait()
+	every := s.cfg.Resync
+	if every <= 0 {
+		every = reconciler.DefaultResync
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+			if s.leading.Load() {
+				continue
+			}
+			if _, err := s.peers.Load(ctx, s.Core.Store); err != nil && ctx.Err() == nil {
+				s.log.Warn("reloading the peer index failed; retrying at the next interval", "err", err)
+			}
+		}
+	}
 }
 
 // Close releases the store, clients and embedded clusters.

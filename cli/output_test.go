@@ -8,6 +8,7 @@ import (
 
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 	"gopkg.in/yaml.v3"
 
@@ -307,8 +308,21 @@ func TestPrintClusters(t *testing.T) {
 	if err := printClusters(&buf, []*loopgatev1.Cluster{{Name: "eu-1", Region: "eu", BootstrapServers: []string{"a:9092", "b:9092"}, ReplicationFactor: 3}}); err != nil {
 		t.Fatal(err)
 	}
-	if got := strings.Fields(strings.Split(buf.String(), "\n")[1]); strings.Join(got, " ") != "eu-1 eu a:9092,b:9092 3" {
+	if got := strings.Fields(strings.Split(buf.String(), "\n")[1]); strings.Join(got, " ") != "eu-1 eu a:9092,b:9092 3 -" {
 		t.Errorf("cluster row = %q", got)
+	}
+
+	buf.Reset()
+	pass := &loopgatev1.DriftPass{
+		StartTime: timestamppb.New(testNow), Duration: durationpb.New(1234567 * time.Microsecond),
+		Loops: 10000, Drifted: 1, DriftedLoops: []string{"teams/growth/loops/x\x1b[2J"}, Unsettled: 3,
+	}
+	if err := printClusters(&buf, []*loopgatev1.Cluster{{Name: "eu-1", Region: "eu", ReplicationFactor: 3, LastDriftPass: pass}}); err != nil {
+		t.Fatal(err)
+	}
+	want := `1.235s: 10000 loops, 1 drifted (teams/growth/loops/x\x1b[2J), 3 converging`
+	if !strings.Contains(buf.String(), want) {
+		t.Errorf("cluster row with a drift pass = %q, want it to contain %q", buf.String(), want)
 	}
 }
 

@@ -277,6 +277,42 @@ func TestTwoProcessesSharePostgres(t *testing.T) {
 			t.Errorf("loop.update audit events = %d, want %d (one per successful update)", got, applied.Load())
 		}
 	}
+	// `:plan` in a process that does not run the reconciler sees loops the
+	// other process wrote a moment ago (its peer index follows the change
+	// feed): a loop sharing a producer with a loop just created through the
+	// leader plans, on the follower, the shared quota sized for both.
+	leader, follower := clients[0], clients[1]
+	if strings.Contains(b.output(), "this process now runs the reconciler") {
+		leader, follower = clients[1], clients[0]
+	}
+	first := protoLoop("plan-first", 86400000)
+	first.Spec.Producers[0].Principal = "User:plan-shared-producer"
+	if _, err := leader.CreateLoop(ctx, &lgv1.CreateLoopRequest{Parent: "teams/growth", LoopId: "plan-first", Loop: first}); err != nil {
+		t.Fatal(err)
+	}
+	second := protoLoop("plan-second", 86400000)
+	second.Name = "teams/growth/loops/plan-second"
+	second.Spec.Producers[0].Principal = "User:plan-shared-producer"
+	rate := func(summary string) int64 {
+		var v int64
+		if _, after, ok := strings.Cut(summary, "producer_byte_rate="); ok {
+			fmt.Sscanf(after, "%d", &v)
+		}
+		return v
+	}
+	eventually(t, func() error {
+		plan, err := follower.PlanLoop(ctx, &lgv1.PlanLoopRequest{Loop: second})
+		if err != nil {
+			return err
+		}
+		for _, c := range plan.GetChanges() {
+			if strings.Contains(c.GetResource(), "plan-shared-producer") && rate(c.GetCurrent()) > 0 && rate(c.GetDesired()) == 2*rate(c.GetCurrent()) {
+				return nil
+			}
+		}
+		return fmt.Errorf("the follower's plan does not size the shared producer's quota for both loops: %v", plan.GetChanges())
+	})
+
 	leaders := 0
 	for _, s := range []*server{a, b} {
 		if strings.Contains(s.output(), "this process now runs the reconciler") {

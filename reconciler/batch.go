@@ -244,8 +244,9 @@ func (r *Reconciler) converge(ctx context.Context, admin provisioning.Admin, ite
 		errs[it.key] = r.fail(ctx, it.l, ReasonObserveFailed, fmt.Errorf("observing cluster %s: %w", cl.Name, err), nil, nil)
 		return nil
 	} else {
+		obs := indexObservation(observed)
 		for _, it := range live {
-			it.plan = planFor(it.l, it.desired, withStrays(restrict(observed, it.want), it.strays))
+			it.plan = planFor(it.l, it.desired, withStrays(obs.cut(it.want), it.strays))
 		}
 	}
 	observedIn := time.Since(start)
@@ -562,27 +563,43 @@ func managedConfigs(t provisioning.Topic) map[string]string {
 // ACLs on want's topics and ACL resources, and the quotas of want's user
 // principals.
 func restrict(all provisioning.Resources, want provisioning.Resources) provisioning.Resources {
+	return indexObservation(all).cut(want)
+}
+
+// cut is restrict over an indexed observation: it visits want's resources
+// only, so cutting every loop of a cluster out of one observation costs
+// what the loops hold, not loops × cluster.
+func (o *observation) cut(want provisioning.Resources) provisioning.Resources {
 	var out provisioning.Resources
 	topicKeys := map[string]map[string]string{}
-	type res struct{ typ, name string }
-	resources := map[res]bool{}
+	resources := map[resourceKey]bool{}
+	var order []resourceKey
+	addResource := func(k resourceKey) {
+		if !resources[k] {
+			resources[k] = true
+			order = append(order, k)
+		}
+	}
+	var topicOrder []string
 	for _, t := range want.Topics {
 		if topicKeys[t.Name] == nil {
 			topicKeys[t.Name] = map[string]string{}
+			topicOrder = append(topicOrder, t.Name)
 		}
 		maps.Copy(topicKeys[t.Name], managedConfigs(t))
-		resources[res{provisioning.ResourceTopic, t.Name}] = true
+		addResource(resourceKey{provisioning.ResourceTopic, t.Name})
 	}
 	for _, a := range want.ACLs {
 		if a.ResourceType != "" && a.ResourceName != "" {
-			resources[res{a.ResourceType, a.ResourceName}] = true
+			addResource(resourceKey{a.ResourceType, a.ResourceName})
 		}
 	}
-	for _, t := range all.Topics {
-		keys, ok := topicKeys[t.Name]
+	for _, name := range topicOrder {
+		t, ok := o.topics[name]
 		if !ok {
 			continue
 		}
+		keys := topicKeys[name]
 		c := t
 		c.Configs = map[string]string{}
 		for k, v := range t.Configs {
@@ -592,20 +609,18 @@ func restrict(all provisioning.Resources, want provisioning.Resources) provision
 		}
 		out.Topics = append(out.Topics, c)
 	}
-	for _, a := range all.ACLs {
-		if resources[res{a.ResourceType, a.ResourceName}] {
-			out.ACLs = append(out.ACLs, a)
-		}
+	for _, k := range order {
+		out.ACLs = append(out.ACLs, o.acls[k]...)
 	}
-	principals := map[string]bool{}
+	seen := map[string]bool{}
 	for _, q := range want.Quotas {
-		if name, ok := strings.CutPrefix(q.Principal, "User:"); ok && name != "" { // Observe reads user quotas only
-			principals[q.Principal] = true
+		name, ok := strings.CutPrefix(q.Principal, "User:") // Observe reads user quotas only
+		if !ok || name == "" || seen[q.Principal] {
+			continue
 		}
-	}
-	for _, q := range all.Quotas {
-		if principals[q.Principal] {
-			out.Quotas = append(out.Quotas, q)
+		seen[q.Principal] = true
+		if got, ok := o.quotas[q.Principal]; ok {
+			out.Quotas = append(out.Quotas, got)
 		}
 	}
 	out.Sort()

@@ -2,8 +2,10 @@ package reconciler
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 
 	"github.com/loopgate/loopgate/catalog"
@@ -45,7 +47,9 @@ func ClusterName(cat *catalog.Catalog, l *loop.Loop) string {
 }
 
 // StorePeers reads peers from a store, listing every loop: one pass over
-// the store per call. `:plan` uses it; the reconciler keeps a PeerIndex.
+// the store per call, for callers without a PeerIndex (tests, tools).
+// loopgate serve keeps one PeerIndex that both `:plan` and the reconciler
+// read.
 type StorePeers struct {
 	Store   store.Reader
 	Catalog *catalog.Catalog
@@ -122,10 +126,12 @@ func principalsOf(peers []provisioning.Resources) map[string]bool {
 	return out
 }
 
-// PeerIndex is the reconciler's in-memory view of every loop's shareable
-// resources, so that a reconcile does not list the whole store. It is
-// filled by each resync's listing and updated whenever a loop is read for
-// reconciling; only the process that reconciles keeps one.
+// PeerIndex is the in-memory view of every loop's shareable resources, so
+// that neither a reconcile nor a `:plan` lists the whole store: both read
+// the same index (one code path computes both, see Compute). It is filled
+// by a complete listing (Load, and each resync of the reconciler), and
+// updated whenever a loop is read for reconciling and whenever a process
+// commits or hears of a change (Refresh, from the store's change feed).
 //
 // Updates are ordered: each comes with a stamp taken (with Stamp) before
 // the store read it reflects, and an update older than what the index
@@ -284,6 +290,64 @@ func (x *PeerIndex) Replace(stamp uint64, loops []*loop.Loop) {
 		x.index(k, e)
 	}
 	x.floor = max(x.floor, stamp)
+}
+
+// Load makes the index what a complete listing of st finds now and
+// returns the listed loops.
+func (x *PeerIndex) Load(ctx context.Context, st store.Reader) ([]*loop.Loop, error) {
+	stamp := x.Stamp()
+	all, err := ListAll(ctx, st)
+	if err != nil {
+		return nil, err
+	}
+	x.Replace(stamp, all)
+	return all, nil
+}
+
+// Refresh reads the loop key ("team/name") from st and records what it
+// found. Processes call it for every change they commit or hear of (the
+// store's change feed), so that `:plan` in any process sees the loops
+// written a moment ago.
+func (x *PeerIndex) Refresh(ctx context.Context, st store.Reader, key string) error {
+	team, name, ok := strings.Cut(key, "/")
+	if !ok {
+		return fmt.Errorf("bad loop key %q: want team/name", key)
+	}
+	stamp := x.Stamp()
+	l, err := st.GetLoop(ctx, team, name)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		x.RemoveAt(stamp, key)
+	case err != nil:
+		return fmt.Errorf("reading loop %s: %w", key, err)
+	default:
+		x.PutAt(stamp, l)
+	}
+	return nil
+}
+
+// Len is the number of loops the index holds (live or not).
+func (x *PeerIndex) Len() int {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	return len(x.byKey)
+}
+
+// ListAll lists every loop of st, page by page.
+func ListAll(ctx context.Context, st store.Reader) ([]*loop.Loop, error) {
+	var all []*loop.Loop
+	token := ""
+	for {
+		page, next, err := st.ListLoops(ctx, store.ListOptions{PageSize: store.MaxPageSize, PageToken: token})
+		if err != nil {
+			return nil, fmt.Errorf("listing loops: %w", err)
+		}
+		all = append(all, page...)
+		if next == "" {
+			return all, nil
+		}
+		token = next
+	}
 }
 
 // Others implements Peers.

@@ -126,6 +126,7 @@ type Reconciler struct {
 	catalog *catalog.Catalog
 	admins  map[string]provisioning.Admin // by cluster name; read-write
 	peers   *PeerIndex
+	drift   driftReports
 	log     *slog.Logger
 	now     func() time.Time
 	opts    Options
@@ -164,8 +165,11 @@ type Options struct {
 	// ShutdownGrace is how long Run lets the reconciles in flight finish
 	// after its context ended before it cuts them; 0 = 10s.
 	ShutdownGrace time.Duration
-	Logger        *slog.Logger
-	Now           func() time.Time
+	// Peers is the peer index to read and keep current; nil means one of
+	// the reconciler's own. loopgate serve shares one with `:plan`.
+	Peers  *PeerIndex
+	Logger *slog.Logger
+	Now    func() time.Time
 }
 
 // New returns a reconciler over the given per-cluster admin clients.
@@ -189,6 +193,9 @@ func New(st store.Store, cat *catalog.Catalog, admins map[string]provisioning.Ad
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
+	if opts.Peers == nil {
+		opts.Peers = NewPeerIndex(cat)
+	}
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
@@ -197,7 +204,7 @@ func New(st store.Store, cat *catalog.Catalog, admins map[string]provisioning.Ad
 		clusters[name] = make(chan struct{}, 1)
 	}
 	return &Reconciler{
-		store: st, catalog: cat, admins: admins, peers: NewPeerIndex(cat), log: opts.Logger, now: opts.Now, opts: opts,
+		store: st, catalog: cat, admins: admins, peers: opts.Peers, log: opts.Logger, now: opts.Now, opts: opts,
 		clusters: clusters,
 		queued:   map[string]bool{}, inflight: map[string]bool{}, dirty: map[string]bool{},
 		failures: map[string]int{}, retryAt: map[string]time.Time{}, parked: map[string]park{},
@@ -257,7 +264,7 @@ func (r *Reconciler) Run(ctx context.Context) error {
 	defer cut()
 
 	// Fill the peer index before the first reconcile needs it.
-	r.enqueueAll(ctx)
+	r.resync(ctx)
 	var wg sync.WaitGroup
 	for range r.opts.Workers {
 		wg.Go(func() { r.work(ctx, work) })
@@ -276,7 +283,7 @@ func (r *Reconciler) Run(ctx context.Context) error {
 			r.mu.Unlock()
 			return nil
 		case <-resync.C:
-			r.enqueueAll(ctx)
+			r.resync(ctx)
 		case <-retry.C:
 			r.retryDue()
 		case <-r.wake:
@@ -300,36 +307,6 @@ func (r *Reconciler) stop(wg *sync.WaitGroup, cut context.CancelFunc) {
 		r.log.Warn("reconciles still in flight at the shutdown deadline; cancelling them", "grace", r.opts.ShutdownGrace)
 		cut()
 		<-done
-	}
-}
-
-// enqueueAll lists every loop, makes the peer index what the listing found
-// and enqueues every loop that is neither parked nor waiting for a retry.
-func (r *Reconciler) enqueueAll(ctx context.Context) {
-	stamp := r.peers.Stamp()
-	var all []*loop.Loop
-	token := ""
-	for {
-		loops, next, err := r.store.ListLoops(ctx, store.ListOptions{PageSize: store.MaxPageSize, PageToken: token})
-		if err != nil {
-			if ctx.Err() == nil {
-				r.log.Error("resync: listing loops", "err", err)
-			}
-			return
-		}
-		all = append(all, loops...)
-		if next == "" {
-			break
-		}
-		token = next
-	}
-	r.peers.Replace(stamp, all)
-	for _, l := range all {
-		key := l.Metadata.Key()
-		if r.parkHolds(key, l) || r.retryPending(key) {
-			continue
-		}
-		r.Enqueue(key)
 	}
 }
 

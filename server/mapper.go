@@ -10,13 +10,13 @@ import (
 	"math"
 	"time"
 
+	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/loopgate/loopgate/admission"
 	"github.com/loopgate/loopgate/apimap"
 	"github.com/loopgate/loopgate/audit"
-	"github.com/loopgate/loopgate/catalog"
 	lgv1 "github.com/loopgate/loopgate/gen/loopgate/v1"
 	"github.com/loopgate/loopgate/loop"
 	"github.com/loopgate/loopgate/policy"
@@ -218,6 +218,18 @@ func auditToProto(e audit.Event) *lgv1.AuditEvent {
 	return out
 }
 
-func clusterToProto(c catalog.Cluster) *lgv1.Cluster {
-	return &lgv1.Cluster{Name: c.Name, Region: c.Region, Zones: c.Zones, BootstrapServers: c.BootstrapServers, ReplicationFactor: int32(c.ReplicationFactor)}
+func clusterViewToProto(v admission.ClusterView) *lgv1.Cluster {
+	c := v.Cluster
+	out := &lgv1.Cluster{Name: c.Name, Region: c.Region, Zones: c.Zones, BootstrapServers: c.BootstrapServers, ReplicationFactor: int32(c.ReplicationFactor)}
+	if d := v.Drift; d != nil {
+		out.LastDriftPass = &lgv1.DriftPass{
+			StartTime: ts(d.Start), Duration: durationpb.New(d.Duration), ObserveDuration: durationpb.New(d.Observe),
+			Loops: int32(d.Loops), Drifted: int32(d.Drifted), DriftedLoops: d.Names, Unsettled: int32(d.Unsettled),
+			Error: d.Err, LastDriftedLoops: d.LastDrifted,
+		}
+		if !d.LastDriftAt.IsZero() {
+			out.LastDriftPass.LastDriftTime = ts(d.LastDriftAt)
+		}
+	}
+	return out
 }

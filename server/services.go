@@ -330,8 +330,8 @@ type clusterService struct {
 
 func (s *clusterService) ListClusters(ctx context.Context, _ *lgv1.ListClustersRequest) (*lgv1.ListClustersResponse, error) {
 	out := &lgv1.ListClustersResponse{}
-	for _, c := range s.core.Catalog.Clusters {
-		out.Clusters = append(out.Clusters, clusterToProto(c))
+	for _, c := range s.core.Clusters(caller(ctx)) {
+		out.Clusters = append(out.Clusters, clusterViewToProto(c))
 	}
 	return out, nil
 }

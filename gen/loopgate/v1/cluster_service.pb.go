@@ -10,6 +10,8 @@ import (
 	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	durationpb "google.golang.org/protobuf/types/known/durationpb"
+	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
@@ -35,8 +37,12 @@ type Cluster struct {
 	BootstrapServers []string `protobuf:"bytes,4,rep,name=bootstrap_servers,json=bootstrapServers,proto3" json:"bootstrap_servers,omitempty"`
 	// The replication factor of the topics loopgate creates on it.
 	ReplicationFactor int32 `protobuf:"varint,5,opt,name=replication_factor,json=replicationFactor,proto3" json:"replication_factor,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// What the last drift pass of the process that runs the reconciler found
+	// on the cluster; unset until a pass ran there, and when the process
+	// answering does not run the reconciler (another replica leads).
+	LastDriftPass *DriftPass `protobuf:"bytes,6,opt,name=last_drift_pass,json=lastDriftPass,proto3" json:"last_drift_pass,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Cluster) Reset() {
@@ -104,6 +110,143 @@ func (x *Cluster) GetReplicationFactor() int32 {
 	return 0
 }
 
+func (x *Cluster) GetLastDriftPass() *DriftPass {
+	if x != nil {
+		return x.LastDriftPass
+	}
+	return nil
+}
+
+// DriftPass is one drift pass over a cluster: every converged loop of the
+// cluster compared with one observation of it, with a bounded number of
+// batched admin requests.
+type DriftPass struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// When the pass began.
+	StartTime *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=start_time,json=startTime,proto3" json:"start_time,omitempty"`
+	// How long the pass took, observing included.
+	Duration *durationpb.Duration `protobuf:"bytes,2,opt,name=duration,proto3" json:"duration,omitempty"`
+	// How long observing the cluster took.
+	ObserveDuration *durationpb.Duration `protobuf:"bytes,3,opt,name=observe_duration,json=observeDuration,proto3" json:"observe_duration,omitempty"`
+	// Converged loops compared with the cluster.
+	Loops int32 `protobuf:"varint,4,opt,name=loops,proto3" json:"loops,omitempty"`
+	// Of those, how many differ from the cluster (enqueued for repair).
+	Drifted int32 `protobuf:"varint,5,opt,name=drifted,proto3" json:"drifted,omitempty"`
+	// The drifted loops (`teams/T/loops/N`) the caller may see, at most 20.
+	DriftedLoops []string `protobuf:"bytes,6,rep,name=drifted_loops,json=driftedLoops,proto3" json:"drifted_loops,omitempty"`
+	// Loops of the cluster reconciled because they are not converged
+	// (pending, failed, being deleted).
+	Unsettled int32 `protobuf:"varint,7,opt,name=unsettled,proto3" json:"unsettled,omitempty"`
+	// Why the cluster could not be observed; empty when it was.
+	Error string `protobuf:"bytes,8,opt,name=error,proto3" json:"error,omitempty"`
+	// When a pass last found drift on the cluster, and the loops it found
+	// drifted (the ones the caller may see); unset if none did.
+	LastDriftTime    *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=last_drift_time,json=lastDriftTime,proto3" json:"last_drift_time,omitempty"`
+	LastDriftedLoops []string               `protobuf:"bytes,10,rep,name=last_drifted_loops,json=lastDriftedLoops,proto3" json:"last_drifted_loops,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *DriftPass) Reset() {
+	*x = DriftPass{}
+	mi := &file_loopgate_v1_cluster_service_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DriftPass) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DriftPass) ProtoMessage() {}
+
+func (x *DriftPass) ProtoReflect() protoreflect.Message {
+	mi := &file_loopgate_v1_cluster_service_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DriftPass.ProtoReflect.Descriptor instead.
+func (*DriftPass) Descriptor() ([]byte, []int) {
+	return file_loopgate_v1_cluster_service_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *DriftPass) GetStartTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.StartTime
+	}
+	return nil
+}
+
+func (x *DriftPass) GetDuration() *durationpb.Duration {
+	if x != nil {
+		return x.Duration
+	}
+	return nil
+}
+
+func (x *DriftPass) GetObserveDuration() *durationpb.Duration {
+	if x != nil {
+		return x.ObserveDuration
+	}
+	return nil
+}
+
+func (x *DriftPass) GetLoops() int32 {
+	if x != nil {
+		return x.Loops
+	}
+	return 0
+}
+
+func (x *DriftPass) GetDrifted() int32 {
+	if x != nil {
+		return x.Drifted
+	}
+	return 0
+}
+
+func (x *DriftPass) GetDriftedLoops() []string {
+	if x != nil {
+		return x.DriftedLoops
+	}
+	return nil
+}
+
+func (x *DriftPass) GetUnsettled() int32 {
+	if x != nil {
+		return x.Unsettled
+	}
+	return 0
+}
+
+func (x *DriftPass) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+func (x *DriftPass) GetLastDriftTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastDriftTime
+	}
+	return nil
+}
+
+func (x *DriftPass) GetLastDriftedLoops() []string {
+	if x != nil {
+		return x.LastDriftedLoops
+	}
+	return nil
+}
+
 // ListClustersRequest is the request of ListClusters.
 type ListClustersRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -113,7 +256,7 @@ type ListClustersRequest struct {
 
 func (x *ListClustersRequest) Reset() {
 	*x = ListClustersRequest{}
-	mi := &file_loopgate_v1_cluster_service_proto_msgTypes[1]
+	mi := &file_loopgate_v1_cluster_service_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -125,7 +268,7 @@ func (x *ListClustersRequest) String() string {
 func (*ListClustersRequest) ProtoMessage() {}
 
 func (x *ListClustersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_loopgate_v1_cluster_service_proto_msgTypes[1]
+	mi := &file_loopgate_v1_cluster_service_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -138,7 +281,7 @@ func (x *ListClustersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListClustersRequest.ProtoReflect.Descriptor instead.
 func (*ListClustersRequest) Descriptor() ([]byte, []int) {
-	return file_loopgate_v1_cluster_service_proto_rawDescGZIP(), []int{1}
+	return file_loopgate_v1_cluster_service_proto_rawDescGZIP(), []int{2}
 }
 
 // ListClustersResponse is the response of ListClusters.
@@ -152,7 +295,7 @@ type ListClustersResponse struct {
 
 func (x *ListClustersResponse) Reset() {
 	*x = ListClustersResponse{}
-	mi := &file_loopgate_v1_cluster_service_proto_msgTypes[2]
+	mi := &file_loopgate_v1_cluster_service_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -164,7 +307,7 @@ func (x *ListClustersResponse) String() string {
 func (*ListClustersResponse) ProtoMessage() {}
 
 func (x *ListClustersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_loopgate_v1_cluster_service_proto_msgTypes[2]
+	mi := &file_loopgate_v1_cluster_service_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -177,7 +320,7 @@ func (x *ListClustersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListClustersResponse.ProtoReflect.Descriptor instead.
 func (*ListClustersResponse) Descriptor() ([]byte, []int) {
-	return file_loopgate_v1_cluster_service_proto_rawDescGZIP(), []int{2}
+	return file_loopgate_v1_cluster_service_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *ListClustersResponse) GetClusters() []*Cluster {
@@ -191,13 +334,27 @@ var File_loopgate_v1_cluster_service_proto protoreflect.FileDescriptor
 
 const file_loopgate_v1_cluster_service_proto_rawDesc = "" +
 	"\n" +
-	"!loopgate/v1/cluster_service.proto\x12\vloopgate.v1\x1a\x1cgoogle/api/annotations.proto\"\xa7\x01\n" +
+	"!loopgate/v1/cluster_service.proto\x12\vloopgate.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe7\x01\n" +
 	"\aCluster\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
 	"\x06region\x18\x02 \x01(\tR\x06region\x12\x14\n" +
 	"\x05zones\x18\x03 \x03(\tR\x05zones\x12+\n" +
 	"\x11bootstrap_servers\x18\x04 \x03(\tR\x10bootstrapServers\x12-\n" +
-	"\x12replication_factor\x18\x05 \x01(\x05R\x11replicationFactor\"\x15\n" +
+	"\x12replication_factor\x18\x05 \x01(\x05R\x11replicationFactor\x12>\n" +
+	"\x0flast_drift_pass\x18\x06 \x01(\v2\x16.loopgate.v1.DriftPassR\rlastDriftPass\"\xbe\x03\n" +
+	"\tDriftPass\x129\n" +
+	"\n" +
+	"start_time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\tstartTime\x125\n" +
+	"\bduration\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\bduration\x12D\n" +
+	"\x10observe_duration\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\x0fobserveDuration\x12\x14\n" +
+	"\x05loops\x18\x04 \x01(\x05R\x05loops\x12\x18\n" +
+	"\adrifted\x18\x05 \x01(\x05R\adrifted\x12#\n" +
+	"\rdrifted_loops\x18\x06 \x03(\tR\fdriftedLoops\x12\x1c\n" +
+	"\tunsettled\x18\a \x01(\x05R\tunsettled\x12\x14\n" +
+	"\x05error\x18\b \x01(\tR\x05error\x12B\n" +
+	"\x0flast_drift_time\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\rlastDriftTime\x12,\n" +
+	"\x12last_drifted_loops\x18\n" +
+	" \x03(\tR\x10lastDriftedLoops\"\x15\n" +
 	"\x13ListClustersRequest\"H\n" +
 	"\x14ListClustersResponse\x120\n" +
 	"\bclusters\x18\x01 \x03(\v2\x14.loopgate.v1.ClusterR\bclusters2{\n" +
@@ -216,21 +373,29 @@ func file_loopgate_v1_cluster_service_proto_rawDescGZIP() []byte {
 	return file_loopgate_v1_cluster_service_proto_rawDescData
 }
 
-var file_loopgate_v1_cluster_service_proto_msgTypes = make([]protoimpl.MessageInfo, 3)
+var file_loopgate_v1_cluster_service_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
 var file_loopgate_v1_cluster_service_proto_goTypes = []any{
-	(*Cluster)(nil),              // 0: loopgate.v1.Cluster
-	(*ListClustersRequest)(nil),  // 1: loopgate.v1.ListClustersRequest
-	(*ListClustersResponse)(nil), // 2: loopgate.v1.ListClustersResponse
+	(*Cluster)(nil),               // 0: loopgate.v1.Cluster
+	(*DriftPass)(nil),             // 1: loopgate.v1.DriftPass
+	(*ListClustersRequest)(nil),   // 2: loopgate.v1.ListClustersRequest
+	(*ListClustersResponse)(nil),  // 3: loopgate.v1.ListClustersResponse
+	(*timestamppb.Timestamp)(nil), // 4: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),   // 5: google.protobuf.Duration
 }
 var file_loopgate_v1_cluster_service_proto_depIdxs = []int32{
-	0, // 0: loopgate.v1.ListClustersResponse.clusters:type_name -> loopgate.v1.Cluster
-	1, // 1: loopgate.v1.ClusterService.ListClusters:input_type -> loopgate.v1.ListClustersRequest
-	2, // 2: loopgate.v1.ClusterService.ListClusters:output_type -> loopgate.v1.ListClustersResponse
-	2, // [2:3] is the sub-list for method output_type
-	1, // [1:2] is the sub-list for method input_type
-	1, // [1:1] is the sub-list for extension type_name
-	1, // [1:1] is the sub-list for extension extendee
-	0, // [0:1] is the sub-list for field type_name
+	1, // 0: loopgate.v1.Cluster.last_drift_pass:type_name -> loopgate.v1.DriftPass
+	4, // 1: loopgate.v1.DriftPass.start_time:type_name -> google.protobuf.Timestamp
+	5, // 2: loopgate.v1.DriftPass.duration:type_name -> google.protobuf.Duration
+	5, // 3: loopgate.v1.DriftPass.observe_duration:type_name -> google.protobuf.Duration
+	4, // 4: loopgate.v1.DriftPass.last_drift_time:type_name -> google.protobuf.Timestamp
+	0, // 5: loopgate.v1.ListClustersResponse.clusters:type_name -> loopgate.v1.Cluster
+	2, // 6: loopgate.v1.ClusterService.ListClusters:input_type -> loopgate.v1.ListClustersRequest
+	3, // 7: loopgate.v1.ClusterService.ListClusters:output_type -> loopgate.v1.ListClustersResponse
+	7, // [7:8] is the sub-list for method output_type
+	6, // [6:7] is the sub-list for method input_type
+	6, // [6:6] is the sub-list for extension type_name
+	6, // [6:6] is the sub-list for extension extendee
+	0, // [0:6] is the sub-list for field type_name
 }
 
 func init() { file_loopgate_v1_cluster_service_proto_init() }
@@ -244,7 +409,7 @@ func file_loopgate_v1_cluster_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_loopgate_v1_cluster_service_proto_rawDesc), len(file_loopgate_v1_cluster_service_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   3,
+			NumMessages:   4,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
