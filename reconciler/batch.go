@@ -140,6 +140,12 @@ func (r *Reconciler) reconcile(ctx context.Context, keys []string, honourParks b
 		case err == nil && !again[it.key]:
 			r.unpark(it.key)
 		}
+		// The index learns the status just written (READY, FAILED), so
+		// that the next drift pass compares a converged loop instead of
+		// reconciling it again.
+		if err := r.peers.Refresh(ctx, r.store, it.key); err != nil && ctx.Err() == nil {
+			r.log.Warn("refreshing the peer index failed; the next full resync corrects it", "loop", it.key, "err", err)
+		}
 	}
 	return batchResult{errs: errs, again: again}
 }

@@ -105,14 +105,27 @@ func settled(l *loop.Loop) bool {
 // index what the listing found and enqueues every loop that is neither
 // parked nor waiting for a retry and either is not converged or differs
 // from its cluster.
+//
+// The loops come from the peer index, which every write of this process and
+// every change another process publishes keeps current (see PeerIndex);
+// every Options.FullResyncEvery-th pass, and the first of each Run, lists
+// the store instead and replaces the index with what it found, so that a
+// change whose notification was lost (a dropped PostgreSQL connection) is
+// picked up within that many passes.
 func (r *Reconciler) resync(ctx context.Context) {
-	all, err := r.peers.Load(ctx, r.store)
-	if err != nil {
-		if ctx.Err() == nil {
-			r.log.Error("resync: listing loops", "err", err)
+	var all []*loop.Loop
+	if r.passes%r.opts.FullResyncEvery == 0 {
+		var err error
+		if all, err = r.peers.Load(ctx, r.store); err != nil {
+			if ctx.Err() == nil {
+				r.log.Error("resync: listing loops", "err", err)
+			}
+			return
 		}
-		return
+	} else {
+		all = r.peers.Loops()
 	}
+	r.passes++
 	byCluster := map[string][]*loop.Loop{}
 	var clusters []string
 	unsettled := map[string]int{}

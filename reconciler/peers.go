@@ -154,7 +154,8 @@ type PeerIndex struct {
 
 type peerEntry struct {
 	stamp   uint64
-	live    bool // false: a tombstone, the loop holds nothing
+	loop    *loop.Loop // as last read; nil once it is gone from the store
+	live    bool       // false: the loop holds nothing on a cluster
 	cluster string
 	res     provisioning.Resources
 }
@@ -191,7 +192,9 @@ func (x *PeerIndex) RemoveAt(stamp uint64, key string) {
 }
 
 func (x *PeerIndex) entry(l *loop.Loop) peerEntry {
-	return peerEntryOf(x.catalog, l, false)
+	e := peerEntryOf(x.catalog, l, false)
+	e.loop = l
+	return e
 }
 
 // peerEntryOf is l's entry: its claimed share, or with whole its whole
@@ -324,6 +327,21 @@ func (x *PeerIndex) Refresh(ctx context.Context, st store.Reader, key string) er
 		x.PutAt(stamp, l)
 	}
 	return nil
+}
+
+// Loops returns every loop the index holds, as last read, in key order.
+// The loops are shared: callers must not modify them.
+func (x *PeerIndex) Loops() []*loop.Loop {
+	x.mu.RLock()
+	out := make([]*loop.Loop, 0, len(x.byKey))
+	for _, e := range x.byKey {
+		if e.loop != nil {
+			out = append(out, e.loop)
+		}
+	}
+	x.mu.RUnlock()
+	slices.SortFunc(out, func(a, b *loop.Loop) int { return strings.Compare(a.Metadata.Key(), b.Metadata.Key()) })
+	return out
 }
 
 // Len is the number of loops the index holds (live or not).

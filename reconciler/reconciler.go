@@ -118,6 +118,9 @@ const (
 	DefaultBackoff       = 100 * time.Millisecond
 	DefaultMaxBackoff    = 30 * time.Second
 	DefaultShutdownGrace = 10 * time.Second
+	// DefaultFullResyncEvery: every 10th resync (5 minutes at the default
+	// interval) lists the store.
+	DefaultFullResyncEvery = 10
 )
 
 // Reconciler converges clusters to the persisted desired state.
@@ -127,6 +130,7 @@ type Reconciler struct {
 	admins  map[string]provisioning.Admin // by cluster name; read-write
 	peers   *PeerIndex
 	drift   driftReports
+	passes  int // resyncs of the current Run (Run's goroutine only)
 	log     *slog.Logger
 	now     func() time.Time
 	opts    Options
@@ -165,6 +169,9 @@ type Options struct {
 	// ShutdownGrace is how long Run lets the reconciles in flight finish
 	// after its context ended before it cuts them; 0 = 10s.
 	ShutdownGrace time.Duration
+	// FullResyncEvery makes every n-th resync list the store rather than
+	// read the peer index (see resync); 0 = DefaultFullResyncEvery.
+	FullResyncEvery int
 	// Peers is the peer index to read and keep current; nil means one of
 	// the reconciler's own. loopgate serve shares one with `:plan`.
 	Peers  *PeerIndex
@@ -192,6 +199,9 @@ func New(st store.Store, cat *catalog.Catalog, admins map[string]provisioning.Ad
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
+	}
+	if opts.FullResyncEvery <= 0 {
+		opts.FullResyncEvery = DefaultFullResyncEvery
 	}
 	if opts.Peers == nil {
 		opts.Peers = NewPeerIndex(cat)
@@ -263,7 +273,9 @@ func (r *Reconciler) Run(ctx context.Context) error {
 	work, cut := context.WithCancel(context.WithoutCancel(ctx))
 	defer cut()
 
-	// Fill the peer index before the first reconcile needs it.
+	// Fill the peer index before the first reconcile needs it: the first
+	// pass of a Run lists the store.
+	r.passes = 0
 	r.resync(ctx)
 	var wg sync.WaitGroup
 	for range r.opts.Workers {
