@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"reflect"
 	"slices"
 	"sync/atomic"
 	"testing"
@@ -136,4 +137,48 @@ func waitReport(t *testing.T, rec *reconciler.Reconciler, ok func(reconciler.Dri
 		reps := rec.DriftReports()
 		return len(reps) == 1 && ok(reps[0]), fmt.Sprintf("%+v", reps)
 	})
+}
+
+// ComputeBatch gives each loop exactly what Compute gives it alone, with
+// one Observe for all: provisioned, drifted, new and changed loops, some
+// sharing a principal and a group.
+func TestComputeBatchEqualsComputeAlone(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	for _, n := range []string{"one", "two", "three"} {
+		f.create(t, testLoop(n, "shared-group"))
+		f.reconcile(t, "growth/"+n)
+	}
+	if _, err := f.kadm.DeleteTopics(ctx, "growth.two.events"); err != nil {
+		t.Fatal(err)
+	}
+	changed := f.get(t, "three")
+	changed.Spec.Streams[0].Partitions = 6
+	changed.Spec.RetentionMs = 3600000
+	fresh := testLoop("four", "other-group")
+	loops := []*loop.Loop{f.get(t, "one"), f.get(t, "two"), changed, fresh}
+
+	peers := reconciler.StorePeers{Store: f.st, Catalog: f.cat}
+	cl := f.cat.Clusters[0]
+	admin := &passAdmin{Admin: f.admin}
+	batch, err := reconciler.ComputeBatch(ctx, peers, admin, loops, cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := admin.observes.Load(); got != 1 {
+		t.Errorf("ComputeBatch of %d loops observed %d times, want once", len(loops), got)
+	}
+	for i, l := range loops {
+		alone, err := reconciler.Compute(ctx, peers, f.admin, l, cl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(batch[i], alone) {
+			t.Errorf("%s: batch computed\n%+v\nalone\n%+v", l.Metadata.Key(), batch[i], alone)
+		}
+	}
+	if len(batch[0].Plan.Actions) != 0 || len(batch[1].Plan.Actions) == 0 || len(batch[2].Plan.Actions) == 0 || len(batch[3].Plan.Actions) == 0 {
+		t.Errorf("plans: converged %d, drifted %d, changed %d, new %d actions; want 0 and more than 0 for the others",
+			len(batch[0].Plan.Actions), len(batch[1].Plan.Actions), len(batch[2].Plan.Actions), len(batch[3].Plan.Actions))
+	}
 }

@@ -475,6 +475,39 @@ func Compute(ctx context.Context, peers Peers, admin provisioning.Admin, l *loop
 	return Computed{Desired: desired, Observed: observed, Plan: planFor(l, desired, observed)}, nil
 }
 
+// ComputeBatch is Compute for several loops of one cluster, with one
+// Observe for all of them: each loop's observation is cut out of it
+// exactly as Observe would return it alone (see restrict), so each result
+// equals what Compute returns for that loop. `:batchPlan` uses it.
+func ComputeBatch(ctx context.Context, peers Peers, admin provisioning.Admin, loops []*loop.Loop, cl catalog.Cluster) ([]Computed, error) {
+	items := make([]*item, len(loops))
+	for i, l := range loops {
+		desired, want, err := desiredState(ctx, peers, l, cl)
+		if err != nil {
+			return nil, err
+		}
+		strays, err := strayACLs(ctx, admin, peers, l, cl)
+		if err != nil {
+			return nil, fmt.Errorf("observing cluster %s: %w", cl.Name, err)
+		}
+		items[i] = &item{key: l.Metadata.Key(), l: l, cl: cl, desired: desired, want: want, strays: strays}
+	}
+	if len(items) == 0 {
+		return nil, nil
+	}
+	observed, err := admin.Observe(ctx, unionOf(items))
+	if err != nil {
+		return nil, fmt.Errorf("observing cluster %s: %w", cl.Name, err)
+	}
+	obs := indexObservation(observed)
+	out := make([]Computed, len(items))
+	for i, it := range items {
+		o := withStrays(obs.cut(it.want), it.strays)
+		out[i] = Computed{Desired: it.desired, Observed: o, Plan: planFor(it.l, it.desired, o)}
+	}
+	return out, nil
+}
+
 // ReasonTopicNotOwned is the plan problem of a desired topic that exists on
 // the cluster but that loopgate did not create for this loop.
 const ReasonTopicNotOwned = provisioning.ReasonTopicNotOwned
