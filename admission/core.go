@@ -247,6 +247,12 @@ type prepared struct {
 // prepare validates l, derives its resources and asks policy. Invalid input
 // returns *InvalidError (not yet audited); a denial is a Decision with Deny.
 func (c *Core) prepare(ctx context.Context, id Identity, op string, l, previous *loop.Loop) (*prepared, error) {
+	return c.prepareIn(ctx, id, op, l, previous, 0)
+}
+
+// prepareIn is prepare with pending more partitions counted as used by the
+// loop's team: those an atomic batch admits with it (batch.go).
+func (c *Core) prepareIn(ctx context.Context, id Identity, op string, l, previous *loop.Loop, pending int64) (*prepared, error) {
 	loop.Default(l)
 	problems := loop.ValidateWithLimits(l, c.Catalog.Limits) // bounds first: nothing below sees an oversized loop
 	team, ok := c.Catalog.Team(l.Metadata.Team)
@@ -295,6 +301,7 @@ func (c *Core) prepare(ctx context.Context, id Identity, op string, l, previous 
 	if err != nil {
 		return nil, err
 	}
+	team.UsedPartitions = int32(max(min(int64(team.UsedPartitions)+pending, math.MaxInt32), 0))
 	in := policy.Input{
 		Operation: op, Loop: l, Previous: previous, Derived: derived,
 		Team: team, Cluster: cl, Regions: c.Catalog.Regions(), Actor: actor(id),
@@ -477,7 +484,7 @@ func (c *Core) replay(ctx context.Context, id Identity, action, resource, hash, 
 		return nil, false, err
 	}
 	if r.Subject != id.Subject || r.Method != action || r.Resource != resource || r.Hash != hash {
-		msg := fmt.Sprintf("request id %q was already used for a different request; use a new request id for a new request (a retry must repeat the original request exactly, as the same caller)", requestID)
+		msg := requestIDReused(requestID)
 		c.auditRefusal(ctx, id, action, resource, requestID, audit.OutcomeForbidden, "REQUEST_ID_REUSED", msg)
 		return nil, false, &PreconditionError{Reason: "REQUEST_ID_REUSED", Message: msg}
 	}
@@ -492,6 +499,12 @@ func (c *Core) replay(ctx context.Context, id Identity, action, resource, hash, 
 	return l, true, nil
 }
 
+// requestIDReused is the refusal of a request id used before for another
+// request; it tells nothing about what that was.
+func requestIDReused(requestID string) string {
+	return fmt.Sprintf("request id %q was already used for a different request; use a new request id for a new request (a retry must repeat the original request exactly, as the same caller)", requestID)
+}
+
 // ParseLoopName splits "teams/{team}/loops/{loop}".
 func ParseLoopName(name string) (team, loopName string, ok bool) {
 	return OwnedName(name, "loops")
@@ -500,7 +513,7 @@ func ParseLoopName(name string) (team, loopName string, ok bool) {
 // Create admits a new loop.
 func (c *Core) Create(ctx context.Context, id Identity, l *loop.Loop, opts WriteOptions) (*loop.Loop, error) {
 	resource := l.Metadata.ResourceName()
-	hash := requestHash(map[string]any{"labels": l.Metadata.Labels, "spec": l.Spec, "validateOnly": opts.ValidateOnly})
+	hash := createHash(l, opts.ValidateOnly)
 	if prev, ok, err := c.replay(ctx, id, "loop.create", resource, hash, opts.RequestID); err != nil || ok {
 		return prev, err
 	}
@@ -516,22 +529,12 @@ func (c *Core) Create(ctx context.Context, id Identity, l *loop.Loop, opts Write
 	if !p.decision.Allowed() {
 		return nil, c.deny(ctx, id, "loop.create", "CREATE", opts, l, p.decision)
 	}
-	now := c.now()
-	l.Metadata.UID = newID("")
-	l.Metadata.Generation = 1
-	l.Metadata.CreateTime, l.Metadata.UpdateTime = now, now
-	l.Status = admitStatus(loop.Status{}, l, p, id, now)
+	admitNew(l, p, id, c.now())
 	if opts.ValidateOnly {
 		return l, nil
 	}
 	err = c.write(ctx, func(tx store.Tx) error {
-		if err := tx.CreateLoop(ctx, l); err != nil {
-			return err
-		}
-		if err := c.claimNames(ctx, tx, id, l, p.claims, opts.RequestID); err != nil {
-			return err
-		}
-		return c.recordAdmission(ctx, tx, id, "loop.create", "CREATE", store.Request{ID: opts.RequestID, Hash: hash}, l, p)
+		return c.writeCreate(ctx, tx, id, l, p, store.Request{ID: opts.RequestID, Hash: hash})
 	})
 	if err != nil {
 		if errors.Is(err, store.ErrAlreadyExists) {
@@ -541,6 +544,75 @@ func (c *Core) Create(ctx context.Context, id Identity, l *loop.Loop, opts Write
 	}
 	c.notify(l)
 	return l, nil
+}
+
+// createHash is what a create's request id is bound to (see replay).
+func createHash(l *loop.Loop, validateOnly bool) string {
+	return requestHash(map[string]any{"labels": l.Metadata.Labels, "spec": l.Spec, "validateOnly": validateOnly})
+}
+
+// updateHash is what an update's request id is bound to (see replay).
+func updateHash(desired *loop.Loop, etag string, validateOnly bool) string {
+	return requestHash(map[string]any{"labels": desired.Metadata.Labels, "spec": desired.Spec, "etag": etag, "validateOnly": validateOnly})
+}
+
+// admitNew sets what admitting l as a new loop sets: its uid, generation 1,
+// times and the admission status.
+func admitNew(l *loop.Loop, p *prepared, id Identity, now time.Time) {
+	l.Metadata.UID = newID("")
+	l.Metadata.Generation = 1
+	l.Metadata.CreateTime, l.Metadata.UpdateTime = now, now
+	l.Status = admitStatus(loop.Status{}, l, p, id, now)
+}
+
+// writeCreate persists an admitted new loop inside tx: the loop, the names
+// it claims, the decision, the audit event and the request id.
+func (c *Core) writeCreate(ctx context.Context, tx store.Tx, id Identity, l *loop.Loop, p *prepared, req store.Request) error {
+	if err := tx.CreateLoop(ctx, l); err != nil {
+		return err
+	}
+	if err := c.claimNames(ctx, tx, id, l, p.claims, req.ID); err != nil {
+		return err
+	}
+	return c.recordAdmission(ctx, tx, id, "loop.create", "CREATE", req, l, p)
+}
+
+// desiredNext is cur with desired's labels and spec (defaulted), and
+// whether the spec or anything at all changes.
+func desiredNext(cur, desired *loop.Loop) (next loop.Loop, specChanged, changed bool) {
+	next = *cur
+	next.Metadata.Labels = desired.Metadata.Labels
+	next.Spec = desired.Spec
+	loop.Default(&next)
+	specChanged = !reflect.DeepEqual(next.Spec, cur.Spec)
+	return next, specChanged, specChanged || !labelsEqual(next.Metadata.Labels, cur.Metadata.Labels)
+}
+
+// admitChange sets what admitting next as a change of cur sets: the update
+// time and, when the spec changed, a new generation with its admission
+// status.
+func admitChange(next, cur *loop.Loop, specChanged bool, p *prepared, id Identity, now time.Time) {
+	next.Metadata.UpdateTime = now
+	if specChanged {
+		next.Metadata.Generation++
+		next.Status = admitStatus(cur.Status, next, p, id, now)
+	}
+}
+
+// writeUpdate persists an admitted change of cur inside tx: the loop
+// (guarded by cur's etag), the names it claims, the decision, the audit
+// event and the request id.
+func (c *Core) writeUpdate(ctx context.Context, tx store.Tx, id Identity, next, cur *loop.Loop, specChanged bool, p *prepared, req store.Request) error {
+	if err := keepReconcilerState(ctx, tx, next, !specChanged); err != nil {
+		return err
+	}
+	if err := tx.UpdateLoop(ctx, next, cur.Metadata.Etag); err != nil {
+		return err
+	}
+	if err := c.claimNames(ctx, tx, id, next, p.claims, req.ID); err != nil {
+		return err
+	}
+	return c.recordAdmission(ctx, tx, id, "loop.update", "UPDATE", req, next, p)
 }
 
 // recordAdmission writes the decision, the audit event and the request id.
@@ -577,7 +649,7 @@ func (c *Core) notify(l *loop.Loop) {
 // that changes nothing is a no-op: no new generation, no audit event.
 func (c *Core) Update(ctx context.Context, id Identity, desired *loop.Loop, etag string, opts WriteOptions) (*loop.Loop, error) {
 	resource := desired.Metadata.ResourceName()
-	hash := requestHash(map[string]any{"labels": desired.Metadata.Labels, "spec": desired.Spec, "etag": etag, "validateOnly": opts.ValidateOnly})
+	hash := updateHash(desired, etag, opts.ValidateOnly)
 	if prev, ok, err := c.replay(ctx, id, "loop.update", resource, hash, opts.RequestID); err != nil || ok {
 		return prev, err
 	}
@@ -591,12 +663,8 @@ func (c *Core) Update(ctx context.Context, id Identity, desired *loop.Loop, etag
 	if !cur.Metadata.DeleteTime.IsZero() {
 		return nil, &PreconditionError{Reason: "LOOP_DELETING", Message: fmt.Sprintf("loop %s is being deleted", desired.Metadata.Key())}
 	}
-	next := *cur
-	next.Metadata.Labels = desired.Metadata.Labels
-	next.Spec = desired.Spec
-	loop.Default(&next)
-	specChanged := !reflect.DeepEqual(next.Spec, cur.Spec)
-	if !specChanged && labelsEqual(next.Metadata.Labels, cur.Metadata.Labels) {
+	next, specChanged, changed := desiredNext(cur, desired)
+	if !changed {
 		return cur, nil
 	}
 	p, err := c.prepare(ctx, id, "UPDATE", &next, cur)
@@ -610,26 +678,12 @@ func (c *Core) Update(ctx context.Context, id Identity, desired *loop.Loop, etag
 	if !p.decision.Allowed() {
 		return nil, c.deny(ctx, id, "loop.update", "UPDATE", opts, &next, p.decision)
 	}
-	now := c.now()
-	next.Metadata.UpdateTime = now
-	if specChanged {
-		next.Metadata.Generation++
-		next.Status = admitStatus(cur.Status, &next, p, id, now)
-	}
+	admitChange(&next, cur, specChanged, p, id, c.now())
 	if opts.ValidateOnly {
 		return &next, nil
 	}
 	err = c.write(ctx, func(tx store.Tx) error {
-		if err := keepReconcilerState(ctx, tx, &next, !specChanged); err != nil {
-			return err
-		}
-		if err := tx.UpdateLoop(ctx, &next, cur.Metadata.Etag); err != nil {
-			return err
-		}
-		if err := c.claimNames(ctx, tx, id, &next, p.claims, opts.RequestID); err != nil {
-			return err
-		}
-		return c.recordAdmission(ctx, tx, id, "loop.update", "UPDATE", store.Request{ID: opts.RequestID, Hash: hash}, &next, p)
+		return c.writeUpdate(ctx, tx, id, &next, cur, specChanged, p, store.Request{ID: opts.RequestID, Hash: hash})
 	})
 	if err != nil {
 		return nil, fmt.Errorf("loop %s: %w", next.Metadata.Key(), err)
@@ -784,9 +838,31 @@ type PlanResult struct {
 // would make, through the same code path with a read-only admin client.
 // Nothing is persisted and nothing is written to any cluster.
 func (c *Core) Plan(ctx context.Context, id Identity, l *loop.Loop) (*PlanResult, error) {
+	pp, err := c.preparePlan(ctx, id, l)
+	if err != nil || pp.admin == nil {
+		return pp.res, err
+	}
+	computed, err := reconciler.Compute(ctx, c.peers(), pp.admin, pp.next, pp.res.Cluster)
+	if err != nil {
+		return nil, err
+	}
+	pp.finish(computed)
+	return pp.res, nil
+}
+
+// plannedLoop is a plan before its cluster is observed.
+type plannedLoop struct {
+	res   *PlanResult
+	next  *loop.Loop         // the loop as applying would leave it
+	admin provisioning.Admin // read-only; nil: no cluster to observe
+}
+
+// preparePlan is Plan up to observing the cluster: the loop as applying
+// would leave it, its verdict and derived resources.
+func (c *Core) preparePlan(ctx context.Context, id Identity, l *loop.Loop) (plannedLoop, error) {
 	cur, err := c.Store.GetLoop(ctx, l.Metadata.Team, l.Metadata.Name)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
-		return nil, err
+		return plannedLoop{}, err
 	}
 	op := "CREATE"
 	next := cloneLoop(l)
@@ -799,28 +875,29 @@ func (c *Core) Plan(ctx context.Context, id Identity, l *loop.Loop) (*PlanResult
 	}
 	p, err := c.prepare(ctx, id, op, next, cur)
 	if err != nil {
-		return nil, err
+		return plannedLoop{}, err
 	}
 	res := &PlanResult{Operation: op, Decision: p.decision, Cluster: p.cluster, Derived: p.derived}
 	if cur != nil && reflect.DeepEqual(next.Spec, cur.Spec) {
 		res.Operation = "NOOP"
 	}
-	admin := c.PlanAdmins[p.cluster.Name]
-	if admin == nil {
-		return res, nil // unknown region: policy already says so
+	// An unknown region has no admin: policy already says so.
+	return plannedLoop{res: res, next: next, admin: c.PlanAdmins[p.cluster.Name]}, nil
+}
+
+// finish completes the plan with what Compute found.
+func (pp plannedLoop) finish(computed reconciler.Computed) {
+	pp.res.Actions = computed.Plan.Actions
+	pp.res.Problems = computed.Plan.Problems
+	if pp.res.Operation == "NOOP" && len(pp.res.Actions) > 0 {
+		pp.res.Operation = "UPDATE" // the spec is unchanged but the cluster drifted
 	}
-	peers := c.Peers
-	if peers == nil {
-		peers = reconciler.StorePeers{Store: c.Store, Catalog: c.Catalog}
+}
+
+// peers is what `:plan` reads other loops' shares from (see Core.Peers).
+func (c *Core) peers() reconciler.Peers {
+	if c.Peers != nil {
+		return c.Peers
 	}
-	computed, err := reconciler.Compute(ctx, peers, admin, next, p.cluster)
-	if err != nil {
-		return nil, err
-	}
-	res.Actions = computed.Plan.Actions
-	res.Problems = computed.Plan.Problems
-	if res.Operation == "NOOP" && len(res.Actions) > 0 {
-		res.Operation = "UPDATE" // the spec is unchanged but the cluster drifted
-	}
-	return res, nil
+	return reconciler.StorePeers{Store: c.Store, Catalog: c.Catalog}
 }

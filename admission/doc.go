@@ -25,6 +25,12 @@
 //  6. Notify: the reconciler is woken with the loop's key; it provisions
 //     only what was approved and persisted.
 //
+// Batches (batch.go) carry up to MaxBatchItems loops: AuthorizeItems
+// authorizes every item as its single RPC before anything runs (one refused
+// item refuses the request); BatchApply admits each item as Create or Update
+// would, concurrently through the group commit, or, atomic, all in one
+// transaction or none; BatchPlan plans each as Plan.
+//
 // Reviews (approvals.go) move a generation held for approval to
 // provisioning once every reason has its approvers, or to REJECTED.
 // Principals and their credentials (principals.go) and the client contract

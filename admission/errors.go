@@ -46,6 +46,9 @@ func (e *DeniedError) Error() string {
 type ForbiddenError struct {
 	Reason  string // UPPER_SNAKE, e.g. TEAM_SCOPE
 	Message string
+	// Metadata says more for machines, e.g. which item of a batch request
+	// was refused ("item", "resource"); may be nil.
+	Metadata map[string]string
 }
 
 func (e *ForbiddenError) Error() string { return e.Message }

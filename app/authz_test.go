@@ -100,6 +100,10 @@ func authzTable() []authzRow {
 			rest: "GET /v1/teams/growth/approvals", allow: approversOfGrowh},
 		{rpc: "LoopService.GetLoopContract", req: &lgv1.GetLoopContractRequest{Name: fixtureLoop, Principal: "nudge-engine"},
 			rest: "GET /v1/" + fixtureLoop + "/contract?principal=nudge-engine", allow: readersOfGrowth},
+		{rpc: "LoopService.BatchPlanLoops", note: "every item is authorized as PlanLoop", req: &lgv1.BatchPlanLoopsRequest{Loops: []*lgv1.Loop{fixture}},
+			rest: "POST /v1/loops:batchPlan", body: `{"loops":[` + loopJSON + `]}`, allow: writersOfGrowth},
+		{rpc: "LoopService.BatchApplyLoops", note: "validate_only; every item is authorized as CreateLoop and UpdateLoop", req: &lgv1.BatchApplyLoopsRequest{Loops: []*lgv1.Loop{fixture}, ValidateOnly: true},
+			rest: "POST /v1/loops:batchApply", body: `{"loops":[` + loopJSON + `],"validateOnly":true}`, allow: writersOfGrowth},
 		{rpc: "PrincipalService.GetPrincipal", req: &lgv1.GetPrincipalRequest{Name: fixturePrincipal},
 			rest: "GET /v1/" + fixturePrincipal, allow: readersOfGrowth},
 		{rpc: "PrincipalService.ListPrincipals", req: &lgv1.ListPrincipalsRequest{Parent: "teams/growth"},
@@ -344,7 +348,12 @@ Every RPC, over gRPC and REST alike, goes through one authorization point
 before anything else runs: the server's interceptor authenticates the caller
 and asks the authorizer ` + "`(identity, action, resource) → allow | deny(reason)`" + `.
 The resource is read from the request's resource name (` + "`teams/{team}/...`" + `),
-so the decision needs nothing but the request. A refusal answers
+so the decision needs nothing but the request. A batch request
+(` + "`BatchApplyLoops`, `BatchPlanLoops`" + `) names many loops, possibly of several
+teams: every item is authorized with the action of its single RPC
+(` + "`loop.create` and `loop.update`" + ` for an apply item, which may create or update
+its loop; ` + "`loop.plan`" + `), and one refused item refuses the whole request,
+naming the item (` + "`loops[i]`" + ` and its loop); nothing of it runs. A refusal answers
 ` + "`PERMISSION_DENIED`" + ` (HTTP 403) with reason ` + "`TEAM_SCOPE`" + ` or ` + "`ROLE_REQUIRED`" + `
 and is recorded in the audit trail with actor, action, resource, method,
 source and reason. Identical refusals (same source, actor, method and reason)

@@ -32,9 +32,10 @@ func (a *app) newApplyCmd() *cobra.Command {
 		wait    bool
 		timeout time.Duration
 		dryRun  bool
+		atomic  bool
 	)
 	cmd := &cobra.Command{
-		Use:   "apply -f FILE|DIR [-f ...] [-R]",
+		Use:   "apply -f FILE|DIR [-f ...] [-R] [--atomic]",
 		Short: "Create or update the loops of files",
 		Long: `Create or update every loop of YAML files (several loops per file,
 separated by ---). Loops that do not exist are created; existing ones are
@@ -45,6 +46,13 @@ is sent.
 -f may be repeated. A directory means every *.yaml and *.yml file in it
 (with -R, in its subdirectories too), sorted by path; loops are applied in
 the order of the files and of the documents within them.
+
+The loops are sent in batch requests of up to 1000 loops (and 4 MiB) each;
+every loop is admitted on its own, so one that fails (denied, invalid,
+conflict) is reported and the others go on. With --atomic every loop is sent
+in one request and applied all together or not at all: if any is invalid,
+denied or conflicts, nothing is applied and every failing loop is named
+(more loops than one request carries are refused before anything is sent).
 
 With --wait, once every loop is sent, loopctl follows them all at once until
 each is READY, FAILED, REJECTED or waits for an approval; --timeout bounds
@@ -59,16 +67,22 @@ code is 1 when any loop FAILED or was REJECTED, 2 when the wait timed out
 			if err != nil {
 				return err
 			}
+			if atomic {
+				if err := checkAtomic(loops); err != nil {
+					return err
+				}
+			}
 			if err := a.connect(); err != nil {
 				return err
 			}
-			return a.apply(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), loops, applyOptions{wait: wait, timeout: timeout, dryRun: dryRun})
+			return a.apply(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), loops, applyOptions{wait: wait, timeout: timeout, dryRun: dryRun, atomic: atomic})
 		},
 	}
 	files.register(cmd, "apply")
 	cmd.Flags().BoolVar(&wait, "wait", false, "wait until every loop is READY, FAILED, REJECTED or PENDING_APPROVAL")
 	cmd.Flags().DurationVar(&timeout, "timeout", 2*time.Minute, "how long --wait waits in all, for every loop of the files together")
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "run every server-side check (validation, policy) but change nothing")
+	cmd.Flags().BoolVar(&atomic, "atomic", false, "apply every loop or none, in one request (at most 1000 loops and 4 MiB)")
 	return cmd
 }
 
@@ -205,11 +219,13 @@ type applyOptions struct {
 	wait    bool
 	timeout time.Duration
 	dryRun  bool
+	atomic  bool
 }
 
-// applyConcurrency is how many loops apply sends at once. The server
-// admits each loop in its own transaction; keeping several in flight hides
-// the round trips and lets the server's work overlap.
+// applyConcurrency is how many loops apply sends at once to a server
+// without batch requests. The server admits each loop in its own
+// transaction; keeping several in flight hides the round trips and lets the
+// server's work overlap.
 const applyConcurrency = 16
 
 // applied is the outcome of sending one loop; done is closed once it is set.
@@ -217,21 +233,36 @@ type applied struct {
 	result  *loopgatev1.Loop
 	outcome string
 	err     error
+	repeat  bool   // err was reported already, for an earlier loop of its request
+	note    string // a line to print after err
 	done    chan struct{}
 }
 
-// apply creates or updates every loop, up to applyConcurrency at a time,
-// and reports them in file order. A loop named again later in the file is
-// sent only after its earlier document is done, so the later one wins as
-// if the file were applied one loop at a time. A loop that fails (denied,
-// invalid, conflict) is reported and the others go on; the exit code is 1
-// when any failed. Connection and authentication errors stop at once: no
-// further loop is sent. With opt.wait, once every loop is sent, waitAll
-// follows all the loops sent at once, within opt.timeout in all.
+// apply creates or updates every loop, in batch requests (sendBatches), and
+// reports them in file order. A loop named again later in the file is sent
+// only after its earlier document is done, so the later one wins as if the
+// file were applied one loop at a time. A loop that fails (denied, invalid,
+// conflict) is reported and the others go on; the exit code is 1 when any
+// failed. With opt.atomic every loop is sent in one request, applied all or
+// none. Connection and authentication errors stop at once: no further loop
+// is sent. With opt.wait, once every loop is sent, waitAll follows all the
+// loops sent at once, within opt.timeout in all.
 func (a *app) apply(ctx context.Context, stdout, stderr io.Writer, loops []*loop.Loop, opt applyOptions) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	outs := a.sendAll(ctx, loops, opt.dryRun)
+	desired := make([]*loopgatev1.Loop, len(loops))
+	for i, l := range loops {
+		desired[i] = toProto(l)
+	}
+	var outs []applied
+	if opt.atomic {
+		var err error
+		if outs, err = a.applyAtomic(ctx, stderr, desired, opt.dryRun); err != nil {
+			return err
+		}
+	} else {
+		outs = a.sendBatches(ctx, desired, opt.dryRun)
+	}
 	var (
 		results []*loopgatev1.Loop
 		failed  int
@@ -244,7 +275,10 @@ func (a *app) apply(ctx context.Context, stdout, stderr io.Writer, loops []*loop
 			if isCode(err, codes.Unavailable) || isCode(err, codes.Unauthenticated) || ctx.Err() != nil {
 				return err
 			}
-			PrintError(stderr, err, a.conn)
+			if !outs[i].repeat {
+				PrintError(stderr, err, a.conn)
+				printNote(stderr, outs[i].note)
+			}
 			failed++
 			continue
 		}
@@ -288,44 +322,45 @@ func (a *app) apply(ctx context.Context, stdout, stderr io.Writer, loops []*loop
 	return nil
 }
 
-// sendAll applies every loop on its own goroutine, at most
-// applyConcurrency at a time, and returns their outcomes in file order.
-// Once ctx ends nothing more is sent.
-func (a *app) sendAll(ctx context.Context, loops []*loop.Loop, dryRun bool) []applied {
-	outs := make([]applied, len(loops))
+// newApplied returns n outcomes, none done yet.
+func newApplied(n int) []applied {
+	outs := make([]applied, n)
 	for i := range outs {
 		outs[i].done = make(chan struct{})
 	}
-	go func() {
-		sem := make(chan struct{}, applyConcurrency)
-		last := map[string]int{} // loop name -> index of its latest document so far
-		for i, l := range loops {
-			desired := toProto(l)
-			before, dup := last[desired.GetName()]
-			last[desired.GetName()] = i
-			select {
-			case sem <- struct{}{}:
-			case <-ctx.Done():
-				for j := i; j < len(loops); j++ {
-					outs[j].err = ctx.Err()
-					close(outs[j].done)
-				}
+	return outs
+}
+
+// sendEach applies every loop with its own RPCs (GetLoop, then CreateLoop or
+// UpdateLoop), at most applyConcurrency at a time, setting outs (one per
+// loop, in order) as each is done. Once ctx ends nothing more is sent.
+func (a *app) sendEach(ctx context.Context, loops []*loopgatev1.Loop, outs []applied, dryRun bool) {
+	sem := make(chan struct{}, applyConcurrency)
+	last := map[string]int{} // loop name -> index of its latest document so far
+	for i, desired := range loops {
+		before, dup := last[desired.GetName()]
+		last[desired.GetName()] = i
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			for j := i; j < len(loops); j++ {
+				outs[j].err = ctx.Err()
+				close(outs[j].done)
+			}
+			return
+		}
+		go func() {
+			defer func() { <-sem; close(outs[i].done) }()
+			if dup {
+				<-outs[before].done // started earlier, so it finishes
+			}
+			if err := ctx.Err(); err != nil {
+				outs[i].err = err
 				return
 			}
-			go func() {
-				defer func() { <-sem; close(outs[i].done) }()
-				if dup {
-					<-outs[before].done // started earlier, so it finishes
-				}
-				if err := ctx.Err(); err != nil {
-					outs[i].err = err
-					return
-				}
-				outs[i].result, outs[i].outcome, outs[i].err = a.applyOne(ctx, desired, dryRun)
-			}()
-		}
-	}()
-	return outs
+			outs[i].result, outs[i].outcome, outs[i].err = a.applyOne(ctx, desired, dryRun)
+		}()
+	}
 }
 
 // applyOne reads the loop, then creates or updates it.

@@ -105,6 +105,13 @@ func PrintError(w io.Writer, err error, conn Conn) {
 	if ei := errorInfo(st); ei != nil {
 		reason = termSafe(ei.GetReason())
 	}
+	if reason == "ATOMIC_BATCH_REFUSED" {
+		// The message names every failing item (loops[i] with its loop);
+		// the violations carry their fields under loops[i].
+		fmt.Fprintf(w, "error: %s\n", msg)
+		printViolations(w, Violations(st))
+		return
+	}
 	switch st.Code() {
 	case codes.Unavailable:
 		fmt.Fprintf(w, "error: cannot reach loopgate at %s: is `loopgate serve` running?\n", conn.Server)

@@ -29,7 +29,9 @@ type fakeServer struct {
 	requests []any
 	tokens   []string
 
-	// Answers; a nil answer with a nil error is Unimplemented.
+	// Answers; a nil answer with a nil error is Unimplemented. Without
+	// batchApply and batchPlan the batch RPCs are Unimplemented, as on a
+	// server that predates them: loopctl then sends one RPC per loop.
 	principalPages []*loopgatev1.ListPrincipalsResponse
 	groupPages     []*loopgatev1.ListConsumerGroupsResponse
 	conflicts      *loopgatev1.ListOwnershipConflictsResponse
@@ -52,6 +54,8 @@ type fakeServer struct {
 	createLoop func(*loopgatev1.CreateLoopRequest) (*loopgatev1.Loop, error)
 	listLoops  func(*loopgatev1.ListLoopsRequest) (*loopgatev1.ListLoopsResponse, error)
 	planLoop   func(*loopgatev1.PlanLoopRequest) (*loopgatev1.PlanLoopResponse, error)
+	batchApply func(*loopgatev1.BatchApplyLoopsRequest) (*loopgatev1.BatchApplyLoopsResponse, error)
+	batchPlan  func(*loopgatev1.BatchPlanLoopsRequest) (*loopgatev1.BatchPlanLoopsResponse, error)
 }
 
 func (f *fakeServer) record(ctx context.Context, req any) {
@@ -164,6 +168,26 @@ func (f *fakeServer) PlanLoop(ctx context.Context, req *loopgatev1.PlanLoopReque
 	f.hookMu.Lock()
 	defer f.hookMu.Unlock()
 	return f.planLoop(req)
+}
+
+func (f *fakeServer) BatchApplyLoops(ctx context.Context, req *loopgatev1.BatchApplyLoopsRequest) (*loopgatev1.BatchApplyLoopsResponse, error) {
+	f.record(ctx, req)
+	if f.batchApply == nil {
+		return f.UnimplementedLoopServiceServer.BatchApplyLoops(ctx, req)
+	}
+	f.hookMu.Lock()
+	defer f.hookMu.Unlock()
+	return f.batchApply(req)
+}
+
+func (f *fakeServer) BatchPlanLoops(ctx context.Context, req *loopgatev1.BatchPlanLoopsRequest) (*loopgatev1.BatchPlanLoopsResponse, error) {
+	f.record(ctx, req)
+	if f.batchPlan == nil {
+		return f.UnimplementedLoopServiceServer.BatchPlanLoops(ctx, req)
+	}
+	f.hookMu.Lock()
+	defer f.hookMu.Unlock()
+	return f.batchPlan(req)
 }
 
 func (f *fakeServer) ApproveLoop(ctx context.Context, req *loopgatev1.ApproveLoopRequest) (*loopgatev1.Loop, error) {

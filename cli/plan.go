@@ -76,25 +76,31 @@ func (a *app) runPlan(cmd *cobra.Command, files *fileFlags, diff bool) error {
 	if err := a.connect(); err != nil {
 		return err
 	}
+	ctx, cancel := context.WithCancel(cmd.Context())
+	defer cancel()
 	var (
-		ctx     = cmd.Context()
 		stdout  = cmd.OutOrStdout()
 		plans   []*loopgatev1.PlanLoopResponse
 		denied  int
 		changed int
+		desired = make([]*loopgatev1.Loop, len(loops))
 	)
-	for _, l := range loops {
-		desired := toProto(l)
-		plan, err := a.planOne(ctx, desired)
-		var d *loopDiff
-		if err == nil && diff {
-			d, err = a.diffOne(ctx, l, desired, plan)
-		}
+	for i, l := range loops {
+		desired[i] = toProto(l)
+	}
+	outs := a.planAll(ctx, loops, desired, diff)
+	for i := range loops {
+		o := &outs[i]
+		<-o.done
+		plan, d, err := o.plan, o.diff, o.err
 		if err != nil {
 			if isCode(err, codes.Unavailable) || isCode(err, codes.Unauthenticated) || ctx.Err() != nil {
 				return err
 			}
-			PrintError(cmd.ErrOrStderr(), err, a.conn)
+			if !o.repeat {
+				PrintError(cmd.ErrOrStderr(), err, a.conn)
+				printNote(cmd.ErrOrStderr(), o.note)
+			}
 			denied++
 			continue
 		}
@@ -105,7 +111,7 @@ func (a *app) runPlan(cmd *cobra.Command, files *fileFlags, diff bool) error {
 			changed++
 		}
 		if a.output == FormatTable {
-			if err := printPlan(stdout, desired.GetName(), plan); err != nil {
+			if err := printPlan(stdout, desired[i].GetName(), plan); err != nil {
 				return err
 			}
 			if d != nil {

@@ -16,8 +16,9 @@
 // explained, with every policy violation, by PrintError (errors.go). Loop
 // files (-f FILE|DIR, -R: files.go) are read with loop.LoadWithLimits and
 // mapped to the API by toProto, and back by fromProto for get -o yaml
-// (convert.go, with package apimap, the server's own mapping). Text from the server reaches the terminal through termSafe
-// (output.go).
+// (convert.go, with package apimap, the server's own mapping). apply, plan
+// and diff send them in batch requests (batch.go; apply --atomic in one).
+// Text from the server reaches the terminal through termSafe (output.go).
 //
 // apply --wait follows every loop it sent at once (waitall.go, with the
 // verdicts and polling of wait.go), so that it takes about as long as the

@@ -16,6 +16,7 @@ import (
 
 	"github.com/loopgate/loopgate/admission"
 	"github.com/loopgate/loopgate/identity"
+	"github.com/loopgate/loopgate/loop"
 )
 
 // Identity is an authenticated caller.
@@ -108,7 +109,9 @@ func callOf(ctx context.Context, method string) admission.Call {
 // grpc-gateway, which dials the gRPC listener) REST alike: authenticate,
 // authorize with the one Authorizer, then run the handler, and map every
 // error to one status. Nothing runs before authorization but reading the
-// resource name from the request; every refusal is audited by core.
+// resource name from the request (for a batch request, every item's, each
+// authorized as its single RPC; see batchMethods); every refusal is audited
+// by core.
 func Interceptor(a *Authenticator, core *admission.Core, lim *Limiters) grpc.UnaryServerInterceptor {
 	if lim == nil {
 		lim = &Limiters{}
@@ -137,12 +140,37 @@ func Interceptor(a *Authenticator, core *admission.Core, lim *Limiters) grpc.Una
 			auditInvalid(ctx, core, id, action, err)
 			return nil, toStatus(err)
 		}
-		if err := core.Authorize(ctx, id, action, res); err != nil {
+		// A batch request is authorized item by item (each as its single
+		// RPC); each item counts as one change against the rate limit.
+		changes := 1
+		if bm, batch := batchMethods[info.FullMethod]; batch {
+			res.Name = bm.resource
+			items, err := batchResourcesOf(req, bm.resource)
+			if err != nil {
+				auditInvalid(ctx, core, id, action, err)
+				return nil, toStatus(err)
+			}
+			if err := core.AuthorizeItems(ctx, id, bm.actions, items); err != nil {
+				return nil, toStatus(err)
+			}
+			changes = max(len(items), 1)
+		} else if err := core.Authorize(ctx, id, action, res); err != nil {
 			return nil, toStatus(err)
 		}
 		if rateLimitedActions[action] {
-			if ok, wait := lim.Mutations.Take(id.Subject); !ok {
-				err := rateLimited(fmt.Sprintf("%s sent too many changes", id.Subject), wait)
+			if burst := lim.Mutations.Burst(); changes > 1 && changes > burst && burst > 0 {
+				err := &admission.InvalidError{Resource: res.Name, Problems: loop.FieldErrors{{Field: batchItemsField, Message: fmt.Sprintf(
+					"%d items count as %d changes, more than this server lets one identity make at once (%d): send at most %d items a request",
+					changes, changes, burst, burst)}}}
+				auditInvalid(ctx, core, id, action, err)
+				return nil, toStatus(err)
+			}
+			if ok, wait := lim.Mutations.TakeN(id.Subject, changes); !ok {
+				what := fmt.Sprintf("%s sent too many changes", id.Subject)
+				if changes > 1 {
+					what += fmt.Sprintf(" (a batch of %d items counts as %d)", changes, changes)
+				}
+				err := rateLimited(what, wait)
 				core.AuditRateLimited(ctx, id, action, res.Name, err.Error())
 				return nil, toStatus(err)
 			}

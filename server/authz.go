@@ -27,6 +27,8 @@ var MethodActions = map[string]string{
 	lgv1.LoopService_RejectLoop_FullMethodName:                     "loop.reject",
 	lgv1.LoopService_ListApprovals_FullMethodName:                  "loop.listApprovals",
 	lgv1.LoopService_GetLoopContract_FullMethodName:                "loop.contract",
+	lgv1.LoopService_BatchPlanLoops_FullMethodName:                 "loop.plan",
+	lgv1.LoopService_BatchApplyLoops_FullMethodName:                "loop.create",
 	lgv1.PrincipalService_GetPrincipal_FullMethodName:              "principal.get",
 	lgv1.PrincipalService_ListPrincipals_FullMethodName:            "principal.list",
 	lgv1.PrincipalService_CreatePrincipal_FullMethodName:           "principal.create",
@@ -38,6 +40,72 @@ var MethodActions = map[string]string{
 	lgv1.AuditService_VerifyAuditChain_FullMethodName:              "audit.verify",
 	lgv1.ClusterService_ListClusters_FullMethodName:                "cluster.list",
 	lgv1.IdentityService_GetCaller_FullMethodName:                  "identity.get",
+}
+
+// batchMethod is an RPC whose request carries many loops (batchItemsField):
+// every item's loop is authorized for each of actions, the actions of the
+// item's single RPC (an apply item may create or update its loop; the
+// first action is the method's MethodActions entry). resource names the
+// request as a whole in errors and the audit trail.
+type batchMethod struct {
+	actions  []string
+	resource string
+}
+
+var batchMethods = map[string]batchMethod{
+	lgv1.LoopService_BatchPlanLoops_FullMethodName:  {[]string{"loop.plan"}, "loops:batchPlan"},
+	lgv1.LoopService_BatchApplyLoops_FullMethodName: {[]string{"loop.create", "loop.update"}, "loops:batchApply"},
+}
+
+// batchItemsField is the repeated Loop field of a batch request.
+const batchItemsField = "loops"
+
+// batchResourcesOf reads what every item of a batch request is about: the
+// loop each names, "teams/{team}/loops/{loop}" (a team, never "-"). More
+// items than admission.MaxBatchItems, or a malformed name, is an invalid
+// request (field "loops", "loops[i].name"), refused before any item is
+// authorized.
+func batchResourcesOf(req any, resource string) ([]admission.Resource, error) {
+	m, ok := req.(proto.Message)
+	if !ok {
+		return nil, nil
+	}
+	r := m.ProtoReflect()
+	fd := r.Descriptor().Fields().ByName(batchItemsField)
+	if fd == nil || !fd.IsList() || fd.Kind() != protoreflect.MessageKind {
+		return nil, fmt.Errorf("%s has no repeated message field %q", r.Descriptor().FullName(), batchItemsField)
+	}
+	list := r.Get(fd).List()
+	if list.Len() > admission.MaxBatchItems {
+		return nil, admission.CheckBatchSize(resource, list.Len())
+	}
+	out := make([]admission.Resource, list.Len())
+	var problems loop.FieldErrors
+	for i := range list.Len() {
+		item := list.Get(i).Message()
+		var name string
+		if nf := item.Descriptor().Fields().ByName("name"); nf != nil && nf.Kind() == protoreflect.StringKind {
+			name = item.Get(nf).String()
+		}
+		team, _, ok := admission.ParseLoopName(name)
+		if ok && team != admission.AnyTeam && len(name) <= 512 {
+			out[i] = admission.Resource{Team: team, Name: name}
+			continue
+		}
+		if len(problems) == maxViolations {
+			problems = append(problems, loop.FieldError{Field: batchItemsField, Message: "more items have names that are not loop names"})
+			break
+		}
+		if len(name) > 512 {
+			name = clipTo(name, 512) + "…"
+		}
+		problems = append(problems, loop.FieldError{Field: fmt.Sprintf("%s[%d].name", batchItemsField, i),
+			Message: fmt.Sprintf("%q is not a loop name: want teams/{team}/loops/{loop}", name)})
+	}
+	if len(problems) > 0 {
+		return nil, &admission.InvalidError{Resource: resource, Problems: problems}
+	}
+	return out, nil
 }
 
 // resourceFields are the request fields that name the resource, in the

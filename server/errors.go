@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"regexp"
 	"strings"
@@ -40,6 +41,7 @@ func toStatus(err error) error {
 		return err
 	}
 	var (
+		atomic    *admission.AtomicError
 		invalid   *admission.InvalidError
 		denied    *admission.DeniedError
 		forbidden *admission.ForbiddenError
@@ -50,6 +52,8 @@ func toStatus(err error) error {
 		limited   *RateLimitedError
 	)
 	switch {
+	case errors.As(err, &atomic):
+		return atomicStatus(atomic)
 	case errors.As(err, &limited):
 		return withDetails(codes.ResourceExhausted, limited.Message, "RATE_LIMITED", nil,
 			&errdetails.RetryInfo{RetryDelay: durationpb.New(limited.RetryAfter)})
@@ -88,7 +92,7 @@ func toStatus(err error) error {
 			"bundle_revision": denied.Decision.BundleRevision,
 		}, pf, br)
 	case errors.As(err, &forbidden):
-		return withDetails(codes.PermissionDenied, forbidden.Message, forbidden.Reason, nil)
+		return withDetails(codes.PermissionDenied, forbidden.Message, forbidden.Reason, maps.Clone(forbidden.Metadata))
 	case errors.As(err, &unauth):
 		return withDetails(codes.Unauthenticated, unauth.Message, "UNAUTHENTICATED", nil)
 	case errors.As(err, &precond):

@@ -30,7 +30,8 @@ var DefaultRateLimits = RateLimits{
 	AuthFailuresPerMinute: 60, AuthFailureBurst: 20,
 }
 
-// rateLimitedActions are the actions MutationsPerSecond applies to.
+// rateLimitedActions are the actions MutationsPerSecond applies to. A batch
+// request (BatchApplyLoops, BatchPlanLoops) spends one token per item.
 var rateLimitedActions = map[string]bool{
 	"loop.create": true, "loop.update": true, "loop.delete": true, "loop.plan": true,
 	"loop.approve": true, "loop.reject": true,
@@ -84,19 +85,35 @@ func (l *Limiter) bucket(key string) *rate.Limiter {
 
 // Take spends one token of key; when none is left it returns false and how
 // long until one is.
-func (l *Limiter) Take(key string) (bool, time.Duration) {
+func (l *Limiter) Take(key string) (bool, time.Duration) { return l.TakeN(key, 1) }
+
+// TakeN spends n tokens of key at once (a batch of n changes), or none:
+// when fewer are left it returns false and how long until n are. n must
+// not exceed Burst (no wait would do); false with a zero wait then.
+func (l *Limiter) TakeN(key string, n int) (bool, time.Duration) {
 	if l == nil {
 		return true, 0
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := l.now()
-	r := l.bucket(key).ReserveN(now, 1)
+	r := l.bucket(key).ReserveN(now, n)
+	if !r.OK() {
+		return false, 0
+	}
 	if d := r.DelayFrom(now); d > 0 {
 		r.CancelAt(now)
 		return false, d
 	}
 	return true, 0
+}
+
+// Burst is how many tokens a key may spend at once; 0 for no limiter.
+func (l *Limiter) Burst() int {
+	if l == nil {
+		return 0
+	}
+	return l.burst
 }
 
 // Exhausted reports whether key has no token left, without spending one,

@@ -39,3 +39,26 @@ func TestLimiterKeysAreBounded(t *testing.T) {
 		t.Errorf("%d buckets, want at most %d", n, maxLimiterKeys+1)
 	}
 }
+
+// A batch spends one token per item, all or none.
+func TestLimiterTakeNSpendsAllOrNothing(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	l := NewLimiter(1, 5)
+	l.now = func() time.Time { return now }
+	if ok, _ := l.TakeN("alice", 4); !ok {
+		t.Fatal("4 of a burst of 5 refused")
+	}
+	ok, wait := l.TakeN("alice", 3)
+	if ok || wait <= time.Second || wait > 2*time.Second {
+		t.Fatalf("3 with 1 left: %v, wait %s; want refused with a wait of about 2s", ok, wait)
+	}
+	if ok, _ := l.Take("alice"); !ok {
+		t.Error("the refused batch spent tokens: the last one is gone")
+	}
+	if ok, wait := l.TakeN("bob", 6); ok || wait != 0 {
+		t.Errorf("6 over a burst of 5: %v, wait %s; want refused with no wait (none would do)", ok, wait)
+	}
+	if l.Burst() != 5 || (*Limiter)(nil).Burst() != 0 {
+		t.Errorf("Burst() = %d", l.Burst())
+	}
+}

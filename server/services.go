@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
@@ -358,9 +359,23 @@ func Register(srv *grpc.Server, core *admission.Core) {
 	lgv1.RegisterIdentityServiceServer(srv, identityService{})
 }
 
+// MaxBatchResponseBytes is the largest response the REST gateway takes from
+// the gRPC service, above gRPC's default of 4 MiB for batch responses: a
+// result per item, each with its loop's status, may outgrow the 4 MiB
+// request that carried the items.
+const MaxBatchResponseBytes = 64 << 20
+
+// largeResponses lets a gateway registration receive batch responses.
+func largeResponses(register func(context.Context, *runtime.ServeMux, string, []grpc.DialOption) error) func(context.Context, *runtime.ServeMux, string, []grpc.DialOption) error {
+	return func(ctx context.Context, mux *runtime.ServeMux, endpoint string, opts []grpc.DialOption) error {
+		opts = append(slices.Clip(opts), grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(MaxBatchResponseBytes)))
+		return register(ctx, mux, endpoint, opts)
+	}
+}
+
 // GatewayHandlers are the REST handlers of every service, for grpc-gateway.
 var GatewayHandlers = []func(context.Context, *runtime.ServeMux, string, []grpc.DialOption) error{
-	lgv1.RegisterLoopServiceHandlerFromEndpoint,
+	largeResponses(lgv1.RegisterLoopServiceHandlerFromEndpoint),
 	lgv1.RegisterAuditServiceHandlerFromEndpoint,
 	lgv1.RegisterClusterServiceHandlerFromEndpoint,
 	lgv1.RegisterPrincipalServiceHandlerFromEndpoint,

@@ -8,6 +8,7 @@ package loopgatev1
 
 import (
 	_ "google.golang.org/genproto/googleapis/api/annotations"
+	status "google.golang.org/genproto/googleapis/rpc/status"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	fieldmaskpb "google.golang.org/protobuf/types/known/fieldmaskpb"
@@ -154,6 +155,63 @@ func (x PlanLoopResponse_Operation) Number() protoreflect.EnumNumber {
 // Deprecated: Use PlanLoopResponse_Operation.Descriptor instead.
 func (PlanLoopResponse_Operation) EnumDescriptor() ([]byte, []int) {
 	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{29, 0}
+}
+
+// What applying an item did to its loop.
+type BatchApplyLoopResult_Operation int32
+
+const (
+	// Not set: the item failed.
+	BatchApplyLoopResult_OPERATION_UNSPECIFIED BatchApplyLoopResult_Operation = 0
+	// The loop did not exist and was created.
+	BatchApplyLoopResult_CREATED BatchApplyLoopResult_Operation = 1
+	// The loop existed; its spec or labels changed.
+	BatchApplyLoopResult_UPDATED BatchApplyLoopResult_Operation = 2
+	// The loop existed with exactly these labels and spec: nothing changed.
+	BatchApplyLoopResult_UNCHANGED BatchApplyLoopResult_Operation = 3
+)
+
+// Enum value maps for BatchApplyLoopResult_Operation.
+var (
+	BatchApplyLoopResult_Operation_name = map[int32]string{
+		0: "OPERATION_UNSPECIFIED",
+		1: "CREATED",
+		2: "UPDATED",
+		3: "UNCHANGED",
+	}
+	BatchApplyLoopResult_Operation_value = map[string]int32{
+		"OPERATION_UNSPECIFIED": 0,
+		"CREATED":               1,
+		"UPDATED":               2,
+		"UNCHANGED":             3,
+	}
+)
+
+func (x BatchApplyLoopResult_Operation) Enum() *BatchApplyLoopResult_Operation {
+	p := new(BatchApplyLoopResult_Operation)
+	*p = x
+	return p
+}
+
+func (x BatchApplyLoopResult_Operation) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (BatchApplyLoopResult_Operation) Descriptor() protoreflect.EnumDescriptor {
+	return file_loopgate_v1_loop_service_proto_enumTypes[2].Descriptor()
+}
+
+func (BatchApplyLoopResult_Operation) Type() protoreflect.EnumType {
+	return &file_loopgate_v1_loop_service_proto_enumTypes[2]
+}
+
+func (x BatchApplyLoopResult_Operation) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use BatchApplyLoopResult_Operation.Descriptor instead.
+func (BatchApplyLoopResult_Operation) EnumDescriptor() ([]byte, []int) {
+	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{42, 0}
 }
 
 // Loop is one governed analytics loop: streams with schemas, who produces and
@@ -3122,11 +3180,376 @@ func (x *ClientSetting) GetReason() string {
 	return ""
 }
 
+// BatchPlanLoopsRequest is the request of BatchPlanLoops.
+type BatchPlanLoopsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The loops to plan, each as PlanLoopRequest.loop: the full desired loop
+	// with its name. 1 to 1000 items; a loop may be named more than once.
+	Loops         []*Loop `protobuf:"bytes,1,rep,name=loops,proto3" json:"loops,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BatchPlanLoopsRequest) Reset() {
+	*x = BatchPlanLoopsRequest{}
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BatchPlanLoopsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BatchPlanLoopsRequest) ProtoMessage() {}
+
+func (x *BatchPlanLoopsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BatchPlanLoopsRequest.ProtoReflect.Descriptor instead.
+func (*BatchPlanLoopsRequest) Descriptor() ([]byte, []int) {
+	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *BatchPlanLoopsRequest) GetLoops() []*Loop {
+	if x != nil {
+		return x.Loops
+	}
+	return nil
+}
+
+// BatchPlanLoopsResponse has one result per item of the request.
+type BatchPlanLoopsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The results, in request order.
+	Results       []*BatchPlanLoopResult `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BatchPlanLoopsResponse) Reset() {
+	*x = BatchPlanLoopsResponse{}
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BatchPlanLoopsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BatchPlanLoopsResponse) ProtoMessage() {}
+
+func (x *BatchPlanLoopsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BatchPlanLoopsResponse.ProtoReflect.Descriptor instead.
+func (*BatchPlanLoopsResponse) Descriptor() ([]byte, []int) {
+	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{38}
+}
+
+func (x *BatchPlanLoopsResponse) GetResults() []*BatchPlanLoopResult {
+	if x != nil {
+		return x.Results
+	}
+	return nil
+}
+
+// BatchPlanLoopResult is the plan of one item, or why it could not be
+// planned.
+type BatchPlanLoopResult struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The loop planned, `teams/{team}/loops/{loop}`.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// What PlanLoop returns for the item; unset when `error` is set.
+	Plan *PlanLoopResponse `protobuf:"bytes,2,opt,name=plan,proto3" json:"plan,omitempty"`
+	// Why the item could not be planned: the status PlanLoop would have
+	// failed with, with the same details (e.g. google.rpc.BadRequest field
+	// violations). Unset on success.
+	Error         *status.Status `protobuf:"bytes,3,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BatchPlanLoopResult) Reset() {
+	*x = BatchPlanLoopResult{}
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[39]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BatchPlanLoopResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BatchPlanLoopResult) ProtoMessage() {}
+
+func (x *BatchPlanLoopResult) ProtoReflect() protoreflect.Message {
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[39]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BatchPlanLoopResult.ProtoReflect.Descriptor instead.
+func (*BatchPlanLoopResult) Descriptor() ([]byte, []int) {
+	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{39}
+}
+
+func (x *BatchPlanLoopResult) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *BatchPlanLoopResult) GetPlan() *PlanLoopResponse {
+	if x != nil {
+		return x.Plan
+	}
+	return nil
+}
+
+func (x *BatchPlanLoopResult) GetError() *status.Status {
+	if x != nil {
+		return x.Error
+	}
+	return nil
+}
+
+// BatchApplyLoopsRequest is the request of BatchApplyLoops.
+type BatchApplyLoopsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The loops to apply, each as a loop file has it: name, labels and spec.
+	// An item's etag, when set, must match the stored loop's (the item then
+	// only updates). 1 to 1000 items, each loop at most once.
+	Loops []*Loop `protobuf:"bytes,1,rep,name=loops,proto3" json:"loops,omitempty"`
+	// Run every check a real request would (validation, policy, ownership),
+	// but change nothing.
+	ValidateOnly bool `protobuf:"varint,2,opt,name=validate_only,json=validateOnly,proto3" json:"validate_only,omitempty"`
+	// All items or none: admit every item in one transaction, or, if any
+	// item fails, persist nothing and fail the request naming the failing
+	// items.
+	Atomic bool `protobuf:"varint,3,opt,name=atomic,proto3" json:"atomic,omitempty"`
+	// A client-chosen id that makes retries safe: a retry of the same
+	// request by the same caller with the same id returns what the first did
+	// to each loop (the loop as it is now); without `atomic`, items that
+	// failed or changed nothing are run again. The id used for a different
+	// request, or by another caller, is refused with REQUEST_ID_REUSED. Item i
+	// is recorded under the id with `#i` appended.
+	RequestId     string `protobuf:"bytes,4,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BatchApplyLoopsRequest) Reset() {
+	*x = BatchApplyLoopsRequest{}
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[40]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BatchApplyLoopsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BatchApplyLoopsRequest) ProtoMessage() {}
+
+func (x *BatchApplyLoopsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[40]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BatchApplyLoopsRequest.ProtoReflect.Descriptor instead.
+func (*BatchApplyLoopsRequest) Descriptor() ([]byte, []int) {
+	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{40}
+}
+
+func (x *BatchApplyLoopsRequest) GetLoops() []*Loop {
+	if x != nil {
+		return x.Loops
+	}
+	return nil
+}
+
+func (x *BatchApplyLoopsRequest) GetValidateOnly() bool {
+	if x != nil {
+		return x.ValidateOnly
+	}
+	return false
+}
+
+func (x *BatchApplyLoopsRequest) GetAtomic() bool {
+	if x != nil {
+		return x.Atomic
+	}
+	return false
+}
+
+func (x *BatchApplyLoopsRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+// BatchApplyLoopsResponse has one result per item of the request.
+type BatchApplyLoopsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The results, in request order.
+	Results       []*BatchApplyLoopResult `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BatchApplyLoopsResponse) Reset() {
+	*x = BatchApplyLoopsResponse{}
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[41]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BatchApplyLoopsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BatchApplyLoopsResponse) ProtoMessage() {}
+
+func (x *BatchApplyLoopsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[41]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BatchApplyLoopsResponse.ProtoReflect.Descriptor instead.
+func (*BatchApplyLoopsResponse) Descriptor() ([]byte, []int) {
+	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{41}
+}
+
+func (x *BatchApplyLoopsResponse) GetResults() []*BatchApplyLoopResult {
+	if x != nil {
+		return x.Results
+	}
+	return nil
+}
+
+// BatchApplyLoopResult is what applying one item did, or why it failed.
+type BatchApplyLoopResult struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The loop applied, `teams/{team}/loops/{loop}`.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// The loop as the item left it (as CreateLoop or UpdateLoop return it);
+	// unset when `error` is set.
+	Loop *Loop `protobuf:"bytes,2,opt,name=loop,proto3" json:"loop,omitempty"`
+	// What applying did to the loop; unset when `error` is set.
+	Operation BatchApplyLoopResult_Operation `protobuf:"varint,3,opt,name=operation,proto3,enum=loopgate.v1.BatchApplyLoopResult_Operation" json:"operation,omitempty"`
+	// Why the item failed: the status CreateLoop or UpdateLoop would have
+	// failed with, with the same details (field violations, policy
+	// violations). Unset on success.
+	Error         *status.Status `protobuf:"bytes,4,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BatchApplyLoopResult) Reset() {
+	*x = BatchApplyLoopResult{}
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[42]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BatchApplyLoopResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BatchApplyLoopResult) ProtoMessage() {}
+
+func (x *BatchApplyLoopResult) ProtoReflect() protoreflect.Message {
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[42]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BatchApplyLoopResult.ProtoReflect.Descriptor instead.
+func (*BatchApplyLoopResult) Descriptor() ([]byte, []int) {
+	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{42}
+}
+
+func (x *BatchApplyLoopResult) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *BatchApplyLoopResult) GetLoop() *Loop {
+	if x != nil {
+		return x.Loop
+	}
+	return nil
+}
+
+func (x *BatchApplyLoopResult) GetOperation() BatchApplyLoopResult_Operation {
+	if x != nil {
+		return x.Operation
+	}
+	return BatchApplyLoopResult_OPERATION_UNSPECIFIED
+}
+
+func (x *BatchApplyLoopResult) GetError() *status.Status {
+	if x != nil {
+		return x.Error
+	}
+	return nil
+}
+
 var File_loopgate_v1_loop_service_proto protoreflect.FileDescriptor
 
 const file_loopgate_v1_loop_service_proto_rawDesc = "" +
 	"\n" +
-	"\x1eloopgate/v1/loop_service.proto\x12\vloopgate.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x90\x05\n" +
+	"\x1eloopgate/v1/loop_service.proto\x12\vloopgate.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17google/rpc/status.proto\"\x90\x05\n" +
 	"\x04Loop\x12\x18\n" +
 	"\x04name\x18\x01 \x01(\tB\x04\xe2A\x01\bR\x04name\x12\x16\n" +
 	"\x03uid\x18\x02 \x01(\tB\x04\xe2A\x01\x03R\x03uid\x125\n" +
@@ -3399,7 +3822,34 @@ const file_loopgate_v1_loop_service_proto_rawDesc = "" +
 	"\rClientSetting\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value\x12\x16\n" +
-	"\x06reason\x18\x03 \x01(\tR\x06reason2\xf7\b\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\"F\n" +
+	"\x15BatchPlanLoopsRequest\x12-\n" +
+	"\x05loops\x18\x01 \x03(\v2\x11.loopgate.v1.LoopB\x04\xe2A\x01\x02R\x05loops\"T\n" +
+	"\x16BatchPlanLoopsResponse\x12:\n" +
+	"\aresults\x18\x01 \x03(\v2 .loopgate.v1.BatchPlanLoopResultR\aresults\"\x86\x01\n" +
+	"\x13BatchPlanLoopResult\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x121\n" +
+	"\x04plan\x18\x02 \x01(\v2\x1d.loopgate.v1.PlanLoopResponseR\x04plan\x12(\n" +
+	"\x05error\x18\x03 \x01(\v2\x12.google.rpc.StatusR\x05error\"\xa3\x01\n" +
+	"\x16BatchApplyLoopsRequest\x12-\n" +
+	"\x05loops\x18\x01 \x03(\v2\x11.loopgate.v1.LoopB\x04\xe2A\x01\x02R\x05loops\x12#\n" +
+	"\rvalidate_only\x18\x02 \x01(\bR\fvalidateOnly\x12\x16\n" +
+	"\x06atomic\x18\x03 \x01(\bR\x06atomic\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x04 \x01(\tR\trequestId\"V\n" +
+	"\x17BatchApplyLoopsResponse\x12;\n" +
+	"\aresults\x18\x01 \x03(\v2!.loopgate.v1.BatchApplyLoopResultR\aresults\"\x97\x02\n" +
+	"\x14BatchApplyLoopResult\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12%\n" +
+	"\x04loop\x18\x02 \x01(\v2\x11.loopgate.v1.LoopR\x04loop\x12I\n" +
+	"\toperation\x18\x03 \x01(\x0e2+.loopgate.v1.BatchApplyLoopResult.OperationR\toperation\x12(\n" +
+	"\x05error\x18\x04 \x01(\v2\x12.google.rpc.StatusR\x05error\"O\n" +
+	"\tOperation\x12\x19\n" +
+	"\x15OPERATION_UNSPECIFIED\x10\x00\x12\v\n" +
+	"\aCREATED\x10\x01\x12\v\n" +
+	"\aUPDATED\x10\x02\x12\r\n" +
+	"\tUNCHANGED\x10\x032\xf1\n" +
+	"\n" +
 	"\vLoopService\x12]\n" +
 	"\aGetLoop\x12\x1b.loopgate.v1.GetLoopRequest\x1a\x11.loopgate.v1.Loop\"\"\x82\xd3\xe4\x93\x02\x1c\x12\x1a/v1/{name=teams/*/loops/*}\x12n\n" +
 	"\tListLoops\x12\x1d.loopgate.v1.ListLoopsRequest\x1a\x1e.loopgate.v1.ListLoopsResponse\"\"\x82\xd3\xe4\x93\x02\x1c\x12\x1a/v1/{parent=teams/*}/loops\x12i\n" +
@@ -3414,7 +3864,9 @@ const file_loopgate_v1_loop_service_proto_rawDesc = "" +
 	"\n" +
 	"RejectLoop\x12\x1e.loopgate.v1.RejectLoopRequest\x1a\x11.loopgate.v1.Loop\",\x82\xd3\xe4\x93\x02&:\x01*\"!/v1/{name=teams/*/loops/*}:reject\x12~\n" +
 	"\rListApprovals\x12!.loopgate.v1.ListApprovalsRequest\x1a\".loopgate.v1.ListApprovalsResponse\"&\x82\xd3\xe4\x93\x02 \x12\x1e/v1/{parent=teams/*}/approvals\x12~\n" +
-	"\x0fGetLoopContract\x12#.loopgate.v1.GetLoopContractRequest\x1a\x19.loopgate.v1.LoopContract\"+\x82\xd3\xe4\x93\x02%\x12#/v1/{name=teams/*/loops/*}/contractB9Z7github.com/loopgate/loopgate/gen/loopgate/v1;loopgatev1b\x06proto3"
+	"\x0fGetLoopContract\x12#.loopgate.v1.GetLoopContractRequest\x1a\x19.loopgate.v1.LoopContract\"+\x82\xd3\xe4\x93\x02%\x12#/v1/{name=teams/*/loops/*}/contract\x12y\n" +
+	"\x0eBatchPlanLoops\x12\".loopgate.v1.BatchPlanLoopsRequest\x1a#.loopgate.v1.BatchPlanLoopsResponse\"\x1e\x82\xd3\xe4\x93\x02\x18:\x01*\"\x13/v1/loops:batchPlan\x12}\n" +
+	"\x0fBatchApplyLoops\x12#.loopgate.v1.BatchApplyLoopsRequest\x1a$.loopgate.v1.BatchApplyLoopsResponse\"\x1f\x82\xd3\xe4\x93\x02\x19:\x01*\"\x14/v1/loops:batchApplyB9Z7github.com/loopgate/loopgate/gen/loopgate/v1;loopgatev1b\x06proto3"
 
 var (
 	file_loopgate_v1_loop_service_proto_rawDescOnce sync.Once
@@ -3428,120 +3880,141 @@ func file_loopgate_v1_loop_service_proto_rawDescGZIP() []byte {
 	return file_loopgate_v1_loop_service_proto_rawDescData
 }
 
-var file_loopgate_v1_loop_service_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_loopgate_v1_loop_service_proto_msgTypes = make([]protoimpl.MessageInfo, 39)
+var file_loopgate_v1_loop_service_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
+var file_loopgate_v1_loop_service_proto_msgTypes = make([]protoimpl.MessageInfo, 45)
 var file_loopgate_v1_loop_service_proto_goTypes = []any{
-	(Loop_State)(0),                 // 0: loopgate.v1.Loop.State
-	(PlanLoopResponse_Operation)(0), // 1: loopgate.v1.PlanLoopResponse.Operation
-	(*Loop)(nil),                    // 2: loopgate.v1.Loop
-	(*LoopSpec)(nil),                // 3: loopgate.v1.LoopSpec
-	(*Slo)(nil),                     // 4: loopgate.v1.Slo
-	(*Throughput)(nil),              // 5: loopgate.v1.Throughput
-	(*Stream)(nil),                  // 6: loopgate.v1.Stream
-	(*StreamSchema)(nil),            // 7: loopgate.v1.StreamSchema
-	(*Producer)(nil),                // 8: loopgate.v1.Producer
-	(*Consumer)(nil),                // 9: loopgate.v1.Consumer
-	(*LoopAction)(nil),              // 10: loopgate.v1.LoopAction
-	(*LoopStatus)(nil),              // 11: loopgate.v1.LoopStatus
-	(*ApprovalProgress)(nil),        // 12: loopgate.v1.ApprovalProgress
-	(*Review)(nil),                  // 13: loopgate.v1.Review
-	(*StreamEndpoint)(nil),          // 14: loopgate.v1.StreamEndpoint
-	(*PrincipalGrants)(nil),         // 15: loopgate.v1.PrincipalGrants
-	(*Condition)(nil),               // 16: loopgate.v1.Condition
-	(*PolicyVerdict)(nil),           // 17: loopgate.v1.PolicyVerdict
-	(*Violation)(nil),               // 18: loopgate.v1.Violation
-	(*DerivedResources)(nil),        // 19: loopgate.v1.DerivedResources
-	(*Topic)(nil),                   // 20: loopgate.v1.Topic
-	(*Acl)(nil),                     // 21: loopgate.v1.Acl
-	(*Quota)(nil),                   // 22: loopgate.v1.Quota
-	(*PlannedChange)(nil),           // 23: loopgate.v1.PlannedChange
-	(*GetLoopRequest)(nil),          // 24: loopgate.v1.GetLoopRequest
-	(*ListLoopsRequest)(nil),        // 25: loopgate.v1.ListLoopsRequest
-	(*ListLoopsResponse)(nil),       // 26: loopgate.v1.ListLoopsResponse
-	(*CreateLoopRequest)(nil),       // 27: loopgate.v1.CreateLoopRequest
-	(*UpdateLoopRequest)(nil),       // 28: loopgate.v1.UpdateLoopRequest
-	(*DeleteLoopRequest)(nil),       // 29: loopgate.v1.DeleteLoopRequest
-	(*PlanLoopRequest)(nil),         // 30: loopgate.v1.PlanLoopRequest
-	(*PlanLoopResponse)(nil),        // 31: loopgate.v1.PlanLoopResponse
-	(*ApproveLoopRequest)(nil),      // 32: loopgate.v1.ApproveLoopRequest
-	(*RejectLoopRequest)(nil),       // 33: loopgate.v1.RejectLoopRequest
-	(*ListApprovalsRequest)(nil),    // 34: loopgate.v1.ListApprovalsRequest
-	(*ListApprovalsResponse)(nil),   // 35: loopgate.v1.ListApprovalsResponse
-	(*GetLoopContractRequest)(nil),  // 36: loopgate.v1.GetLoopContractRequest
-	(*LoopContract)(nil),            // 37: loopgate.v1.LoopContract
-	(*ClientSetting)(nil),           // 38: loopgate.v1.ClientSetting
-	nil,                             // 39: loopgate.v1.Loop.LabelsEntry
-	nil,                             // 40: loopgate.v1.Topic.ConfigsEntry
-	(*timestamppb.Timestamp)(nil),   // 41: google.protobuf.Timestamp
-	(*fieldmaskpb.FieldMask)(nil),   // 42: google.protobuf.FieldMask
+	(Loop_State)(0),                     // 0: loopgate.v1.Loop.State
+	(PlanLoopResponse_Operation)(0),     // 1: loopgate.v1.PlanLoopResponse.Operation
+	(BatchApplyLoopResult_Operation)(0), // 2: loopgate.v1.BatchApplyLoopResult.Operation
+	(*Loop)(nil),                        // 3: loopgate.v1.Loop
+	(*LoopSpec)(nil),                    // 4: loopgate.v1.LoopSpec
+	(*Slo)(nil),                         // 5: loopgate.v1.Slo
+	(*Throughput)(nil),                  // 6: loopgate.v1.Throughput
+	(*Stream)(nil),                      // 7: loopgate.v1.Stream
+	(*StreamSchema)(nil),                // 8: loopgate.v1.StreamSchema
+	(*Producer)(nil),                    // 9: loopgate.v1.Producer
+	(*Consumer)(nil),                    // 10: loopgate.v1.Consumer
+	(*LoopAction)(nil),                  // 11: loopgate.v1.LoopAction
+	(*LoopStatus)(nil),                  // 12: loopgate.v1.LoopStatus
+	(*ApprovalProgress)(nil),            // 13: loopgate.v1.ApprovalProgress
+	(*Review)(nil),                      // 14: loopgate.v1.Review
+	(*StreamEndpoint)(nil),              // 15: loopgate.v1.StreamEndpoint
+	(*PrincipalGrants)(nil),             // 16: loopgate.v1.PrincipalGrants
+	(*Condition)(nil),                   // 17: loopgate.v1.Condition
+	(*PolicyVerdict)(nil),               // 18: loopgate.v1.PolicyVerdict
+	(*Violation)(nil),                   // 19: loopgate.v1.Violation
+	(*DerivedResources)(nil),            // 20: loopgate.v1.DerivedResources
+	(*Topic)(nil),                       // 21: loopgate.v1.Topic
+	(*Acl)(nil),                         // 22: loopgate.v1.Acl
+	(*Quota)(nil),                       // 23: loopgate.v1.Quota
+	(*PlannedChange)(nil),               // 24: loopgate.v1.PlannedChange
+	(*GetLoopRequest)(nil),              // 25: loopgate.v1.GetLoopRequest
+	(*ListLoopsRequest)(nil),            // 26: loopgate.v1.ListLoopsRequest
+	(*ListLoopsResponse)(nil),           // 27: loopgate.v1.ListLoopsResponse
+	(*CreateLoopRequest)(nil),           // 28: loopgate.v1.CreateLoopRequest
+	(*UpdateLoopRequest)(nil),           // 29: loopgate.v1.UpdateLoopRequest
+	(*DeleteLoopRequest)(nil),           // 30: loopgate.v1.DeleteLoopRequest
+	(*PlanLoopRequest)(nil),             // 31: loopgate.v1.PlanLoopRequest
+	(*PlanLoopResponse)(nil),            // 32: loopgate.v1.PlanLoopResponse
+	(*ApproveLoopRequest)(nil),          // 33: loopgate.v1.ApproveLoopRequest
+	(*RejectLoopRequest)(nil),           // 34: loopgate.v1.RejectLoopRequest
+	(*ListApprovalsRequest)(nil),        // 35: loopgate.v1.ListApprovalsRequest
+	(*ListApprovalsResponse)(nil),       // 36: loopgate.v1.ListApprovalsResponse
+	(*GetLoopContractRequest)(nil),      // 37: loopgate.v1.GetLoopContractRequest
+	(*LoopContract)(nil),                // 38: loopgate.v1.LoopContract
+	(*ClientSetting)(nil),               // 39: loopgate.v1.ClientSetting
+	(*BatchPlanLoopsRequest)(nil),       // 40: loopgate.v1.BatchPlanLoopsRequest
+	(*BatchPlanLoopsResponse)(nil),      // 41: loopgate.v1.BatchPlanLoopsResponse
+	(*BatchPlanLoopResult)(nil),         // 42: loopgate.v1.BatchPlanLoopResult
+	(*BatchApplyLoopsRequest)(nil),      // 43: loopgate.v1.BatchApplyLoopsRequest
+	(*BatchApplyLoopsResponse)(nil),     // 44: loopgate.v1.BatchApplyLoopsResponse
+	(*BatchApplyLoopResult)(nil),        // 45: loopgate.v1.BatchApplyLoopResult
+	nil,                                 // 46: loopgate.v1.Loop.LabelsEntry
+	nil,                                 // 47: loopgate.v1.Topic.ConfigsEntry
+	(*timestamppb.Timestamp)(nil),       // 48: google.protobuf.Timestamp
+	(*fieldmaskpb.FieldMask)(nil),       // 49: google.protobuf.FieldMask
+	(*status.Status)(nil),               // 50: google.rpc.Status
 }
 var file_loopgate_v1_loop_service_proto_depIdxs = []int32{
-	39, // 0: loopgate.v1.Loop.labels:type_name -> loopgate.v1.Loop.LabelsEntry
-	41, // 1: loopgate.v1.Loop.create_time:type_name -> google.protobuf.Timestamp
-	41, // 2: loopgate.v1.Loop.update_time:type_name -> google.protobuf.Timestamp
-	41, // 3: loopgate.v1.Loop.delete_time:type_name -> google.protobuf.Timestamp
-	3,  // 4: loopgate.v1.Loop.spec:type_name -> loopgate.v1.LoopSpec
-	11, // 5: loopgate.v1.Loop.status:type_name -> loopgate.v1.LoopStatus
-	4,  // 6: loopgate.v1.LoopSpec.slo:type_name -> loopgate.v1.Slo
-	5,  // 7: loopgate.v1.LoopSpec.throughput:type_name -> loopgate.v1.Throughput
-	6,  // 8: loopgate.v1.LoopSpec.streams:type_name -> loopgate.v1.Stream
-	8,  // 9: loopgate.v1.LoopSpec.producers:type_name -> loopgate.v1.Producer
-	9,  // 10: loopgate.v1.LoopSpec.consumers:type_name -> loopgate.v1.Consumer
-	10, // 11: loopgate.v1.LoopSpec.action:type_name -> loopgate.v1.LoopAction
-	7,  // 12: loopgate.v1.Stream.schema:type_name -> loopgate.v1.StreamSchema
+	46, // 0: loopgate.v1.Loop.labels:type_name -> loopgate.v1.Loop.LabelsEntry
+	48, // 1: loopgate.v1.Loop.create_time:type_name -> google.protobuf.Timestamp
+	48, // 2: loopgate.v1.Loop.update_time:type_name -> google.protobuf.Timestamp
+	48, // 3: loopgate.v1.Loop.delete_time:type_name -> google.protobuf.Timestamp
+	4,  // 4: loopgate.v1.Loop.spec:type_name -> loopgate.v1.LoopSpec
+	12, // 5: loopgate.v1.Loop.status:type_name -> loopgate.v1.LoopStatus
+	5,  // 6: loopgate.v1.LoopSpec.slo:type_name -> loopgate.v1.Slo
+	6,  // 7: loopgate.v1.LoopSpec.throughput:type_name -> loopgate.v1.Throughput
+	7,  // 8: loopgate.v1.LoopSpec.streams:type_name -> loopgate.v1.Stream
+	9,  // 9: loopgate.v1.LoopSpec.producers:type_name -> loopgate.v1.Producer
+	10, // 10: loopgate.v1.LoopSpec.consumers:type_name -> loopgate.v1.Consumer
+	11, // 11: loopgate.v1.LoopSpec.action:type_name -> loopgate.v1.LoopAction
+	8,  // 12: loopgate.v1.Stream.schema:type_name -> loopgate.v1.StreamSchema
 	0,  // 13: loopgate.v1.LoopStatus.state:type_name -> loopgate.v1.Loop.State
-	16, // 14: loopgate.v1.LoopStatus.conditions:type_name -> loopgate.v1.Condition
-	17, // 15: loopgate.v1.LoopStatus.policy:type_name -> loopgate.v1.PolicyVerdict
-	14, // 16: loopgate.v1.LoopStatus.streams:type_name -> loopgate.v1.StreamEndpoint
-	15, // 17: loopgate.v1.LoopStatus.principals:type_name -> loopgate.v1.PrincipalGrants
-	12, // 18: loopgate.v1.LoopStatus.approvals:type_name -> loopgate.v1.ApprovalProgress
-	13, // 19: loopgate.v1.LoopStatus.reviews:type_name -> loopgate.v1.Review
-	41, // 20: loopgate.v1.Review.time:type_name -> google.protobuf.Timestamp
-	41, // 21: loopgate.v1.Condition.last_transition_time:type_name -> google.protobuf.Timestamp
-	18, // 22: loopgate.v1.PolicyVerdict.deny:type_name -> loopgate.v1.Violation
-	18, // 23: loopgate.v1.PolicyVerdict.warn:type_name -> loopgate.v1.Violation
-	18, // 24: loopgate.v1.PolicyVerdict.approval:type_name -> loopgate.v1.Violation
-	20, // 25: loopgate.v1.DerivedResources.topics:type_name -> loopgate.v1.Topic
-	21, // 26: loopgate.v1.DerivedResources.acls:type_name -> loopgate.v1.Acl
-	22, // 27: loopgate.v1.DerivedResources.quotas:type_name -> loopgate.v1.Quota
-	40, // 28: loopgate.v1.Topic.configs:type_name -> loopgate.v1.Topic.ConfigsEntry
-	2,  // 29: loopgate.v1.ListLoopsResponse.loops:type_name -> loopgate.v1.Loop
-	2,  // 30: loopgate.v1.CreateLoopRequest.loop:type_name -> loopgate.v1.Loop
-	2,  // 31: loopgate.v1.UpdateLoopRequest.loop:type_name -> loopgate.v1.Loop
-	42, // 32: loopgate.v1.UpdateLoopRequest.update_mask:type_name -> google.protobuf.FieldMask
-	2,  // 33: loopgate.v1.PlanLoopRequest.loop:type_name -> loopgate.v1.Loop
+	17, // 14: loopgate.v1.LoopStatus.conditions:type_name -> loopgate.v1.Condition
+	18, // 15: loopgate.v1.LoopStatus.policy:type_name -> loopgate.v1.PolicyVerdict
+	15, // 16: loopgate.v1.LoopStatus.streams:type_name -> loopgate.v1.StreamEndpoint
+	16, // 17: loopgate.v1.LoopStatus.principals:type_name -> loopgate.v1.PrincipalGrants
+	13, // 18: loopgate.v1.LoopStatus.approvals:type_name -> loopgate.v1.ApprovalProgress
+	14, // 19: loopgate.v1.LoopStatus.reviews:type_name -> loopgate.v1.Review
+	48, // 20: loopgate.v1.Review.time:type_name -> google.protobuf.Timestamp
+	48, // 21: loopgate.v1.Condition.last_transition_time:type_name -> google.protobuf.Timestamp
+	19, // 22: loopgate.v1.PolicyVerdict.deny:type_name -> loopgate.v1.Violation
+	19, // 23: loopgate.v1.PolicyVerdict.warn:type_name -> loopgate.v1.Violation
+	19, // 24: loopgate.v1.PolicyVerdict.approval:type_name -> loopgate.v1.Violation
+	21, // 25: loopgate.v1.DerivedResources.topics:type_name -> loopgate.v1.Topic
+	22, // 26: loopgate.v1.DerivedResources.acls:type_name -> loopgate.v1.Acl
+	23, // 27: loopgate.v1.DerivedResources.quotas:type_name -> loopgate.v1.Quota
+	47, // 28: loopgate.v1.Topic.configs:type_name -> loopgate.v1.Topic.ConfigsEntry
+	3,  // 29: loopgate.v1.ListLoopsResponse.loops:type_name -> loopgate.v1.Loop
+	3,  // 30: loopgate.v1.CreateLoopRequest.loop:type_name -> loopgate.v1.Loop
+	3,  // 31: loopgate.v1.UpdateLoopRequest.loop:type_name -> loopgate.v1.Loop
+	49, // 32: loopgate.v1.UpdateLoopRequest.update_mask:type_name -> google.protobuf.FieldMask
+	3,  // 33: loopgate.v1.PlanLoopRequest.loop:type_name -> loopgate.v1.Loop
 	1,  // 34: loopgate.v1.PlanLoopResponse.operation:type_name -> loopgate.v1.PlanLoopResponse.Operation
-	17, // 35: loopgate.v1.PlanLoopResponse.verdict:type_name -> loopgate.v1.PolicyVerdict
-	23, // 36: loopgate.v1.PlanLoopResponse.changes:type_name -> loopgate.v1.PlannedChange
-	19, // 37: loopgate.v1.PlanLoopResponse.derived:type_name -> loopgate.v1.DerivedResources
-	2,  // 38: loopgate.v1.ListApprovalsResponse.loops:type_name -> loopgate.v1.Loop
-	38, // 39: loopgate.v1.LoopContract.producer_settings:type_name -> loopgate.v1.ClientSetting
-	38, // 40: loopgate.v1.LoopContract.consumer_settings:type_name -> loopgate.v1.ClientSetting
-	24, // 41: loopgate.v1.LoopService.GetLoop:input_type -> loopgate.v1.GetLoopRequest
-	25, // 42: loopgate.v1.LoopService.ListLoops:input_type -> loopgate.v1.ListLoopsRequest
-	27, // 43: loopgate.v1.LoopService.CreateLoop:input_type -> loopgate.v1.CreateLoopRequest
-	28, // 44: loopgate.v1.LoopService.UpdateLoop:input_type -> loopgate.v1.UpdateLoopRequest
-	29, // 45: loopgate.v1.LoopService.DeleteLoop:input_type -> loopgate.v1.DeleteLoopRequest
-	30, // 46: loopgate.v1.LoopService.PlanLoop:input_type -> loopgate.v1.PlanLoopRequest
-	32, // 47: loopgate.v1.LoopService.ApproveLoop:input_type -> loopgate.v1.ApproveLoopRequest
-	33, // 48: loopgate.v1.LoopService.RejectLoop:input_type -> loopgate.v1.RejectLoopRequest
-	34, // 49: loopgate.v1.LoopService.ListApprovals:input_type -> loopgate.v1.ListApprovalsRequest
-	36, // 50: loopgate.v1.LoopService.GetLoopContract:input_type -> loopgate.v1.GetLoopContractRequest
-	2,  // 51: loopgate.v1.LoopService.GetLoop:output_type -> loopgate.v1.Loop
-	26, // 52: loopgate.v1.LoopService.ListLoops:output_type -> loopgate.v1.ListLoopsResponse
-	2,  // 53: loopgate.v1.LoopService.CreateLoop:output_type -> loopgate.v1.Loop
-	2,  // 54: loopgate.v1.LoopService.UpdateLoop:output_type -> loopgate.v1.Loop
-	2,  // 55: loopgate.v1.LoopService.DeleteLoop:output_type -> loopgate.v1.Loop
-	31, // 56: loopgate.v1.LoopService.PlanLoop:output_type -> loopgate.v1.PlanLoopResponse
-	2,  // 57: loopgate.v1.LoopService.ApproveLoop:output_type -> loopgate.v1.Loop
-	2,  // 58: loopgate.v1.LoopService.RejectLoop:output_type -> loopgate.v1.Loop
-	35, // 59: loopgate.v1.LoopService.ListApprovals:output_type -> loopgate.v1.ListApprovalsResponse
-	37, // 60: loopgate.v1.LoopService.GetLoopContract:output_type -> loopgate.v1.LoopContract
-	51, // [51:61] is the sub-list for method output_type
-	41, // [41:51] is the sub-list for method input_type
-	41, // [41:41] is the sub-list for extension type_name
-	41, // [41:41] is the sub-list for extension extendee
-	0,  // [0:41] is the sub-list for field type_name
+	18, // 35: loopgate.v1.PlanLoopResponse.verdict:type_name -> loopgate.v1.PolicyVerdict
+	24, // 36: loopgate.v1.PlanLoopResponse.changes:type_name -> loopgate.v1.PlannedChange
+	20, // 37: loopgate.v1.PlanLoopResponse.derived:type_name -> loopgate.v1.DerivedResources
+	3,  // 38: loopgate.v1.ListApprovalsResponse.loops:type_name -> loopgate.v1.Loop
+	39, // 39: loopgate.v1.LoopContract.producer_settings:type_name -> loopgate.v1.ClientSetting
+	39, // 40: loopgate.v1.LoopContract.consumer_settings:type_name -> loopgate.v1.ClientSetting
+	3,  // 41: loopgate.v1.BatchPlanLoopsRequest.loops:type_name -> loopgate.v1.Loop
+	42, // 42: loopgate.v1.BatchPlanLoopsResponse.results:type_name -> loopgate.v1.BatchPlanLoopResult
+	32, // 43: loopgate.v1.BatchPlanLoopResult.plan:type_name -> loopgate.v1.PlanLoopResponse
+	50, // 44: loopgate.v1.BatchPlanLoopResult.error:type_name -> google.rpc.Status
+	3,  // 45: loopgate.v1.BatchApplyLoopsRequest.loops:type_name -> loopgate.v1.Loop
+	45, // 46: loopgate.v1.BatchApplyLoopsResponse.results:type_name -> loopgate.v1.BatchApplyLoopResult
+	3,  // 47: loopgate.v1.BatchApplyLoopResult.loop:type_name -> loopgate.v1.Loop
+	2,  // 48: loopgate.v1.BatchApplyLoopResult.operation:type_name -> loopgate.v1.BatchApplyLoopResult.Operation
+	50, // 49: loopgate.v1.BatchApplyLoopResult.error:type_name -> google.rpc.Status
+	25, // 50: loopgate.v1.LoopService.GetLoop:input_type -> loopgate.v1.GetLoopRequest
+	26, // 51: loopgate.v1.LoopService.ListLoops:input_type -> loopgate.v1.ListLoopsRequest
+	28, // 52: loopgate.v1.LoopService.CreateLoop:input_type -> loopgate.v1.CreateLoopRequest
+	29, // 53: loopgate.v1.LoopService.UpdateLoop:input_type -> loopgate.v1.UpdateLoopRequest
+	30, // 54: loopgate.v1.LoopService.DeleteLoop:input_type -> loopgate.v1.DeleteLoopRequest
+	31, // 55: loopgate.v1.LoopService.PlanLoop:input_type -> loopgate.v1.PlanLoopRequest
+	33, // 56: loopgate.v1.LoopService.ApproveLoop:input_type -> loopgate.v1.ApproveLoopRequest
+	34, // 57: loopgate.v1.LoopService.RejectLoop:input_type -> loopgate.v1.RejectLoopRequest
+	35, // 58: loopgate.v1.LoopService.ListApprovals:input_type -> loopgate.v1.ListApprovalsRequest
+	37, // 59: loopgate.v1.LoopService.GetLoopContract:input_type -> loopgate.v1.GetLoopContractRequest
+	40, // 60: loopgate.v1.LoopService.BatchPlanLoops:input_type -> loopgate.v1.BatchPlanLoopsRequest
+	43, // 61: loopgate.v1.LoopService.BatchApplyLoops:input_type -> loopgate.v1.BatchApplyLoopsRequest
+	3,  // 62: loopgate.v1.LoopService.GetLoop:output_type -> loopgate.v1.Loop
+	27, // 63: loopgate.v1.LoopService.ListLoops:output_type -> loopgate.v1.ListLoopsResponse
+	3,  // 64: loopgate.v1.LoopService.CreateLoop:output_type -> loopgate.v1.Loop
+	3,  // 65: loopgate.v1.LoopService.UpdateLoop:output_type -> loopgate.v1.Loop
+	3,  // 66: loopgate.v1.LoopService.DeleteLoop:output_type -> loopgate.v1.Loop
+	32, // 67: loopgate.v1.LoopService.PlanLoop:output_type -> loopgate.v1.PlanLoopResponse
+	3,  // 68: loopgate.v1.LoopService.ApproveLoop:output_type -> loopgate.v1.Loop
+	3,  // 69: loopgate.v1.LoopService.RejectLoop:output_type -> loopgate.v1.Loop
+	36, // 70: loopgate.v1.LoopService.ListApprovals:output_type -> loopgate.v1.ListApprovalsResponse
+	38, // 71: loopgate.v1.LoopService.GetLoopContract:output_type -> loopgate.v1.LoopContract
+	41, // 72: loopgate.v1.LoopService.BatchPlanLoops:output_type -> loopgate.v1.BatchPlanLoopsResponse
+	44, // 73: loopgate.v1.LoopService.BatchApplyLoops:output_type -> loopgate.v1.BatchApplyLoopsResponse
+	62, // [62:74] is the sub-list for method output_type
+	50, // [50:62] is the sub-list for method input_type
+	50, // [50:50] is the sub-list for extension type_name
+	50, // [50:50] is the sub-list for extension extendee
+	0,  // [0:50] is the sub-list for field type_name
 }
 
 func init() { file_loopgate_v1_loop_service_proto_init() }
@@ -3554,8 +4027,8 @@ func file_loopgate_v1_loop_service_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_loopgate_v1_loop_service_proto_rawDesc), len(file_loopgate_v1_loop_service_proto_rawDesc)),
-			NumEnums:      2,
-			NumMessages:   39,
+			NumEnums:      3,
+			NumMessages:   45,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

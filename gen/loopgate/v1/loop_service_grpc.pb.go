@@ -29,6 +29,8 @@ const (
 	LoopService_RejectLoop_FullMethodName      = "/loopgate.v1.LoopService/RejectLoop"
 	LoopService_ListApprovals_FullMethodName   = "/loopgate.v1.LoopService/ListApprovals"
 	LoopService_GetLoopContract_FullMethodName = "/loopgate.v1.LoopService/GetLoopContract"
+	LoopService_BatchPlanLoops_FullMethodName  = "/loopgate.v1.LoopService/BatchPlanLoops"
+	LoopService_BatchApplyLoops_FullMethodName = "/loopgate.v1.LoopService/BatchApplyLoops"
 )
 
 // LoopServiceClient is the client API for LoopService service.
@@ -91,6 +93,37 @@ type LoopServiceClient interface {
 	// settings chosen from the loop's SLO and throughput. It never carries a
 	// password: issue one with PrincipalService.IssuePrincipalCredentials.
 	GetLoopContract(ctx context.Context, in *GetLoopContractRequest, opts ...grpc.CallOption) (*LoopContract, error)
+	// Plans many loops at once: each item is planned exactly as PlanLoop
+	// plans it, and the response has one result per item, in request order.
+	// One item's failure (an invalid spec) is that item's result; the others
+	// are planned regardless. Every item is authorized as PlanLoop before
+	// anything runs: if the caller may not plan one of them, the whole request
+	// is PERMISSION_DENIED, naming the item. At most 1000 items a request.
+	BatchPlanLoops(ctx context.Context, in *BatchPlanLoopsRequest, opts ...grpc.CallOption) (*BatchPlanLoopsResponse, error)
+	// Applies many loops at once, as `loopctl apply` does: an item whose loop
+	// does not exist is created (as CreateLoop), one that exists has its
+	// labels and spec replaced (as UpdateLoop with the mask `labels,spec`),
+	// and one that already has exactly these labels and spec is left
+	// unchanged. Every item is admitted as its single RPC admits it: the same
+	// validation, policy, approvals, ownership claims and audit events.
+	//
+	// Every item is authorized as CreateLoop and UpdateLoop before anything
+	// runs: if the caller may not change one of them, the whole request is
+	// PERMISSION_DENIED, naming the item, and nothing is applied. Each item
+	// counts as one change against the caller's rate limit. At most 1000
+	// items a request, each loop at most once.
+	//
+	// Without `atomic`, items are admitted independently: the response has
+	// one result per item, in request order, each with the loop or its error.
+	// With `atomic`, all items are admitted in one transaction or none is: if
+	// any item is invalid, denied by policy or conflicts, nothing is persisted
+	// and the request fails with the error of every failing item (field paths
+	// `loops[i].…`, reason ATOMIC_BATCH_REFUSED).
+	//
+	// A response may outgrow the 4 MiB request (each result carries its
+	// loop's status): gRPC clients raise their receive limit (loopctl accepts
+	// 64 MiB).
+	BatchApplyLoops(ctx context.Context, in *BatchApplyLoopsRequest, opts ...grpc.CallOption) (*BatchApplyLoopsResponse, error)
 }
 
 type loopServiceClient struct {
@@ -201,6 +234,26 @@ func (c *loopServiceClient) GetLoopContract(ctx context.Context, in *GetLoopCont
 	return out, nil
 }
 
+func (c *loopServiceClient) BatchPlanLoops(ctx context.Context, in *BatchPlanLoopsRequest, opts ...grpc.CallOption) (*BatchPlanLoopsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(BatchPlanLoopsResponse)
+	err := c.cc.Invoke(ctx, LoopService_BatchPlanLoops_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *loopServiceClient) BatchApplyLoops(ctx context.Context, in *BatchApplyLoopsRequest, opts ...grpc.CallOption) (*BatchApplyLoopsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(BatchApplyLoopsResponse)
+	err := c.cc.Invoke(ctx, LoopService_BatchApplyLoops_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // LoopServiceServer is the server API for LoopService service.
 // All implementations must embed UnimplementedLoopServiceServer
 // for forward compatibility.
@@ -261,6 +314,37 @@ type LoopServiceServer interface {
 	// settings chosen from the loop's SLO and throughput. It never carries a
 	// password: issue one with PrincipalService.IssuePrincipalCredentials.
 	GetLoopContract(context.Context, *GetLoopContractRequest) (*LoopContract, error)
+	// Plans many loops at once: each item is planned exactly as PlanLoop
+	// plans it, and the response has one result per item, in request order.
+	// One item's failure (an invalid spec) is that item's result; the others
+	// are planned regardless. Every item is authorized as PlanLoop before
+	// anything runs: if the caller may not plan one of them, the whole request
+	// is PERMISSION_DENIED, naming the item. At most 1000 items a request.
+	BatchPlanLoops(context.Context, *BatchPlanLoopsRequest) (*BatchPlanLoopsResponse, error)
+	// Applies many loops at once, as `loopctl apply` does: an item whose loop
+	// does not exist is created (as CreateLoop), one that exists has its
+	// labels and spec replaced (as UpdateLoop with the mask `labels,spec`),
+	// and one that already has exactly these labels and spec is left
+	// unchanged. Every item is admitted as its single RPC admits it: the same
+	// validation, policy, approvals, ownership claims and audit events.
+	//
+	// Every item is authorized as CreateLoop and UpdateLoop before anything
+	// runs: if the caller may not change one of them, the whole request is
+	// PERMISSION_DENIED, naming the item, and nothing is applied. Each item
+	// counts as one change against the caller's rate limit. At most 1000
+	// items a request, each loop at most once.
+	//
+	// Without `atomic`, items are admitted independently: the response has
+	// one result per item, in request order, each with the loop or its error.
+	// With `atomic`, all items are admitted in one transaction or none is: if
+	// any item is invalid, denied by policy or conflicts, nothing is persisted
+	// and the request fails with the error of every failing item (field paths
+	// `loops[i].…`, reason ATOMIC_BATCH_REFUSED).
+	//
+	// A response may outgrow the 4 MiB request (each result carries its
+	// loop's status): gRPC clients raise their receive limit (loopctl accepts
+	// 64 MiB).
+	BatchApplyLoops(context.Context, *BatchApplyLoopsRequest) (*BatchApplyLoopsResponse, error)
 	mustEmbedUnimplementedLoopServiceServer()
 }
 
@@ -300,6 +384,12 @@ func (UnimplementedLoopServiceServer) ListApprovals(context.Context, *ListApprov
 }
 func (UnimplementedLoopServiceServer) GetLoopContract(context.Context, *GetLoopContractRequest) (*LoopContract, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetLoopContract not implemented")
+}
+func (UnimplementedLoopServiceServer) BatchPlanLoops(context.Context, *BatchPlanLoopsRequest) (*BatchPlanLoopsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method BatchPlanLoops not implemented")
+}
+func (UnimplementedLoopServiceServer) BatchApplyLoops(context.Context, *BatchApplyLoopsRequest) (*BatchApplyLoopsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method BatchApplyLoops not implemented")
 }
 func (UnimplementedLoopServiceServer) mustEmbedUnimplementedLoopServiceServer() {}
 func (UnimplementedLoopServiceServer) testEmbeddedByValue()                     {}
@@ -502,6 +592,42 @@ func _LoopService_GetLoopContract_Handler(srv interface{}, ctx context.Context, 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _LoopService_BatchPlanLoops_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(BatchPlanLoopsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(LoopServiceServer).BatchPlanLoops(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: LoopService_BatchPlanLoops_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(LoopServiceServer).BatchPlanLoops(ctx, req.(*BatchPlanLoopsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _LoopService_BatchApplyLoops_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(BatchApplyLoopsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(LoopServiceServer).BatchApplyLoops(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: LoopService_BatchApplyLoops_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(LoopServiceServer).BatchApplyLoops(ctx, req.(*BatchApplyLoopsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // LoopService_ServiceDesc is the grpc.ServiceDesc for LoopService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -548,6 +674,14 @@ var LoopService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetLoopContract",
 			Handler:    _LoopService_GetLoopContract_Handler,
+		},
+		{
+			MethodName: "BatchPlanLoops",
+			Handler:    _LoopService_BatchPlanLoops_Handler,
+		},
+		{
+			MethodName: "BatchApplyLoops",
+			Handler:    _LoopService_BatchApplyLoops_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
