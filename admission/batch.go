@@ -197,6 +197,7 @@ func (c *Core) BatchPlan(ctx context.Context, id Identity, loops []*loop.Loop) (
 	if err := CheckBatchSize(planResource, len(loops)); err != nil {
 		return nil, err
 	}
+	ctx = withPartitionTotals(ctx)
 	out := make([]PlanItemResult, len(loops))
 	planned := make([]plannedLoop, len(loops))
 	forEach(len(loops), planConcurrency, func(i int) {

@@ -365,13 +365,57 @@ func schemaEvolution(l, previous *loop.Loop, lim catalog.Limits) loop.FieldError
 	return problems
 }
 
-// usedPartitions sums the partitions of the team's other live loops.
+// usedPartitions sums the partitions of the team's other live loops. In a
+// batch plan (withPartitionTotals) each team's total is read once and the
+// loop's own stored partitions are taken off it, instead of one sum over
+// the team's loops per plan.
 func (c *Core) usedPartitions(ctx context.Context, l *loop.Loop) (int32, error) {
-	sum, err := c.Store.TeamPartitions(ctx, l.Metadata.Team, l.Metadata.Name)
+	var sum int64
+	if pt, ok := ctx.Value(partitionTotalsKey{}).(*partitionTotals); ok {
+		total, err := pt.total(ctx, c.Store, l.Metadata.Team)
+		if err != nil {
+			return 0, err
+		}
+		sum = total
+		if l.Metadata.Generation > 0 && l.Metadata.DeleteTime.IsZero() {
+			sum -= int64(l.Status.Partitions) // a stored live loop: its own row is in the total
+		}
+	} else {
+		var err error
+		if sum, err = c.Store.TeamPartitions(ctx, l.Metadata.Team, l.Metadata.Name); err != nil {
+			return 0, err
+		}
+	}
+	return int32(max(min(sum, math.MaxInt32), 0)), nil
+}
+
+// partitionTotals caches each team's partition total for one batch plan.
+type partitionTotals struct {
+	mu     sync.Mutex
+	byTeam map[string]int64
+}
+
+type partitionTotalsKey struct{}
+
+// withPartitionTotals makes the plans under ctx read each team's partition
+// total once (see usedPartitions). Plans only: an admission must count
+// what was committed a moment before it.
+func withPartitionTotals(ctx context.Context) context.Context {
+	return context.WithValue(ctx, partitionTotalsKey{}, &partitionTotals{byTeam: map[string]int64{}})
+}
+
+func (pt *partitionTotals) total(ctx context.Context, st store.Reader, team string) (int64, error) {
+	pt.mu.Lock()
+	defer pt.mu.Unlock()
+	if v, ok := pt.byTeam[team]; ok {
+		return v, nil
+	}
+	v, err := st.TeamPartitions(ctx, team, "")
 	if err != nil {
 		return 0, err
 	}
-	return int32(min(sum, math.MaxInt32)), nil
+	pt.byTeam[team] = v
+	return v, nil
 }
 
 func violations(vs []policy.Violation) []loop.Violation {

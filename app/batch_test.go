@@ -544,34 +544,77 @@ func TestBatchItemCap(t *testing.T) {
 	}
 }
 
-// A batch of N items spends N of the caller's mutation tokens; one larger
-// than the burst can never pass and is refused as invalid.
-func TestBatchCountsEveryItemAgainstTheRateLimit(t *testing.T) {
+// A batch apply is let in for one token and then charged for every other
+// loop it created or updated: re-applying unchanged loops costs nothing
+// more, changing many leaves a debt the next change waits for. A batch plan
+// costs one token per 20 loops.
+func TestBatchCostsWhatItChanges(t *testing.T) {
 	t.Setenv("HOME", t.TempDir())
 	cfg := config.Embedded(filepath.Join(t.TempDir(), "data"))
 	cfg.Limits = config.RateLimits{MutationsPerSecond: 0.01, MutationBurst: 5}
 	r := runServer(t, cfg, 0)
 	loops := lgv1.NewLoopServiceClient(r.conn)
 	growth := asDemo(t, "growth")
-	batch := func(n int) error {
-		items := make([]*lgv1.Loop, n)
-		for i := range items {
-			items[i] = batchLoop(fmt.Sprintf("limited-%d", i), fmt.Sprintf("l%d-", i))
+	items := func(n int) []*lgv1.Loop {
+		out := make([]*lgv1.Loop, n)
+		for i := range out {
+			out[i] = batchLoop(fmt.Sprintf("limited-%d", i), fmt.Sprintf("l%d-", i))
 		}
-		_, err := loops.BatchApplyLoops(growth, &lgv1.BatchApplyLoopsRequest{Loops: items, ValidateOnly: true})
+		return out
+	}
+	apply := func(n int) error {
+		_, err := loops.BatchApplyLoops(growth, &lgv1.BatchApplyLoopsRequest{Loops: items(n)})
 		return err
 	}
-	if err := batch(6); status.Code(err) != codes.InvalidArgument || !strings.Contains(fieldViolations(status.Convert(err))["loops"], "(5)") {
-		t.Errorf("a batch over the burst: %v, want INVALID_ARGUMENT naming the burst", err)
+	limited := func(err error) bool {
+		return status.Code(err) == codes.ResourceExhausted && reasonOf(err) == "RATE_LIMITED"
 	}
-	if err := batch(4); err != nil {
-		t.Fatalf("4 items within a burst of 5: %v", err)
+
+	// A dry run changes nothing and costs one token, however large.
+	if _, err := loops.BatchApplyLoops(growth, &lgv1.BatchApplyLoopsRequest{Loops: items(8), ValidateOnly: true}); err != nil {
+		t.Fatalf("validate-only batch of 8: %v", err)
 	}
-	if err := batch(2); status.Code(err) != codes.ResourceExhausted || reasonOf(err) != "RATE_LIMITED" {
-		t.Errorf("2 items with 1 token left: %v, want RATE_LIMITED", err)
+	// 40 loops planned cost 2 tokens: 2 left.
+	if _, err := loops.BatchPlanLoops(growth, &lgv1.BatchPlanLoopsRequest{Loops: items(40)}); err != nil {
+		t.Fatalf("plan of 40 loops: %v", err)
 	}
-	if err := batch(1); err != nil {
-		t.Errorf("1 item with 1 token left: %v", err)
+	// Creating 3 loops: let in for 1, charged 2 more after: 0 left.
+	if err := apply(3); err != nil {
+		t.Fatalf("creating 3 loops with 2 tokens: %v", err)
+	}
+	if err := apply(3); !limited(err) {
+		t.Errorf("a batch with no token left: %v, want RATE_LIMITED", err)
+	}
+	events, err := lgv1.NewAuditServiceClient(r.conn).ListAuditEvents(r.ctx, &lgv1.ListAuditEventsRequest{Action: "loop.create"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	created := 0
+	for _, ev := range events.GetEvents() {
+		if ev.GetOutcome() == "OK" {
+			created++
+		}
+	}
+	if created != 3 {
+		t.Errorf("%d loops created, want 3", created)
+	}
+
+	// Another identity re-applies unchanged loops: one token each time,
+	// whatever the number of loops.
+	admin := asDemo(t, "admin")
+	for i := range 5 {
+		resp, err := loops.BatchApplyLoops(admin, &lgv1.BatchApplyLoopsRequest{Loops: items(3)})
+		if err != nil {
+			t.Fatalf("re-apply %d of 3 unchanged loops with %d tokens left: %v", i+1, 5-i, err)
+		}
+		for _, res := range resp.GetResults() {
+			if res.GetOperation() != lgv1.BatchApplyLoopResult_UNCHANGED {
+				t.Fatalf("re-apply: %s %v %v, want UNCHANGED", res.GetName(), res.GetOperation(), res.GetError())
+			}
+		}
+	}
+	if err := apply(1); !limited(err) {
+		t.Errorf("growth after its debt: %v, want RATE_LIMITED", err)
 	}
 }
 
@@ -618,5 +661,51 @@ func TestBatchPlanGivesPerItemResults(t *testing.T) {
 	}
 	if p := res[3].GetPlan(); p.GetVerdict().GetAllowed() || len(p.GetVerdict().GetDeny()) == 0 {
 		t.Errorf("denied item: %v, want a plan with the denial", p)
+	}
+}
+
+// A batch plan reads each team's partition total once; each loop's verdict
+// still counts what the team's other loops use, exactly as PlanLoop does
+// for that loop alone (for a stored loop, without its own partitions).
+func TestBatchPlanCountsTeamPartitionsAsPlanLoop(t *testing.T) {
+	t.Setenv("HOME", t.TempDir())
+	cfg := config.Embedded(filepath.Join(t.TempDir(), "data"))
+	for i := range cfg.Teams {
+		if cfg.Teams[i].Name == "growth" {
+			cfg.Teams[i].MaxPartitions = 40
+		}
+	}
+	r := runServer(t, cfg, 0)
+	loops := lgv1.NewLoopServiceClient(r.conn)
+	growth := asDemo(t, "growth")
+	for _, id := range []string{"budget-a", "budget-b"} {
+		if _, err := loops.CreateLoop(growth, &lgv1.CreateLoopRequest{Parent: "teams/growth", LoopId: id, Loop: batchLoop(id, id+"-")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	grown := batchLoop("budget-a", "budget-a-")
+	grown.Spec.Streams[0].Partitions = 24
+	items := []*lgv1.Loop{grown, batchLoop("budget-c", "budget-c-")}
+	resp, err := loops.BatchPlanLoops(growth, &lgv1.BatchPlanLoopsRequest{Loops: items})
+	if err != nil {
+		t.Fatal(err)
+	}
+	denial := func(p *lgv1.PlanLoopResponse) string {
+		for _, v := range p.GetVerdict().GetDeny() {
+			if v.GetId() == "PARTITIONS_PER_TEAM_EXCEEDED" {
+				return v.GetMsg()
+			}
+		}
+		return ""
+	}
+	for i, item := range items {
+		single, err := loops.PlanLoop(growth, &lgv1.PlanLoopRequest{Loop: item})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, got := denial(single), denial(resp.GetResults()[i].GetPlan())
+		if want == "" || got != want {
+			t.Errorf("%s: batch plan says %q, PlanLoop %q; want the same team budget denial", item.GetName(), got, want)
+		}
 	}
 }

@@ -227,3 +227,41 @@ func tail(s string, n int) string {
 	}
 	return s[len(s)-n:]
 }
+
+// BenchmarkReplanThousandLoops is a no-op `loopctl plan -f FILE` and a
+// no-op re-apply of 1,000 provisioned loops (the setup applies them and
+// waits until all are READY). Target: ≤ 0.5 s each.
+func BenchmarkReplanThousandLoops(b *testing.B) {
+	const n = 1000
+	file := thousandLoopsFile(b, n)
+	env := startCounted(b)
+	defer env.stop()
+	run := func(args ...string) string {
+		var out, errOut bytes.Buffer
+		args = append(args, "--server", env.addr, "--token", env.token, "--insecure")
+		if code := cli.Run(args, &out, &errOut, func(string) string { return "" }); code != 0 {
+			b.Fatalf("loopctl %v exited %d: %s", args[:3], code, tail(errOut.String(), 2000))
+		}
+		return out.String()
+	}
+	run("apply", "-f", file)
+	env.waitAllReady(b, n)
+	var plan, apply time.Duration
+	b.ResetTimer()
+	for range b.N {
+		start := time.Now()
+		out := run("plan", "-f", file)
+		plan += time.Since(start)
+		if strings.Count(out, ": NOOP on cluster") != n || strings.Count(out, "no resource changes") != n {
+			b.Fatalf("plan of provisioned loops is not a no-op:\n%s", tail(out, 2000))
+		}
+		start = time.Now()
+		out = run("apply", "-f", file)
+		apply += time.Since(start)
+		if got := strings.Count(out, " unchanged\n"); got != n {
+			b.Fatalf("re-apply: %d unchanged, want %d:\n%s", got, n, tail(out, 2000))
+		}
+	}
+	b.ReportMetric(plan.Seconds()/float64(b.N), "plan-s")
+	b.ReportMetric(apply.Seconds()/float64(b.N), "reapply-s")
+}

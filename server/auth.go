@@ -15,8 +15,8 @@ import (
 	"google.golang.org/grpc/peer"
 
 	"github.com/loopgate/loopgate/admission"
+	lgv1 "github.com/loopgate/loopgate/gen/loopgate/v1"
 	"github.com/loopgate/loopgate/identity"
-	"github.com/loopgate/loopgate/loop"
 )
 
 // Identity is an authenticated caller.
@@ -141,9 +141,11 @@ func Interceptor(a *Authenticator, core *admission.Core, lim *Limiters) grpc.Una
 			return nil, toStatus(err)
 		}
 		// A batch request is authorized item by item (each as its single
-		// RPC); each item counts as one change against the rate limit.
-		changes := 1
-		if bm, batch := batchMethods[info.FullMethod]; batch {
+		// RPC); what it costs against the rate limit: see
+		// rateLimitedActions.
+		cost := 1
+		bm, batch := batchMethods[info.FullMethod]
+		if batch {
 			res.Name = bm.resource
 			items, err := batchResourcesOf(req, bm.resource)
 			if err != nil {
@@ -153,22 +155,18 @@ func Interceptor(a *Authenticator, core *admission.Core, lim *Limiters) grpc.Una
 			if err := core.AuthorizeItems(ctx, id, bm.actions, items); err != nil {
 				return nil, toStatus(err)
 			}
-			changes = max(len(items), 1)
+			if info.FullMethod == lgv1.LoopService_BatchPlanLoops_FullMethodName {
+				cost = max((len(items)+planItemsPerToken-1)/planItemsPerToken, 1)
+			}
 		} else if err := core.Authorize(ctx, id, action, res); err != nil {
 			return nil, toStatus(err)
 		}
-		if rateLimitedActions[action] {
-			if burst := lim.Mutations.Burst(); changes > 1 && changes > burst && burst > 0 {
-				err := &admission.InvalidError{Resource: res.Name, Problems: loop.FieldErrors{{Field: batchItemsField, Message: fmt.Sprintf(
-					"%d items count as %d changes, more than this server lets one identity make at once (%d): send at most %d items a request",
-					changes, changes, burst, burst)}}}
-				auditInvalid(ctx, core, id, action, err)
-				return nil, toStatus(err)
-			}
-			if ok, wait := lim.Mutations.TakeN(id.Subject, changes); !ok {
+		limited := rateLimitedActions[action]
+		if limited {
+			if ok, wait := lim.Mutations.TakeN(id.Subject, min(cost, max(lim.Mutations.Burst(), 1))); !ok {
 				what := fmt.Sprintf("%s sent too many changes", id.Subject)
-				if changes > 1 {
-					what += fmt.Sprintf(" (a batch of %d items counts as %d)", changes, changes)
+				if cost > 1 {
+					what += fmt.Sprintf(" (a plan of %d loops counts as %d)", cost*planItemsPerToken, cost)
 				}
 				err := rateLimited(what, wait)
 				core.AuditRateLimited(ctx, id, action, res.Name, err.Error())
@@ -176,6 +174,11 @@ func Interceptor(a *Authenticator, core *admission.Core, lim *Limiters) grpc.Una
 			}
 		}
 		resp, err := handler(withIdentity(ctx, id), req)
+		if limited && batch {
+			if r, ok := resp.(*lgv1.BatchApplyLoopsResponse); ok && !req.(*lgv1.BatchApplyLoopsRequest).GetValidateOnly() {
+				lim.Mutations.Charge(id.Subject, changedItems(r)-1) // the first was taken to let it in
+			}
+		}
 		auditInvalid(ctx, core, id, action, err)
 		return resp, toStatus(err)
 	}

@@ -179,3 +179,14 @@ func atomicStatus(e *admission.AtomicError) error {
 	}
 	return withDetails(first.Code(), e.Error(), "ATOMIC_BATCH_REFUSED", meta, extra...)
 }
+
+// changedItems counts the loops a batch apply created or updated.
+func changedItems(r *lgv1.BatchApplyLoopsResponse) int {
+	n := 0
+	for _, res := range r.GetResults() {
+		if res.GetError() == nil && (res.GetOperation() == lgv1.BatchApplyLoopResult_CREATED || res.GetOperation() == lgv1.BatchApplyLoopResult_UPDATED) {
+			n++
+		}
+	}
+	return n
+}

@@ -30,8 +30,18 @@ var DefaultRateLimits = RateLimits{
 	AuthFailuresPerMinute: 60, AuthFailureBurst: 20,
 }
 
-// rateLimitedActions are the actions MutationsPerSecond applies to. A batch
-// request (BatchApplyLoops, BatchPlanLoops) spends one token per item.
+// rateLimitedActions are the actions MutationsPerSecond applies to.
+//
+// A batch apply (BatchApplyLoops) spends one token to be let in, like any
+// change, and after it ran one more for each further loop it created or
+// updated: an identity that re-applies an estate of unchanged loops is not
+// slowed down, one that changes many waits afterwards until the bucket
+// refills (Charge). A batch plan (BatchPlanLoops) spends one token per
+// planItemsPerToken loops, up front: it writes nothing and observes each
+// cluster once, but evaluates policy for every loop.
+// planItemsPerToken is how many loops of a batch plan cost one token.
+const planItemsPerToken = 20
+
 var rateLimitedActions = map[string]bool{
 	"loop.create": true, "loop.update": true, "loop.delete": true, "loop.plan": true,
 	"loop.approve": true, "loop.reject": true,
@@ -106,6 +116,18 @@ func (l *Limiter) TakeN(key string, n int) (bool, time.Duration) {
 		return false, d
 	}
 	return true, 0
+}
+
+// Charge spends n tokens of key that were already used (the changes a
+// batch made): the bucket may go below zero, and the key's next Take waits
+// until the debt is paid. At most a burst is charged at once.
+func (l *Limiter) Charge(key string, n int) {
+	if l == nil || n <= 0 {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.bucket(key).ReserveN(l.now(), min(n, l.burst)) // kept: a debt, never cancelled
 }
 
 // Burst is how many tokens a key may spend at once; 0 for no limiter.
