@@ -42,7 +42,7 @@ const (
 // policy evaluation and store reads (its write shares the group commit); a
 // plan item also reads its cluster.
 const (
-	batchConcurrency = 16
+	batchConcurrency = 64
 	planConcurrency  = 8
 )
 

@@ -296,7 +296,7 @@ func (a *app) apply(ctx context.Context, stdout, stderr io.Writer, loops []*loop
 	}
 	if opt.wait && !opt.dryRun && len(results) > 0 {
 		// Every loop is sent: now wait for all of them at once.
-		out, err := a.waitAll(ctx, stdout, stderr, results, opt.timeout)
+		out, err := a.waitAll(ctx, stdout, stderr, waitReady, results, opt.timeout)
 		if err != nil {
 			return err
 		}

@@ -52,6 +52,7 @@ type fakeServer struct {
 	hookMu     sync.Mutex
 	getLoop    func(*loopgatev1.GetLoopRequest) (*loopgatev1.Loop, error)
 	createLoop func(*loopgatev1.CreateLoopRequest) (*loopgatev1.Loop, error)
+	deleteLoop func(*loopgatev1.DeleteLoopRequest) (*loopgatev1.Loop, error)
 	listLoops  func(*loopgatev1.ListLoopsRequest) (*loopgatev1.ListLoopsResponse, error)
 	planLoop   func(*loopgatev1.PlanLoopRequest) (*loopgatev1.PlanLoopResponse, error)
 	batchApply func(*loopgatev1.BatchApplyLoopsRequest) (*loopgatev1.BatchApplyLoopsResponse, error)
@@ -148,6 +149,16 @@ func (f *fakeServer) CreateLoop(ctx context.Context, req *loopgatev1.CreateLoopR
 	f.hookMu.Lock()
 	defer f.hookMu.Unlock()
 	return f.createLoop(req)
+}
+
+func (f *fakeServer) DeleteLoop(ctx context.Context, req *loopgatev1.DeleteLoopRequest) (*loopgatev1.Loop, error) {
+	f.record(ctx, req)
+	if f.deleteLoop == nil {
+		return f.UnimplementedLoopServiceServer.DeleteLoop(ctx, req)
+	}
+	f.hookMu.Lock()
+	defer f.hookMu.Unlock()
+	return f.deleteLoop(req)
 }
 
 func (f *fakeServer) ListLoops(ctx context.Context, req *loopgatev1.ListLoopsRequest) (*loopgatev1.ListLoopsResponse, error) {

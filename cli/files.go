@@ -15,17 +15,24 @@ import (
 	"github.com/loopgate/loopgate/loop"
 )
 
-// fileFlags are the -f and -R flags of apply, plan and diff.
+// fileFlags are the -f and -R flags of apply, plan, diff and delete.
 type fileFlags struct {
 	files     []string
 	recursive bool
 }
 
+// register adds -f (required) and -R to cmd.
 func (f *fileFlags) register(cmd *cobra.Command, verb string) {
+	f.registerOptional(cmd, verb)
+	_ = cmd.MarkFlagRequired("filename")
+}
+
+// registerOptional adds -f and -R to a command that may also be given its
+// loops otherwise (delete: by name).
+func (f *fileFlags) registerOptional(cmd *cobra.Command, verb string) {
 	cmd.Flags().StringArrayVarP(&f.files, "filename", "f", nil,
 		"loop file or directory to "+verb+" (- for standard input); may be repeated")
 	cmd.Flags().BoolVarP(&f.recursive, "recursive", "R", false, "with a directory, also read its subdirectories")
-	_ = cmd.MarkFlagRequired("filename")
 }
 
 // read expands the flags (expandFiles) and reads every file
@@ -36,6 +43,16 @@ func (f *fileFlags) read(stdin io.Reader, stderr io.Writer) ([]*loop.Loop, error
 		return nil, err
 	}
 	return readLoopFiles(stdin, stderr, paths)
+}
+
+// readNames expands the flags (expandFiles) and reads the loop names of
+// every file (readLoopNames).
+func (f *fileFlags) readNames(stdin io.Reader, stderr io.Writer) ([]string, error) {
+	paths, err := expandFiles(f.files, f.recursive)
+	if err != nil {
+		return nil, err
+	}
+	return readLoopNames(stdin, stderr, paths)
 }
 
 // isLoopFile reports whether a file name is a loop file of a directory.

@@ -18,11 +18,12 @@
 // mapped to the API by toProto, and back by fromProto for get -o yaml
 // (convert.go, with package apimap, the server's own mapping). apply, plan
 // and diff send them in batch requests (batch.go; apply --atomic in one).
+// delete -f reads only the names of the loops of files (loopnames.go).
 // Text from the server reaches the terminal through termSafe (output.go).
 //
-// apply --wait follows every loop it sent at once (waitall.go, with the
-// verdicts and polling of wait.go), so that it takes about as long as the
-// slowest loop.
+// apply --wait and delete --wait follow every loop they sent at once
+// (waitall.go, with the verdicts and polling of wait.go), so that they take
+// about as long as the slowest loop.
 //
 // Exit codes: 0 success; 1 failure (invalid file, policy denial, server
 // error, a loop that ended FAILED or REJECTED); 2 a --wait that timed out,

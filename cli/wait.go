@@ -6,9 +6,8 @@ import (
 	"io"
 	"time"
 
-	"google.golang.org/grpc/codes"
-
 	loopgatev1 "github.com/loopgate/loopgate/gen/loopgate/v1"
+	"github.com/loopgate/loopgate/loop"
 )
 
 // Polling of --wait: first after pollStart, then 1.5× longer each time, at
@@ -18,7 +17,8 @@ const (
 	pollMax   = time.Second
 )
 
-// waitVerdict is what a loop's status means to `apply --wait`.
+// waitVerdict is what a loop's status means to `apply --wait` (judge) and
+// to `delete --wait` (judgeDeletion).
 type waitVerdict int
 
 const (
@@ -50,6 +50,34 @@ func judge(l *loopgatev1.Loop) waitVerdict {
 	}
 	return keepWaiting
 }
+
+// judgeDeletion tells whether waiting for the deletion of l, which still
+// exists, is over: only when the deletion failed. A deletion request makes
+// the loop DELETING with its InSync condition False for reason Deleting;
+// the reconciler records a failed deletion on the loop, still DELETING, with
+// InSync (and Provisioned) False for the failure's reason, and retries it.
+// A loop FAILED while its deletion is requested counts as a failed
+// deletion too.
+func judgeDeletion(l *loopgatev1.Loop) waitVerdict {
+	st := l.GetStatus()
+	switch st.GetState() {
+	case loopgatev1.Loop_FAILED:
+		if l.GetDeleteTime() != nil {
+			return doneFailed
+		}
+	case loopgatev1.Loop_DELETING:
+		for _, c := range st.GetConditions() {
+			if c.GetType() == loop.CondInSync && c.GetStatus() == string(loop.False) && c.GetReason() != reasonDeleting {
+				return doneFailed
+			}
+		}
+	}
+	return keepWaiting
+}
+
+// reasonDeleting is the reason of the InSync condition a deletion request
+// sets, until the reconciler records an outcome.
+const reasonDeleting = "Deleting"
 
 // progress remembers what was last printed about a loop, so that only
 // changes are printed. With a name, each line says which loop it is about
@@ -89,37 +117,6 @@ func (p *progress) report(w io.Writer, l *loopgatev1.Loop) {
 			line += ": " + c.GetMessage()
 		}
 		fmt.Fprintln(w, termSafe(line)) // types, reasons and messages are the server's
-	}
-}
-
-// waitGone polls until the loop no longer exists.
-func (a *app) waitGone(ctx context.Context, w io.Writer, l *loopgatev1.Loop, timeout time.Duration) error {
-	var p progress
-	tick := newBackoff()
-	deadline := time.Now().Add(timeout)
-	for {
-		if a.output == FormatTable {
-			p.report(w, l)
-		}
-		if !sleepUntil(ctx, tick.next(), deadline) {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			return &ExitError{Code: 2, Err: fmt.Errorf("timed out after %s waiting for %s to be deleted (state %s)", timeout, l.GetName(), l.GetStatus().GetState())}
-		}
-		rctx, cancel := rpcContext(ctx)
-		next, err := a.loops.GetLoop(rctx, &loopgatev1.GetLoopRequest{Name: l.GetName()})
-		cancel()
-		if isCode(err, codes.NotFound) {
-			if a.output == FormatTable {
-				fmt.Fprintf(w, "%s is deleted\n", termSafe(l.GetName()))
-			}
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		l = next
 	}
 }
 

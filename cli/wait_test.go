@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/types/known/timestamppb"
+
 	loopgatev1 "github.com/loopgate/loopgate/gen/loopgate/v1"
 )
 
@@ -32,6 +34,36 @@ func TestJudgeWaitsForTheCurrentGeneration(t *testing.T) {
 	} {
 		if got := judge(tc.l); got != tc.want {
 			t.Errorf("%s: judge = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
+
+func TestJudgeDeletionWaitsUntilTheDeletionFailed(t *testing.T) {
+	deleting := func(state loopgatev1.Loop_State, deleteTime bool, inSync ...string) *loopgatev1.Loop {
+		l := loopIn(state, 1, 1)
+		if deleteTime {
+			l.DeleteTime = timestamppb.Now()
+		}
+		if len(inSync) == 2 {
+			l.Status.Conditions = []*loopgatev1.Condition{{Type: "InSync", Status: inSync[0], Reason: inSync[1], Message: "m"}}
+		}
+		return l
+	}
+	for _, tc := range []struct {
+		name string
+		l    *loopgatev1.Loop
+		want waitVerdict
+	}{
+		{"deletion requested", deleting(loopgatev1.Loop_DELETING, true, "False", "Deleting"), keepWaiting},
+		{"deletion failed", deleting(loopgatev1.Loop_DELETING, true, "False", "KafkaError"), doneFailed},
+		{"deleting, no condition yet", deleting(loopgatev1.Loop_DELETING, true), keepWaiting},
+		{"FAILED while being deleted", deleting(loopgatev1.Loop_FAILED, true), doneFailed},
+		// Not a deletion's failure: waiting goes on (the timeout names it).
+		{"FAILED, no deletion requested", deleting(loopgatev1.Loop_FAILED, false), keepWaiting},
+		{"READY", deleting(loopgatev1.Loop_READY, false, "True", "Provisioned"), keepWaiting},
+	} {
+		if got := judgeDeletion(tc.l); got != tc.want {
+			t.Errorf("%s: judgeDeletion = %v, want %v", tc.name, got, tc.want)
 		}
 	}
 }

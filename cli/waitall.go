@@ -13,8 +13,9 @@ import (
 	loopgatev1 "github.com/loopgate/loopgate/gen/loopgate/v1"
 )
 
-// How `apply --wait` follows the loops it applied: all at once, so that
-// waiting takes about as long as the slowest loop, not the sum of them.
+// How `apply --wait` and `delete --wait` follow their loops: all at once,
+// so that waiting takes about as long as the slowest loop, not the sum of
+// them.
 const (
 	// waitFewMax is the most loops followed one by one: one GetLoop per
 	// loop and poll, and every change of state and condition printed per
@@ -29,20 +30,34 @@ const (
 	pendingNamesMax = 20
 )
 
-// doneGone is the verdict of a loop that disappeared while waited for
-// (someone deleted it); it counts as failed.
+// doneGone is the verdict of a loop that no longer exists: what
+// `delete --wait` waits for; for `apply --wait` it disappeared while waited
+// for (someone deleted it) and counts as failed.
 const doneGone waitVerdict = -1
+
+// waitMode is what a waiter waits for.
+type waitMode int
+
+const (
+	// waitReady (apply --wait): each loop READY for its generation,
+	// FAILED, REJECTED or PENDING_APPROVAL (judge).
+	waitReady waitMode = iota
+	// waitDeleted (delete --wait): each loop gone, or its deletion
+	// FAILED (judgeDeletion).
+	waitDeleted
+)
 
 // waitOutcome is what waitAll saw.
 type waitOutcome struct {
 	final    map[string]*loopgatev1.Loop // name -> the loop as last read
-	failed   int                         // ended FAILED or REJECTED, or disappeared
+	failed   int                         // ended FAILED or REJECTED, or disappeared; or, deleted, their deletion FAILED
 	timedOut bool
 }
 
-// waiter follows a set of loops until judge says each is done.
+// waiter follows a set of loops until each is done, as its mode says.
 type waiter struct {
 	a              *app
+	mode           waitMode
 	stdout, stderr io.Writer
 	table          bool // print progress (table output only)
 	few            bool // follow loop by loop (see waitFewMax)
@@ -51,6 +66,7 @@ type waiter struct {
 	names    []string // every loop, in file order, once
 	pending  []string // those not done yet, in file order
 	loops    map[string]*loopgatev1.Loop
+	uids     map[string]string // waitDeleted: name -> uid of the loop deleted
 	verdicts map[string]waitVerdict
 	progress map[string]*progress
 	failed   int
@@ -60,25 +76,31 @@ type waiter struct {
 	lastAt   time.Time
 }
 
-// waitAll waits, within timeout in all, until every loop of applied is
-// READY for its generation, FAILED, PENDING_APPROVAL or REJECTED, printing
-// what happens. A loop named twice is followed once, as its last result.
-// The error is ctx's or an RPC error that stops the wait; loops that failed
-// and a timeout are in the outcome (and already printed on stderr).
-func (a *app) waitAll(ctx context.Context, stdout, stderr io.Writer, applied []*loopgatev1.Loop, timeout time.Duration) (waitOutcome, error) {
+// waitAll waits, within timeout in all, until every loop of loops is done,
+// printing what happens. With waitReady (apply --wait, loops as applied) a
+// loop is done once READY for its generation, FAILED, PENDING_APPROVAL or
+// REJECTED; with waitDeleted (delete --wait, loops as their deletion was
+// requested) once it is gone (a loop of its name with another uid is
+// another loop: this one is gone) or its deletion FAILED. A loop named
+// twice is followed once, as its last result. The error is ctx's or an RPC
+// error that stops the wait; loops that failed and a timeout are in the
+// outcome (and already printed on stderr).
+func (a *app) waitAll(ctx context.Context, stdout, stderr io.Writer, mode waitMode, loops []*loopgatev1.Loop, timeout time.Duration) (waitOutcome, error) {
 	w := &waiter{
-		a: a, stdout: stdout, stderr: stderr, table: a.output == FormatTable,
+		a: a, mode: mode, stdout: stdout, stderr: stderr, table: a.output == FormatTable,
 		loops:    map[string]*loopgatev1.Loop{},
+		uids:     map[string]string{},
 		verdicts: map[string]waitVerdict{},
 		progress: map[string]*progress{},
 		start:    time.Now(),
 	}
 	latest := map[string]*loopgatev1.Loop{}
-	for _, l := range applied {
+	for _, l := range loops {
 		if _, seen := latest[l.GetName()]; !seen {
 			w.names = append(w.names, l.GetName())
 		}
 		latest[l.GetName()] = l
+		w.uids[l.GetName()] = l.GetUid()
 	}
 	w.few = len(w.names) <= waitFewMax
 	w.perLoop = w.few
@@ -121,9 +143,13 @@ func (w *waiter) outcome(timedOut bool) waitOutcome {
 
 // observe takes in the loop as just read and, once it is done, says so:
 // READY (loop by loop only) and PENDING_APPROVAL on stdout, FAILED and
-// REJECTED on stderr, each once.
+// REJECTED (or a deletion FAILED) on stderr, each once.
 func (w *waiter) observe(name string, l *loopgatev1.Loop) {
 	if _, done := w.verdicts[name]; done {
+		return
+	}
+	if w.mode == waitDeleted && w.uids[name] != "" && l.GetUid() != "" && l.GetUid() != w.uids[name] {
+		w.gone(name) // created again since: the loop deleted is gone
 		return
 	}
 	w.loops[name] = l
@@ -131,6 +157,9 @@ func (w *waiter) observe(name string, l *loopgatev1.Loop) {
 		w.progress[name].report(w.stdout, l)
 	}
 	v := judge(l)
+	if w.mode == waitDeleted {
+		v = judgeDeletion(l)
+	}
 	if v == keepWaiting {
 		return
 	}
@@ -146,7 +175,11 @@ func (w *waiter) observe(name string, l *loopgatev1.Loop) {
 		}
 	case doneFailed:
 		w.failed++
-		fmt.Fprintf(w.stderr, "error: %s\n", termSafeText(fmt.Sprintf("%s FAILED: %s", name, failureReason(l))))
+		what := "FAILED"
+		if w.mode == waitDeleted {
+			what = "deletion FAILED"
+		}
+		fmt.Fprintf(w.stderr, "error: %s\n", termSafeText(fmt.Sprintf("%s %s: %s", name, what, failureReason(l))))
 	case doneRejected:
 		w.failed++
 		fmt.Fprintf(w.stderr, "error: %s\n", termSafeText(fmt.Sprintf("%s was REJECTED: change the spec (it is reviewed afresh) or delete the loop; `loopctl get %s` shows the reviews",
@@ -154,12 +187,19 @@ func (w *waiter) observe(name string, l *loopgatev1.Loop) {
 	}
 }
 
-// gone records a loop that no longer exists.
+// gone records a loop that no longer exists: what waitDeleted waits for,
+// a failure for waitReady.
 func (w *waiter) gone(name string) {
 	if _, done := w.verdicts[name]; done {
 		return
 	}
 	w.verdicts[name] = doneGone
+	if w.mode == waitDeleted {
+		if w.few && w.table {
+			fmt.Fprintf(w.stdout, "%s is deleted\n", termSafe(name))
+		}
+		return
+	}
 	w.failed++
 	fmt.Fprintf(w.stderr, "error: %s\n", termSafeText(fmt.Sprintf("%s no longer exists: it was deleted while loopctl waited for it", name)))
 }
@@ -175,8 +215,9 @@ func (w *waiter) prune() {
 // poll reads every pending loop once: with one GetLoop each, or with one
 // ListLoops per team (paged; it stops as soon as every pending loop of the
 // team was seen). A loop a listing misses is read with GetLoop, so that
-// only a loop that really is gone counts as gone. A server that refuses
-// ListLoops makes the wait fall back to GetLoop.
+// only a loop that really is gone counts as gone (for delete --wait: as
+// deleted). A server that refuses ListLoops makes the wait fall back to
+// GetLoop.
 func (w *waiter) poll(ctx context.Context) error {
 	if w.perLoop {
 		return w.getEach(ctx, w.pending)
@@ -261,6 +302,7 @@ func (w *waiter) getEach(ctx context.Context, names []string) error {
 // counts the loops per state, e.g.
 //
 //	waiting for 1000 loops: 812 READY, 3 PENDING_APPROVAL, 1 FAILED, 184 PROVISIONING (4.1s)
+//	waiting for 1000 loops to be deleted: 988 gone, 12 DELETING (2.3s)
 //
 // but only when a count changed, and at most once every progressEvery;
 // final prints the last line regardless.
@@ -278,13 +320,23 @@ func (w *waiter) report(final bool) {
 	if final && len(w.pending) == 0 {
 		verb = "waited for"
 	}
-	fmt.Fprintf(w.stdout, "%s %d loops: %s (%.1fs)\n", verb, len(w.names), counts, now.Sub(w.start).Seconds())
+	fmt.Fprintf(w.stdout, "%s %d loops%s: %s (%.1fs)\n", verb, len(w.names), w.purpose(), counts, now.Sub(w.start).Seconds())
+}
+
+// purpose is what the loops are waited for, after "N loops" in messages:
+// nothing for waitReady (its verdicts say it).
+func (w *waiter) purpose() string {
+	if w.mode == waitDeleted {
+		return " to be deleted"
+	}
+	return ""
 }
 
 // counts says how many loops are in which state: first those done (READY,
-// PENDING_APPROVAL, FAILED, REJECTED, DELETED), then those still pending by
-// their state, where UPDATING is a loop whose READY or FAILED still
-// describes an earlier generation.
+// PENDING_APPROVAL, FAILED, REJECTED, DELETED; for waitDeleted gone and
+// FAILED), then those still pending by their state, where (for waitReady)
+// UPDATING is a loop whose READY or FAILED still describes an earlier
+// generation.
 func (w *waiter) counts() string {
 	done := map[waitVerdict]int{}
 	pending := map[string]int{}
@@ -295,16 +347,21 @@ func (w *waiter) counts() string {
 		}
 		state := w.loops[name].GetStatus().GetState()
 		label := state.String()
-		if state == loopgatev1.Loop_READY || state == loopgatev1.Loop_FAILED {
+		if w.mode == waitReady && (state == loopgatev1.Loop_READY || state == loopgatev1.Loop_FAILED) {
 			label = "UPDATING"
 		}
 		pending[termSafe(label)]++
 	}
-	var parts []string
-	for _, d := range []struct {
+	type doneLabel struct {
 		v     waitVerdict
 		label string
-	}{{doneReady, "READY"}, {doneAwaitsAdmin, "PENDING_APPROVAL"}, {doneFailed, "FAILED"}, {doneRejected, "REJECTED"}, {doneGone, "DELETED"}} {
+	}
+	labelsDone := []doneLabel{{doneReady, "READY"}, {doneAwaitsAdmin, "PENDING_APPROVAL"}, {doneFailed, "FAILED"}, {doneRejected, "REJECTED"}, {doneGone, "DELETED"}}
+	if w.mode == waitDeleted {
+		labelsDone = []doneLabel{{doneGone, "gone"}, {doneFailed, "FAILED"}}
+	}
+	var parts []string
+	for _, d := range labelsDone {
 		if n := done[d.v]; n > 0 {
 			parts = append(parts, fmt.Sprintf("%d %s", n, d.label))
 		}
@@ -325,8 +382,8 @@ func (w *waiter) counts() string {
 func (w *waiter) timeoutText(timeout time.Duration) string {
 	if len(w.pending) == 1 {
 		name := w.pending[0]
-		return fmt.Sprintf("timed out after %s waiting for %s (state %s); raise --timeout or check `loopctl get %s`",
-			timeout, name, w.loops[name].GetStatus().GetState(), shortName(name))
+		return fmt.Sprintf("timed out after %s waiting for %s%s (state %s); raise --timeout or check `loopctl get %s`",
+			timeout, name, w.purpose(), w.loops[name].GetStatus().GetState(), shortName(name))
 	}
 	var named []string
 	for _, name := range w.pending[:min(len(w.pending), pendingNamesMax)] {
@@ -336,6 +393,6 @@ func (w *waiter) timeoutText(timeout time.Duration) string {
 	if more := len(w.pending) - len(named); more > 0 {
 		list += fmt.Sprintf(" and %d more", more)
 	}
-	return fmt.Sprintf("timed out after %s waiting for %d of %d loops, still pending: %s; raise --timeout or check them with `loopctl get TEAM/NAME`",
-		timeout, len(w.pending), len(w.names), list)
+	return fmt.Sprintf("timed out after %s waiting for %d of %d loops%s, still pending: %s; raise --timeout or check them with `loopctl get TEAM/NAME`",
+		timeout, len(w.pending), len(w.names), w.purpose(), list)
 }

@@ -17,9 +17,10 @@ import (
 	loopgatev1 "github.com/loopgate/loopgate/gen/loopgate/v1"
 )
 
-// fleet is the server side of `apply --wait` for the fake server: loops
-// are created PROVISIONING, and each read of a loop (a ListLoops poll, that
-// is its first page, or a GetLoop) lets evolve give it a new status.
+// fleet is the server side of `apply --wait` (and `delete --wait`) for the
+// fake server: loops are created PROVISIONING, and each read of a loop (a
+// ListLoops poll, that is its first page, or a GetLoop) lets evolve give it
+// a new status, or remove it (goneStatus).
 type fleet struct {
 	loops  map[string]*loopgatev1.Loop
 	reads  map[string]int
@@ -42,23 +43,30 @@ func newFleet(f *fakeServer, evolve func(name string, reads int) *loopgatev1.Loo
 			return nil, status.Error(codes.NotFound, "no such loop")
 		}
 		fl.read(l)
+		if _, ok := fl.loops[req.GetName()]; !ok {
+			return nil, status.Error(codes.NotFound, "no such loop")
+		}
 		return proto.Clone(l).(*loopgatev1.Loop), nil
 	}
 	f.listLoops = func(req *loopgatev1.ListLoopsRequest) (*loopgatev1.ListLoopsResponse, error) {
-		var names []string
-		for name := range fl.loops {
-			if strings.HasPrefix(name, req.GetParent()+"/") {
-				names = append(names, name)
+		teamLoops := func() []string {
+			var names []string
+			for name := range fl.loops {
+				if strings.HasPrefix(name, req.GetParent()+"/") {
+					names = append(names, name)
+				}
 			}
+			slices.Sort(names)
+			return names
 		}
-		slices.Sort(names)
 		from, _ := strconv.Atoi(req.GetPageToken())
 		if from == 0 {
 			fl.polls++
-			for _, name := range names {
+			for _, name := range teamLoops() {
 				fl.read(fl.loops[name])
 			}
 		}
+		names := teamLoops() // without those removed by their read
 		to := min(from+min(fl.page, int(req.GetPageSize())), len(names))
 		resp := &loopgatev1.ListLoopsResponse{}
 		for _, name := range names[from:to] {
@@ -72,9 +80,15 @@ func newFleet(f *fakeServer, evolve func(name string, reads int) *loopgatev1.Loo
 	return fl
 }
 
+// goneStatus, returned by a fleet's evolve, removes the loop.
+var goneStatus = &loopgatev1.LoopStatus{}
+
 func (fl *fleet) read(l *loopgatev1.Loop) {
 	fl.reads[l.GetName()]++
-	if st := fl.evolve(l.GetName(), fl.reads[l.GetName()]); st != nil {
+	switch st := fl.evolve(l.GetName(), fl.reads[l.GetName()]); {
+	case st == goneStatus:
+		delete(fl.loops, l.GetName())
+	case st != nil:
 		l.Status = st
 	}
 }
