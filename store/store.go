@@ -35,7 +35,23 @@ type Decision struct {
 	Operation      string          `json:"operation"`
 	BundleRevision string          `json:"bundleRevision"`
 	Result         json.RawMessage `json:"result"` // {"deny":[...],"warn":[...],"approval":[...]}
+	// Input is the policy input evaluated, as JSON (at most
+	// MaxDecisionInputBytes; larger inputs are not kept, InputDigest is),
+	// so that the decision can be re-evaluated and explained. Decisions
+	// recorded before inputs were kept have none.
+	Input json.RawMessage `json:"input,omitempty"`
+	// InputDigest is the hex SHA-256 of the input JSON.
+	InputDigest string `json:"inputDigest,omitempty"`
+	// Duration is how long the evaluation took.
+	Duration time.Duration `json:"duration,omitempty"`
+	// Kind is what asked: "request" (create, update, delete), "plan",
+	// "reevaluation" (after a bundle change or a waiver's expiry) or
+	// "impact"; "" for decisions recorded before kinds existed.
+	Kind string `json:"kind,omitempty"`
 }
+
+// MaxDecisionInputBytes bounds the input kept with a decision.
+const MaxDecisionInputBytes = 256 << 10
 
 // Request is what a request id was first used for: who sent which request
 // to change which resource. A retry carrying the same id must match all of
@@ -94,6 +110,8 @@ type Reader interface {
 	GetRequest(ctx context.Context, requestID string) (r Request, found bool, err error)
 	// Owned principals and consumer groups (owned.go).
 	OwnedReader
+	// Policy bundles, activations, waivers and the decision log (policy.go).
+	PolicyReader
 }
 
 // Tx is the view of the store inside one transaction.
@@ -128,6 +146,9 @@ type Tx interface {
 	PutRequest(ctx context.Context, r Request) error
 
 	OwnedWriter
+	// Pushing, approving and activating bundles; waivers; pruning the
+	// decision log (policy.go).
+	PolicyWriter
 }
 
 // Store is a loopgate state store.

@@ -139,27 +139,34 @@ func (s *Store) VerifyAudit(ctx context.Context) (audit.VerifyResult, error) {
 	return res, nil
 }
 
-// PutDecision records a policy decision; store.ErrAlreadyExists if its id
-// is taken (the transaction stays usable).
+// PutDecision records d (see store.PrepareDecision) and indexes the rule
+// ids its result names; store.ErrAlreadyExists if its id is taken (the
+// transaction stays usable).
 func (t *tx) PutDecision(ctx context.Context, d store.Decision) error {
-	if d.ID == "" {
-		return errors.New("put decision: empty id")
-	}
-	if d.Time.IsZero() {
-		d.Time = t.s.now()
+	d, err := store.PrepareDecision(d, t.s.now())
+	if err != nil {
+		return err
 	}
 	result := string(d.Result)
 	if strings.TrimSpace(result) == "" {
 		result = "null"
 	}
-	tag, err := t.q.Exec(ctx, `INSERT INTO decisions (id, time, resource, operation, bundle_revision, result)
-		VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO NOTHING`,
-		d.ID, store.Timestamp(d.Time), d.Resource, d.Operation, d.BundleRevision, result)
+	tag, err := t.q.Exec(ctx, `INSERT INTO decisions
+		(id, time, resource, operation, bundle_revision, result, input, input_digest, duration_us, kind)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (id) DO NOTHING`,
+		d.ID, d.Time, d.Resource, d.Operation, d.BundleRevision, result,
+		jsonText(d.Input), nullString(d.InputDigest), d.Duration.Microseconds(), nullString(d.Kind))
 	if err != nil {
 		return fmt.Errorf("decision %s: %w", d.ID, err)
 	}
 	if tag.RowsAffected() == 0 {
 		return fmt.Errorf("decision %s: %w", d.ID, store.ErrAlreadyExists)
+	}
+	if rules := store.DecisionRules(d.Result); len(rules) > 0 {
+		if _, err := t.q.Exec(ctx, `INSERT INTO decision_rules (rule, decision_id) SELECT unnest($1::text[]), $2`,
+			rules, d.ID); err != nil {
+			return fmt.Errorf("decision %s: index rules: %w", d.ID, err)
+		}
 	}
 	return nil
 }
@@ -167,19 +174,13 @@ func (t *tx) PutDecision(ctx context.Context, d store.Decision) error {
 // GetDecision returns a recorded policy decision; store.ErrNotFound if
 // there is none with this id.
 func (s *Store) GetDecision(ctx context.Context, id string) (*store.Decision, error) {
-	var d store.Decision
-	var result string
-	err := s.pool.QueryRow(ctx,
-		`SELECT id, time, resource, operation, bundle_revision, result::text FROM decisions WHERE id = $1`, id).
-		Scan(&d.ID, &d.Time, &d.Resource, &d.Operation, &d.BundleRevision, &result)
+	d, err := scanDecision(s.pool.QueryRow(ctx, `SELECT `+decisionColumns+` FROM decisions WHERE id = $1`, id))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, fmt.Errorf("decision %s: %w", id, store.ErrNotFound)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("decision %s: %w", id, err)
 	}
-	d.Time = d.Time.UTC()
-	d.Result = json.RawMessage(result)
 	return &d, nil
 }
 

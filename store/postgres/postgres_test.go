@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -367,6 +368,70 @@ func TestUpgradeKeepsRequestsAsLegacyRecords(t *testing.T) {
 	}
 	if got, _, _ := s.GetRequest(ctx, "req-legacy"); got.Subject != "" || got.Method != "" || got.Hash != "" {
 		t.Errorf("legacy record after a refused put = %+v, want it unchanged", got)
+	}
+}
+
+// Decisions recorded before the decision log kept inputs survive the
+// upgrade with no input, digest, duration or kind, and the rule ids their
+// results name are indexed, so that the rule filter finds them; results
+// of any other shape name no rule (and do not break the migration).
+func TestUpgradeIndexesTheRulesOfEarlierDecisions(t *testing.T) {
+	ctx := context.Background()
+	dsn := testpg.DSN(t)
+	if _, err := postgres.MigrateBefore(ctx, dsn, "0005_policy_governance.sql"); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	recorded := time.Date(2026, 10, 1, 9, 30, 0, 123456000, time.UTC)
+	for i, result := range []string{
+		// As admission records it.
+		`{"approval":[{"id":"PII_REVIEW","msg":"m","field":""}],"deny":[{"id":"RETENTION_TOO_LONG","msg":"m","field":"spec.retention"}],"warn":[{"id":"RETENTION","msg":"m","field":""},{"id":"RETENTION","msg":"again","field":"x"}]}`,
+		`null`, `{}`, `[1,2]`, `"text"`,
+		`{"deny":"RETENTION","warn":[1,"RETENTION",{"id":7},{"id":""},{"rule":"RETENTION"}],"meta":{"id":"RETENTION"}}`,
+	} {
+		if _, err := conn.Exec(ctx, `INSERT INTO decisions (id, time, resource, operation, bundle_revision, result) VALUES ($1, $2, $3, $4, $5, $6)`,
+			fmt.Sprintf("dec-%d", i), recorded.Add(time.Duration(i)*time.Second), "teams/growth/loops/x", "UPDATE", "", result); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	s := open(t, dsn)
+	got, err := s.GetDecision(ctx, "dec-0")
+	if err != nil || !got.Time.Equal(recorded) || got.Input != nil || got.InputDigest != "" || got.Duration != 0 || got.Kind != "" {
+		t.Fatalf("GetDecision of an earlier decision = %+v, %v; want its time and no input, digest, duration or kind", got, err)
+	}
+	for rule, want := range map[string][]string{
+		"RETENTION": {"dec-0"}, "RETENTION_TOO_LONG": {"dec-0"}, "PII_REVIEW": {"dec-0"}, "7": nil,
+	} {
+		list, err := s.ListDecisions(ctx, store.DecisionFilter{Rule: rule})
+		var ids []string
+		for _, d := range list {
+			ids = append(ids, d.ID)
+		}
+		if err != nil || !slices.Equal(ids, want) {
+			t.Errorf("ListDecisions(rule %q) after the upgrade = %v, %v; want %v", rule, ids, err, want)
+		}
+	}
+	var indexed int
+	if err := conn.QueryRow(ctx, `SELECT count(*) FROM decision_rules`).Scan(&indexed); err != nil || indexed != 3 {
+		t.Errorf("decision_rules has %d rows (err %v) after the upgrade, want 3", indexed, err)
+	}
+	err = s.Update(ctx, func(tx store.Tx) error {
+		n, err := tx.PruneDecisions(ctx, recorded.Add(time.Hour), 0)
+		if err == nil && n != 6 {
+			err = fmt.Errorf("pruned %d, want 6", n)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatalf("PruneDecisions of earlier decisions: %v", err)
+	}
+	if err := conn.QueryRow(ctx, `SELECT count(*) FROM decision_rules`).Scan(&indexed); err != nil || indexed != 0 {
+		t.Errorf("decision_rules has %d rows (err %v) after pruning every decision, want 0 (cascade)", indexed, err)
 	}
 }
 

@@ -152,22 +152,7 @@ func (s *Store) ListLoops(ctx context.Context, opts store.ListOptions) ([]*loop.
 
 // GetDecision returns a recorded policy decision.
 func (s *Store) GetDecision(ctx context.Context, id string) (*store.Decision, error) {
-	var d store.Decision
-	var t, result string
-	err := s.reader.QueryRowContext(ctx,
-		`SELECT id, time, resource, operation, bundle_revision, result FROM decisions WHERE id = ?`, id).
-		Scan(&d.ID, &t, &d.Resource, &d.Operation, &d.BundleRevision, &result)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, fmt.Errorf("decision %s: %w", id, store.ErrNotFound)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("decision %s: %w", id, err)
-	}
-	if d.Time, err = parseTime(t); err != nil {
-		return nil, fmt.Errorf("decision %s: %w", id, err)
-	}
-	d.Result = []byte(result)
-	return &d, nil
+	return getDecision(ctx, s.reader, id)
 }
 
 // tx is the store.Tx of one Update call.
@@ -192,27 +177,14 @@ func (t *tx) ListLoops(ctx context.Context, opts store.ListOptions) ([]*loop.Loo
 	return listLoops(ctx, t.q, opts)
 }
 
+// PutDecision records d (see store.PrepareDecision) and indexes the rule
+// ids its result names; store.ErrAlreadyExists if its id is taken.
 func (t *tx) PutDecision(ctx context.Context, d store.Decision) error {
-	if d.ID == "" {
-		return errors.New("put decision: empty id")
-	}
-	if d.Time.IsZero() {
-		d.Time = t.s.now()
-	}
-	result := string(d.Result)
-	if result == "" {
-		result = "null"
-	}
-	_, err := t.q.ExecContext(ctx,
-		`INSERT INTO decisions (id, time, resource, operation, bundle_revision, result) VALUES (?, ?, ?, ?, ?, ?)`,
-		d.ID, formatTime(d.Time), d.Resource, d.Operation, d.BundleRevision, result)
-	if isDuplicate(err) {
-		return fmt.Errorf("decision %s: %w", d.ID, store.ErrAlreadyExists)
-	}
+	d, err := store.PrepareDecision(d, t.s.now())
 	if err != nil {
-		return fmt.Errorf("decision %s: %w", d.ID, err)
+		return err
 	}
-	return nil
+	return putDecision(ctx, t.q, d)
 }
 
 // GetRequest returns what requestID was first used for, if it was recorded.

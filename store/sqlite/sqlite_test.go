@@ -203,6 +203,64 @@ func TestUpgradeKeepsRequestsAsLegacyRecords(t *testing.T) {
 	}
 }
 
+// Decisions recorded before the decision log kept inputs survive the
+// upgrade with no input, digest, duration or kind, and the rule ids their
+// results name are indexed, so that the rule filter finds them; results
+// of any other shape (even text that is not JSON) name no rule.
+func TestUpgradeIndexesTheRulesOfEarlierDecisions(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "loopgate.db")
+	db := openAtMigration(t, path, "0006_policy_governance.sql")
+	recorded := time.Date(2026, 10, 1, 9, 30, 0, 123456000, time.UTC)
+	for i, result := range []string{
+		// As admission records it.
+		`{"approval":[{"id":"PII_REVIEW","msg":"m","field":""}],"deny":[{"id":"RETENTION_TOO_LONG","msg":"m","field":"spec.retention"}],"warn":[{"id":"RETENTION","msg":"m","field":""},{"id":"RETENTION","msg":"again","field":"x"}]}`,
+		`null`, `{}`, `[1,2]`, `"text"`, `not json`,
+		`{"deny":"RETENTION","warn":[1,"RETENTION",{"id":7},{"id":""},{"rule":"RETENTION"}],"meta":{"id":"RETENTION"}}`,
+	} {
+		if _, err := db.ExecContext(ctx, `INSERT INTO decisions (id, time, resource, operation, bundle_revision, result) VALUES (?, ?, ?, ?, ?, ?)`,
+			fmt.Sprintf("dec-%d", i), formatTime(recorded.Add(time.Duration(i)*time.Second)), "teams/growth/loops/x", "UPDATE", "", result); err != nil {
+			t.Fatal(err)
+		}
+	}
+	db.Close()
+
+	s := openT(t, path)
+	got, err := s.GetDecision(ctx, "dec-0")
+	if err != nil || !got.Time.Equal(recorded) || got.Input != nil || got.InputDigest != "" || got.Duration != 0 || got.Kind != "" {
+		t.Fatalf("GetDecision of an earlier decision = %+v, %v; want its time and no input, digest, duration or kind", got, err)
+	}
+	for rule, want := range map[string][]string{
+		"RETENTION": {"dec-0"}, "RETENTION_TOO_LONG": {"dec-0"}, "PII_REVIEW": {"dec-0"}, "7": nil, "": nil,
+	} {
+		list, err := s.ListDecisions(ctx, store.DecisionFilter{Rule: rule})
+		var ids []string
+		for _, d := range list {
+			ids = append(ids, d.ID)
+		}
+		if err != nil || (rule != "" && !slices.Equal(ids, want)) || (rule == "" && len(ids) != 7) {
+			t.Errorf("ListDecisions(rule %q) after the upgrade = %v, %v; want %v", rule, ids, err, want)
+		}
+	}
+	var indexed int
+	if err := s.reader.QueryRowContext(ctx, `SELECT COUNT(*) FROM decision_rules`).Scan(&indexed); err != nil || indexed != 3 {
+		t.Errorf("decision_rules has %d rows (err %v) after the upgrade, want 3", indexed, err)
+	}
+	err = s.Update(ctx, func(tx store.Tx) error {
+		n, err := tx.PruneDecisions(ctx, recorded.Add(time.Hour), 0)
+		if err == nil && n != 7 {
+			err = fmt.Errorf("pruned %d, want 7", n)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatalf("PruneDecisions of earlier decisions: %v", err)
+	}
+	if err := s.reader.QueryRowContext(ctx, `SELECT COUNT(*) FROM decision_rules`).Scan(&indexed); err != nil || indexed != 0 {
+		t.Errorf("decision_rules has %d rows (err %v) after pruning every decision, want 0", indexed, err)
+	}
+}
+
 func TestOpenRefusesANewerSchema(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "loopgate.db")

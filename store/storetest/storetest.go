@@ -92,6 +92,15 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store, opts ...Options)
 		{"OwnedNameBelongsToOneTeam", testOwnedOneTeamPerName},
 		{"OwnedUpdateAndDeleteCheckEtag", testOwnedEtag},
 		{"OwnedListFiltersAndPages", testOwnedList},
+		{"PolicyBundlesRoundTrip", testPolicyBundles},
+		{"PolicyActivationsAppendInOrder", testPolicyActivations},
+		{"ConcurrentPolicyActivationsNeverGap", testConcurrentPolicyActivations},
+		{"WaiversFilterByTeamLoopAndActivity", testWaivers},
+		{"DecisionLogKeepsInputDigestDurationKind", testDecisionLogFields},
+		{"ListDecisionsFiltersAndPages", testListDecisions},
+		{"ListDecisionsLimitDefaultAndCap", testDecisionListLimit},
+		{"PruneDecisionsKeepsNewest", testPruneDecisions},
+		{"FailingUpdateRollsBackPolicyGovernance", testPolicyRollback},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, newStore(t)) })

@@ -1,0 +1,142 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+)
+
+// Policy bundles, their activations, waivers and the decision log: what
+// security reviewers govern (see docs/policy.md).
+//
+// A bundle is pushed as a candidate (PutPolicyBundle) with the results of
+// its own tests; reviewers approve it (AddPolicyApproval); activating it or
+// rolling back appends an activation (AppendPolicyActivation). The active
+// revision is the one of the latest activation; with none, the bundle
+// built into the binary is active (revision zero, not stored).
+
+// MaxPolicyArchiveBytes bounds a stored bundle archive (a gzipped tarball).
+const MaxPolicyArchiveBytes = 8 << 20
+
+// PolicyBundle is an uploaded policy bundle.
+type PolicyBundle struct {
+	// Revision is the bundle's .manifest revision; unique in the store.
+	Revision string
+	// Digest is the hex SHA-256 of Archive.
+	Digest string
+	// Archive is the bundle as pushed, normalised to a gzipped tarball in
+	// OPA's bundle format (at most MaxPolicyArchiveBytes). ListPolicyBundles
+	// leaves it nil; GetPolicyBundle fills it.
+	Archive []byte
+	// Manifest is the bundle's .manifest as JSON.
+	Manifest json.RawMessage
+	// Files lists the bundle's file paths (sorted).
+	Files []string
+	// Signed names the key id that signed the bundle ("" if unsigned).
+	Signed string
+	// Tests are the bundle's own test results, as JSON (see policy.TestResult).
+	Tests    json.RawMessage
+	PushedBy string
+	PushTime time.Time // set by PutPolicyBundle when zero (UTC, microseconds)
+	// Approvals are the reviews that approve the bundle, in order.
+	Approvals []PolicyApproval
+}
+
+// PolicyApproval is one reviewer's approval of a bundle.
+type PolicyApproval struct {
+	Reviewer string    `json:"reviewer"`
+	Time     time.Time `json:"time"`
+	Comment  string    `json:"comment,omitempty"`
+}
+
+// Policy activation actions.
+const (
+	PolicyActivate = "activate"
+	PolicyRollback = "rollback"
+)
+
+// PolicyActivation is one change of the active bundle.
+type PolicyActivation struct {
+	Seq      int64  // assigned by AppendPolicyActivation: 1, 2, ...
+	Revision string // the revision made active ("" = the built-in bundle)
+	Action   string // PolicyActivate or PolicyRollback
+	Actor    string
+	Time     time.Time // set by AppendPolicyActivation when zero
+	Comment  string
+}
+
+// Waiver is a time-limited exception to one policy rule for one loop.
+type Waiver struct {
+	ID        string
+	Team      string
+	Loop      string
+	Rule      string // a policy rule id, e.g. RETENTION_TOO_LONG
+	Until     time.Time
+	Reason    string
+	GrantedBy string
+	GrantTime time.Time
+	// RevokedBy and RevokeTime are set once the waiver is revoked early.
+	RevokedBy  string
+	RevokeTime time.Time
+}
+
+// Active reports whether w applies at t: granted, not revoked, not expired.
+func (w Waiver) Active(t time.Time) bool {
+	return w.RevokeTime.IsZero() && t.Before(w.Until)
+}
+
+// WaiverFilter selects waivers, ordered by (team, loop, rule, grant time).
+type WaiverFilter struct {
+	Team, Loop string // "" = any
+	// ActiveAt, when set, keeps only the waivers active at that time.
+	ActiveAt time.Time
+}
+
+// DecisionFilter selects recorded decisions, newest first.
+type DecisionFilter struct {
+	Resource string    // exact resource name, "" = any
+	Rule     string    // decisions whose result names this rule id, "" = any
+	Since    time.Time // decisions at or after, zero = any
+	Before   string    // decisions recorded before this decision id (paging), "" = from the newest
+	Limit    int       // <= 0 means 100; capped at 1000
+}
+
+// PolicyReader is the read side of policy governance.
+type PolicyReader interface {
+	// GetPolicyBundle returns a bundle with its archive; ErrNotFound if no
+	// bundle has that revision.
+	GetPolicyBundle(ctx context.Context, revision string) (*PolicyBundle, error)
+	// ListPolicyBundles lists every bundle, newest push first, without
+	// archives.
+	ListPolicyBundles(ctx context.Context) ([]PolicyBundle, error)
+	// ActivePolicy returns the latest activation; ErrNotFound if none (the
+	// built-in bundle is active).
+	ActivePolicy(ctx context.Context) (*PolicyActivation, error)
+	// ListPolicyActivations lists activations, newest first, at most limit
+	// (<= 0 means 100).
+	ListPolicyActivations(ctx context.Context, limit int) ([]PolicyActivation, error)
+	// ListWaivers lists the waivers f selects.
+	ListWaivers(ctx context.Context, f WaiverFilter) ([]Waiver, error)
+	// ListDecisions lists recorded decisions, newest first.
+	ListDecisions(ctx context.Context, f DecisionFilter) ([]Decision, error)
+}
+
+// PolicyWriter is the write side, inside a transaction.
+type PolicyWriter interface {
+	// PutPolicyBundle stores a new bundle; ErrAlreadyExists if its
+	// revision is stored (nothing is overwritten).
+	PutPolicyBundle(ctx context.Context, b PolicyBundle) error
+	// AddPolicyApproval appends an approval to a stored bundle;
+	// ErrNotFound if there is no such bundle.
+	AddPolicyApproval(ctx context.Context, revision string, a PolicyApproval) error
+	// AppendPolicyActivation records an activation, assigning Seq and
+	// Time, and returns it.
+	AppendPolicyActivation(ctx context.Context, a PolicyActivation) (PolicyActivation, error)
+	// PutWaiver stores a new waiver; ErrAlreadyExists if its id is taken.
+	PutWaiver(ctx context.Context, w Waiver) error
+	// RevokeWaiver marks a waiver revoked; ErrNotFound if there is none.
+	RevokeWaiver(ctx context.Context, id, by string, at time.Time) error
+	// PruneDecisions deletes the decisions recorded before cutoff, keeping
+	// at least the newest keep of them, and returns how many it deleted.
+	PruneDecisions(ctx context.Context, cutoff time.Time, keep int) (int64, error)
+}
