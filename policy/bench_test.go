@@ -35,6 +35,34 @@ func BenchmarkEvaluate(b *testing.B) {
 	reportP99(b, lat)
 }
 
+// BenchmarkEvaluateWithWaivers is BenchmarkEvaluate for a loop with two
+// active waivers, one of which lifts a denial (which becomes a warning):
+// waivers are part of every decision's input, so they must stay cheap.
+func BenchmarkEvaluateWithWaivers(b *testing.B) {
+	e := newDefaultEngine(b)
+	ctx := context.Background()
+	in := typicalInput()
+	in.Loop.Spec.Owners = nil
+	until := time.Now().Add(24 * time.Hour)
+	in.Waivers = []policy.Waiver{
+		{Rule: "OWNERS_REQUIRED", Until: until, Reason: "owners move to the new directory"},
+		{Rule: "LATENCY_BELOW_FLOOR", Until: until, Reason: "capacity reserved"},
+	}
+	lat := make([]time.Duration, 0, b.N)
+	b.ReportAllocs()
+	cpu := startCPU(b)
+	for b.Loop() {
+		start := time.Now()
+		d, err := e.Evaluate(ctx, in)
+		lat = append(lat, time.Since(start))
+		if err != nil || !d.Allowed() || len(d.Warn) != 1 {
+			b.Fatalf("waived loop: %+v, %v", d, err)
+		}
+	}
+	cpu.report(len(lat))
+	reportP99(b, lat)
+}
+
 // BenchmarkRawOPA is the baseline: OPA's own prepared evaluation of the same
 // bundle and query with the input already built as an AST value.
 func BenchmarkRawOPA(b *testing.B) {
@@ -79,6 +107,7 @@ func rawInput(b *testing.B) ast.Value {
 		"cluster":   in.Cluster,
 		"regions":   in.Regions,
 		"actor":     in.Actor,
+		"waivers":   in.Waivers,
 	}
 	raw, err := json.Marshal(doc)
 	if err != nil {

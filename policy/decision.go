@@ -34,6 +34,20 @@ type Input struct {
 	// Regions lists every region key of the catalog (catalog.Catalog.Regions).
 	Regions []string
 	Actor   Actor
+	// Waivers are the waivers of Loop that are active at evaluation time:
+	// the caller leaves out expired and revoked ones (the policy does not
+	// look at the clock). How they apply is the bundle's decision; the
+	// default bundle turns a waived deny or approval into a warning (see
+	// bundles/default/loop/waivers.rego).
+	Waivers []Waiver
+}
+
+// Waiver is a time-limited exception to one policy rule for one loop, as the
+// policy sees it (input.waivers).
+type Waiver struct {
+	Rule   string    `json:"rule"`   // the rule id it lifts, e.g. OWNERS_REQUIRED
+	Until  time.Time `json:"until"`  // when it stops applying (RFC 3339 in the input)
+	Reason string    `json:"reason"` // why it was granted
 }
 
 // Actor is the caller a decision is made for.
@@ -108,6 +122,25 @@ func (d Decision) Allowed() bool { return len(d.Deny) == 0 }
 
 // NeedsApproval reports whether an allowed request must wait for a reviewer.
 func (d Decision) NeedsApproval() bool { return d.Allowed() && len(d.Approval) > 0 }
+
+// Verdicts of a decision (Decision.Verdict).
+const (
+	VerdictAllowed       = "allowed"
+	VerdictNeedsApproval = "needs-approval"
+	VerdictDenied        = "denied"
+)
+
+// Verdict returns VerdictDenied, VerdictNeedsApproval or VerdictAllowed.
+func (d Decision) Verdict() string {
+	switch {
+	case !d.Allowed():
+		return VerdictDenied
+	case d.NeedsApproval():
+		return VerdictNeedsApproval
+	default:
+		return VerdictAllowed
+	}
+}
 
 // AddDeny adds denials that loopgate decides itself, whatever the bundle
 // says (team ownership of principals and groups), keeping Deny sorted. A

@@ -16,4 +16,15 @@
 // configuration); LoadBundle reads another one, RunTests runs a bundle's Rego
 // tests, and Engine.Swap activates a new bundle atomically while requests are
 // being decided.
+//
+// Governance (governance.go, explain.go, impact.go; docs/policy.md): Pack
+// turns a bundle directory or tarball into a normalised, bounded archive;
+// Check decides whether an archive may be activated (signature verified
+// with OPA's bundle verification when keys are configured, compiled as
+// NewEngine compiles it, a .manifest revision, its own tests passing) and
+// says why not with a *CheckError. Input.Waivers carries the loop's active
+// waivers to the bundle. InputJSON and Engine.EvaluateJSON store and
+// re-evaluate a decision's input; Explain names the Rego rule (file:row)
+// behind each element of a decision; Compare and Delta.Flips measure what a
+// new bundle or waiver changes.
 package policy

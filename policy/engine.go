@@ -1,7 +1,9 @@
 package policy
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -12,6 +14,7 @@ import (
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/bundle"
 	"github.com/open-policy-agent/opa/v1/rego"
+	"github.com/open-policy-agent/opa/v1/topdown"
 )
 
 // Query is the document loopgate evaluates; its deny, warn and approval sets
@@ -33,6 +36,9 @@ type Engine struct {
 type prepared struct {
 	query    rego.PreparedEvalQuery
 	revision string
+	// requiredApprovals is how many approvals a candidate bundle needs to
+	// be activated while this bundle is active (RequiredApprovals).
+	requiredApprovals int
 }
 
 // NewEngine compiles the bundle and prepares Query once.
@@ -73,7 +79,7 @@ func prepare(ctx context.Context, b *bundle.Bundle) (*prepared, error) {
 	if err != nil {
 		return nil, fmt.Errorf("policy: compiling bundle %q: %w", b.Manifest.Revision, err)
 	}
-	return &prepared{query: pq, revision: b.Manifest.Revision}, nil
+	return &prepared{query: pq, revision: b.Manifest.Revision, requiredApprovals: requiredApprovalsOf(b)}, nil
 }
 
 // regoOptions are the options the engine prepares a bundle with. Builtin
@@ -102,7 +108,82 @@ func (e *Engine) Evaluate(ctx context.Context, in Input) (Decision, error) {
 	if err != nil {
 		return failClosed(d, err)
 	}
-	rs, err := p.query.Eval(ctx, rego.EvalParsedInput(input))
+	return p.decide(ctx, d, input, nil)
+}
+
+// MaxInputBytes bounds the input JSON EvaluateJSON and Explain accept: two
+// loops of the largest size a server may allow (catalog.CeilingLimits) with
+// what is derived from them.
+const MaxInputBytes = 16 << 20
+
+// EvaluateJSON decides a request from its input as InputJSON encodes it
+// (e.g. the input stored with a decision), exactly as Evaluate decides the
+// Input it was made from; it fails closed as Evaluate does, also on input
+// that is not a JSON object or is larger than MaxInputBytes.
+func (e *Engine) EvaluateJSON(ctx context.Context, raw []byte) (Decision, error) {
+	p := e.current.Load()
+	d := Decision{ID: newDecisionID(), BundleRevision: p.revision}
+	input, err := parseInputJSON(raw)
+	if err != nil {
+		return failClosed(d, err)
+	}
+	return p.decide(ctx, d, input, nil)
+}
+
+// InputJSON returns the policy input of in as JSON: the document the engine
+// evaluates (input), with object keys sorted, so that it can be stored with
+// the decision and evaluated again (EvaluateJSON) or explained (Explain).
+func InputJSON(in Input) ([]byte, error) {
+	v, err := inputValue(in)
+	if err != nil {
+		return nil, fmt.Errorf("policy: encoding the input: %w", err)
+	}
+	return valueJSON(v)
+}
+
+// valueJSON encodes an AST value as compact JSON, leaving <, > and & as they
+// are.
+func valueJSON(v ast.Value) ([]byte, error) {
+	x, err := ast.JSON(v)
+	if err != nil {
+		return nil, fmt.Errorf("policy: encoding the input: %w", err)
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(x); err != nil {
+		return nil, fmt.Errorf("policy: encoding the input: %w", err)
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
+}
+
+// parseInputJSON reads an input encoded by InputJSON.
+func parseInputJSON(raw []byte) (ast.Value, error) {
+	if len(raw) > MaxInputBytes {
+		return nil, fmt.Errorf("the input is %d bytes, more than the %d accepted", len(raw), MaxInputBytes)
+	}
+	v, err := ast.ValueFromReader(bytes.NewReader(raw))
+	if err != nil {
+		return nil, fmt.Errorf("the input is not JSON: %w", err)
+	}
+	if _, ok := v.(ast.Object); !ok {
+		return nil, fmt.Errorf("the input is a JSON %s, want an object", ast.ValueName(v))
+	}
+	return v, nil
+}
+
+// decide evaluates the prepared query on input into d; tracer, when not
+// nil, follows the evaluation (Explain).
+func (p *prepared) decide(ctx context.Context, d Decision, input ast.Value, tracer topdown.QueryTracer) (Decision, error) {
+	var (
+		rs  rego.ResultSet
+		err error
+	)
+	if tracer == nil {
+		rs, err = p.query.Eval(ctx, rego.EvalParsedInput(input))
+	} else {
+		rs, err = p.query.Eval(ctx, rego.EvalParsedInput(input), rego.EvalQueryTracer(tracer))
+	}
 	if err != nil {
 		return failClosed(d, err)
 	}

@@ -36,6 +36,10 @@ func inputValue(in Input) (ast.Value, error) {
 			return nil, fmt.Errorf("encoding input.previous: %w", err)
 		}
 	}
+	waivers, err := waiversTerm(in.Waivers)
+	if err != nil {
+		return nil, fmt.Errorf("encoding input.waivers: %w", err)
+	}
 	return ast.NewObject(
 		item("operation", str(in.Operation)),
 		item("loop", l),
@@ -49,7 +53,24 @@ func inputValue(in Input) (ast.Value, error) {
 			item("teams", strs(in.Actor.Teams)),
 			item("roles", strs(in.Actor.Roles)),
 		)),
+		item("waivers", waivers),
 	), nil
+}
+
+// waiversTerm encodes the waivers as [{rule, until, reason}]; nil is null.
+func waiversTerm(ws []Waiver) (*ast.Term, error) {
+	if ws == nil {
+		return ast.NullTerm(), nil
+	}
+	ts := make([]*ast.Term, len(ws))
+	for i, w := range ws {
+		until, err := timeTerm(w.Until)
+		if err != nil {
+			return nil, fmt.Errorf("[%d].until: %w", i, err)
+		}
+		ts[i] = ast.ObjectTerm(item("rule", str(w.Rule)), item("until", until), item("reason", str(w.Reason)))
+	}
+	return ast.ArrayTerm(ts...), nil
 }
 
 // Intern the keys and the common values of the input once, so building an
@@ -58,7 +79,8 @@ func inputValue(in Input) (ast.Value, error) {
 func init() {
 	ast.InternStringTerm(
 		// keys
-		"operation", "loop", "previous", "derived", "team", "cluster", "regions", "actor",
+		"operation", "loop", "previous", "derived", "team", "cluster", "regions", "actor", "waivers",
+		"rule", "until", "reason",
 		"subject", "teams", "roles", "metadata", "spec", "name", "labels", "uid", "generation",
 		"etag", "createTime", "updateTime", "deleteTime", "description", "owners",
 		"classification", "residency", "retentionMs", "slo", "latencyP99Ms", "freshnessMs",

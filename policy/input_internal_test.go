@@ -13,30 +13,48 @@ import (
 	"github.com/open-policy-agent/opa/v1/ast"
 )
 
+// wireLoop is a loop as the policy sees it: its metadata and spec (status is
+// not policy input).
+type wireLoop struct {
+	Metadata loop.Metadata `json:"metadata"`
+	Spec     loop.Spec     `json:"spec"`
+}
+
+// wireInput is the policy input as Go types: its JSON encoding is the
+// canonical form that inputValue must reproduce (canonicalInput) and that
+// the input's JSON Schema describes (schema_internal_test.go).
+type wireInput struct {
+	Operation string                 `json:"operation"`
+	Loop      wireLoop               `json:"loop"`
+	Previous  *wireLoop              `json:"previous"`
+	Derived   provisioning.Resources `json:"derived"`
+	Team      catalog.Team           `json:"team"`
+	Cluster   catalog.Cluster        `json:"cluster"`
+	Regions   []string               `json:"regions"`
+	Actor     Actor                  `json:"actor"`
+	Waivers   []Waiver               `json:"waivers"`
+}
+
+func toWire(in Input) wireInput {
+	w := wireInput{
+		Operation: in.Operation, Derived: in.Derived, Team: in.Team, Cluster: in.Cluster,
+		Regions: in.Regions, Actor: in.Actor, Waivers: in.Waivers,
+	}
+	if in.Loop != nil {
+		w.Loop = wireLoop{in.Loop.Metadata, in.Loop.Spec}
+	}
+	if in.Previous != nil {
+		w.Previous = &wireLoop{in.Previous.Metadata, in.Previous.Spec}
+	}
+	return w
+}
+
 // canonicalInput is the reference encoding of the policy input: the JSON
-// encoding of the Go types (documented in bundles/default/loop/loop.rego), which inputValue must reproduce.
+// encoding of the Go types (documented in bundles/default/loop/loop.rego),
+// which inputValue must reproduce.
 func canonicalInput(t testing.TB, in Input) ast.Value {
 	t.Helper()
-	type wireLoop struct {
-		Metadata loop.Metadata `json:"metadata"`
-		Spec     loop.Spec     `json:"spec"`
-	}
-	wire := func(l *loop.Loop) *wireLoop {
-		if l == nil {
-			return nil
-		}
-		return &wireLoop{l.Metadata, l.Spec}
-	}
-	raw, err := json.Marshal(map[string]any{
-		"operation": in.Operation,
-		"loop":      wire(in.Loop),
-		"previous":  wire(in.Previous),
-		"derived":   in.Derived,
-		"team":      in.Team,
-		"cluster":   in.Cluster,
-		"regions":   in.Regions,
-		"actor":     in.Actor,
-	})
+	raw, err := json.Marshal(toWire(in))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,6 +116,8 @@ func TestInputValueIsCanonicalJSON(t *testing.T) {
 		"zero values":     {Loop: zeroLoop},
 		"nil and empty":   {Operation: OpUpdate, Loop: zeroLoop, Previous: zeroLoop, Derived: derivedOnly, Regions: []string{}, Team: catalog.Team{AllowedRegions: []string{}}},
 		"whole numbers":   {Loop: &loop.Loop{Spec: loop.Spec{Throughput: loop.Throughput{PeakFactor: 3}, RetentionMs: -1}}},
+		"waivers":         {Loop: zeroLoop, Waivers: []Waiver{{Rule: "A", Until: time.Date(2026, 12, 1, 0, 0, 0, 0, time.FixedZone("", 3600)), Reason: "<b> & \"c\""}}},
+		"no waivers":      {Loop: zeroLoop, Waivers: []Waiver{}},
 	} {
 		t.Run(name, func(t *testing.T) {
 			got, err := inputValue(in)
@@ -107,6 +127,18 @@ func TestInputValueIsCanonicalJSON(t *testing.T) {
 			want := canonicalInput(t, in)
 			if got.Compare(want) != 0 {
 				t.Errorf("inputValue differs from the JSON encoding\n got: %v\nwant: %v", got, want)
+			}
+			// InputJSON is the same document, as JSON.
+			raw, err := InputJSON(in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			back, err := ast.ValueFromReader(bytes.NewReader(raw))
+			if err != nil {
+				t.Fatalf("InputJSON is not JSON: %v\n%s", err, raw)
+			}
+			if back.Compare(want) != 0 {
+				t.Errorf("InputJSON differs from the JSON encoding\n got: %s\nwant: %v", raw, want)
 			}
 		})
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
@@ -75,7 +76,7 @@ func RunTests(ctx context.Context, b *bundle.Bundle) ([]TestResult, error) {
 			Duration: r.Duration,
 		}
 		if r.Location != nil {
-			tr.Location = fmt.Sprintf("%s:%d", r.Location.File, r.Location.Row)
+			tr.Location = fmt.Sprintf("%s:%d", strings.TrimPrefix(r.Location.File, "/"), r.Location.Row)
 		}
 		if r.Error != nil {
 			tr.Error = r.Error.Error()

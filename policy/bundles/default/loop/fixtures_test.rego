@@ -30,6 +30,7 @@ base := {
 	"cluster": {"name": "eu-1", "region": "eu", "replicationFactor": 3, "bootstrapServers": ["127.0.0.1:9092"]},
 	"regions": ["eu", "us"],
 	"actor": {"subject": "ana@example.com", "teams": ["growth"], "roles": ["developer"]},
+	"waivers": null,
 }
 
 base_spec := {

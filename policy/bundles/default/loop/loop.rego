@@ -9,6 +9,13 @@
 #   approval  the request is accepted but held as PENDING_APPROVAL until every
 #             element has been approved by enough reviewers of its role
 #
+# The rules of this bundle do not add to those sets directly: each adds its
+# finding to findings.deny, findings.warn or findings.approval, and
+# waivers.rego makes deny, warn and approval from the findings and the loop's
+# waivers (input.waivers): a waived deny or approval finding becomes a
+# warning, except for the rule ids listed in data.loopgate.config.unwaivable.
+# A new rule follows the same pattern (findings.deny contains violation(...)).
+#
 # Approval elements (and only they) may also carry who approves, and how many:
 #   "role"       "team-admin" (an admin of the loop's team), "security-reviewer"
 #                or "admin" (a platform admin); default "security-reviewer"
@@ -36,6 +43,9 @@
 #   input.cluster    the target cluster: name, region, zones, replicationFactor
 #   input.regions    every region key of the cluster catalog (the regions that exist)
 #   input.actor      {subject, teams, roles} of the caller
+#   input.waivers    the waivers of this loop active now, each {rule, until (RFC 3339),
+#                    reason}; null when there are none (loopgate leaves out expired and
+#                    revoked ones)
 #
 # Configuration lives in data.loopgate.config (data.json of this bundle):
 #   pii_regions                regions where PII may be stored (default ["eu"])
@@ -50,12 +60,13 @@
 #                              tighter SLOs cost dedicated capacity
 #   retention_reduction_ratio  an update that cuts retention below this fraction of the
 #                              previous value needs approval (default 0.5): data is lost
+#   unwaivable                 rule ids no waiver lifts (see waivers.rego for why each)
 #
 # Team limits of 0 in the catalog mean "not limited".
 #
 # The rules are grouped by concern: residency.rego, retention.rego, capacity.rego,
-# streams.rego (schemas and partitions), slo.rego and ownership.rego. Each has a
-# *_test.rego beside it (package loopgate.loop_test).
+# streams.rego (schemas and partitions), slo.rego and ownership.rego; waivers.rego
+# makes the decision. Each has a *_test.rego beside it (package loopgate.loop_test).
 package loopgate.loop
 
 config := data.loopgate.config
@@ -67,7 +78,7 @@ changes_spec if input.operation in {"CREATE", "UPDATE"}
 
 is_update if input.operation == "UPDATE"
 
-deny contains violation(
+findings.deny contains violation(
 	"OPERATION_UNKNOWN",
 	sprintf("operation %v is not one of CREATE, UPDATE, DELETE; this is a loopgate bug, please report it", [input.operation]),
 	"operation",

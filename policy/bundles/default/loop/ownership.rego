@@ -1,7 +1,7 @@
 package loopgate.loop
 
 # Every loop has at least one accountable person.
-deny contains violation(
+findings.deny contains violation(
 	"OWNERS_REQUIRED",
 	"a loop needs at least one owner: list the accountable people in spec.owners (e.g. [ana@example.com])",
 	"spec.owners",
@@ -12,7 +12,7 @@ deny contains violation(
 
 # Warnings: a loop nobody consumes, or that never names where it closes, is
 # probably unfinished.
-warn contains violation(
+findings.warn contains violation(
 	"NO_CONSUMERS",
 	"the loop has no consumers, so no one reads its streams; add spec.consumers or remove the loop",
 	"spec.consumers",
@@ -21,7 +21,7 @@ warn contains violation(
 	count(list(spec, "consumers")) == 0
 }
 
-warn contains violation(
+findings.warn contains violation(
 	"NO_ACTION_STREAM",
 	"spec.action is not set, so producer-to-action latency cannot be measured against the SLO; name the stream where the loop closes",
 	"spec.action",

@@ -6,7 +6,7 @@ exceeds_cap(ms, cap) if ms > cap
 
 exceeds_cap(ms, _) if ms < 0
 
-deny contains violation(
+findings.deny contains violation(
 	"CLASSIFICATION_UNKNOWN",
 	sprintf("classification %q has no retention cap in this policy; use one of: %s", [spec.classification, concat(", ", sort(object.keys(config.retention_max_ms)))]),
 	"spec.classification",
@@ -15,7 +15,7 @@ deny contains violation(
 	not retention_cap
 }
 
-deny contains violation(
+findings.deny contains violation(
 	"PII_RETENTION_TOO_LONG",
 	sprintf("pii may be kept at most %s; spec.retention is %s: lower it to %s or less", [human(retention_cap), human(spec.retentionMs), human(retention_cap)]),
 	"spec.retention",
@@ -25,7 +25,7 @@ deny contains violation(
 	exceeds_cap(spec.retentionMs, retention_cap)
 }
 
-deny contains violation(
+findings.deny contains violation(
 	"RETENTION_EXCEEDS_CAP",
 	sprintf("%s data may be kept at most %s; spec.retention is %s: lower it to %s or less", [spec.classification, human(retention_cap), human(spec.retentionMs), human(retention_cap)]),
 	"spec.retention",
@@ -37,7 +37,7 @@ deny contains violation(
 
 # Cutting retention sharply deletes data consumers may still need: it is the
 # team's own data, so an admin of the team confirms it.
-approval contains approval_by(
+findings.approval contains approval_by(
 	"RETENTION_REDUCED",
 	sprintf("retention drops from %s to %s, so older records are deleted; an admin of the loop's team must approve", [human(prev), human(spec.retentionMs)]),
 	"spec.retention",
@@ -65,7 +65,7 @@ retention_cut(prev, now) if {
 # security.
 sensitivity := {"public": 0, "internal": 1, "confidential": 2, "pii": 3}
 
-approval contains approval_by(
+findings.approval contains approval_by(
 	"CLASSIFICATION_LOWERED",
 	sprintf("classification drops from %s to %s; a security reviewer must confirm the data is no longer that sensitive", [input.previous.spec.classification, spec.classification]),
 	"spec.classification",

@@ -2,7 +2,7 @@ package loopgate.loop
 
 # Every stream carries a schema with a definition: consumers must know what
 # they read.
-deny contains violation(
+findings.deny contains violation(
 	"SCHEMA_REQUIRED",
 	sprintf("stream %q has no schema definition; add spec.streams[%d].schema with format avro and the record schema", [stream.name, i]),
 	sprintf("spec.streams[%d].schema", [i]),
@@ -20,7 +20,7 @@ has_definition(stream) if trim_space(stream.schema.definition) != ""
 # provisioning derived for the stream's topic; the old count is the previous
 # spec's explicit one (a previously derived count is protected by provisioning,
 # which never lowers partitions).
-deny contains violation(
+findings.deny contains violation(
 	"PARTITIONS_SHRINK",
 	sprintf("stream %q would go from %d to %d partitions; partitions can only grow: keep spec.streams[%d].partitions at %d or more", [stream.name, old, new, i, old]),
 	sprintf("spec.streams[%d].partitions", [i]),
