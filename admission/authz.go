@@ -104,6 +104,12 @@ var DefaultRules = []Rule{
 	{"audit.verify", []Grant{GrantSecurityReviewer, GrantAuditor, GrantAdmin}, "verify the audit hash chain"},
 	{"cluster.list", []Grant{GrantAuthenticated}, "list the cluster catalog"},
 	{"identity.get", []Grant{GrantAuthenticated}, "show the caller's identity"},
+	{"policy.list", []Grant{GrantAuthenticated}, "list policy bundles and activations (what loops are judged by is no secret)"},
+	{"policy.get", []Grant{GrantAuthenticated}, "read a policy bundle, its tests and approvals"},
+	{"policy.push", []Grant{GrantSecurityReviewer, GrantAdmin}, "push a candidate policy bundle (compiled and tested first)"},
+	{"policy.approve", []Grant{GrantSecurityReviewer, GrantAdmin}, "approve a candidate policy bundle someone else pushed"},
+	{"policy.activate", []Grant{GrantSecurityReviewer, GrantAdmin}, "activate an approved policy bundle"},
+	{"policy.rollback", []Grant{GrantSecurityReviewer, GrantAdmin}, "return to a policy bundle that was active before"},
 }
 
 // Denial is a refused authorization.

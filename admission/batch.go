@@ -633,7 +633,7 @@ func (c *Core) applyAtomic(ctx context.Context, id Identity, items []BatchItem, 
 	for i, s := range st {
 		if s != nil && !s.unchanged && !s.p.decision.Allowed() {
 			action, op := s.op()
-			errs[i] = c.deny(ctx, id, action, op, WriteOptions{ValidateOnly: opts.ValidateOnly}, s.next, s.p.decision)
+			errs[i] = c.deny(ctx, id, action, op, WriteOptions{ValidateOnly: opts.ValidateOnly}, s.next, s.p)
 			st[i] = nil
 		}
 	}

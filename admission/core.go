@@ -60,6 +60,10 @@ type Core struct {
 	Now   func() time.Time
 	// Authz decides who may do what; nil means DefaultRules.
 	Authz *Authorizer
+	// Governance is the state of policy governance (policygov.go); nil
+	// means an empty one: only the engine's bundle, no signature keys.
+	Governance     *PolicyGovernance
+	governanceOnce sync.Once
 
 	commitOnce   sync.Once
 	commits      *groupCommit
@@ -239,6 +243,10 @@ type prepared struct {
 	cluster  catalog.Cluster
 	derived  provisioning.Resources
 	decision policy.Decision
+	// input is the policy input evaluated, as JSON, and took how long the
+	// evaluation took: both go into the decision log.
+	input []byte
+	took  time.Duration
 	// claims are the free principals and groups admitting the loop claims
 	// for its team.
 	claims []claim
@@ -306,12 +314,15 @@ func (c *Core) prepareIn(ctx context.Context, id Identity, op string, l, previou
 		Operation: op, Loop: l, Previous: previous, Derived: derived,
 		Team: team, Cluster: cl, Regions: c.Catalog.Regions(), Actor: actor(id),
 	}
+	began := time.Now()
 	d, err := c.Policy.Evaluate(ctx, in)
+	took := time.Since(began)
 	if err != nil {
 		// Fail closed: Evaluate returned a denying decision; log the cause.
 		c.logger().Error("policy evaluation failed; request denied", "loop", l.Metadata.Key(), "err", err)
 	}
-	p := &prepared{cluster: cl, derived: derived, decision: d}
+	p := &prepared{cluster: cl, derived: derived, decision: d, took: took}
+	p.input, _ = policy.InputJSON(in) // nil if it cannot be encoded: the decision is logged without it
 	if op != policy.OpDelete {
 		deny, claims, err := c.ownership(ctx, c.Store, l)
 		if err != nil {
@@ -426,21 +437,39 @@ func violations(vs []policy.Violation) []loop.Violation {
 	return out
 }
 
-func decisionRecord(d policy.Decision, resource, op string, now time.Time) store.Decision {
+// Decision kinds of the decision log (store.Decision.Kind).
+const (
+	DecisionRequest      = "request"
+	DecisionReevaluation = "reevaluation"
+)
+
+// decisionRecord is the decision log's record of p's decision.
+func decisionRecord(p *prepared, kind, resource, op string, now time.Time) store.Decision {
+	d := p.decision
 	result, _ := json.Marshal(map[string]any{"deny": d.Deny, "warn": d.Warn, "approval": d.Approval})
-	return store.Decision{ID: d.ID, Time: now, Resource: resource, Operation: op, BundleRevision: d.BundleRevision, Result: result}
+	rec := store.Decision{ID: d.ID, Time: now, Resource: resource, Operation: op, BundleRevision: d.BundleRevision, Result: result,
+		Duration: p.took, Kind: kind}
+	if len(p.input) > 0 {
+		sum := sha256.Sum256(p.input)
+		rec.InputDigest = hex.EncodeToString(sum[:])
+		if len(p.input) <= store.MaxDecisionInputBytes {
+			rec.Input = p.input
+		}
+	}
+	return rec
 }
 
 // deny records a denied decision with its audit event and returns the error
 // (a validate_only request records nothing).
-func (c *Core) deny(ctx context.Context, id Identity, action, op string, opts WriteOptions, l *loop.Loop, d policy.Decision) error {
+func (c *Core) deny(ctx context.Context, id Identity, action, op string, opts WriteOptions, l *loop.Loop, p *prepared) error {
+	d := p.decision
 	resource := l.Metadata.ResourceName()
 	if opts.ValidateOnly {
 		return &DeniedError{Resource: resource, Decision: d}
 	}
 	requestID := opts.RequestID
 	err := c.Store.Update(ctx, func(tx store.Tx) error {
-		if err := tx.PutDecision(ctx, decisionRecord(d, resource, op, c.now())); err != nil {
+		if err := tx.PutDecision(ctx, decisionRecord(p, DecisionRequest, resource, op, c.now())); err != nil {
 			return err
 		}
 		ev := eventFor(id, action, resource, requestID, audit.OutcomeDenied, map[string]any{
@@ -571,7 +600,7 @@ func (c *Core) Create(ctx context.Context, id Identity, l *loop.Loop, opts Write
 		return nil, err
 	}
 	if !p.decision.Allowed() {
-		return nil, c.deny(ctx, id, "loop.create", "CREATE", opts, l, p.decision)
+		return nil, c.deny(ctx, id, "loop.create", "CREATE", opts, l, p)
 	}
 	admitNew(l, p, id, c.now())
 	if opts.ValidateOnly {
@@ -663,7 +692,7 @@ func (c *Core) writeUpdate(ctx context.Context, tx store.Tx, id Identity, next, 
 func (c *Core) recordAdmission(ctx context.Context, tx store.Tx, id Identity, action, op string, req store.Request, l *loop.Loop, p *prepared) error {
 	resource := l.Metadata.ResourceName()
 	requestID := req.ID
-	if err := tx.PutDecision(ctx, decisionRecord(p.decision, resource, op, c.now())); err != nil {
+	if err := tx.PutDecision(ctx, decisionRecord(p, DecisionRequest, resource, op, c.now())); err != nil {
 		return err
 	}
 	ev := eventFor(id, action, resource, requestID, audit.OutcomeOK, map[string]any{
@@ -720,7 +749,7 @@ func (c *Core) Update(ctx context.Context, id Identity, desired *loop.Loop, etag
 		return nil, err
 	}
 	if !p.decision.Allowed() {
-		return nil, c.deny(ctx, id, "loop.update", "UPDATE", opts, &next, p.decision)
+		return nil, c.deny(ctx, id, "loop.update", "UPDATE", opts, &next, p)
 	}
 	admitChange(&next, cur, specChanged, p, id, c.now())
 	if opts.ValidateOnly {
@@ -799,7 +828,7 @@ func (c *Core) Delete(ctx context.Context, id Identity, team, name, etag string,
 		p = nil
 	}
 	if p != nil && !p.decision.Allowed() {
-		return nil, c.deny(ctx, id, "loop.delete", "DELETE", opts, cur, p.decision)
+		return nil, c.deny(ctx, id, "loop.delete", "DELETE", opts, cur, p)
 	}
 	next := cloneLoop(cur)
 	now := c.now()
@@ -820,7 +849,7 @@ func (c *Core) Delete(ctx context.Context, id Identity, team, name, etag string,
 		}
 		ev := eventFor(id, "loop.delete", resource, opts.RequestID, audit.OutcomeOK, map[string]any{"generation": next.Metadata.Generation})
 		if p != nil {
-			if err := tx.PutDecision(ctx, decisionRecord(p.decision, resource, "DELETE", now)); err != nil {
+			if err := tx.PutDecision(ctx, decisionRecord(p, DecisionRequest, resource, "DELETE", now)); err != nil {
 				return err
 			}
 			ev.DecisionID = p.decision.ID

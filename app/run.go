@@ -52,17 +52,19 @@ type Server struct {
 	HTTPAddr string
 	Core     *admission.Core
 
-	cfg      *config.Config
-	log      *slog.Logger
-	closers  []func()
-	grpcSrv  *grpc.Server
-	httpSrv  *http.Server
-	recon    *reconciler.Reconciler
-	peers    *reconciler.PeerIndex
-	leading  atomic.Bool // this process runs the reconciler
-	grpcLis  net.Listener
-	httpLis  net.Listener
-	clusters []ClusterInfo
+	cfg     *config.Config
+	log     *slog.Logger
+	closers []func()
+	grpcSrv *grpc.Server
+	httpSrv *http.Server
+	recon   *reconciler.Reconciler
+	peers   *reconciler.PeerIndex
+	// reevaluate is signalled when the active policy bundle changed here.
+	reevaluate chan struct{}
+	leading    atomic.Bool // this process runs the reconciler
+	grpcLis    net.Listener
+	httpLis    net.Listener
+	clusters   []ClusterInfo
 	// conflicts are the ownership conflicts found at start.
 	conflicts []admission.OwnershipConflict
 }
@@ -219,8 +221,23 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Server, 
 			}
 		}
 	}
+	check, err := policyCheckOptions(cfg)
+	if err != nil {
+		return nil, err
+	}
+	s.reevaluate = make(chan struct{}, 1)
+	gov := &admission.PolicyGovernance{Builtin: b, Check: check, Changed: func(string) {
+		select {
+		case s.reevaluate <- struct{}{}:
+		default: // one is pending already
+		}
+	}}
 	s.Core = &admission.Core{Store: st, Policy: engine, Catalog: cat, PlanAdmins: planAdmins, Credentials: credAdmins,
-		Notify: notify, Peers: s.peers, Drift: s.recon.DriftReports, Log: log}
+		Notify: notify, Peers: s.peers, Drift: s.recon.DriftReports, Log: log, Governance: gov}
+	// Judge by the bundle security activated, not the one built in.
+	if err := s.Core.SyncPolicy(ctx); err != nil {
+		return nil, fmt.Errorf("loading the active policy bundle: %w", err)
+	}
 
 	// Upgrade: principals and groups that loops of an older store name are
 	// claimed by their teams; conflicts are reported, nothing on a cluster
@@ -386,7 +403,7 @@ const DrainTimeout = 10 * time.Second
 // them. The error is the first failure, nil after ctx ended.
 func (s *Server) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
-	errc := make(chan error, 4)
+	errc := make(chan error, 5)
 	start := func(name string, run func() error) {
 		wg.Add(1)
 		go func() {
@@ -414,6 +431,7 @@ func (s *Server) Run(ctx context.Context) error {
 	defer stopReconciler()
 	start("reconciler", func() error { return s.reconcile(rctx) })
 	start("change feed", func() error { return s.followChanges(rctx) })
+	start("policy", func() error { return s.followPolicy(rctx) })
 
 	var failed error
 	select {
@@ -523,6 +541,68 @@ func (s *Server) followChanges(ctx context.Context) error {
 			}
 		}
 	}
+}
+
+// PolicySyncInterval is how often a process checks which policy bundle is
+// active (another replica may have activated one).
+var PolicySyncInterval = 2 * time.Second
+
+// followPolicy keeps this process judging by the active bundle and, when
+// it changed here, re-evaluates every loop — in the process that runs the
+// reconciler, or the only one (SQLite) — so that each loop's
+// PolicyCompliant condition says whether it complies with it. It returns
+// when ctx ends.
+func (s *Server) followPolicy(ctx context.Context) error {
+	t := time.NewTicker(PolicySyncInterval)
+	defer t.Stop()
+	_, shared := s.Core.Store.(store.Elector)
+	pending := false
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+			if err := s.Core.SyncPolicy(ctx); err != nil && ctx.Err() == nil {
+				s.log.Warn("checking the active policy bundle failed; retrying", "err", err)
+			}
+		case <-s.reevaluate:
+			pending = true
+		}
+		if !pending || (shared && !s.leading.Load()) {
+			continue
+		}
+		res, err := s.Core.ReevaluateAll(ctx)
+		if err != nil {
+			if ctx.Err() == nil {
+				s.log.Error("re-evaluating loops against the active policy bundle failed; retrying", "err", err)
+			}
+			continue
+		}
+		pending = false
+		s.log.Info("loops re-evaluated against the active policy bundle", "bundle", res.BundleVersion,
+			"loops", res.Loops, "non_compliant", res.NonCompliant, "changed", res.Changed)
+	}
+}
+
+// policyCheckOptions are how pushed bundles are checked: the signature keys
+// of the config.
+func policyCheckOptions(cfg *config.Config) (policy.CheckOptions, error) {
+	opts := policy.CheckOptions{}
+	for _, k := range cfg.Policy.VerificationKeys {
+		raw, err := os.ReadFile(k.File)
+		if err != nil {
+			return opts, fmt.Errorf("policy.verificationKeys: key %s: %w", k.KeyID, err)
+		}
+		alg := k.Algorithm
+		if alg == "" {
+			alg = "RS256"
+		}
+		if opts.VerificationKeys == nil {
+			opts.VerificationKeys = map[string]*bundle.KeyConfig{}
+		}
+		opts.VerificationKeys[k.KeyID] = &bundle.KeyConfig{Key: string(raw), Algorithm: alg}
+	}
+	return opts, nil
 }
 
 // Close releases the store, clients and embedded clusters.

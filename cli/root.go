@@ -107,6 +107,7 @@ type app struct {
 	clusters   loopgatev1.ClusterServiceClient
 	principals loopgatev1.PrincipalServiceClient
 	identity   loopgatev1.IdentityServiceClient
+	policies   loopgatev1.PolicyServiceClient
 }
 
 func (a *app) newRootCmd() *cobra.Command {
@@ -167,6 +168,7 @@ for that server in ~/.loopgate/hosts.json, else the dev credentials file).
 		a.newLoginCmd(),
 		a.newLogoutCmd(),
 		a.newWhoamiCmd(),
+		a.newPolicyCmd(),
 	)
 	return root
 }
@@ -239,6 +241,7 @@ func (a *app) dial() error {
 	a.clusters = loopgatev1.NewClusterServiceClient(cc)
 	a.principals = loopgatev1.NewPrincipalServiceClient(cc)
 	a.identity = loopgatev1.NewIdentityServiceClient(cc)
+	a.policies = loopgatev1.NewPolicyServiceClient(cc)
 	return nil
 }
 

@@ -79,7 +79,23 @@ type Store struct {
 // Policy selects the policy bundle.
 type Policy struct {
 	// Bundle is a bundle directory or .tar.gz; empty = the embedded default.
+	// It is revision zero ("builtin"): active until security activates a
+	// pushed bundle (loopctl policy).
 	Bundle string `yaml:"bundle"`
+	// VerificationKeys, when set, make loopgate accept only pushed bundles
+	// signed (OPA's .signatures.json) by one of these keys.
+	VerificationKeys []VerificationKey `yaml:"verificationKeys"`
+}
+
+// VerificationKey is a public key that may sign policy bundles.
+type VerificationKey struct {
+	// KeyID is the key id the bundle's signature names (opa build
+	// --signing-key ... --claims-file, or the default "default").
+	KeyID string `yaml:"keyId"`
+	// Algorithm is the JWS algorithm, e.g. RS256 (the default) or ES256.
+	Algorithm string `yaml:"algorithm"`
+	// File is a PEM file holding the public key (or, for HS256, the secret).
+	File string `yaml:"file"`
 }
 
 // Cluster is a catalog cluster plus how to reach it.
@@ -309,6 +325,25 @@ func (c *Config) Validate() error {
 	}
 	if len(c.Clusters) == 0 {
 		bad("clusters", "at least one cluster is needed")
+	}
+	keyIDs := map[string]bool{}
+	for i, k := range c.Policy.VerificationKeys {
+		field := fmt.Sprintf("policy.verificationKeys[%d]", i)
+		switch {
+		case k.KeyID == "":
+			bad(field+".keyId", "required: the key id bundle signatures name")
+		case keyIDs[k.KeyID]:
+			bad(field+".keyId", "%q is listed twice", k.KeyID)
+		}
+		keyIDs[k.KeyID] = true
+		if k.File == "" {
+			bad(field+".file", "required: a PEM file with the public key")
+		}
+		switch k.Algorithm {
+		case "", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "HS256", "HS384", "HS512":
+		default:
+			bad(field+".algorithm", "%q is not a JWS algorithm OPA verifies bundles with (RS256, ES256, ...)", k.Algorithm)
+		}
 	}
 	seen := map[string]bool{}
 	regions := map[string]bool{}

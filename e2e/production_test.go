@@ -22,6 +22,7 @@ import (
 
 	"github.com/loopgate/loopgate/embedded"
 	lgv1 "github.com/loopgate/loopgate/gen/loopgate/v1"
+	"github.com/loopgate/loopgate/internal/policytest"
 	"github.com/loopgate/loopgate/internal/testkafka"
 	"github.com/loopgate/loopgate/internal/testpg"
 )
@@ -51,6 +52,8 @@ teams:
 tokens:
   - {token: prod-admin-token, subject: admin@example.com, roles: [admin]}
   - {token: prod-growth-token, subject: growth@example.com, teams: [growth], roles: [developer]}
+  - {token: prod-reviewer-token, subject: reviewer@example.com, roles: [security-reviewer]}
+  - {token: prod-reviewer2-token, subject: reviewer2@example.com, roles: [security-reviewer]}
 `, t.TempDir(), strings.Join(bootstrap, ", "), mech, user)
 	path := filepath.Join(t.TempDir(), "loopgate.yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
@@ -322,6 +325,64 @@ func TestTwoProcessesSharePostgres(t *testing.T) {
 	if leaders != 1 {
 		t.Errorf("%d processes ran the reconciler, want exactly 1", leaders)
 	}
+}
+
+// TestPolicyActivationReachesEveryReplica: a bundle pushed, approved and
+// activated through one loopgate process is what the other process, on
+// the same PostgreSQL database, judges by within seconds.
+func TestPolicyActivationReachesEveryReplica(t *testing.T) {
+	dsn := testpg.DSN(t)
+	kc, err := embedded.Start(context.Background(), embedded.Options{Name: "shared", DataDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(kc.Close)
+	conn := kc.Conn()
+	cfg := prodConfig(t, dsn, conn.BootstrapServers, conn.SASL.Mechanism, conn.SASL.Username, conn.SASL.Password)
+	a := startServer(t, t.TempDir(), t.TempDir(), "--config", cfg, "--log-level", "info")
+	b := startServer(t, t.TempDir(), t.TempDir(), "--config", cfg, "--log-level", "info")
+	as := func(token string) context.Context {
+		return metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+token)
+	}
+	policyA := lgv1.NewPolicyServiceClient(dialGRPC(t, a.GRPC))
+	loopsB := grpcClient(t, b.GRPC)
+
+	week := protoLoop("pii-week", 7*24*3600*1000)
+	week.Name = "teams/growth/loops/pii-week"
+	week.Spec.Classification = "pii"
+	planOnB := func() (*lgv1.PlanLoopResponse, error) {
+		return loopsB.PlanLoop(as("prod-growth-token"), &lgv1.PlanLoopRequest{Loop: week})
+	}
+	denies := func(p *lgv1.PlanLoopResponse) bool {
+		return slices.ContainsFunc(p.GetVerdict().GetDeny(), func(v *lgv1.Violation) bool { return v.GetId() == "PII_RETENTION_OVER_3D" })
+	}
+	if p, err := planOnB(); err != nil || denies(p) {
+		t.Fatalf("before activation, B: %v %v", p.GetVerdict(), err)
+	}
+
+	pushed, err := policyA.PushPolicyBundle(as("prod-reviewer-token"), &lgv1.PushPolicyBundleRequest{Archive: policytest.PIIRetention(t, "pii-3d-replicas", policytest.PIIRetentionTest)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := policyA.ApprovePolicyBundle(as("prod-reviewer2-token"), &lgv1.ApprovePolicyBundleRequest{Name: pushed.GetName(), Digest: pushed.GetDigest()}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := policyA.ActivatePolicyBundle(as("prod-reviewer-token"), &lgv1.ActivatePolicyBundleRequest{Name: pushed.GetName()}); err != nil {
+		t.Fatal(err)
+	}
+	activated := time.Now()
+	deadline := activated.Add(15 * time.Second)
+	for {
+		p, err := planOnB()
+		if err == nil && denies(p) && p.GetVerdict().GetBundleRevision() == "pii-3d-replicas" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("replica B still judges by %s 15 s after activation on A: %v\nB:\n%s", p.GetVerdict().GetBundleRevision(), err, b.output())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Logf("replica B judged by the new bundle %v after activation on A", time.Since(activated).Round(time.Millisecond))
 }
 
 func dialGRPC(t *testing.T, addr string) *grpc.ClientConn {

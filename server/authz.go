@@ -40,6 +40,13 @@ var MethodActions = map[string]string{
 	lgv1.AuditService_VerifyAuditChain_FullMethodName:              "audit.verify",
 	lgv1.ClusterService_ListClusters_FullMethodName:                "cluster.list",
 	lgv1.IdentityService_GetCaller_FullMethodName:                  "identity.get",
+	lgv1.PolicyService_PushPolicyBundle_FullMethodName:             "policy.push",
+	lgv1.PolicyService_ListPolicyBundles_FullMethodName:            "policy.list",
+	lgv1.PolicyService_GetPolicyBundle_FullMethodName:              "policy.get",
+	lgv1.PolicyService_ApprovePolicyBundle_FullMethodName:          "policy.approve",
+	lgv1.PolicyService_ActivatePolicyBundle_FullMethodName:         "policy.activate",
+	lgv1.PolicyService_RollbackPolicy_FullMethodName:               "policy.rollback",
+	lgv1.PolicyService_ListPolicyActivations_FullMethodName:        "policy.list",
 }
 
 // batchMethod is an RPC whose request carries many loops (batchItemsField):
@@ -142,6 +149,9 @@ func resourceOf(req any) (admission.Resource, error) {
 	}
 	if name == "" {
 		return admission.Resource{}, nil
+	}
+	if strings.HasPrefix(name, "policy/") && len(name) <= 512 {
+		return admission.Resource{Name: name}, nil // not a team's: the rule's roles decide
 	}
 	rest, ok := strings.CutPrefix(name, "teams/")
 	team, _, _ := strings.Cut(rest, "/")

@@ -357,6 +357,7 @@ func Register(srv *grpc.Server, core *admission.Core) {
 	lgv1.RegisterClusterServiceServer(srv, &clusterService{core: core})
 	lgv1.RegisterPrincipalServiceServer(srv, &principalService{core: core})
 	lgv1.RegisterIdentityServiceServer(srv, identityService{})
+	lgv1.RegisterPolicyServiceServer(srv, &policyService{core: core})
 }
 
 // MaxBatchResponseBytes is the largest response the REST gateway takes from
@@ -380,4 +381,5 @@ var GatewayHandlers = []func(context.Context, *runtime.ServeMux, string, []grpc.
 	lgv1.RegisterClusterServiceHandlerFromEndpoint,
 	lgv1.RegisterPrincipalServiceHandlerFromEndpoint,
 	lgv1.RegisterIdentityServiceHandlerFromEndpoint,
+	lgv1.RegisterPolicyServiceHandlerFromEndpoint,
 }

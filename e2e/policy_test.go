@@ -1,0 +1,71 @@
+package e2e
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/loopgate/loopgate/internal/policytest"
+)
+
+// TestPolicyGovernanceWithLoopctl drives policy governance with the real
+// binaries: a security reviewer pushes a candidate directory, the list shows
+// it as a candidate with its tests, diff names the new rule file, the
+// uploader's own approval is refused, a second reviewer approves, the
+// bundle is activated, history shows it, and a rollback returns to the
+// built-in bundle.
+func TestPolicyGovernanceWithLoopctl(t *testing.T) {
+	home := t.TempDir()
+	startServer(t, home, filepath.Join(t.TempDir(), "data"))
+
+	// The candidate as a directory, the way a reviewer keeps it in git.
+	dir := t.TempDir()
+	archive := policytest.PIIRetention(t, "pii-3d-e2e", policytest.PIIRetentionTest)
+	tarball := filepath.Join(dir, "bundle.tar.gz")
+	if err := os.WriteFile(tarball, archive, 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	if r := loopctl(t, home, nil, "--as", "growth", "policy", "push", tarball); r.Code == 0 || !strings.Contains(r.Stderr, "policy.push") {
+		t.Errorf("a team member pushing: %s", r)
+	}
+	r := loopctl(t, home, nil, "--as", "reviewer", "policy", "push", tarball)
+	if r.Code != 0 || !strings.Contains(r.Stdout, "policy/bundles/pii-3d-e2e pushed") {
+		t.Fatalf("push: %s", r)
+	}
+	r = loopctl(t, home, nil, "policy", "list")
+	if r.Code != 0 || !strings.Contains(r.Stdout, "pii-3d-e2e") || !strings.Contains(r.Stdout, "CANDIDATE") || !strings.Contains(r.Stdout, "builtin") {
+		t.Errorf("list: %s", r)
+	}
+	r = loopctl(t, home, nil, "policy", "diff", "builtin", "pii-3d-e2e")
+	if r.Code != 2 || !strings.Contains(r.Stdout, "added in pii-3d-e2e: loop/pii_retention.rego") || !strings.Contains(r.Stdout, "changed: .manifest") {
+		t.Errorf("diff: %s", r)
+	}
+	if r = loopctl(t, home, nil, "--as", "reviewer", "policy", "approve", "pii-3d-e2e"); r.Code == 0 || !strings.Contains(r.Stderr, "SELF_APPROVAL") {
+		t.Errorf("the uploader approving: %s", r)
+	}
+	if r = loopctl(t, home, nil, "--as", "reviewer", "policy", "activate", "pii-3d-e2e"); r.Code == 0 || !strings.Contains(r.Stderr, "APPROVALS_MISSING") {
+		t.Errorf("activating unapproved: %s", r)
+	}
+	if r = loopctl(t, home, nil, "--as", "reviewer2", "policy", "approve", "pii-3d-e2e", "--comment", "reviewed the diff"); r.Code != 0 || !strings.Contains(r.Stdout, "1 of 1 approval") {
+		t.Fatalf("approve: %s", r)
+	}
+	if r = loopctl(t, home, nil, "--as", "reviewer", "policy", "activate", "pii-3d-e2e", "--comment", "2026 data review"); r.Code != 0 || !strings.Contains(r.Stdout, "policy/bundles/pii-3d-e2e is active") {
+		t.Fatalf("activate: %s", r)
+	}
+	r = loopctl(t, home, nil, "policy", "show", "pii-3d-e2e")
+	if r.Code != 0 || !strings.Contains(r.Stdout, "ACTIVE") || !strings.Contains(r.Stdout, "second-reviewer@loopgate.local") {
+		t.Errorf("show: %s", r)
+	}
+	if r = loopctl(t, home, nil, "--as", "reviewer2", "policy", "rollback"); r.Code == 0 || !strings.Contains(r.Stderr, "comment") {
+		t.Errorf("rollback without a comment: %s", r)
+	}
+	if r = loopctl(t, home, nil, "--as", "reviewer2", "policy", "rollback", "--comment", "too strict"); r.Code != 0 || !strings.Contains(r.Stdout, "policy/bundles/builtin is active") {
+		t.Fatalf("rollback: %s", r)
+	}
+	r = loopctl(t, home, nil, "policy", "history")
+	if r.Code != 0 || !strings.Contains(r.Stdout, "ROLLBACK") || !strings.Contains(r.Stdout, "ACTIVATE") {
+		t.Errorf("history: %s", r)
+	}
+}

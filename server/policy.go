@@ -1,0 +1,160 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/structpb"
+
+	"github.com/loopgate/loopgate/admission"
+	lgv1 "github.com/loopgate/loopgate/gen/loopgate/v1"
+	"github.com/loopgate/loopgate/loop"
+	"github.com/loopgate/loopgate/store"
+)
+
+// policyService adapts admission's policy governance to the API.
+type policyService struct {
+	lgv1.UnimplementedPolicyServiceServer
+	core *admission.Core
+}
+
+// bundleRevision reads the revision of `policy/bundles/{revision}`.
+func bundleRevision(name, field string) (string, error) {
+	rev, ok := strings.CutPrefix(name, "policy/bundles/")
+	if !ok || rev == "" || strings.Contains(rev, "/") {
+		return "", &admission.InvalidError{Resource: name, Problems: loop.FieldErrors{{Field: field,
+			Message: fmt.Sprintf("%q is not a policy bundle: want policy/bundles/{revision} (policy/bundles/builtin for the built-in one)", clipTo(name, maxDetailText))}}}
+	}
+	return rev, nil
+}
+
+func (s *policyService) PushPolicyBundle(ctx context.Context, req *lgv1.PushPolicyBundleRequest) (*lgv1.PolicyBundle, error) {
+	v, err := s.core.PushPolicyBundle(ctx, caller(ctx), req.GetArchive())
+	if err != nil {
+		return nil, err
+	}
+	return bundleToProto(v), nil
+}
+
+func (s *policyService) ListPolicyBundles(ctx context.Context, _ *lgv1.ListPolicyBundlesRequest) (*lgv1.ListPolicyBundlesResponse, error) {
+	list, active, err := s.core.ListPolicyBundles(ctx, caller(ctx))
+	if err != nil {
+		return nil, err
+	}
+	out := &lgv1.ListPolicyBundlesResponse{Active: active}
+	for i := range list {
+		out.Bundles = append(out.Bundles, bundleToProto(&list[i]))
+	}
+	return out, nil
+}
+
+func (s *policyService) GetPolicyBundle(ctx context.Context, req *lgv1.GetPolicyBundleRequest) (*lgv1.PolicyBundle, error) {
+	rev, err := bundleRevision(req.GetName(), "name")
+	if err != nil {
+		return nil, err
+	}
+	v, err := s.core.GetPolicyBundle(ctx, caller(ctx), rev, req.GetView() == lgv1.GetPolicyBundleRequest_FULL)
+	if err != nil {
+		return nil, err
+	}
+	return bundleToProto(v), nil
+}
+
+func (s *policyService) ApprovePolicyBundle(ctx context.Context, req *lgv1.ApprovePolicyBundleRequest) (*lgv1.PolicyBundle, error) {
+	rev, err := bundleRevision(req.GetName(), "name")
+	if err != nil {
+		return nil, err
+	}
+	v, err := s.core.ApprovePolicyBundle(ctx, caller(ctx), rev, req.GetDigest(), req.GetComment())
+	if err != nil {
+		return nil, err
+	}
+	return bundleToProto(v), nil
+}
+
+func (s *policyService) ActivatePolicyBundle(ctx context.Context, req *lgv1.ActivatePolicyBundleRequest) (*lgv1.PolicyActivation, error) {
+	rev, err := bundleRevision(req.GetName(), "name")
+	if err != nil {
+		return nil, err
+	}
+	a, err := s.core.ActivatePolicyBundle(ctx, caller(ctx), rev, req.GetComment())
+	if err != nil {
+		return nil, err
+	}
+	return activationToProto(*a), nil
+}
+
+func (s *policyService) RollbackPolicy(ctx context.Context, req *lgv1.RollbackPolicyRequest) (*lgv1.PolicyActivation, error) {
+	rev := ""
+	if req.GetBundle() != "" {
+		var err error
+		if rev, err = bundleRevision(req.GetBundle(), "bundle"); err != nil {
+			return nil, err
+		}
+	}
+	a, err := s.core.RollbackPolicy(ctx, caller(ctx), rev, req.GetComment())
+	if err != nil {
+		return nil, err
+	}
+	return activationToProto(*a), nil
+}
+
+func (s *policyService) ListPolicyActivations(ctx context.Context, req *lgv1.ListPolicyActivationsRequest) (*lgv1.ListPolicyActivationsResponse, error) {
+	size := int(req.GetPageSize())
+	if size < 0 || size > 1000 {
+		return nil, &admission.InvalidError{Resource: "policy/activations", Problems: loop.FieldErrors{{Field: "page_size", Message: fmt.Sprintf("%d: want 0 (100) to 1000", size)}}}
+	}
+	list, err := s.core.Store.ListPolicyActivations(ctx, size)
+	if err != nil {
+		return nil, err
+	}
+	out := &lgv1.ListPolicyActivationsResponse{}
+	for _, a := range list {
+		out.Activations = append(out.Activations, activationToProto(a))
+	}
+	return out, nil
+}
+
+func bundleToProto(v *admission.PolicyBundleView) *lgv1.PolicyBundle {
+	out := &lgv1.PolicyBundle{
+		Name: "policy/bundles/" + v.Revision, Revision: v.Revision, Digest: v.Digest, Files: v.Files,
+		SignedBy: v.Signed, PushedBy: v.PushedBy, RequiredApprovals: int32(v.RequiredApprovals), Archive: v.Archive,
+		State: lgv1.PolicyBundle_State(lgv1.PolicyBundle_State_value[v.State]),
+	}
+	if !v.PushTime.IsZero() {
+		out.PushTime = ts(v.PushTime)
+	}
+	if len(v.Manifest) > 0 {
+		var m map[string]any
+		if json.Unmarshal(v.Manifest, &m) == nil {
+			out.Manifest, _ = structpb.NewStruct(m)
+		}
+	}
+	for _, t := range v.Tests {
+		r := &lgv1.PolicyTestResult{Name: strings.TrimPrefix(t.Package, "data.") + "." + t.Name, Result: "PASS", Duration: durationpb.New(t.Duration)}
+		switch {
+		case t.Error != "":
+			r.Result, r.Message = "ERROR", t.Error
+		case t.Skip:
+			r.Result = "SKIP"
+		case !t.Pass:
+			r.Result = "FAIL"
+		}
+		out.Tests = append(out.Tests, r)
+	}
+	for _, a := range v.Approvals {
+		out.Approvals = append(out.Approvals, &lgv1.PolicyApproval{Reviewer: a.Reviewer, Time: ts(a.Time), Comment: a.Comment})
+	}
+	return out
+}
+
+func activationToProto(a store.PolicyActivation) *lgv1.PolicyActivation {
+	rev := a.Revision
+	if rev == "" {
+		rev = admission.BuiltinRevision
+	}
+	return &lgv1.PolicyActivation{Seq: a.Seq, Bundle: "policy/bundles/" + rev, Action: strings.ToUpper(a.Action), Actor: a.Actor, Time: ts(a.Time), Comment: a.Comment}
+}
