@@ -110,6 +110,11 @@ var DefaultRules = []Rule{
 	{"policy.approve", []Grant{GrantSecurityReviewer, GrantAdmin}, "approve a candidate policy bundle someone else pushed"},
 	{"policy.activate", []Grant{GrantSecurityReviewer, GrantAdmin}, "activate an approved policy bundle"},
 	{"policy.rollback", []Grant{GrantSecurityReviewer, GrantAdmin}, "return to a policy bundle that was active before"},
+	{"waiver.create", []Grant{GrantSecurityReviewer, GrantAdmin}, "grant a time-limited waiver of one policy rule for a loop"},
+	{"waiver.list", readers, "list waivers (team members: their teams' loops only)"},
+	{"waiver.revoke", []Grant{GrantSecurityReviewer, GrantAdmin}, "revoke a waiver before it expires"},
+	{"policy.impact", []Grant{GrantSecurityReviewer, GrantAuditor, GrantAdmin}, "see which loops and recent decisions a candidate bundle would judge otherwise (every team's)"},
+	{"policy.decisions", readers, "list and explain recorded policy decisions (team members: their teams' loops only)"},
 }
 
 // Denial is a refused authorization.

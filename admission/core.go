@@ -310,9 +310,14 @@ func (c *Core) prepareIn(ctx context.Context, id Identity, op string, l, previou
 		return nil, err
 	}
 	team.UsedPartitions = int32(max(min(int64(team.UsedPartitions)+pending, math.MaxInt32), 0))
+	waivers, err := c.activeWaivers(ctx, l, previous)
+	if err != nil {
+		return nil, err
+	}
 	in := policy.Input{
 		Operation: op, Loop: l, Previous: previous, Derived: derived,
 		Team: team, Cluster: cl, Regions: c.Catalog.Regions(), Actor: actor(id),
+		Waivers: waivers,
 	}
 	began := time.Now()
 	d, err := c.Policy.Evaluate(ctx, in)

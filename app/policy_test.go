@@ -109,6 +109,46 @@ func TestPolicyBundleLifecycle(t *testing.T) {
 	if c := compliance(t, growth, loops, pii.GetName()); c.GetStatus() != "True" {
 		t.Fatalf("before activation the PII loop complies: %v", c)
 	}
+	// Before activation, the impact lists exactly the affected loop, with
+	// the new rule, and replays recent decisions: the PII loop's creation
+	// would flip to denied.
+	im, err := policies.GetPolicyImpact(reviewer2, &lgv1.GetPolicyImpactRequest{Name: name})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(im.GetLoops()) != 1 || im.GetLoops()[0].GetLoop() != pii.GetName() || im.GetLoops()[0].GetVerdictAfter() != "denied" ||
+		len(im.GetLoops()[0].GetChanges()) != 1 || im.GetLoops()[0].GetChanges()[0].GetViolation().GetId() != "PII_RETENTION_OVER_3D" ||
+		im.GetLoops()[0].GetChanges()[0].GetChange() != "NEW" || im.GetLoopsEvaluated() != 2 {
+		t.Errorf("impact on loops = %v (of %d evaluated), want only %s newly denied by PII_RETENTION_OVER_3D", im.GetLoops(), im.GetLoopsEvaluated(), pii.GetName())
+	}
+	if im.GetDecisionsReplayed() < 2 || len(im.GetFlips()) != 1 || im.GetFlips()[0].GetResource() != pii.GetName() {
+		t.Errorf("impact replayed %d decisions, flips %v; want the PII loop's creation to flip", im.GetDecisionsReplayed(), im.GetFlips())
+	}
+	if _, err := policies.GetPolicyImpact(growth, &lgv1.GetPolicyImpactRequest{Name: name}); status.Code(err) != codes.PermissionDenied {
+		t.Errorf("a team member asking for the impact on every team: %v, want PERMISSION_DENIED", err)
+	}
+
+	// The decision log: the creation's decision, kept with its input, is
+	// explained by the rule that fired; another team may not read it.
+	decisions, err := policies.ListPolicyDecisions(growth, &lgv1.ListPolicyDecisionsRequest{Resource: pii.GetName()})
+	if err != nil || len(decisions.GetDecisions()) == 0 {
+		t.Fatalf("decisions about %s: %v %v", pii.GetName(), decisions, err)
+	}
+	created := decisions.GetDecisions()[len(decisions.GetDecisions())-1]
+	if created.GetKind() != "request" || !created.GetInputKept() || created.GetInputDigest() == "" || created.GetVerdict() != "allowed" {
+		t.Errorf("recorded creation decision = %v", created)
+	}
+	ex, err := policies.ExplainPolicyDecision(growth, &lgv1.ExplainPolicyDecisionRequest{Name: created.GetName()})
+	if err != nil || !ex.GetReproduced() {
+		t.Errorf("explaining %s: %v %v, want it reproduced", created.GetName(), ex, err)
+	}
+	if _, err := policies.ListPolicyDecisions(asDemo(t, "risk"), &lgv1.ListPolicyDecisionsRequest{Resource: pii.GetName()}); status.Code(err) != codes.PermissionDenied {
+		t.Errorf("another team reading growth's decisions: %v, want PERMISSION_DENIED", err)
+	}
+	if _, err := policies.ExplainPolicyDecision(asDemo(t, "risk"), &lgv1.ExplainPolicyDecisionRequest{Name: created.GetName()}); status.Code(err) != codes.PermissionDenied {
+		t.Errorf("another team explaining growth's decision: %v, want PERMISSION_DENIED", err)
+	}
+
 	if _, err := policies.ApprovePolicyBundle(reviewer2, &lgv1.ApprovePolicyBundleRequest{Name: name, Digest: pushed.GetDigest(), Comment: "matches the data review"}); err != nil {
 		t.Fatal(err)
 	}

@@ -432,6 +432,7 @@ func (s *Server) Run(ctx context.Context) error {
 	start("reconciler", func() error { return s.reconcile(rctx) })
 	start("change feed", func() error { return s.followChanges(rctx) })
 	start("policy", func() error { return s.followPolicy(rctx) })
+	start("waivers", func() error { return s.followWaivers(rctx) })
 
 	var failed error
 	select {
@@ -555,6 +556,8 @@ var PolicySyncInterval = 2 * time.Second
 func (s *Server) followPolicy(ctx context.Context) error {
 	t := time.NewTicker(PolicySyncInterval)
 	defer t.Stop()
+	prune := time.NewTicker(time.Hour)
+	defer prune.Stop()
 	_, shared := s.Core.Store.(store.Elector)
 	pending := false
 	for {
@@ -567,6 +570,10 @@ func (s *Server) followPolicy(ctx context.Context) error {
 			}
 		case <-s.reevaluate:
 			pending = true
+		case <-prune.C:
+			if !shared || s.leading.Load() {
+				s.pruneDecisions(ctx)
+			}
 		}
 		if !pending || (shared && !s.leading.Load()) {
 			continue
@@ -581,6 +588,40 @@ func (s *Server) followPolicy(ctx context.Context) error {
 		pending = false
 		s.log.Info("loops re-evaluated against the active policy bundle", "bundle", res.BundleVersion,
 			"loops", res.Loops, "non_compliant", res.NonCompliant, "changed", res.Changed)
+	}
+}
+
+// Decision log retention defaults (config policy.decisionRetention,
+// policy.decisionKeep).
+const (
+	DefaultDecisionRetention = 30 * 24 * time.Hour
+	DefaultDecisionKeep      = 100_000
+)
+
+// pruneDecisions deletes the decisions older than the retention, keeping
+// the newest DecisionKeep whatever their age.
+func (s *Server) pruneDecisions(ctx context.Context) {
+	retention, keep := s.cfg.Policy.DecisionRetention, s.cfg.Policy.DecisionKeep
+	if retention <= 0 {
+		retention = DefaultDecisionRetention
+	}
+	if keep <= 0 {
+		keep = DefaultDecisionKeep
+	}
+	var n int64
+	err := s.Core.Store.Update(ctx, func(tx store.Tx) error {
+		var err error
+		n, err = tx.PruneDecisions(ctx, time.Now().Add(-retention), keep)
+		return err
+	})
+	if err != nil {
+		if ctx.Err() == nil {
+			s.log.Warn("pruning the decision log failed; retrying in an hour", "err", err)
+		}
+		return
+	}
+	if n > 0 {
+		s.log.Info("decision log pruned", "deleted", n, "retention", retention, "keep", keep)
 	}
 }
 

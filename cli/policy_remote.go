@@ -26,6 +26,8 @@ func (a *app) policyRemoteCommands() []*cobra.Command {
 	return []*cobra.Command{
 		a.newPolicyPushCmd(), a.newPolicyListCmd(), a.newPolicyShowCmd(), a.newPolicyDiffCmd(),
 		a.newPolicyApproveCmd(), a.newPolicyActivateCmd(), a.newPolicyRollbackCmd(), a.newPolicyHistoryCmd(),
+		a.newPolicyWaiveCmd(), a.newPolicyWaiversCmd(), a.newPolicyUnwaiveCmd(),
+		a.newPolicyImpactCmd(), a.newPolicyDecisionsCmd(), a.newPolicyExplainCmd(),
 	}
 }
 

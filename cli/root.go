@@ -108,6 +108,7 @@ type app struct {
 	principals loopgatev1.PrincipalServiceClient
 	identity   loopgatev1.IdentityServiceClient
 	policies   loopgatev1.PolicyServiceClient
+	waivers    loopgatev1.WaiverServiceClient
 }
 
 func (a *app) newRootCmd() *cobra.Command {
@@ -242,6 +243,7 @@ func (a *app) dial() error {
 	a.principals = loopgatev1.NewPrincipalServiceClient(cc)
 	a.identity = loopgatev1.NewIdentityServiceClient(cc)
 	a.policies = loopgatev1.NewPolicyServiceClient(cc)
+	a.waivers = loopgatev1.NewWaiverServiceClient(cc)
 	return nil
 }
 

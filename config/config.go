@@ -85,6 +85,11 @@ type Policy struct {
 	// VerificationKeys, when set, make loopgate accept only pushed bundles
 	// signed (OPA's .signatures.json) by one of these keys.
 	VerificationKeys []VerificationKey `yaml:"verificationKeys"`
+	// DecisionRetention is how long recorded decisions (with their inputs)
+	// are kept; 0 = 30 days. DecisionKeep is how many of the newest are
+	// kept whatever their age; 0 = 100,000. Pruned hourly.
+	DecisionRetention time.Duration `yaml:"decisionRetention"`
+	DecisionKeep      int           `yaml:"decisionKeep"`
 }
 
 // VerificationKey is a public key that may sign policy bundles.
@@ -325,6 +330,12 @@ func (c *Config) Validate() error {
 	}
 	if len(c.Clusters) == 0 {
 		bad("clusters", "at least one cluster is needed")
+	}
+	if c.Policy.DecisionRetention < 0 {
+		bad("policy.decisionRetention", "%s: want a positive duration (0 = 30 days)", c.Policy.DecisionRetention)
+	}
+	if c.Policy.DecisionKeep < 0 {
+		bad("policy.decisionKeep", "%d: want a positive count (0 = 100000)", c.Policy.DecisionKeep)
 	}
 	keyIDs := map[string]bool{}
 	for i, k := range c.Policy.VerificationKeys {

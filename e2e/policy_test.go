@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -38,6 +39,25 @@ func TestPolicyGovernanceWithLoopctl(t *testing.T) {
 	if r.Code != 0 || !strings.Contains(r.Stdout, "pii-3d-e2e") || !strings.Contains(r.Stdout, "CANDIDATE") || !strings.Contains(r.Stdout, "builtin") {
 		t.Errorf("list: %s", r)
 	}
+	// A loop kept three days is not affected by a three-day cap; its
+	// creation's decision is in the log and explains itself.
+	if r = loopctl(t, home, nil, "apply", "-f", examplePath(t, "checkout-nudge.yaml"), "--wait"); r.Code != 0 {
+		t.Fatalf("apply: %s", r)
+	}
+	if r = loopctl(t, home, nil, "--as", "reviewer2", "policy", "impact", "pii-3d-e2e"); r.Code != 0 || !strings.Contains(r.Stdout, "0 of 1 loop(s) would be judged otherwise") {
+		t.Errorf("impact: %s", r)
+	}
+	r = loopctl(t, home, nil, "policy", "decisions", "--loop", "growth/checkout-nudge", "-o", "json")
+	var listed struct {
+		Decisions []struct{ Name, Kind, Verdict string }
+	}
+	if err := json.Unmarshal([]byte(r.Stdout), &listed); r.Code != 0 || err != nil || len(listed.Decisions) == 0 || listed.Decisions[0].Kind != "request" {
+		t.Fatalf("decisions: %s (%v)", r, err)
+	}
+	if r = loopctl(t, home, nil, "policy", "explain", listed.Decisions[0].Name); r.Code != 0 || !strings.Contains(r.Stdout, "same verdict and findings") {
+		t.Errorf("explain: %s", r)
+	}
+
 	r = loopctl(t, home, nil, "policy", "diff", "builtin", "pii-3d-e2e")
 	if r.Code != 2 || !strings.Contains(r.Stdout, "added in pii-3d-e2e: loop/pii_retention.rego") || !strings.Contains(r.Stdout, "changed: .manifest") {
 		t.Errorf("diff: %s", r)

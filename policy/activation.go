@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"slices"
 
 	"github.com/open-policy-agent/opa/v1/bundle"
 )
@@ -25,6 +26,11 @@ const (
 // RequiredApprovals is how many approvals, from reviewers other than its
 // uploader, a candidate bundle needs before it may replace the active one.
 func (e *Engine) RequiredApprovals() int { return e.current.Load().requiredApprovals }
+
+// Unwaivable returns the rule ids the active bundle never waives (see the
+// function Unwaivable), sorted; nil when it lists none. A server refuses to
+// grant a waiver the bundle would ignore. The slice is new on every call.
+func (e *Engine) Unwaivable() []string { return slices.Clone(e.current.Load().unwaivable) }
 
 // requiredApprovalsOf reads data.loopgate.governance.requiredApprovals of b; a
 // missing or malformed value is the default, an out-of-range one is

@@ -39,6 +39,8 @@ type prepared struct {
 	// requiredApprovals is how many approvals a candidate bundle needs to
 	// be activated while this bundle is active (RequiredApprovals).
 	requiredApprovals int
+	// unwaivable are the rule ids the bundle never waives (Unwaivable).
+	unwaivable []string
 }
 
 // NewEngine compiles the bundle and prepares Query once.
@@ -79,7 +81,7 @@ func prepare(ctx context.Context, b *bundle.Bundle) (*prepared, error) {
 	if err != nil {
 		return nil, fmt.Errorf("policy: compiling bundle %q: %w", b.Manifest.Revision, err)
 	}
-	return &prepared{query: pq, revision: b.Manifest.Revision, requiredApprovals: requiredApprovalsOf(b)}, nil
+	return &prepared{query: pq, revision: b.Manifest.Revision, requiredApprovals: requiredApprovalsOf(b), unwaivable: Unwaivable(b)}, nil
 }
 
 // regoOptions are the options the engine prepares a bundle with. Builtin

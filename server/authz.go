@@ -47,6 +47,12 @@ var MethodActions = map[string]string{
 	lgv1.PolicyService_ActivatePolicyBundle_FullMethodName:         "policy.activate",
 	lgv1.PolicyService_RollbackPolicy_FullMethodName:               "policy.rollback",
 	lgv1.PolicyService_ListPolicyActivations_FullMethodName:        "policy.list",
+	lgv1.WaiverService_CreateWaiver_FullMethodName:                 "waiver.create",
+	lgv1.WaiverService_ListWaivers_FullMethodName:                  "waiver.list",
+	lgv1.WaiverService_RevokeWaiver_FullMethodName:                 "waiver.revoke",
+	lgv1.PolicyService_GetPolicyImpact_FullMethodName:              "policy.impact",
+	lgv1.PolicyService_ListPolicyDecisions_FullMethodName:          "policy.decisions",
+	lgv1.PolicyService_ExplainPolicyDecision_FullMethodName:        "policy.decisions",
 }
 
 // batchMethod is an RPC whose request carries many loops (batchItemsField):
@@ -149,6 +155,11 @@ func resourceOf(req any) (admission.Resource, error) {
 	}
 	if name == "" {
 		return admission.Resource{}, nil
+	}
+	if strings.HasPrefix(name, "policy/decisions/") && len(name) <= 512 {
+		// A decision is about a loop of some team, known once it is read:
+		// authorized as a listing across teams, scoped by the handler.
+		return admission.Resource{Name: name, Team: admission.AnyTeam}, nil
 	}
 	if strings.HasPrefix(name, "policy/") && len(name) <= 512 {
 		return admission.Resource{Name: name}, nil // not a team's: the rule's roles decide

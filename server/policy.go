@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"time"
 
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/structpb"
@@ -12,6 +13,7 @@ import (
 	"github.com/loopgate/loopgate/admission"
 	lgv1 "github.com/loopgate/loopgate/gen/loopgate/v1"
 	"github.com/loopgate/loopgate/loop"
+	"github.com/loopgate/loopgate/policy"
 	"github.com/loopgate/loopgate/store"
 )
 
@@ -157,4 +159,102 @@ func activationToProto(a store.PolicyActivation) *lgv1.PolicyActivation {
 		rev = admission.BuiltinRevision
 	}
 	return &lgv1.PolicyActivation{Seq: a.Seq, Bundle: "policy/bundles/" + rev, Action: strings.ToUpper(a.Action), Actor: a.Actor, Time: ts(a.Time), Comment: a.Comment}
+}
+
+func (s *policyService) GetPolicyImpact(ctx context.Context, req *lgv1.GetPolicyImpactRequest) (*lgv1.PolicyImpact, error) {
+	rev, err := bundleRevision(req.GetName(), "name")
+	if err != nil {
+		return nil, err
+	}
+	var since time.Time
+	if req.GetSince() != nil {
+		since = req.GetSince().AsTime()
+	}
+	im, err := s.core.PolicyImpact(ctx, caller(ctx), rev, int(req.GetRecentDecisions()), since)
+	if err != nil {
+		return nil, err
+	}
+	out := &lgv1.PolicyImpact{
+		Bundle: bundleNameOf(im.Bundle), Active: bundleNameOf(im.Active), LoopsEvaluated: int32(im.LoopsEvaluated),
+		DecisionsReplayed: int32(im.DecisionsReplayed), Duration: durationpb.New(im.Took),
+	}
+	for _, l := range im.Loops {
+		out.Loops = append(out.Loops, &lgv1.LoopImpact{Loop: l.Loop, VerdictBefore: l.Delta.Before, VerdictAfter: l.Delta.After, Changes: findingChanges(l.Delta)})
+	}
+	for _, f := range im.Flips {
+		out.Flips = append(out.Flips, &lgv1.DecisionFlip{
+			Decision: "policy/decisions/" + f.Decision.ID, Resource: f.Decision.Resource, Operation: f.Decision.Operation,
+			Time: ts(f.Decision.Time), VerdictBefore: f.Delta.Before, VerdictAfter: f.Delta.After, Changes: findingChanges(f.Delta),
+		})
+	}
+	return out, nil
+}
+
+func bundleNameOf(rev string) string {
+	if rev == "" {
+		rev = admission.BuiltinRevision
+	}
+	return "policy/bundles/" + rev
+}
+
+func findingChanges(d policy.Delta) []*lgv1.FindingChange {
+	var out []*lgv1.FindingChange
+	for _, k := range []struct {
+		kind string
+		set  policy.KindDelta
+	}{{"deny", d.Deny}, {"warn", d.Warn}, {"approval", d.Approval}} {
+		for _, v := range k.set.New {
+			out = append(out, &lgv1.FindingChange{Kind: k.kind, Change: "NEW", Violation: violationToProto(v)})
+		}
+		for _, v := range k.set.Resolved {
+			out = append(out, &lgv1.FindingChange{Kind: k.kind, Change: "RESOLVED", Violation: violationToProto(v)})
+		}
+	}
+	return out
+}
+
+func violationToProto(v policy.Violation) *lgv1.Violation {
+	return &lgv1.Violation{Id: v.ID, Msg: v.Msg, Field: v.Field, Role: v.Role, Approvals: int32(v.Approvals)}
+}
+
+func (s *policyService) ListPolicyDecisions(ctx context.Context, req *lgv1.ListPolicyDecisionsRequest) (*lgv1.ListPolicyDecisionsResponse, error) {
+	f := store.DecisionFilter{Resource: req.GetResource(), Rule: req.GetRule(), Limit: int(req.GetPageSize()), Before: req.GetPageToken()}
+	if req.GetSince() != nil {
+		f.Since = req.GetSince().AsTime()
+	}
+	list, next, err := s.core.ListDecisions(ctx, caller(ctx), f)
+	if err != nil {
+		return nil, err
+	}
+	out := &lgv1.ListPolicyDecisionsResponse{NextPageToken: next}
+	for _, d := range list {
+		out.Decisions = append(out.Decisions, decisionToProto(d))
+	}
+	return out, nil
+}
+
+func decisionToProto(d admission.DecisionView) *lgv1.PolicyDecision {
+	return &lgv1.PolicyDecision{
+		Name: "policy/decisions/" + d.ID, Resource: d.Resource, Operation: d.Operation, Kind: d.Kind,
+		BundleRevision: d.BundleRevision, Time: ts(d.Time), Duration: durationpb.New(d.Duration),
+		InputDigest: d.InputDigest, InputKept: d.InputKept,
+		Verdict: d.Verdict, Deny: violationsToProto(d.Deny), Warn: violationsToProto(d.Warn), Approval: violationsToProto(d.Approval),
+	}
+}
+
+func (s *policyService) ExplainPolicyDecision(ctx context.Context, req *lgv1.ExplainPolicyDecisionRequest) (*lgv1.PolicyExplanation, error) {
+	id, ok := strings.CutPrefix(req.GetName(), "policy/decisions/")
+	if !ok || id == "" || strings.Contains(id, "/") || len(id) > 128 {
+		return nil, &admission.InvalidError{Resource: clipTo(req.GetName(), maxDetailText), Problems: loop.FieldErrors{{Field: "name",
+			Message: fmt.Sprintf("%q is not a decision: want policy/decisions/{id}", clipTo(req.GetName(), maxDetailText))}}}
+	}
+	ex, err := s.core.ExplainDecision(ctx, caller(ctx), id)
+	if err != nil {
+		return nil, err
+	}
+	out := &lgv1.PolicyExplanation{Decision: decisionToProto(ex.Decision), Reproduced: ex.Reproduced, Trace: ex.Trace}
+	for _, r := range ex.Rules {
+		out.Rules = append(out.Rules, &lgv1.FiredRule{Kind: r.Kind, Violation: &lgv1.Violation{Id: r.ID, Msg: r.Msg, Field: r.Field}, Rule: r.Rule, Location: r.Location})
+	}
+	return out, nil
 }

@@ -358,6 +358,7 @@ func Register(srv *grpc.Server, core *admission.Core) {
 	lgv1.RegisterPrincipalServiceServer(srv, &principalService{core: core})
 	lgv1.RegisterIdentityServiceServer(srv, identityService{})
 	lgv1.RegisterPolicyServiceServer(srv, &policyService{core: core})
+	lgv1.RegisterWaiverServiceServer(srv, &waiverService{core: core})
 }
 
 // MaxBatchResponseBytes is the largest response the REST gateway takes from
@@ -382,4 +383,5 @@ var GatewayHandlers = []func(context.Context, *runtime.ServeMux, string, []grpc.
 	lgv1.RegisterPrincipalServiceHandlerFromEndpoint,
 	lgv1.RegisterIdentityServiceHandlerFromEndpoint,
 	lgv1.RegisterPolicyServiceHandlerFromEndpoint,
+	lgv1.RegisterWaiverServiceHandlerFromEndpoint,
 }

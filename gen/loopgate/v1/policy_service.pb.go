@@ -79,7 +79,7 @@ func (x PolicyBundle_State) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use PolicyBundle_State.Descriptor instead.
 func (PolicyBundle_State) EnumDescriptor() ([]byte, []int) {
-	return file_loopgate_v1_policy_service_proto_rawDescGZIP(), []int{0, 0}
+	return file_loopgate_v1_policy_service_proto_rawDescGZIP(), []int{11, 0}
 }
 
 // How much of a bundle to return.
@@ -132,7 +132,881 @@ func (x GetPolicyBundleRequest_View) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use GetPolicyBundleRequest_View.Descriptor instead.
 func (GetPolicyBundleRequest_View) EnumDescriptor() ([]byte, []int) {
-	return file_loopgate_v1_policy_service_proto_rawDescGZIP(), []int{7, 0}
+	return file_loopgate_v1_policy_service_proto_rawDescGZIP(), []int{18, 0}
+}
+
+// GetPolicyImpactRequest is the request of GetPolicyImpact.
+type GetPolicyImpactRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The candidate, `policy/bundles/{revision}`.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// How many of the most recent recorded decisions to replay (default 100,
+	// at most 1000; decisions recorded without their input are skipped).
+	RecentDecisions int32 `protobuf:"varint,2,opt,name=recent_decisions,json=recentDecisions,proto3" json:"recent_decisions,omitempty"`
+	// Replay only decisions made at or after this time.
+	Since         *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=since,proto3" json:"since,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetPolicyImpactRequest) Reset() {
+	*x = GetPolicyImpactRequest{}
+	mi := &file_loopgate_v1_policy_service_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetPolicyImpactRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetPolicyImpactRequest) ProtoMessage() {}
+
+func (x *GetPolicyImpactRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_loopgate_v1_policy_service_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetPolicyImpactRequest.ProtoReflect.Descriptor instead.
+func (*GetPolicyImpactRequest) Descriptor() ([]byte, []int) {
+	return file_loopgate_v1_policy_service_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *GetPolicyImpactRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *GetPolicyImpactRequest) GetRecentDecisions() int32 {
+	if x != nil {
+		return x.RecentDecisions
+	}
+	return 0
+}
+
+func (x *GetPolicyImpactRequest) GetSince() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Since
+	}
+	return nil
+}
+
+// PolicyImpact is what a bundle would change compared with the active one.
+type PolicyImpact struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The candidate and the active bundle, `policy/bundles/{revision}`.
+	Bundle string `protobuf:"bytes,1,opt,name=bundle,proto3" json:"bundle,omitempty"`
+	Active string `protobuf:"bytes,2,opt,name=active,proto3" json:"active,omitempty"`
+	// How many loops were evaluated (every loop not being deleted).
+	LoopsEvaluated int32 `protobuf:"varint,3,opt,name=loops_evaluated,json=loopsEvaluated,proto3" json:"loops_evaluated,omitempty"`
+	// The loops whose verdict or findings would change, by loop name.
+	Loops []*LoopImpact `protobuf:"bytes,4,rep,name=loops,proto3" json:"loops,omitempty"`
+	// How many recorded decisions were replayed.
+	DecisionsReplayed int32 `protobuf:"varint,5,opt,name=decisions_replayed,json=decisionsReplayed,proto3" json:"decisions_replayed,omitempty"`
+	// The replayed decisions whose verdict would flip.
+	Flips []*DecisionFlip `protobuf:"bytes,6,rep,name=flips,proto3" json:"flips,omitempty"`
+	// How long the analysis took.
+	Duration      *durationpb.Duration `protobuf:"bytes,7,opt,name=duration,proto3" json:"duration,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PolicyImpact) Reset() {
+	*x = PolicyImpact{}
+	mi := &file_loopgate_v1_policy_service_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PolicyImpact) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PolicyImpact) ProtoMessage() {}
+
+func (x *PolicyImpact) ProtoReflect() protoreflect.Message {
+	mi := &file_loopgate_v1_policy_service_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PolicyImpact.ProtoReflect.Descriptor instead.
+func (*PolicyImpact) Descriptor() ([]byte, []int) {
+	return file_loopgate_v1_policy_service_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *PolicyImpact) GetBundle() string {
+	if x != nil {
+		return x.Bundle
+	}
+	return ""
+}
+
+func (x *PolicyImpact) GetActive() string {
+	if x != nil {
+		return x.Active
+	}
+	return ""
+}
+
+func (x *PolicyImpact) GetLoopsEvaluated() int32 {
+	if x != nil {
+		return x.LoopsEvaluated
+	}
+	return 0
+}
+
+func (x *PolicyImpact) GetLoops() []*LoopImpact {
+	if x != nil {
+		return x.Loops
+	}
+	return nil
+}
+
+func (x *PolicyImpact) GetDecisionsReplayed() int32 {
+	if x != nil {
+		return x.DecisionsReplayed
+	}
+	return 0
+}
+
+func (x *PolicyImpact) GetFlips() []*DecisionFlip {
+	if x != nil {
+		return x.Flips
+	}
+	return nil
+}
+
+func (x *PolicyImpact) GetDuration() *durationpb.Duration {
+	if x != nil {
+		return x.Duration
+	}
+	return nil
+}
+
+// LoopImpact is how one loop's verdict would change.
+type LoopImpact struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// `teams/{team}/loops/{loop}`.
+	Loop string `protobuf:"bytes,1,opt,name=loop,proto3" json:"loop,omitempty"`
+	// allowed, needs-approval or denied: now, and under the candidate.
+	VerdictBefore string `protobuf:"bytes,2,opt,name=verdict_before,json=verdictBefore,proto3" json:"verdict_before,omitempty"`
+	VerdictAfter  string `protobuf:"bytes,3,opt,name=verdict_after,json=verdictAfter,proto3" json:"verdict_after,omitempty"`
+	// The findings that would be new or resolved.
+	Changes       []*FindingChange `protobuf:"bytes,4,rep,name=changes,proto3" json:"changes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LoopImpact) Reset() {
+	*x = LoopImpact{}
+	mi := &file_loopgate_v1_policy_service_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LoopImpact) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LoopImpact) ProtoMessage() {}
+
+func (x *LoopImpact) ProtoReflect() protoreflect.Message {
+	mi := &file_loopgate_v1_policy_service_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LoopImpact.ProtoReflect.Descriptor instead.
+func (*LoopImpact) Descriptor() ([]byte, []int) {
+	return file_loopgate_v1_policy_service_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *LoopImpact) GetLoop() string {
+	if x != nil {
+		return x.Loop
+	}
+	return ""
+}
+
+func (x *LoopImpact) GetVerdictBefore() string {
+	if x != nil {
+		return x.VerdictBefore
+	}
+	return ""
+}
+
+func (x *LoopImpact) GetVerdictAfter() string {
+	if x != nil {
+		return x.VerdictAfter
+	}
+	return ""
+}
+
+func (x *LoopImpact) GetChanges() []*FindingChange {
+	if x != nil {
+		return x.Changes
+	}
+	return nil
+}
+
+// FindingChange is one finding a bundle adds or resolves.
+type FindingChange struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// deny, warn or approval.
+	Kind string `protobuf:"bytes,1,opt,name=kind,proto3" json:"kind,omitempty"`
+	// NEW (only under the candidate) or RESOLVED (only under the active
+	// bundle).
+	Change string `protobuf:"bytes,2,opt,name=change,proto3" json:"change,omitempty"`
+	// The finding.
+	Violation     *Violation `protobuf:"bytes,3,opt,name=violation,proto3" json:"violation,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FindingChange) Reset() {
+	*x = FindingChange{}
+	mi := &file_loopgate_v1_policy_service_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FindingChange) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FindingChange) ProtoMessage() {}
+
+func (x *FindingChange) ProtoReflect() protoreflect.Message {
+	mi := &file_loopgate_v1_policy_service_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FindingChange.ProtoReflect.Descriptor instead.
+func (*FindingChange) Descriptor() ([]byte, []int) {
+	return file_loopgate_v1_policy_service_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *FindingChange) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *FindingChange) GetChange() string {
+	if x != nil {
+		return x.Change
+	}
+	return ""
+}
+
+func (x *FindingChange) GetViolation() *Violation {
+	if x != nil {
+		return x.Violation
+	}
+	return nil
+}
+
+// DecisionFlip is a recorded decision whose verdict a bundle would flip.
+type DecisionFlip struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// `policy/decisions/{id}`.
+	Decision      string                 `protobuf:"bytes,1,opt,name=decision,proto3" json:"decision,omitempty"`
+	Resource      string                 `protobuf:"bytes,2,opt,name=resource,proto3" json:"resource,omitempty"`
+	Operation     string                 `protobuf:"bytes,3,opt,name=operation,proto3" json:"operation,omitempty"`
+	Time          *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=time,proto3" json:"time,omitempty"`
+	VerdictBefore string                 `protobuf:"bytes,5,opt,name=verdict_before,json=verdictBefore,proto3" json:"verdict_before,omitempty"`
+	VerdictAfter  string                 `protobuf:"bytes,6,opt,name=verdict_after,json=verdictAfter,proto3" json:"verdict_after,omitempty"`
+	Changes       []*FindingChange       `protobuf:"bytes,7,rep,name=changes,proto3" json:"changes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DecisionFlip) Reset() {
+	*x = DecisionFlip{}
+	mi := &file_loopgate_v1_policy_service_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DecisionFlip) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DecisionFlip) ProtoMessage() {}
+
+func (x *DecisionFlip) ProtoReflect() protoreflect.Message {
+	mi := &file_loopgate_v1_policy_service_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DecisionFlip.ProtoReflect.Descriptor instead.
+func (*DecisionFlip) Descriptor() ([]byte, []int) {
+	return file_loopgate_v1_policy_service_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *DecisionFlip) GetDecision() string {
+	if x != nil {
+		return x.Decision
+	}
+	return ""
+}
+
+func (x *DecisionFlip) GetResource() string {
+	if x != nil {
+		return x.Resource
+	}
+	return ""
+}
+
+func (x *DecisionFlip) GetOperation() string {
+	if x != nil {
+		return x.Operation
+	}
+	return ""
+}
+
+func (x *DecisionFlip) GetTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Time
+	}
+	return nil
+}
+
+func (x *DecisionFlip) GetVerdictBefore() string {
+	if x != nil {
+		return x.VerdictBefore
+	}
+	return ""
+}
+
+func (x *DecisionFlip) GetVerdictAfter() string {
+	if x != nil {
+		return x.VerdictAfter
+	}
+	return ""
+}
+
+func (x *DecisionFlip) GetChanges() []*FindingChange {
+	if x != nil {
+		return x.Changes
+	}
+	return nil
+}
+
+// ListPolicyDecisionsRequest is the request of ListPolicyDecisions.
+type ListPolicyDecisionsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Only the decisions about this loop, `teams/{team}/loops/{loop}`.
+	Resource string `protobuf:"bytes,1,opt,name=resource,proto3" json:"resource,omitempty"`
+	// Only the decisions with a finding of this rule id.
+	Rule string `protobuf:"bytes,2,opt,name=rule,proto3" json:"rule,omitempty"`
+	// Only decisions made at or after this time.
+	Since *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=since,proto3" json:"since,omitempty"`
+	// At most this many (default 100, at most 1000).
+	PageSize int32 `protobuf:"varint,4,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// The next_page_token of the previous page.
+	PageToken     string `protobuf:"bytes,5,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListPolicyDecisionsRequest) Reset() {
+	*x = ListPolicyDecisionsRequest{}
+	mi := &file_loopgate_v1_policy_service_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListPolicyDecisionsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListPolicyDecisionsRequest) ProtoMessage() {}
+
+func (x *ListPolicyDecisionsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_loopgate_v1_policy_service_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListPolicyDecisionsRequest.ProtoReflect.Descriptor instead.
+func (*ListPolicyDecisionsRequest) Descriptor() ([]byte, []int) {
+	return file_loopgate_v1_policy_service_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *ListPolicyDecisionsRequest) GetResource() string {
+	if x != nil {
+		return x.Resource
+	}
+	return ""
+}
+
+func (x *ListPolicyDecisionsRequest) GetRule() string {
+	if x != nil {
+		return x.Rule
+	}
+	return ""
+}
+
+func (x *ListPolicyDecisionsRequest) GetSince() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Since
+	}
+	return nil
+}
+
+func (x *ListPolicyDecisionsRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListPolicyDecisionsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+// ListPolicyDecisionsResponse is the response of ListPolicyDecisions.
+type ListPolicyDecisionsResponse struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Decisions []*PolicyDecision      `protobuf:"bytes,1,rep,name=decisions,proto3" json:"decisions,omitempty"`
+	// Empty on the last page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListPolicyDecisionsResponse) Reset() {
+	*x = ListPolicyDecisionsResponse{}
+	mi := &file_loopgate_v1_policy_service_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListPolicyDecisionsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListPolicyDecisionsResponse) ProtoMessage() {}
+
+func (x *ListPolicyDecisionsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_loopgate_v1_policy_service_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListPolicyDecisionsResponse.ProtoReflect.Descriptor instead.
+func (*ListPolicyDecisionsResponse) Descriptor() ([]byte, []int) {
+	return file_loopgate_v1_policy_service_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *ListPolicyDecisionsResponse) GetDecisions() []*PolicyDecision {
+	if x != nil {
+		return x.Decisions
+	}
+	return nil
+}
+
+func (x *ListPolicyDecisionsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
+// PolicyDecision is one recorded policy decision.
+type PolicyDecision struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// `policy/decisions/{id}`.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// What it was about, e.g. `teams/growth/loops/checkout-nudge`.
+	Resource string `protobuf:"bytes,2,opt,name=resource,proto3" json:"resource,omitempty"`
+	// CREATE, UPDATE or DELETE.
+	Operation string `protobuf:"bytes,3,opt,name=operation,proto3" json:"operation,omitempty"`
+	// request (create, update, delete) or reevaluation (after a bundle
+	// change or a waiver's expiry); empty for decisions recorded before kinds.
+	Kind string `protobuf:"bytes,4,opt,name=kind,proto3" json:"kind,omitempty"`
+	// The revision of the bundle that made it.
+	BundleRevision string                 `protobuf:"bytes,5,opt,name=bundle_revision,json=bundleRevision,proto3" json:"bundle_revision,omitempty"`
+	Time           *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=time,proto3" json:"time,omitempty"`
+	// How long the evaluation took.
+	Duration *durationpb.Duration `protobuf:"bytes,7,opt,name=duration,proto3" json:"duration,omitempty"`
+	// Hex SHA-256 of the input; whether the input itself is kept.
+	InputDigest string `protobuf:"bytes,8,opt,name=input_digest,json=inputDigest,proto3" json:"input_digest,omitempty"`
+	InputKept   bool   `protobuf:"varint,9,opt,name=input_kept,json=inputKept,proto3" json:"input_kept,omitempty"`
+	// allowed, needs-approval or denied.
+	Verdict       string       `protobuf:"bytes,10,opt,name=verdict,proto3" json:"verdict,omitempty"`
+	Deny          []*Violation `protobuf:"bytes,11,rep,name=deny,proto3" json:"deny,omitempty"`
+	Warn          []*Violation `protobuf:"bytes,12,rep,name=warn,proto3" json:"warn,omitempty"`
+	Approval      []*Violation `protobuf:"bytes,13,rep,name=approval,proto3" json:"approval,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PolicyDecision) Reset() {
+	*x = PolicyDecision{}
+	mi := &file_loopgate_v1_policy_service_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PolicyDecision) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PolicyDecision) ProtoMessage() {}
+
+func (x *PolicyDecision) ProtoReflect() protoreflect.Message {
+	mi := &file_loopgate_v1_policy_service_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PolicyDecision.ProtoReflect.Descriptor instead.
+func (*PolicyDecision) Descriptor() ([]byte, []int) {
+	return file_loopgate_v1_policy_service_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *PolicyDecision) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *PolicyDecision) GetResource() string {
+	if x != nil {
+		return x.Resource
+	}
+	return ""
+}
+
+func (x *PolicyDecision) GetOperation() string {
+	if x != nil {
+		return x.Operation
+	}
+	return ""
+}
+
+func (x *PolicyDecision) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *PolicyDecision) GetBundleRevision() string {
+	if x != nil {
+		return x.BundleRevision
+	}
+	return ""
+}
+
+func (x *PolicyDecision) GetTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Time
+	}
+	return nil
+}
+
+func (x *PolicyDecision) GetDuration() *durationpb.Duration {
+	if x != nil {
+		return x.Duration
+	}
+	return nil
+}
+
+func (x *PolicyDecision) GetInputDigest() string {
+	if x != nil {
+		return x.InputDigest
+	}
+	return ""
+}
+
+func (x *PolicyDecision) GetInputKept() bool {
+	if x != nil {
+		return x.InputKept
+	}
+	return false
+}
+
+func (x *PolicyDecision) GetVerdict() string {
+	if x != nil {
+		return x.Verdict
+	}
+	return ""
+}
+
+func (x *PolicyDecision) GetDeny() []*Violation {
+	if x != nil {
+		return x.Deny
+	}
+	return nil
+}
+
+func (x *PolicyDecision) GetWarn() []*Violation {
+	if x != nil {
+		return x.Warn
+	}
+	return nil
+}
+
+func (x *PolicyDecision) GetApproval() []*Violation {
+	if x != nil {
+		return x.Approval
+	}
+	return nil
+}
+
+// ExplainPolicyDecisionRequest is the request of ExplainPolicyDecision.
+type ExplainPolicyDecisionRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// `policy/decisions/{id}`.
+	Name          string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExplainPolicyDecisionRequest) Reset() {
+	*x = ExplainPolicyDecisionRequest{}
+	mi := &file_loopgate_v1_policy_service_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExplainPolicyDecisionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExplainPolicyDecisionRequest) ProtoMessage() {}
+
+func (x *ExplainPolicyDecisionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_loopgate_v1_policy_service_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExplainPolicyDecisionRequest.ProtoReflect.Descriptor instead.
+func (*ExplainPolicyDecisionRequest) Descriptor() ([]byte, []int) {
+	return file_loopgate_v1_policy_service_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *ExplainPolicyDecisionRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+// PolicyExplanation is a decision evaluated again, with why.
+type PolicyExplanation struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The decision as recorded.
+	Decision *PolicyDecision `protobuf:"bytes,1,opt,name=decision,proto3" json:"decision,omitempty"`
+	// Whether evaluating its input again with the same bundle gives the same
+	// verdict and findings (it should: bundles are deterministic).
+	Reproduced bool `protobuf:"varint,2,opt,name=reproduced,proto3" json:"reproduced,omitempty"`
+	// Every rule that produced a finding.
+	Rules []*FiredRule `protobuf:"bytes,3,rep,name=rules,proto3" json:"rules,omitempty"`
+	// OPA's trace of those rules' bodies, at most 200 lines.
+	Trace         []string `protobuf:"bytes,4,rep,name=trace,proto3" json:"trace,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PolicyExplanation) Reset() {
+	*x = PolicyExplanation{}
+	mi := &file_loopgate_v1_policy_service_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PolicyExplanation) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PolicyExplanation) ProtoMessage() {}
+
+func (x *PolicyExplanation) ProtoReflect() protoreflect.Message {
+	mi := &file_loopgate_v1_policy_service_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PolicyExplanation.ProtoReflect.Descriptor instead.
+func (*PolicyExplanation) Descriptor() ([]byte, []int) {
+	return file_loopgate_v1_policy_service_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *PolicyExplanation) GetDecision() *PolicyDecision {
+	if x != nil {
+		return x.Decision
+	}
+	return nil
+}
+
+func (x *PolicyExplanation) GetReproduced() bool {
+	if x != nil {
+		return x.Reproduced
+	}
+	return false
+}
+
+func (x *PolicyExplanation) GetRules() []*FiredRule {
+	if x != nil {
+		return x.Rules
+	}
+	return nil
+}
+
+func (x *PolicyExplanation) GetTrace() []string {
+	if x != nil {
+		return x.Trace
+	}
+	return nil
+}
+
+// FiredRule is a rule that produced a finding.
+type FiredRule struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// deny, warn or approval.
+	Kind string `protobuf:"bytes,1,opt,name=kind,proto3" json:"kind,omitempty"`
+	// The finding.
+	Violation *Violation `protobuf:"bytes,2,opt,name=violation,proto3" json:"violation,omitempty"`
+	// The Rego rule and where it is, e.g. `data.loopgate.loop.findings.deny`
+	// at `loop/ownership.rego:4`.
+	Rule          string `protobuf:"bytes,3,opt,name=rule,proto3" json:"rule,omitempty"`
+	Location      string `protobuf:"bytes,4,opt,name=location,proto3" json:"location,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FiredRule) Reset() {
+	*x = FiredRule{}
+	mi := &file_loopgate_v1_policy_service_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FiredRule) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FiredRule) ProtoMessage() {}
+
+func (x *FiredRule) ProtoReflect() protoreflect.Message {
+	mi := &file_loopgate_v1_policy_service_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FiredRule.ProtoReflect.Descriptor instead.
+func (*FiredRule) Descriptor() ([]byte, []int) {
+	return file_loopgate_v1_policy_service_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *FiredRule) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *FiredRule) GetViolation() *Violation {
+	if x != nil {
+		return x.Violation
+	}
+	return nil
+}
+
+func (x *FiredRule) GetRule() string {
+	if x != nil {
+		return x.Rule
+	}
+	return ""
+}
+
+func (x *FiredRule) GetLocation() string {
+	if x != nil {
+		return x.Location
+	}
+	return ""
 }
 
 // PolicyBundle is an uploaded policy bundle.
@@ -169,7 +1043,7 @@ type PolicyBundle struct {
 
 func (x *PolicyBundle) Reset() {
 	*x = PolicyBundle{}
-	mi := &file_loopgate_v1_policy_service_proto_msgTypes[0]
+	mi := &file_loopgate_v1_policy_service_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -181,7 +1055,7 @@ func (x *PolicyBundle) String() string {
 func (*PolicyBundle) ProtoMessage() {}
 
 func (x *PolicyBundle) ProtoReflect() protoreflect.Message {
-	mi := &file_loopgate_v1_policy_service_proto_msgTypes[0]
+	mi := &file_loopgate_v1_policy_service_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -194,7 +1068,7 @@ func (x *PolicyBundle) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PolicyBundle.ProtoReflect.Descriptor instead.
 func (*PolicyBundle) Descriptor() ([]byte, []int) {
-	return file_loopgate_v1_policy_service_proto_rawDescGZIP(), []int{0}
+	return file_loopgate_v1_policy_service_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *PolicyBundle) GetName() string {
@@ -305,7 +1179,7 @@ type PolicyTestResult struct {
 
 func (x *PolicyTestResult) Reset() {
 	*x = PolicyTestResult{}
-	mi := &file_loopgate_v1_policy_service_proto_msgTypes[1]
+	mi := &file_loopgate_v1_policy_service_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -317,7 +1191,7 @@ func (x *PolicyTestResult) String() string {
 func (*PolicyTestResult) ProtoMessage() {}
 
 func (x *PolicyTestResult) ProtoReflect() protoreflect.Message {
-	mi := &file_loopgate_v1_policy_service_proto_msgTypes[1]
+	mi := &file_loopgate_v1_policy_service_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -330,7 +1204,7 @@ func (x *PolicyTestResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PolicyTestResult.ProtoReflect.Descriptor instead.
 func (*PolicyTestResult) Descriptor() ([]byte, []int) {
-	return file_loopgate_v1_policy_service_proto_rawDescGZIP(), []int{1}
+	return file_loopgate_v1_policy_service_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *PolicyTestResult) GetName() string {
@@ -373,7 +1247,7 @@ type PolicyApproval struct {
 
 func (x *PolicyApproval) Reset() {
 	*x = PolicyApproval{}
-	mi := &file_loopgate_v1_policy_service_proto_msgTypes[2]
+	mi := &file_loopgate_v1_policy_service_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -385,7 +1259,7 @@ func (x *PolicyApproval) String() string {
 func (*PolicyApproval) ProtoMessage() {}
 
 func (x *PolicyApproval) ProtoReflect() protoreflect.Message {
-	mi := &file_loopgate_v1_policy_service_proto_msgTypes[2]
+	mi := &file_loopgate_v1_policy_service_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -398,7 +1272,7 @@ func (x *PolicyApproval) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PolicyApproval.ProtoReflect.Descriptor instead.
 func (*PolicyApproval) Descriptor() ([]byte, []int) {
-	return file_loopgate_v1_policy_service_proto_rawDescGZIP(), []int{2}
+	return file_loopgate_v1_policy_service_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *PolicyApproval) GetReviewer() string {
@@ -440,7 +1314,7 @@ type PolicyActivation struct {
 
 func (x *PolicyActivation) Reset() {
 	*x = PolicyActivation{}
-	mi := &file_loopgate_v1_policy_service_proto_msgTypes[3]
+	mi := &file_loopgate_v1_policy_service_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -452,7 +1326,7 @@ func (x *PolicyActivation) String() string {
 func (*PolicyActivation) ProtoMessage() {}
 
 func (x *PolicyActivation) ProtoReflect() protoreflect.Message {
-	mi := &file_loopgate_v1_policy_service_proto_msgTypes[3]
+	mi := &file_loopgate_v1_policy_service_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -465,7 +1339,7 @@ func (x *PolicyActivation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PolicyActivation.ProtoReflect.Descriptor instead.
 func (*PolicyActivation) Descriptor() ([]byte, []int) {
-	return file_loopgate_v1_policy_service_proto_rawDescGZIP(), []int{3}
+	return file_loopgate_v1_policy_service_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *PolicyActivation) GetSeq() int64 {
@@ -522,7 +1396,7 @@ type PushPolicyBundleRequest struct {
 
 func (x *PushPolicyBundleRequest) Reset() {
 	*x = PushPolicyBundleRequest{}
-	mi := &file_loopgate_v1_policy_service_proto_msgTypes[4]
+	mi := &file_loopgate_v1_policy_service_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -534,7 +1408,7 @@ func (x *PushPolicyBundleRequest) String() string {
 func (*PushPolicyBundleRequest) ProtoMessage() {}
 
 func (x *PushPolicyBundleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_loopgate_v1_policy_service_proto_msgTypes[4]
+	mi := &file_loopgate_v1_policy_service_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -547,7 +1421,7 @@ func (x *PushPolicyBundleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PushPolicyBundleRequest.ProtoReflect.Descriptor instead.
 func (*PushPolicyBundleRequest) Descriptor() ([]byte, []int) {
-	return file_loopgate_v1_policy_service_proto_rawDescGZIP(), []int{4}
+	return file_loopgate_v1_policy_service_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *PushPolicyBundleRequest) GetArchive() []byte {
@@ -566,7 +1440,7 @@ type ListPolicyBundlesRequest struct {
 
 func (x *ListPolicyBundlesRequest) Reset() {
 	*x = ListPolicyBundlesRequest{}
-	mi := &file_loopgate_v1_policy_service_proto_msgTypes[5]
+	mi := &file_loopgate_v1_policy_service_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -578,7 +1452,7 @@ func (x *ListPolicyBundlesRequest) String() string {
 func (*ListPolicyBundlesRequest) ProtoMessage() {}
 
 func (x *ListPolicyBundlesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_loopgate_v1_policy_service_proto_msgTypes[5]
+	mi := &file_loopgate_v1_policy_service_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -591,7 +1465,7 @@ func (x *ListPolicyBundlesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPolicyBundlesRequest.ProtoReflect.Descriptor instead.
 func (*ListPolicyBundlesRequest) Descriptor() ([]byte, []int) {
-	return file_loopgate_v1_policy_service_proto_rawDescGZIP(), []int{5}
+	return file_loopgate_v1_policy_service_proto_rawDescGZIP(), []int{16}
 }
 
 // ListPolicyBundlesResponse is the response of ListPolicyBundles.
@@ -607,7 +1481,7 @@ type ListPolicyBundlesResponse struct {
 
 func (x *ListPolicyBundlesResponse) Reset() {
 	*x = ListPolicyBundlesResponse{}
-	mi := &file_loopgate_v1_policy_service_proto_msgTypes[6]
+	mi := &file_loopgate_v1_policy_service_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -619,7 +1493,7 @@ func (x *ListPolicyBundlesResponse) String() string {
 func (*ListPolicyBundlesResponse) ProtoMessage() {}
 
 func (x *ListPolicyBundlesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_loopgate_v1_policy_service_proto_msgTypes[6]
+	mi := &file_loopgate_v1_policy_service_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -632,7 +1506,7 @@ func (x *ListPolicyBundlesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPolicyBundlesResponse.ProtoReflect.Descriptor instead.
 func (*ListPolicyBundlesResponse) Descriptor() ([]byte, []int) {
-	return file_loopgate_v1_policy_service_proto_rawDescGZIP(), []int{6}
+	return file_loopgate_v1_policy_service_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ListPolicyBundlesResponse) GetBundles() []*PolicyBundle {
@@ -663,7 +1537,7 @@ type GetPolicyBundleRequest struct {
 
 func (x *GetPolicyBundleRequest) Reset() {
 	*x = GetPolicyBundleRequest{}
-	mi := &file_loopgate_v1_policy_service_proto_msgTypes[7]
+	mi := &file_loopgate_v1_policy_service_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -675,7 +1549,7 @@ func (x *GetPolicyBundleRequest) String() string {
 func (*GetPolicyBundleRequest) ProtoMessage() {}
 
 func (x *GetPolicyBundleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_loopgate_v1_policy_service_proto_msgTypes[7]
+	mi := &file_loopgate_v1_policy_service_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -688,7 +1562,7 @@ func (x *GetPolicyBundleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPolicyBundleRequest.ProtoReflect.Descriptor instead.
 func (*GetPolicyBundleRequest) Descriptor() ([]byte, []int) {
-	return file_loopgate_v1_policy_service_proto_rawDescGZIP(), []int{7}
+	return file_loopgate_v1_policy_service_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *GetPolicyBundleRequest) GetName() string {
@@ -721,7 +1595,7 @@ type ApprovePolicyBundleRequest struct {
 
 func (x *ApprovePolicyBundleRequest) Reset() {
 	*x = ApprovePolicyBundleRequest{}
-	mi := &file_loopgate_v1_policy_service_proto_msgTypes[8]
+	mi := &file_loopgate_v1_policy_service_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -733,7 +1607,7 @@ func (x *ApprovePolicyBundleRequest) String() string {
 func (*ApprovePolicyBundleRequest) ProtoMessage() {}
 
 func (x *ApprovePolicyBundleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_loopgate_v1_policy_service_proto_msgTypes[8]
+	mi := &file_loopgate_v1_policy_service_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -746,7 +1620,7 @@ func (x *ApprovePolicyBundleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApprovePolicyBundleRequest.ProtoReflect.Descriptor instead.
 func (*ApprovePolicyBundleRequest) Descriptor() ([]byte, []int) {
-	return file_loopgate_v1_policy_service_proto_rawDescGZIP(), []int{8}
+	return file_loopgate_v1_policy_service_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ApprovePolicyBundleRequest) GetName() string {
@@ -783,7 +1657,7 @@ type ActivatePolicyBundleRequest struct {
 
 func (x *ActivatePolicyBundleRequest) Reset() {
 	*x = ActivatePolicyBundleRequest{}
-	mi := &file_loopgate_v1_policy_service_proto_msgTypes[9]
+	mi := &file_loopgate_v1_policy_service_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -795,7 +1669,7 @@ func (x *ActivatePolicyBundleRequest) String() string {
 func (*ActivatePolicyBundleRequest) ProtoMessage() {}
 
 func (x *ActivatePolicyBundleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_loopgate_v1_policy_service_proto_msgTypes[9]
+	mi := &file_loopgate_v1_policy_service_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -808,7 +1682,7 @@ func (x *ActivatePolicyBundleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ActivatePolicyBundleRequest.ProtoReflect.Descriptor instead.
 func (*ActivatePolicyBundleRequest) Descriptor() ([]byte, []int) {
-	return file_loopgate_v1_policy_service_proto_rawDescGZIP(), []int{9}
+	return file_loopgate_v1_policy_service_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ActivatePolicyBundleRequest) GetName() string {
@@ -840,7 +1714,7 @@ type RollbackPolicyRequest struct {
 
 func (x *RollbackPolicyRequest) Reset() {
 	*x = RollbackPolicyRequest{}
-	mi := &file_loopgate_v1_policy_service_proto_msgTypes[10]
+	mi := &file_loopgate_v1_policy_service_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -852,7 +1726,7 @@ func (x *RollbackPolicyRequest) String() string {
 func (*RollbackPolicyRequest) ProtoMessage() {}
 
 func (x *RollbackPolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_loopgate_v1_policy_service_proto_msgTypes[10]
+	mi := &file_loopgate_v1_policy_service_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -865,7 +1739,7 @@ func (x *RollbackPolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RollbackPolicyRequest.ProtoReflect.Descriptor instead.
 func (*RollbackPolicyRequest) Descriptor() ([]byte, []int) {
-	return file_loopgate_v1_policy_service_proto_rawDescGZIP(), []int{10}
+	return file_loopgate_v1_policy_service_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *RollbackPolicyRequest) GetBundle() string {
@@ -893,7 +1767,7 @@ type ListPolicyActivationsRequest struct {
 
 func (x *ListPolicyActivationsRequest) Reset() {
 	*x = ListPolicyActivationsRequest{}
-	mi := &file_loopgate_v1_policy_service_proto_msgTypes[11]
+	mi := &file_loopgate_v1_policy_service_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -905,7 +1779,7 @@ func (x *ListPolicyActivationsRequest) String() string {
 func (*ListPolicyActivationsRequest) ProtoMessage() {}
 
 func (x *ListPolicyActivationsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_loopgate_v1_policy_service_proto_msgTypes[11]
+	mi := &file_loopgate_v1_policy_service_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -918,7 +1792,7 @@ func (x *ListPolicyActivationsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPolicyActivationsRequest.ProtoReflect.Descriptor instead.
 func (*ListPolicyActivationsRequest) Descriptor() ([]byte, []int) {
-	return file_loopgate_v1_policy_service_proto_rawDescGZIP(), []int{11}
+	return file_loopgate_v1_policy_service_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ListPolicyActivationsRequest) GetPageSize() int32 {
@@ -938,7 +1812,7 @@ type ListPolicyActivationsResponse struct {
 
 func (x *ListPolicyActivationsResponse) Reset() {
 	*x = ListPolicyActivationsResponse{}
-	mi := &file_loopgate_v1_policy_service_proto_msgTypes[12]
+	mi := &file_loopgate_v1_policy_service_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -950,7 +1824,7 @@ func (x *ListPolicyActivationsResponse) String() string {
 func (*ListPolicyActivationsResponse) ProtoMessage() {}
 
 func (x *ListPolicyActivationsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_loopgate_v1_policy_service_proto_msgTypes[12]
+	mi := &file_loopgate_v1_policy_service_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -963,7 +1837,7 @@ func (x *ListPolicyActivationsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPolicyActivationsResponse.ProtoReflect.Descriptor instead.
 func (*ListPolicyActivationsResponse) Descriptor() ([]byte, []int) {
-	return file_loopgate_v1_policy_service_proto_rawDescGZIP(), []int{12}
+	return file_loopgate_v1_policy_service_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ListPolicyActivationsResponse) GetActivations() []*PolicyActivation {
@@ -977,7 +1851,77 @@ var File_loopgate_v1_policy_service_proto protoreflect.FileDescriptor
 
 const file_loopgate_v1_policy_service_proto_rawDesc = "" +
 	"\n" +
-	" loopgate/v1/policy_service.proto\x12\vloopgate.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xcf\x04\n" +
+	" loopgate/v1/policy_service.proto\x12\vloopgate.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1eloopgate/v1/loop_service.proto\"\x8f\x01\n" +
+	"\x16GetPolicyImpactRequest\x12\x18\n" +
+	"\x04name\x18\x01 \x01(\tB\x04\xe2A\x01\x02R\x04name\x12)\n" +
+	"\x10recent_decisions\x18\x02 \x01(\x05R\x0frecentDecisions\x120\n" +
+	"\x05since\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x05since\"\xad\x02\n" +
+	"\fPolicyImpact\x12\x16\n" +
+	"\x06bundle\x18\x01 \x01(\tR\x06bundle\x12\x16\n" +
+	"\x06active\x18\x02 \x01(\tR\x06active\x12'\n" +
+	"\x0floops_evaluated\x18\x03 \x01(\x05R\x0eloopsEvaluated\x12-\n" +
+	"\x05loops\x18\x04 \x03(\v2\x17.loopgate.v1.LoopImpactR\x05loops\x12-\n" +
+	"\x12decisions_replayed\x18\x05 \x01(\x05R\x11decisionsReplayed\x12/\n" +
+	"\x05flips\x18\x06 \x03(\v2\x19.loopgate.v1.DecisionFlipR\x05flips\x125\n" +
+	"\bduration\x18\a \x01(\v2\x19.google.protobuf.DurationR\bduration\"\xa2\x01\n" +
+	"\n" +
+	"LoopImpact\x12\x12\n" +
+	"\x04loop\x18\x01 \x01(\tR\x04loop\x12%\n" +
+	"\x0everdict_before\x18\x02 \x01(\tR\rverdictBefore\x12#\n" +
+	"\rverdict_after\x18\x03 \x01(\tR\fverdictAfter\x124\n" +
+	"\achanges\x18\x04 \x03(\v2\x1a.loopgate.v1.FindingChangeR\achanges\"q\n" +
+	"\rFindingChange\x12\x12\n" +
+	"\x04kind\x18\x01 \x01(\tR\x04kind\x12\x16\n" +
+	"\x06change\x18\x02 \x01(\tR\x06change\x124\n" +
+	"\tviolation\x18\x03 \x01(\v2\x16.loopgate.v1.ViolationR\tviolation\"\x96\x02\n" +
+	"\fDecisionFlip\x12\x1a\n" +
+	"\bdecision\x18\x01 \x01(\tR\bdecision\x12\x1a\n" +
+	"\bresource\x18\x02 \x01(\tR\bresource\x12\x1c\n" +
+	"\toperation\x18\x03 \x01(\tR\toperation\x12.\n" +
+	"\x04time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12%\n" +
+	"\x0everdict_before\x18\x05 \x01(\tR\rverdictBefore\x12#\n" +
+	"\rverdict_after\x18\x06 \x01(\tR\fverdictAfter\x124\n" +
+	"\achanges\x18\a \x03(\v2\x1a.loopgate.v1.FindingChangeR\achanges\"\xba\x01\n" +
+	"\x1aListPolicyDecisionsRequest\x12\x1a\n" +
+	"\bresource\x18\x01 \x01(\tR\bresource\x12\x12\n" +
+	"\x04rule\x18\x02 \x01(\tR\x04rule\x120\n" +
+	"\x05since\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x05since\x12\x1b\n" +
+	"\tpage_size\x18\x04 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x05 \x01(\tR\tpageToken\"\x80\x01\n" +
+	"\x1bListPolicyDecisionsResponse\x129\n" +
+	"\tdecisions\x18\x01 \x03(\v2\x1b.loopgate.v1.PolicyDecisionR\tdecisions\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xea\x03\n" +
+	"\x0ePolicyDecision\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1a\n" +
+	"\bresource\x18\x02 \x01(\tR\bresource\x12\x1c\n" +
+	"\toperation\x18\x03 \x01(\tR\toperation\x12\x12\n" +
+	"\x04kind\x18\x04 \x01(\tR\x04kind\x12'\n" +
+	"\x0fbundle_revision\x18\x05 \x01(\tR\x0ebundleRevision\x12.\n" +
+	"\x04time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x125\n" +
+	"\bduration\x18\a \x01(\v2\x19.google.protobuf.DurationR\bduration\x12!\n" +
+	"\finput_digest\x18\b \x01(\tR\vinputDigest\x12\x1d\n" +
+	"\n" +
+	"input_kept\x18\t \x01(\bR\tinputKept\x12\x18\n" +
+	"\averdict\x18\n" +
+	" \x01(\tR\averdict\x12*\n" +
+	"\x04deny\x18\v \x03(\v2\x16.loopgate.v1.ViolationR\x04deny\x12*\n" +
+	"\x04warn\x18\f \x03(\v2\x16.loopgate.v1.ViolationR\x04warn\x122\n" +
+	"\bapproval\x18\r \x03(\v2\x16.loopgate.v1.ViolationR\bapproval\"8\n" +
+	"\x1cExplainPolicyDecisionRequest\x12\x18\n" +
+	"\x04name\x18\x01 \x01(\tB\x04\xe2A\x01\x02R\x04name\"\xb0\x01\n" +
+	"\x11PolicyExplanation\x127\n" +
+	"\bdecision\x18\x01 \x01(\v2\x1b.loopgate.v1.PolicyDecisionR\bdecision\x12\x1e\n" +
+	"\n" +
+	"reproduced\x18\x02 \x01(\bR\n" +
+	"reproduced\x12,\n" +
+	"\x05rules\x18\x03 \x03(\v2\x16.loopgate.v1.FiredRuleR\x05rules\x12\x14\n" +
+	"\x05trace\x18\x04 \x03(\tR\x05trace\"\x85\x01\n" +
+	"\tFiredRule\x12\x12\n" +
+	"\x04kind\x18\x01 \x01(\tR\x04kind\x124\n" +
+	"\tviolation\x18\x02 \x01(\v2\x16.loopgate.v1.ViolationR\tviolation\x12\x12\n" +
+	"\x04rule\x18\x03 \x01(\tR\x04rule\x12\x1a\n" +
+	"\blocation\x18\x04 \x01(\tR\blocation\"\xcf\x04\n" +
 	"\fPolicyBundle\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1a\n" +
 	"\brevision\x18\x02 \x01(\tR\brevision\x12\x16\n" +
@@ -1042,7 +1986,8 @@ const file_loopgate_v1_policy_service_proto_rawDesc = "" +
 	"\x1cListPolicyActivationsRequest\x12\x1b\n" +
 	"\tpage_size\x18\x01 \x01(\x05R\bpageSize\"`\n" +
 	"\x1dListPolicyActivationsResponse\x12?\n" +
-	"\vactivations\x18\x01 \x03(\v2\x1d.loopgate.v1.PolicyActivationR\vactivations2\xa0\a\n" +
+	"\vactivations\x18\x01 \x03(\v2\x1d.loopgate.v1.PolicyActivationR\vactivations2\xbc\n" +
+	"\n" +
 	"\rPolicyService\x12r\n" +
 	"\x10PushPolicyBundle\x12$.loopgate.v1.PushPolicyBundleRequest\x1a\x19.loopgate.v1.PolicyBundle\"\x1d\x82\xd3\xe4\x93\x02\x17:\x01*\"\x12/v1/policy/bundles\x12~\n" +
 	"\x11ListPolicyBundles\x12%.loopgate.v1.ListPolicyBundlesRequest\x1a&.loopgate.v1.ListPolicyBundlesResponse\"\x1a\x82\xd3\xe4\x93\x02\x14\x12\x12/v1/policy/bundles\x12v\n" +
@@ -1050,7 +1995,10 @@ const file_loopgate_v1_policy_service_proto_rawDesc = "" +
 	"\x13ApprovePolicyBundle\x12'.loopgate.v1.ApprovePolicyBundleRequest\x1a\x19.loopgate.v1.PolicyBundle\".\x82\xd3\xe4\x93\x02(:\x01*\"#/v1/{name=policy/bundles/*}:approve\x12\x90\x01\n" +
 	"\x14ActivatePolicyBundle\x12(.loopgate.v1.ActivatePolicyBundleRequest\x1a\x1d.loopgate.v1.PolicyActivation\"/\x82\xd3\xe4\x93\x02):\x01*\"$/v1/{name=policy/bundles/*}:activate\x12s\n" +
 	"\x0eRollbackPolicy\x12\".loopgate.v1.RollbackPolicyRequest\x1a\x1d.loopgate.v1.PolicyActivation\"\x1e\x82\xd3\xe4\x93\x02\x18:\x01*\"\x13/v1/policy:rollback\x12\x8e\x01\n" +
-	"\x15ListPolicyActivations\x12).loopgate.v1.ListPolicyActivationsRequest\x1a*.loopgate.v1.ListPolicyActivationsResponse\"\x1e\x82\xd3\xe4\x93\x02\x18\x12\x16/v1/policy/activationsB9Z7github.com/loopgate/loopgate/gen/loopgate/v1;loopgatev1b\x06proto3"
+	"\x15ListPolicyActivations\x12).loopgate.v1.ListPolicyActivationsRequest\x1a*.loopgate.v1.ListPolicyActivationsResponse\"\x1e\x82\xd3\xe4\x93\x02\x18\x12\x16/v1/policy/activations\x12}\n" +
+	"\x0fGetPolicyImpact\x12#.loopgate.v1.GetPolicyImpactRequest\x1a\x19.loopgate.v1.PolicyImpact\"*\x82\xd3\xe4\x93\x02$\x12\"/v1/{name=policy/bundles/*}:impact\x12\x86\x01\n" +
+	"\x13ListPolicyDecisions\x12'.loopgate.v1.ListPolicyDecisionsRequest\x1a(.loopgate.v1.ListPolicyDecisionsResponse\"\x1c\x82\xd3\xe4\x93\x02\x16\x12\x14/v1/policy/decisions\x12\x91\x01\n" +
+	"\x15ExplainPolicyDecision\x12).loopgate.v1.ExplainPolicyDecisionRequest\x1a\x1e.loopgate.v1.PolicyExplanation\"-\x82\xd3\xe4\x93\x02'\x12%/v1/{name=policy/decisions/*}:explainB9Z7github.com/loopgate/loopgate/gen/loopgate/v1;loopgatev1b\x06proto3"
 
 var (
 	file_loopgate_v1_policy_service_proto_rawDescOnce sync.Once
@@ -1065,58 +2013,94 @@ func file_loopgate_v1_policy_service_proto_rawDescGZIP() []byte {
 }
 
 var file_loopgate_v1_policy_service_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_loopgate_v1_policy_service_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
+var file_loopgate_v1_policy_service_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
 var file_loopgate_v1_policy_service_proto_goTypes = []any{
 	(PolicyBundle_State)(0),               // 0: loopgate.v1.PolicyBundle.State
 	(GetPolicyBundleRequest_View)(0),      // 1: loopgate.v1.GetPolicyBundleRequest.View
-	(*PolicyBundle)(nil),                  // 2: loopgate.v1.PolicyBundle
-	(*PolicyTestResult)(nil),              // 3: loopgate.v1.PolicyTestResult
-	(*PolicyApproval)(nil),                // 4: loopgate.v1.PolicyApproval
-	(*PolicyActivation)(nil),              // 5: loopgate.v1.PolicyActivation
-	(*PushPolicyBundleRequest)(nil),       // 6: loopgate.v1.PushPolicyBundleRequest
-	(*ListPolicyBundlesRequest)(nil),      // 7: loopgate.v1.ListPolicyBundlesRequest
-	(*ListPolicyBundlesResponse)(nil),     // 8: loopgate.v1.ListPolicyBundlesResponse
-	(*GetPolicyBundleRequest)(nil),        // 9: loopgate.v1.GetPolicyBundleRequest
-	(*ApprovePolicyBundleRequest)(nil),    // 10: loopgate.v1.ApprovePolicyBundleRequest
-	(*ActivatePolicyBundleRequest)(nil),   // 11: loopgate.v1.ActivatePolicyBundleRequest
-	(*RollbackPolicyRequest)(nil),         // 12: loopgate.v1.RollbackPolicyRequest
-	(*ListPolicyActivationsRequest)(nil),  // 13: loopgate.v1.ListPolicyActivationsRequest
-	(*ListPolicyActivationsResponse)(nil), // 14: loopgate.v1.ListPolicyActivationsResponse
-	(*structpb.Struct)(nil),               // 15: google.protobuf.Struct
-	(*timestamppb.Timestamp)(nil),         // 16: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),           // 17: google.protobuf.Duration
+	(*GetPolicyImpactRequest)(nil),        // 2: loopgate.v1.GetPolicyImpactRequest
+	(*PolicyImpact)(nil),                  // 3: loopgate.v1.PolicyImpact
+	(*LoopImpact)(nil),                    // 4: loopgate.v1.LoopImpact
+	(*FindingChange)(nil),                 // 5: loopgate.v1.FindingChange
+	(*DecisionFlip)(nil),                  // 6: loopgate.v1.DecisionFlip
+	(*ListPolicyDecisionsRequest)(nil),    // 7: loopgate.v1.ListPolicyDecisionsRequest
+	(*ListPolicyDecisionsResponse)(nil),   // 8: loopgate.v1.ListPolicyDecisionsResponse
+	(*PolicyDecision)(nil),                // 9: loopgate.v1.PolicyDecision
+	(*ExplainPolicyDecisionRequest)(nil),  // 10: loopgate.v1.ExplainPolicyDecisionRequest
+	(*PolicyExplanation)(nil),             // 11: loopgate.v1.PolicyExplanation
+	(*FiredRule)(nil),                     // 12: loopgate.v1.FiredRule
+	(*PolicyBundle)(nil),                  // 13: loopgate.v1.PolicyBundle
+	(*PolicyTestResult)(nil),              // 14: loopgate.v1.PolicyTestResult
+	(*PolicyApproval)(nil),                // 15: loopgate.v1.PolicyApproval
+	(*PolicyActivation)(nil),              // 16: loopgate.v1.PolicyActivation
+	(*PushPolicyBundleRequest)(nil),       // 17: loopgate.v1.PushPolicyBundleRequest
+	(*ListPolicyBundlesRequest)(nil),      // 18: loopgate.v1.ListPolicyBundlesRequest
+	(*ListPolicyBundlesResponse)(nil),     // 19: loopgate.v1.ListPolicyBundlesResponse
+	(*GetPolicyBundleRequest)(nil),        // 20: loopgate.v1.GetPolicyBundleRequest
+	(*ApprovePolicyBundleRequest)(nil),    // 21: loopgate.v1.ApprovePolicyBundleRequest
+	(*ActivatePolicyBundleRequest)(nil),   // 22: loopgate.v1.ActivatePolicyBundleRequest
+	(*RollbackPolicyRequest)(nil),         // 23: loopgate.v1.RollbackPolicyRequest
+	(*ListPolicyActivationsRequest)(nil),  // 24: loopgate.v1.ListPolicyActivationsRequest
+	(*ListPolicyActivationsResponse)(nil), // 25: loopgate.v1.ListPolicyActivationsResponse
+	(*timestamppb.Timestamp)(nil),         // 26: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),           // 27: google.protobuf.Duration
+	(*Violation)(nil),                     // 28: loopgate.v1.Violation
+	(*structpb.Struct)(nil),               // 29: google.protobuf.Struct
 }
 var file_loopgate_v1_policy_service_proto_depIdxs = []int32{
-	15, // 0: loopgate.v1.PolicyBundle.manifest:type_name -> google.protobuf.Struct
-	3,  // 1: loopgate.v1.PolicyBundle.tests:type_name -> loopgate.v1.PolicyTestResult
-	16, // 2: loopgate.v1.PolicyBundle.push_time:type_name -> google.protobuf.Timestamp
-	4,  // 3: loopgate.v1.PolicyBundle.approvals:type_name -> loopgate.v1.PolicyApproval
-	0,  // 4: loopgate.v1.PolicyBundle.state:type_name -> loopgate.v1.PolicyBundle.State
-	17, // 5: loopgate.v1.PolicyTestResult.duration:type_name -> google.protobuf.Duration
-	16, // 6: loopgate.v1.PolicyApproval.time:type_name -> google.protobuf.Timestamp
-	16, // 7: loopgate.v1.PolicyActivation.time:type_name -> google.protobuf.Timestamp
-	2,  // 8: loopgate.v1.ListPolicyBundlesResponse.bundles:type_name -> loopgate.v1.PolicyBundle
-	1,  // 9: loopgate.v1.GetPolicyBundleRequest.view:type_name -> loopgate.v1.GetPolicyBundleRequest.View
-	5,  // 10: loopgate.v1.ListPolicyActivationsResponse.activations:type_name -> loopgate.v1.PolicyActivation
-	6,  // 11: loopgate.v1.PolicyService.PushPolicyBundle:input_type -> loopgate.v1.PushPolicyBundleRequest
-	7,  // 12: loopgate.v1.PolicyService.ListPolicyBundles:input_type -> loopgate.v1.ListPolicyBundlesRequest
-	9,  // 13: loopgate.v1.PolicyService.GetPolicyBundle:input_type -> loopgate.v1.GetPolicyBundleRequest
-	10, // 14: loopgate.v1.PolicyService.ApprovePolicyBundle:input_type -> loopgate.v1.ApprovePolicyBundleRequest
-	11, // 15: loopgate.v1.PolicyService.ActivatePolicyBundle:input_type -> loopgate.v1.ActivatePolicyBundleRequest
-	12, // 16: loopgate.v1.PolicyService.RollbackPolicy:input_type -> loopgate.v1.RollbackPolicyRequest
-	13, // 17: loopgate.v1.PolicyService.ListPolicyActivations:input_type -> loopgate.v1.ListPolicyActivationsRequest
-	2,  // 18: loopgate.v1.PolicyService.PushPolicyBundle:output_type -> loopgate.v1.PolicyBundle
-	8,  // 19: loopgate.v1.PolicyService.ListPolicyBundles:output_type -> loopgate.v1.ListPolicyBundlesResponse
-	2,  // 20: loopgate.v1.PolicyService.GetPolicyBundle:output_type -> loopgate.v1.PolicyBundle
-	2,  // 21: loopgate.v1.PolicyService.ApprovePolicyBundle:output_type -> loopgate.v1.PolicyBundle
-	5,  // 22: loopgate.v1.PolicyService.ActivatePolicyBundle:output_type -> loopgate.v1.PolicyActivation
-	5,  // 23: loopgate.v1.PolicyService.RollbackPolicy:output_type -> loopgate.v1.PolicyActivation
-	14, // 24: loopgate.v1.PolicyService.ListPolicyActivations:output_type -> loopgate.v1.ListPolicyActivationsResponse
-	18, // [18:25] is the sub-list for method output_type
-	11, // [11:18] is the sub-list for method input_type
-	11, // [11:11] is the sub-list for extension type_name
-	11, // [11:11] is the sub-list for extension extendee
-	0,  // [0:11] is the sub-list for field type_name
+	26, // 0: loopgate.v1.GetPolicyImpactRequest.since:type_name -> google.protobuf.Timestamp
+	4,  // 1: loopgate.v1.PolicyImpact.loops:type_name -> loopgate.v1.LoopImpact
+	6,  // 2: loopgate.v1.PolicyImpact.flips:type_name -> loopgate.v1.DecisionFlip
+	27, // 3: loopgate.v1.PolicyImpact.duration:type_name -> google.protobuf.Duration
+	5,  // 4: loopgate.v1.LoopImpact.changes:type_name -> loopgate.v1.FindingChange
+	28, // 5: loopgate.v1.FindingChange.violation:type_name -> loopgate.v1.Violation
+	26, // 6: loopgate.v1.DecisionFlip.time:type_name -> google.protobuf.Timestamp
+	5,  // 7: loopgate.v1.DecisionFlip.changes:type_name -> loopgate.v1.FindingChange
+	26, // 8: loopgate.v1.ListPolicyDecisionsRequest.since:type_name -> google.protobuf.Timestamp
+	9,  // 9: loopgate.v1.ListPolicyDecisionsResponse.decisions:type_name -> loopgate.v1.PolicyDecision
+	26, // 10: loopgate.v1.PolicyDecision.time:type_name -> google.protobuf.Timestamp
+	27, // 11: loopgate.v1.PolicyDecision.duration:type_name -> google.protobuf.Duration
+	28, // 12: loopgate.v1.PolicyDecision.deny:type_name -> loopgate.v1.Violation
+	28, // 13: loopgate.v1.PolicyDecision.warn:type_name -> loopgate.v1.Violation
+	28, // 14: loopgate.v1.PolicyDecision.approval:type_name -> loopgate.v1.Violation
+	9,  // 15: loopgate.v1.PolicyExplanation.decision:type_name -> loopgate.v1.PolicyDecision
+	12, // 16: loopgate.v1.PolicyExplanation.rules:type_name -> loopgate.v1.FiredRule
+	28, // 17: loopgate.v1.FiredRule.violation:type_name -> loopgate.v1.Violation
+	29, // 18: loopgate.v1.PolicyBundle.manifest:type_name -> google.protobuf.Struct
+	14, // 19: loopgate.v1.PolicyBundle.tests:type_name -> loopgate.v1.PolicyTestResult
+	26, // 20: loopgate.v1.PolicyBundle.push_time:type_name -> google.protobuf.Timestamp
+	15, // 21: loopgate.v1.PolicyBundle.approvals:type_name -> loopgate.v1.PolicyApproval
+	0,  // 22: loopgate.v1.PolicyBundle.state:type_name -> loopgate.v1.PolicyBundle.State
+	27, // 23: loopgate.v1.PolicyTestResult.duration:type_name -> google.protobuf.Duration
+	26, // 24: loopgate.v1.PolicyApproval.time:type_name -> google.protobuf.Timestamp
+	26, // 25: loopgate.v1.PolicyActivation.time:type_name -> google.protobuf.Timestamp
+	13, // 26: loopgate.v1.ListPolicyBundlesResponse.bundles:type_name -> loopgate.v1.PolicyBundle
+	1,  // 27: loopgate.v1.GetPolicyBundleRequest.view:type_name -> loopgate.v1.GetPolicyBundleRequest.View
+	16, // 28: loopgate.v1.ListPolicyActivationsResponse.activations:type_name -> loopgate.v1.PolicyActivation
+	17, // 29: loopgate.v1.PolicyService.PushPolicyBundle:input_type -> loopgate.v1.PushPolicyBundleRequest
+	18, // 30: loopgate.v1.PolicyService.ListPolicyBundles:input_type -> loopgate.v1.ListPolicyBundlesRequest
+	20, // 31: loopgate.v1.PolicyService.GetPolicyBundle:input_type -> loopgate.v1.GetPolicyBundleRequest
+	21, // 32: loopgate.v1.PolicyService.ApprovePolicyBundle:input_type -> loopgate.v1.ApprovePolicyBundleRequest
+	22, // 33: loopgate.v1.PolicyService.ActivatePolicyBundle:input_type -> loopgate.v1.ActivatePolicyBundleRequest
+	23, // 34: loopgate.v1.PolicyService.RollbackPolicy:input_type -> loopgate.v1.RollbackPolicyRequest
+	24, // 35: loopgate.v1.PolicyService.ListPolicyActivations:input_type -> loopgate.v1.ListPolicyActivationsRequest
+	2,  // 36: loopgate.v1.PolicyService.GetPolicyImpact:input_type -> loopgate.v1.GetPolicyImpactRequest
+	7,  // 37: loopgate.v1.PolicyService.ListPolicyDecisions:input_type -> loopgate.v1.ListPolicyDecisionsRequest
+	10, // 38: loopgate.v1.PolicyService.ExplainPolicyDecision:input_type -> loopgate.v1.ExplainPolicyDecisionRequest
+	13, // 39: loopgate.v1.PolicyService.PushPolicyBundle:output_type -> loopgate.v1.PolicyBundle
+	19, // 40: loopgate.v1.PolicyService.ListPolicyBundles:output_type -> loopgate.v1.ListPolicyBundlesResponse
+	13, // 41: loopgate.v1.PolicyService.GetPolicyBundle:output_type -> loopgate.v1.PolicyBundle
+	13, // 42: loopgate.v1.PolicyService.ApprovePolicyBundle:output_type -> loopgate.v1.PolicyBundle
+	16, // 43: loopgate.v1.PolicyService.ActivatePolicyBundle:output_type -> loopgate.v1.PolicyActivation
+	16, // 44: loopgate.v1.PolicyService.RollbackPolicy:output_type -> loopgate.v1.PolicyActivation
+	25, // 45: loopgate.v1.PolicyService.ListPolicyActivations:output_type -> loopgate.v1.ListPolicyActivationsResponse
+	3,  // 46: loopgate.v1.PolicyService.GetPolicyImpact:output_type -> loopgate.v1.PolicyImpact
+	8,  // 47: loopgate.v1.PolicyService.ListPolicyDecisions:output_type -> loopgate.v1.ListPolicyDecisionsResponse
+	11, // 48: loopgate.v1.PolicyService.ExplainPolicyDecision:output_type -> loopgate.v1.PolicyExplanation
+	39, // [39:49] is the sub-list for method output_type
+	29, // [29:39] is the sub-list for method input_type
+	29, // [29:29] is the sub-list for extension type_name
+	29, // [29:29] is the sub-list for extension extendee
+	0,  // [0:29] is the sub-list for field type_name
 }
 
 func init() { file_loopgate_v1_policy_service_proto_init() }
@@ -1124,13 +2108,14 @@ func file_loopgate_v1_policy_service_proto_init() {
 	if File_loopgate_v1_policy_service_proto != nil {
 		return
 	}
+	file_loopgate_v1_loop_service_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_loopgate_v1_policy_service_proto_rawDesc), len(file_loopgate_v1_policy_service_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   13,
+			NumMessages:   24,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

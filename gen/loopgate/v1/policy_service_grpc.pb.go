@@ -26,6 +26,9 @@ const (
 	PolicyService_ActivatePolicyBundle_FullMethodName  = "/loopgate.v1.PolicyService/ActivatePolicyBundle"
 	PolicyService_RollbackPolicy_FullMethodName        = "/loopgate.v1.PolicyService/RollbackPolicy"
 	PolicyService_ListPolicyActivations_FullMethodName = "/loopgate.v1.PolicyService/ListPolicyActivations"
+	PolicyService_GetPolicyImpact_FullMethodName       = "/loopgate.v1.PolicyService/GetPolicyImpact"
+	PolicyService_ListPolicyDecisions_FullMethodName   = "/loopgate.v1.PolicyService/ListPolicyDecisions"
+	PolicyService_ExplainPolicyDecision_FullMethodName = "/loopgate.v1.PolicyService/ExplainPolicyDecision"
 )
 
 // PolicyServiceClient is the client API for PolicyService service.
@@ -64,6 +67,17 @@ type PolicyServiceClient interface {
 	RollbackPolicy(ctx context.Context, in *RollbackPolicyRequest, opts ...grpc.CallOption) (*PolicyActivation, error)
 	// Lists the activations and rollbacks, newest first.
 	ListPolicyActivations(ctx context.Context, in *ListPolicyActivationsRequest, opts ...grpc.CallOption) (*ListPolicyActivationsResponse, error)
+	// What activating a bundle would change: every current loop evaluated by
+	// it and by the active bundle (the loops whose violations, warnings or
+	// approval reasons differ), and the recorded inputs of recent decisions
+	// replayed (the decisions whose verdict would flip). Nothing is changed.
+	GetPolicyImpact(ctx context.Context, in *GetPolicyImpactRequest, opts ...grpc.CallOption) (*PolicyImpact, error)
+	// Lists recorded decisions, newest first: team members see their teams'
+	// loops' decisions only.
+	ListPolicyDecisions(ctx context.Context, in *ListPolicyDecisionsRequest, opts ...grpc.CallOption) (*ListPolicyDecisionsResponse, error)
+	// Evaluates a recorded decision's input again with the bundle that made
+	// it and says which rules fired, where they are, and why (OPA's trace).
+	ExplainPolicyDecision(ctx context.Context, in *ExplainPolicyDecisionRequest, opts ...grpc.CallOption) (*PolicyExplanation, error)
 }
 
 type policyServiceClient struct {
@@ -144,6 +158,36 @@ func (c *policyServiceClient) ListPolicyActivations(ctx context.Context, in *Lis
 	return out, nil
 }
 
+func (c *policyServiceClient) GetPolicyImpact(ctx context.Context, in *GetPolicyImpactRequest, opts ...grpc.CallOption) (*PolicyImpact, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PolicyImpact)
+	err := c.cc.Invoke(ctx, PolicyService_GetPolicyImpact_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *policyServiceClient) ListPolicyDecisions(ctx context.Context, in *ListPolicyDecisionsRequest, opts ...grpc.CallOption) (*ListPolicyDecisionsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListPolicyDecisionsResponse)
+	err := c.cc.Invoke(ctx, PolicyService_ListPolicyDecisions_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *policyServiceClient) ExplainPolicyDecision(ctx context.Context, in *ExplainPolicyDecisionRequest, opts ...grpc.CallOption) (*PolicyExplanation, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PolicyExplanation)
+	err := c.cc.Invoke(ctx, PolicyService_ExplainPolicyDecision_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // PolicyServiceServer is the server API for PolicyService service.
 // All implementations must embed UnimplementedPolicyServiceServer
 // for forward compatibility.
@@ -180,6 +224,17 @@ type PolicyServiceServer interface {
 	RollbackPolicy(context.Context, *RollbackPolicyRequest) (*PolicyActivation, error)
 	// Lists the activations and rollbacks, newest first.
 	ListPolicyActivations(context.Context, *ListPolicyActivationsRequest) (*ListPolicyActivationsResponse, error)
+	// What activating a bundle would change: every current loop evaluated by
+	// it and by the active bundle (the loops whose violations, warnings or
+	// approval reasons differ), and the recorded inputs of recent decisions
+	// replayed (the decisions whose verdict would flip). Nothing is changed.
+	GetPolicyImpact(context.Context, *GetPolicyImpactRequest) (*PolicyImpact, error)
+	// Lists recorded decisions, newest first: team members see their teams'
+	// loops' decisions only.
+	ListPolicyDecisions(context.Context, *ListPolicyDecisionsRequest) (*ListPolicyDecisionsResponse, error)
+	// Evaluates a recorded decision's input again with the bundle that made
+	// it and says which rules fired, where they are, and why (OPA's trace).
+	ExplainPolicyDecision(context.Context, *ExplainPolicyDecisionRequest) (*PolicyExplanation, error)
 	mustEmbedUnimplementedPolicyServiceServer()
 }
 
@@ -210,6 +265,15 @@ func (UnimplementedPolicyServiceServer) RollbackPolicy(context.Context, *Rollbac
 }
 func (UnimplementedPolicyServiceServer) ListPolicyActivations(context.Context, *ListPolicyActivationsRequest) (*ListPolicyActivationsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListPolicyActivations not implemented")
+}
+func (UnimplementedPolicyServiceServer) GetPolicyImpact(context.Context, *GetPolicyImpactRequest) (*PolicyImpact, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetPolicyImpact not implemented")
+}
+func (UnimplementedPolicyServiceServer) ListPolicyDecisions(context.Context, *ListPolicyDecisionsRequest) (*ListPolicyDecisionsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListPolicyDecisions not implemented")
+}
+func (UnimplementedPolicyServiceServer) ExplainPolicyDecision(context.Context, *ExplainPolicyDecisionRequest) (*PolicyExplanation, error) {
+	return nil, status.Error(codes.Unimplemented, "method ExplainPolicyDecision not implemented")
 }
 func (UnimplementedPolicyServiceServer) mustEmbedUnimplementedPolicyServiceServer() {}
 func (UnimplementedPolicyServiceServer) testEmbeddedByValue()                       {}
@@ -358,6 +422,60 @@ func _PolicyService_ListPolicyActivations_Handler(srv interface{}, ctx context.C
 	return interceptor(ctx, in, info, handler)
 }
 
+func _PolicyService_GetPolicyImpact_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetPolicyImpactRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PolicyServiceServer).GetPolicyImpact(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: PolicyService_GetPolicyImpact_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PolicyServiceServer).GetPolicyImpact(ctx, req.(*GetPolicyImpactRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _PolicyService_ListPolicyDecisions_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListPolicyDecisionsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PolicyServiceServer).ListPolicyDecisions(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: PolicyService_ListPolicyDecisions_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PolicyServiceServer).ListPolicyDecisions(ctx, req.(*ListPolicyDecisionsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _PolicyService_ExplainPolicyDecision_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ExplainPolicyDecisionRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PolicyServiceServer).ExplainPolicyDecision(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: PolicyService_ExplainPolicyDecision_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PolicyServiceServer).ExplainPolicyDecision(ctx, req.(*ExplainPolicyDecisionRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // PolicyService_ServiceDesc is the grpc.ServiceDesc for PolicyService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -392,6 +510,18 @@ var PolicyService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListPolicyActivations",
 			Handler:    _PolicyService_ListPolicyActivations_Handler,
+		},
+		{
+			MethodName: "GetPolicyImpact",
+			Handler:    _PolicyService_GetPolicyImpact_Handler,
+		},
+		{
+			MethodName: "ListPolicyDecisions",
+			Handler:    _PolicyService_ListPolicyDecisions_Handler,
+		},
+		{
+			MethodName: "ExplainPolicyDecision",
+			Handler:    _PolicyService_ExplainPolicyDecision_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

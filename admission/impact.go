@@ -1,0 +1,301 @@
+package admission
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/open-policy-agent/opa/v1/bundle"
+
+	"github.com/loopgate/loopgate/loop"
+	"github.com/loopgate/loopgate/policy"
+	"github.com/loopgate/loopgate/store"
+)
+
+// Impact analysis, the decision log and explanations (issue 10, items 2
+// and 4): what a candidate bundle would change, and why a decision was
+// made.
+
+// Bounds of impact analysis and decision listings.
+const (
+	DefaultImpactReplay = 100
+	MaxImpactReplay     = 1000
+	MaxDecisionPage     = 1000
+)
+
+// LoopImpact is how one loop's verdict would change under a candidate.
+type LoopImpact struct {
+	Loop  string // resource name
+	Delta policy.Delta
+}
+
+// DecisionFlip is a recorded decision a candidate would decide otherwise.
+type DecisionFlip struct {
+	Decision store.Decision
+	Delta    policy.Delta
+}
+
+// PolicyImpact is what activating a candidate would change.
+type PolicyImpact struct {
+	Bundle, Active    string // revisions ("" = built-in)
+	LoopsEvaluated    int
+	Loops             []LoopImpact
+	DecisionsReplayed int
+	Flips             []DecisionFlip
+	Took              time.Duration
+}
+
+// bundleOf returns the parsed bundle of revision ("" or BuiltinRevision =
+// the built-in one).
+func (c *Core) bundleOf(ctx context.Context, revision string) (*bundle.Bundle, error) {
+	if revision == "" || revision == BuiltinRevision {
+		b := c.governance().Builtin
+		if b == nil {
+			return nil, errors.New("the built-in bundle is not known to this process")
+		}
+		cp := b.Copy()
+		return &cp, nil
+	}
+	sb, err := c.Store.GetPolicyBundle(ctx, revision)
+	if err != nil {
+		return nil, &KindError{Kind: "policy bundle", Err: fmt.Errorf("policy bundle %s: %w", revision, err)}
+	}
+	return policy.ReadArchive(sb.Archive, nil)
+}
+
+// PolicyImpact evaluates every live loop with the candidate and with the
+// active bundle, from the same input, and replays the inputs of the most
+// recent decisions (at most replay, made at or after since). Nothing is
+// recorded but the audit event saying who asked.
+func (c *Core) PolicyImpact(ctx context.Context, id Identity, revision string, replay int, since time.Time) (*PolicyImpact, error) {
+	const action = "policy.impact"
+	resource := bundleName(revision)
+	if replay < 0 || replay > MaxImpactReplay {
+		return nil, c.rejectInvalid(ctx, id, action, resource, WriteOptions{}, loop.FieldErrors{{Field: "recent_decisions",
+			Message: fmt.Sprintf("%d: want 0 (%d) to %d", replay, DefaultImpactReplay, MaxImpactReplay)}})
+	}
+	if replay == 0 {
+		replay = DefaultImpactReplay
+	}
+	start := time.Now()
+	cb, err := c.bundleOf(ctx, revision)
+	if err != nil {
+		return nil, err
+	}
+	candidate, err := policy.NewEngine(ctx, cb)
+	if err != nil {
+		return nil, fmt.Errorf("preparing policy bundle %s: %w", revision, err)
+	}
+	out := &PolicyImpact{Bundle: revision, Active: c.ActiveRevision()}
+	if out.Bundle == BuiltinRevision {
+		out.Bundle = ""
+	}
+	sys := Identity{Subject: PolicyActor, Roles: []string{RoleAdmin}}
+	ectx := withPartitionTotals(ctx) // one partition sum per team, not per loop
+	token := ""
+	for {
+		page, next, err := c.Store.ListLoops(ctx, store.ListOptions{PageSize: store.MaxPageSize, PageToken: token})
+		if err != nil {
+			return nil, fmt.Errorf("listing loops: %w", err)
+		}
+		for _, l := range page {
+			if !l.Metadata.DeleteTime.IsZero() {
+				continue
+			}
+			out.LoopsEvaluated++
+			p, err := c.prepare(ectx, sys, "UPDATE", cloneLoop(l), l)
+			var invalid *InvalidError
+			if errors.As(err, &invalid) {
+				continue // invalid under either bundle alike: not the bundle's impact
+			}
+			if err != nil {
+				return nil, fmt.Errorf("evaluating %s: %w", l.Metadata.Key(), err)
+			}
+			after, err := candidate.EvaluateJSON(ctx, p.input)
+			if err != nil {
+				c.logger().Warn("the candidate bundle failed to evaluate a loop; counted as denying it", "loop", l.Metadata.Key(), "err", err)
+			}
+			if d := policy.Compare(p.decision, after); d.Changed() || d.Flips() {
+				out.Loops = append(out.Loops, LoopImpact{Loop: l.Metadata.ResourceName(), Delta: d})
+			}
+		}
+		if next == "" {
+			break
+		}
+		token = next
+	}
+	decisions, err := c.Store.ListDecisions(ctx, store.DecisionFilter{Since: since, Limit: replay})
+	if err != nil {
+		return nil, err
+	}
+	for _, rec := range decisions {
+		if len(rec.Input) == 0 {
+			continue
+		}
+		before, err := recordedDecision(rec)
+		if err != nil {
+			continue
+		}
+		out.DecisionsReplayed++
+		after, _ := candidate.EvaluateJSON(ctx, rec.Input)
+		if d := policy.Compare(before, after); d.Flips() {
+			rec.Input = nil
+			out.Flips = append(out.Flips, DecisionFlip{Decision: rec, Delta: d})
+		}
+	}
+	out.Took = time.Since(start)
+	_ = c.audit(ctx, eventFor(id, action, resource, "", "OK", map[string]any{
+		"loops": out.LoopsEvaluated, "affected": len(out.Loops), "replayed": out.DecisionsReplayed, "flips": len(out.Flips),
+	}))
+	return out, nil
+}
+
+// recordedDecision reads a decision log record back as a policy.Decision.
+func recordedDecision(rec store.Decision) (policy.Decision, error) {
+	d := policy.Decision{ID: rec.ID, BundleRevision: rec.BundleRevision}
+	if len(rec.Result) == 0 {
+		return d, errors.New("no result")
+	}
+	var res struct {
+		Deny, Warn, Approval []policy.Violation
+	}
+	if err := json.Unmarshal(rec.Result, &res); err != nil {
+		return d, err
+	}
+	d.Deny, d.Warn, d.Approval = res.Deny, res.Warn, res.Approval
+	return d, nil
+}
+
+// DecisionView is a recorded decision as the API shows it.
+type DecisionView struct {
+	store.Decision
+	InputKept            bool // the input is in the log (Decision.Input is left out of views)
+	Verdict              string
+	Deny, Warn, Approval []policy.Violation
+}
+
+func decisionView(rec store.Decision) DecisionView {
+	d, _ := recordedDecision(rec)
+	kept := len(rec.Input) > 0
+	rec.Input = nil
+	return DecisionView{Decision: rec, InputKept: kept, Verdict: d.Verdict(), Deny: d.Deny, Warn: d.Warn, Approval: d.Approval}
+}
+
+// ListDecisions lists recorded decisions, newest first; team members see
+// the decisions about their teams' loops only (a resource of another team
+// is refused, a listing of all is cut to theirs).
+func (c *Core) ListDecisions(ctx context.Context, id Identity, f store.DecisionFilter) ([]DecisionView, string, error) {
+	const action = "policy.decisions"
+	if f.Limit < 0 || f.Limit > MaxDecisionPage {
+		return nil, "", c.rejectInvalid(ctx, id, action, "policy/decisions", WriteOptions{}, loop.FieldErrors{{Field: "page_size",
+			Message: fmt.Sprintf("%d: want 0 (100) to %d", f.Limit, MaxDecisionPage)}})
+	}
+	if f.Limit == 0 {
+		f.Limit = 100
+	}
+	all, teams := c.authz().Visible(id, action)
+	visible := func(resource string) bool {
+		if all {
+			return true
+		}
+		team, _, ok := ParseLoopName(resource)
+		return ok && slices.Contains(teams, team)
+	}
+	if f.Resource != "" && !visible(f.Resource) {
+		msg := fmt.Sprintf("%s may not read the decisions about %s: only those of %s", id.Subject, f.Resource, teamsText(teams))
+		c.refuse(ctx, id, action, f.Resource, "FORBIDDEN", "TEAM_SCOPE", msg)
+		return nil, "", &ForbiddenError{Reason: "TEAM_SCOPE", Message: msg}
+	}
+	// Cut to the visible teams page by page: a team member's page may take
+	// several store pages (bounded).
+	var out []DecisionView
+	next := ""
+	for range 20 {
+		page, err := c.Store.ListDecisions(ctx, f)
+		if err != nil {
+			return nil, "", err
+		}
+		for _, rec := range page {
+			if visible(rec.Resource) {
+				out = append(out, decisionView(rec))
+			}
+		}
+		if len(page) < f.Limit {
+			next = ""
+			break
+		}
+		f.Before = page[len(page)-1].ID
+		next = f.Before
+		if len(out) >= f.Limit {
+			break
+		}
+	}
+	if len(out) > f.Limit {
+		out = out[:f.Limit]
+		next = out[len(out)-1].ID
+	}
+	return out, next, nil
+}
+
+// Explanation is a recorded decision evaluated again with the bundle that
+// made it.
+type Explanation struct {
+	Decision   DecisionView
+	Reproduced bool
+	Rules      []policy.FiredRule
+	Trace      []string
+}
+
+// ExplainDecision evaluates the recorded input of decision id again with
+// the bundle that made it and names the rules that fired.
+func (c *Core) ExplainDecision(ctx context.Context, id Identity, decisionID string) (*Explanation, error) {
+	const action = "policy.explain"
+	resource := "policy/decisions/" + decisionID
+	rec, err := c.Store.GetDecision(ctx, decisionID)
+	if err != nil {
+		return nil, &KindError{Kind: "decision", Err: fmt.Errorf("decision %s: %w", decisionID, err)}
+	}
+	all, teams := c.authz().Visible(id, "policy.decisions")
+	if team, _, ok := ParseLoopName(rec.Resource); !all && (!ok || !slices.Contains(teams, team)) {
+		msg := fmt.Sprintf("%s may not read decision %s: it is about %s", id.Subject, decisionID, rec.Resource)
+		c.refuse(ctx, id, action, resource, "FORBIDDEN", "TEAM_SCOPE", msg)
+		return nil, &ForbiddenError{Reason: "TEAM_SCOPE", Message: msg}
+	}
+	if len(rec.Input) == 0 {
+		return nil, &PreconditionError{Reason: "INPUT_NOT_KEPT", Message: fmt.Sprintf(
+			"decision %s was recorded without its input (before inputs were kept, or larger than %d KiB): it cannot be evaluated again", decisionID, store.MaxDecisionInputBytes>>10)}
+	}
+	b, err := c.bundleByManifestRevision(ctx, rec.BundleRevision)
+	if err != nil {
+		return nil, err
+	}
+	ex, err := policy.Explain(ctx, b, rec.Input)
+	if err != nil && !errors.Is(err, policy.ErrEvaluationFailed) {
+		return nil, err
+	}
+	before, _ := recordedDecision(*rec)
+	d := policy.Compare(before, ex.Decision)
+	return &Explanation{Decision: decisionView(*rec), Reproduced: !d.Changed() && !d.Flips(), Rules: ex.Rules, Trace: ex.Trace}, nil
+}
+
+// bundleByManifestRevision finds the bundle a decision names: the built-in
+// one (by its manifest revision) or a stored one.
+func (c *Core) bundleByManifestRevision(ctx context.Context, rev string) (*bundle.Bundle, error) {
+	if b := c.governance().Builtin; b != nil && b.Manifest.Revision == rev {
+		cp := b.Copy()
+		return &cp, nil
+	}
+	b, err := c.bundleOf(ctx, rev)
+	if err != nil {
+		if strings.Contains(err.Error(), "not found") {
+			return nil, &PreconditionError{Reason: "BUNDLE_UNKNOWN", Message: fmt.Sprintf(
+				"the decision was made by bundle %s, which this server does not have (an earlier built-in bundle): it cannot be evaluated again", rev)}
+		}
+		return nil, err
+	}
+	return b, nil
+}
