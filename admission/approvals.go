@@ -226,11 +226,7 @@ func (c *Core) review(ctx context.Context, id Identity, r ReviewRequest, verdict
 		out = cur
 		return nil
 	})
-	if refusal != nil {
-		c.auditRefusal(ctx, id, action, resource, r.RequestID, refusal.outcome, refusal.reason, refusal.msg+commentNote(r.Comment))
-		return nil, err
-	}
-	if err != nil {
+	if err := c.settleRefusal(ctx, id, action, resource, r.RequestID, r.Comment, refusal, err); err != nil {
 		return nil, err
 	}
 	c.notify(out)
@@ -238,6 +234,15 @@ func (c *Core) review(ctx context.Context, id Identity, r ReviewRequest, verdict
 }
 
 type refusalNote struct{ outcome, reason, msg string }
+
+// settleRefusal audits the refusal a transaction noted, if any (with the
+// caller's comment), and passes the transaction's error on.
+func (c *Core) settleRefusal(ctx context.Context, id Identity, action, resource, requestID, comment string, refusal *refusalNote, err error) error {
+	if refusal != nil {
+		c.auditRefusal(ctx, id, action, resource, requestID, refusal.outcome, refusal.reason, refusal.msg+commentNote(comment))
+	}
+	return err
+}
 
 func commentNote(comment string) string {
 	if comment == "" {

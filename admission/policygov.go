@@ -301,11 +301,7 @@ func (c *Core) ApprovePolicyBundle(ctx context.Context, id Identity, revision, d
 		out = b
 		return nil
 	})
-	if refusal != nil {
-		c.auditRefusal(ctx, id, action, resource, "", refusal.outcome, refusal.reason, refusal.msg+commentNote(comment))
-		return nil, err
-	}
-	if err != nil {
+	if err := c.settleRefusal(ctx, id, action, resource, "", comment, refusal, err); err != nil {
 		return nil, err
 	}
 	return c.bundleView(ctx, out)
@@ -446,11 +442,7 @@ func (c *Core) activate(ctx context.Context, id Identity, action, resource, kind
 		out, chosen = a, b
 		return nil
 	})
-	if refusal != nil {
-		c.auditRefusal(ctx, id, action, resource, "", refusal.outcome, refusal.reason, refusal.msg+commentNote(comment))
-		return nil, err
-	}
-	if err != nil {
+	if err := c.settleRefusal(ctx, id, action, resource, "", comment, refusal, err); err != nil {
 		return nil, err
 	}
 	if err := c.swapTo(ctx, chosen); err != nil {

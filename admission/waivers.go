@@ -165,11 +165,7 @@ func (c *Core) CreateWaiver(ctx context.Context, id Identity, r WaiverRequest) (
 		}))
 		return err
 	})
-	if refusal != nil {
-		c.auditRefusal(ctx, id, actionWaiverCreate, resource, "", refusal.outcome, refusal.reason, refusal.msg)
-		return nil, err
-	}
-	if err != nil {
+	if err := c.settleRefusal(ctx, id, actionWaiverCreate, resource, "", "", refusal, err); err != nil {
 		return nil, err
 	}
 	if _, err := c.ReevaluateLoop(ctx, w.Team, w.Loop); err != nil {
@@ -230,11 +226,7 @@ func (c *Core) RevokeWaiver(ctx context.Context, id Identity, team, loopName, wa
 		out = w
 		return nil
 	})
-	if refusal != nil {
-		c.auditRefusal(ctx, id, actionWaiverRevoke, resource, "", refusal.outcome, refusal.reason, refusal.msg+commentNote(reason))
-		return nil, err
-	}
-	if err != nil {
+	if err := c.settleRefusal(ctx, id, actionWaiverRevoke, resource, "", reason, refusal, err); err != nil {
 		return nil, err
 	}
 	if _, err := c.ReevaluateLoop(ctx, team, loopName); err != nil {
