@@ -25,6 +25,9 @@ const (
 	DefaultImpactReplay = 100
 	MaxImpactReplay     = 1000
 	MaxDecisionPage     = 1000
+	// impactConcurrency is how many loops an impact analysis evaluates at
+	// once.
+	impactConcurrency = 4
 )
 
 // LoopImpact is how one loop's verdict would change under a candidate.
@@ -96,6 +99,7 @@ func (c *Core) PolicyImpact(ctx context.Context, id Identity, revision string, r
 	}
 	sys := Identity{Subject: PolicyActor, Roles: []string{RoleAdmin}}
 	ectx := withPartitionTotals(ctx) // one partition sum per team, not per loop
+	var live []*loop.Loop
 	token := ""
 	for {
 		page, next, err := c.Store.ListLoops(ctx, store.ListOptions{PageSize: store.MaxPageSize, PageToken: token})
@@ -103,30 +107,46 @@ func (c *Core) PolicyImpact(ctx context.Context, id Identity, revision string, r
 			return nil, fmt.Errorf("listing loops: %w", err)
 		}
 		for _, l := range page {
-			if !l.Metadata.DeleteTime.IsZero() {
-				continue
-			}
-			out.LoopsEvaluated++
-			p, err := c.prepare(ectx, sys, "UPDATE", cloneLoop(l), l)
-			var invalid *InvalidError
-			if errors.As(err, &invalid) {
-				continue // invalid under either bundle alike: not the bundle's impact
-			}
-			if err != nil {
-				return nil, fmt.Errorf("evaluating %s: %w", l.Metadata.Key(), err)
-			}
-			after, err := candidate.EvaluateJSON(ctx, p.input)
-			if err != nil {
-				c.logger().Warn("the candidate bundle failed to evaluate a loop; counted as denying it", "loop", l.Metadata.Key(), "err", err)
-			}
-			if d := policy.Compare(p.decision, after); d.Changed() || d.Flips() {
-				out.Loops = append(out.Loops, LoopImpact{Loop: l.Metadata.ResourceName(), Delta: d})
+			if l.Metadata.DeleteTime.IsZero() {
+				live = append(live, l)
 			}
 		}
 		if next == "" {
 			break
 		}
 		token = next
+	}
+	out.LoopsEvaluated = len(live)
+	// Each loop is evaluated by both bundles from one input; loops are
+	// independent, so they are evaluated side by side.
+	impacts := make([]*LoopImpact, len(live))
+	errs := make([]error, len(live))
+	forEach(len(live), impactConcurrency, func(i int) {
+		l := live[i]
+		p, err := c.prepare(ectx, sys, "UPDATE", cloneLoop(l), l)
+		var invalid *InvalidError
+		switch {
+		case errors.As(err, &invalid):
+			return // invalid under either bundle alike: not the bundle's impact
+		case err != nil:
+			errs[i] = fmt.Errorf("evaluating %s: %w", l.Metadata.Key(), err)
+			return
+		}
+		after, err := candidate.EvaluateJSON(ctx, p.input)
+		if err != nil {
+			c.logger().Warn("the candidate bundle failed to evaluate a loop; counted as denying it", "loop", l.Metadata.Key(), "err", err)
+		}
+		if d := policy.Compare(p.decision, after); d.Changed() || d.Flips() {
+			impacts[i] = &LoopImpact{Loop: l.Metadata.ResourceName(), Delta: d}
+		}
+	})
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	for _, im := range impacts {
+		if im != nil {
+			out.Loops = append(out.Loops, *im)
+		}
 	}
 	decisions, err := c.Store.ListDecisions(ctx, store.DecisionFilter{Since: since, Limit: replay})
 	if err != nil {
