@@ -243,6 +243,13 @@ func (c *Core) BatchPlan(ctx context.Context, id Identity, loops []*loop.Loop) (
 			planned[i].finish(computed[j])
 		}
 	}
+	var logged []plannedLoop
+	for i, pp := range planned {
+		if out[i].Err == nil && pp.p != nil {
+			logged = append(logged, pp)
+		}
+	}
+	c.logPlans(ctx, logged)
 	return out, nil
 }
 

@@ -68,6 +68,8 @@ type Core struct {
 	commitOnce   sync.Once
 	commits      *groupCommit
 	refusalsOnce sync.Once
+	planLogOnce  sync.Once
+	planLog      *planLog
 	refusals     *refusalLog
 }
 
@@ -217,6 +219,10 @@ func (c *Core) Close() {
 	c.refusalsOnce.Do(func() {})
 	if c.refusals != nil {
 		c.refusals.close()
+	}
+	c.planLogOnce.Do(func() {})
+	if c.planLog != nil {
+		c.planLog.close()
 	}
 }
 
@@ -925,7 +931,100 @@ func (c *Core) Plan(ctx context.Context, id Identity, l *loop.Loop) (*PlanResult
 		return nil, err
 	}
 	pp.finish(computed)
+	c.logPlans(ctx, []plannedLoop{pp})
 	return pp.res, nil
+}
+
+// DecisionPlan is the decision-log kind of a plan's evaluation.
+const DecisionPlan = "plan"
+
+// logPlans records the policy decisions of plans in the decision log. A
+// plan changes nothing, so its answer does not wait for the record: the
+// decisions are written by one background writer, a batch's in one
+// transaction (Close writes what is queued). Should the queue be full or
+// the write fail, the loss is logged; the plan's answer stands.
+func (c *Core) logPlans(ctx context.Context, plans []plannedLoop) {
+	now := c.now()
+	var recs []store.Decision
+	for _, pp := range plans {
+		if pp.p != nil {
+			recs = append(recs, decisionRecord(pp.p, DecisionPlan, pp.next.Metadata.ResourceName(), pp.op, now))
+		}
+	}
+	if len(recs) == 0 {
+		return
+	}
+	c.planLogOnce.Do(func() { c.planLog = newPlanLog(c.Store, c.logger()) })
+	if c.planLog == nil {
+		return // closed
+	}
+	c.planLog.add(recs)
+}
+
+// planLog writes plan decisions in the background.
+type planLog struct {
+	store store.Store
+	log   *slog.Logger
+	mu    sync.Mutex
+	ch    chan []store.Decision
+	done  chan struct{}
+	shut  bool
+}
+
+// planLogQueue bounds the batches of plan decisions waiting to be written.
+const planLogQueue = 64
+
+func newPlanLog(st store.Store, log *slog.Logger) *planLog {
+	l := &planLog{store: st, log: log, ch: make(chan []store.Decision, planLogQueue), done: make(chan struct{})}
+	go l.run()
+	return l
+}
+
+func (l *planLog) add(recs []store.Decision) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.shut {
+		return
+	}
+	select {
+	case l.ch <- recs:
+	default:
+		l.log.Warn("decision log queue full; plan decisions not recorded", "decisions", len(recs))
+	}
+}
+
+func (l *planLog) run() {
+	defer close(l.done)
+	for recs := range l.ch {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		err := l.store.Update(ctx, func(tx store.Tx) error {
+			for _, r := range recs {
+				if err := tx.PutDecision(ctx, r); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		cancel()
+		if err != nil {
+			l.log.Warn("recording plan decisions in the decision log failed", "decisions", len(recs), "err", err)
+		}
+	}
+}
+
+// close writes what is queued and stops the writer (at most 10 s).
+func (l *planLog) close() {
+	l.mu.Lock()
+	if !l.shut {
+		l.shut = true
+		close(l.ch)
+	}
+	l.mu.Unlock()
+	select {
+	case <-l.done:
+	case <-time.After(10 * time.Second):
+		l.log.Warn("plan decisions still being written at shutdown")
+	}
 }
 
 // plannedLoop is a plan before its cluster is observed.
@@ -933,6 +1032,8 @@ type plannedLoop struct {
 	res   *PlanResult
 	next  *loop.Loop         // the loop as applying would leave it
 	admin provisioning.Admin // read-only; nil: no cluster to observe
+	p     *prepared          // the evaluation, for the decision log
+	op    string             // CREATE or UPDATE, as policy saw it
 }
 
 // preparePlan is Plan up to observing the cluster: the loop as applying
@@ -960,7 +1061,7 @@ func (c *Core) preparePlan(ctx context.Context, id Identity, l *loop.Loop) (plan
 		res.Operation = "NOOP"
 	}
 	// An unknown region has no admin: policy already says so.
-	return plannedLoop{res: res, next: next, admin: c.PlanAdmins[p.cluster.Name]}, nil
+	return plannedLoop{res: res, next: next, admin: c.PlanAdmins[p.cluster.Name], p: p, op: op}, nil
 }
 
 // finish completes the plan with what Compute found.

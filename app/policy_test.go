@@ -200,6 +200,22 @@ func TestPolicyBundleLifecycle(t *testing.T) {
 		t.Errorf("active after rollback: %v %v", list.GetActive(), err)
 	}
 
+	// Plans are in the decision log too, with their input.
+	if _, err := loops.BatchPlanLoops(growth, &lgv1.BatchPlanLoopsRequest{Loops: []*lgv1.Loop{pii}}); err != nil {
+		t.Fatal(err)
+	}
+	// (written in the background: the plan's answer does not wait)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		latest, err := policies.ListPolicyDecisions(growth, &lgv1.ListPolicyDecisionsRequest{Resource: pii.GetName(), PageSize: 1})
+		if err == nil && len(latest.GetDecisions()) == 1 && latest.GetDecisions()[0].GetKind() == "plan" && latest.GetDecisions()[0].GetInputKept() {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("newest decision about %s after a plan: %v %v, want kind plan with its input", pii.GetName(), latest.GetDecisions(), err)
+			break
+		}
+	}
+
 	// Every step is in the audit trail.
 	events, err := lgv1.NewAuditServiceClient(r.conn).ListAuditEvents(r.ctx, &lgv1.ListAuditEventsRequest{PageSize: 1000})
 	if err != nil {

@@ -675,8 +675,9 @@ type PolicyDecision struct {
 	Resource string `protobuf:"bytes,2,opt,name=resource,proto3" json:"resource,omitempty"`
 	// CREATE, UPDATE or DELETE.
 	Operation string `protobuf:"bytes,3,opt,name=operation,proto3" json:"operation,omitempty"`
-	// request (create, update, delete) or reevaluation (after a bundle
-	// change or a waiver's expiry); empty for decisions recorded before kinds.
+	// request (create, update, delete), plan, or reevaluation (after a
+	// bundle change or a waiver's expiry); empty for decisions recorded
+	// before kinds.
 	Kind string `protobuf:"bytes,4,opt,name=kind,proto3" json:"kind,omitempty"`
 	// The revision of the bundle that made it.
 	BundleRevision string                 `protobuf:"bytes,5,opt,name=bundle_revision,json=bundleRevision,proto3" json:"bundle_revision,omitempty"`
