@@ -72,6 +72,12 @@ type KindError struct {
 func (e *KindError) Error() string { return e.Err.Error() }
 func (e *KindError) Unwrap() error { return e.Err }
 
+// Kinds of the governance resources KindError names (see ResourceKind).
+const (
+	KindPolicyBundle = "policy_bundle"
+	KindDecision     = "decision"
+)
+
 // ResourceKind is the UPPER_SNAKE kind of the resource err is about.
 func ResourceKind(err error) string {
 	var k *KindError

@@ -6,11 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/open-policy-agent/opa/v1/bundle"
 
+	"github.com/loopgate/loopgate/audit"
 	"github.com/loopgate/loopgate/loop"
 	"github.com/loopgate/loopgate/policy"
 	"github.com/loopgate/loopgate/store"
@@ -65,7 +65,7 @@ func (c *Core) bundleOf(ctx context.Context, revision string) (*bundle.Bundle, e
 	}
 	sb, err := c.Store.GetPolicyBundle(ctx, revision)
 	if err != nil {
-		return nil, &KindError{Kind: "policy bundle", Err: fmt.Errorf("policy bundle %s: %w", revision, err)}
+		return nil, &KindError{Kind: KindPolicyBundle, Err: fmt.Errorf("policy bundle %s: %w", revision, err)}
 	}
 	return policy.ReadArchive(sb.Archive, nil)
 }
@@ -168,7 +168,7 @@ func (c *Core) PolicyImpact(ctx context.Context, id Identity, revision string, r
 		}
 	}
 	out.Took = time.Since(start)
-	_ = c.audit(ctx, eventFor(id, action, resource, "", "OK", map[string]any{
+	_ = c.audit(ctx, eventFor(id, action, resource, "", audit.OutcomeOK, map[string]any{
 		"loops": out.LoopsEvaluated, "affected": len(out.Loops), "replayed": out.DecisionsReplayed, "flips": len(out.Flips),
 	}))
 	return out, nil
@@ -227,7 +227,7 @@ func (c *Core) ListDecisions(ctx context.Context, id Identity, f store.DecisionF
 	}
 	if f.Resource != "" && !visible(f.Resource) {
 		msg := fmt.Sprintf("%s may not read the decisions about %s: only those of %s", id.Subject, f.Resource, teamsText(teams))
-		c.refuse(ctx, id, action, f.Resource, "FORBIDDEN", "TEAM_SCOPE", msg)
+		c.refuse(ctx, id, action, f.Resource, audit.OutcomeForbidden, "TEAM_SCOPE", msg)
 		return nil, "", &ForbiddenError{Reason: "TEAM_SCOPE", Message: msg}
 	}
 	// Cut to the visible teams page by page: a team member's page may take
@@ -277,12 +277,12 @@ func (c *Core) ExplainDecision(ctx context.Context, id Identity, decisionID stri
 	resource := "policy/decisions/" + decisionID
 	rec, err := c.Store.GetDecision(ctx, decisionID)
 	if err != nil {
-		return nil, &KindError{Kind: "decision", Err: fmt.Errorf("decision %s: %w", decisionID, err)}
+		return nil, &KindError{Kind: KindDecision, Err: fmt.Errorf("decision %s: %w", decisionID, err)}
 	}
 	all, teams := c.authz().Visible(id, "policy.decisions")
 	if team, _, ok := ParseLoopName(rec.Resource); !all && (!ok || !slices.Contains(teams, team)) {
 		msg := fmt.Sprintf("%s may not read decision %s: it is about %s", id.Subject, decisionID, rec.Resource)
-		c.refuse(ctx, id, action, resource, "FORBIDDEN", "TEAM_SCOPE", msg)
+		c.refuse(ctx, id, action, resource, audit.OutcomeForbidden, "TEAM_SCOPE", msg)
 		return nil, &ForbiddenError{Reason: "TEAM_SCOPE", Message: msg}
 	}
 	if len(rec.Input) == 0 {
@@ -311,7 +311,7 @@ func (c *Core) bundleByManifestRevision(ctx context.Context, rev string) (*bundl
 	}
 	b, err := c.bundleOf(ctx, rev)
 	if err != nil {
-		if strings.Contains(err.Error(), "not found") {
+		if errors.Is(err, store.ErrNotFound) {
 			return nil, &PreconditionError{Reason: "BUNDLE_UNKNOWN", Message: fmt.Sprintf(
 				"the decision was made by bundle %s, which this server does not have (an earlier built-in bundle): it cannot be evaluated again", rev)}
 		}

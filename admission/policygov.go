@@ -127,7 +127,7 @@ func (c *Core) PushPolicyBundle(ctx context.Context, id Identity, archive []byte
 	if errors.Is(err, store.ErrAlreadyExists) {
 		msg := fmt.Sprintf("a bundle with revision %q was pushed before: bump the revision in .manifest", b.Revision)
 		c.refuse(ctx, id, action, resource, audit.OutcomeDenied, "REVISION_EXISTS", msg)
-		return nil, &KindError{Kind: "policy bundle", Err: fmt.Errorf("%s: %w", msg, store.ErrAlreadyExists)}
+		return nil, &KindError{Kind: KindPolicyBundle, Err: fmt.Errorf("%s: %w", msg, store.ErrAlreadyExists)}
 	}
 	if err != nil {
 		return nil, err
@@ -142,13 +142,13 @@ func (c *Core) ListPolicyBundles(ctx context.Context, id Identity) ([]PolicyBund
 	if err != nil {
 		return nil, "", err
 	}
+	history, err := c.Store.ListPolicyActivations(ctx, 1000)
+	if err != nil {
+		return nil, "", err
+	}
 	out := make([]PolicyBundleView, 0, len(list)+1)
 	for i := range list {
-		v, err := c.bundleView(ctx, &list[i])
-		if err != nil {
-			return nil, "", err
-		}
-		out = append(out, *v)
+		out = append(out, *c.viewWith(&list[i], history))
 	}
 	builtin, err := c.builtinView(ctx, false)
 	if err != nil {
@@ -169,7 +169,7 @@ func (c *Core) GetPolicyBundle(ctx context.Context, id Identity, revision string
 	}
 	b, err := c.Store.GetPolicyBundle(ctx, revision)
 	if err != nil {
-		return nil, &KindError{Kind: "policy bundle", Err: fmt.Errorf("policy bundle %s: %w", revision, err)}
+		return nil, &KindError{Kind: KindPolicyBundle, Err: fmt.Errorf("policy bundle %s: %w", revision, err)}
 	}
 	if !full {
 		b.Archive = nil
@@ -209,13 +209,19 @@ func (c *Core) builtinView(ctx context.Context, full bool) (*PolicyBundleView, e
 
 // bundleView adds the state and the approvals needed to a stored bundle.
 func (c *Core) bundleView(ctx context.Context, b *store.PolicyBundle) (*PolicyBundleView, error) {
-	v := &PolicyBundleView{PolicyBundle: *b, RequiredApprovals: c.Policy.RequiredApprovals()}
-	if len(b.Tests) > 0 {
-		_ = json.Unmarshal(b.Tests, &v.Tests)
-	}
 	history, err := c.Store.ListPolicyActivations(ctx, 1000)
 	if err != nil {
 		return nil, err
+	}
+	return c.viewWith(b, history), nil
+}
+
+// viewWith is bundleView with the activation history (newest first) read
+// once for a whole listing.
+func (c *Core) viewWith(b *store.PolicyBundle, history []store.PolicyActivation) *PolicyBundleView {
+	v := &PolicyBundleView{PolicyBundle: *b, RequiredApprovals: c.Policy.RequiredApprovals()}
+	if len(b.Tests) > 0 {
+		_ = json.Unmarshal(b.Tests, &v.Tests)
 	}
 	v.State = BundleCandidate
 	for i, a := range history {
@@ -227,7 +233,7 @@ func (c *Core) bundleView(ctx context.Context, b *store.PolicyBundle) (*PolicyBu
 			break
 		}
 	}
-	return v, nil
+	return v
 }
 
 // storedActive is the revision the store says is active ("" = built-in).
@@ -270,7 +276,7 @@ func (c *Core) ApprovePolicyBundle(ctx context.Context, id Identity, revision, d
 		refusal = nil
 		b, err := tx.GetPolicyBundle(ctx, revision)
 		if err != nil {
-			return &KindError{Kind: "policy bundle", Err: fmt.Errorf("policy bundle %s: %w", revision, err)}
+			return &KindError{Kind: KindPolicyBundle, Err: fmt.Errorf("policy bundle %s: %w", revision, err)}
 		}
 		refuse := func(outcome string, e error, reason, msg string) error {
 			refusal = &refusalNote{outcome: outcome, reason: reason, msg: msg}
@@ -326,7 +332,7 @@ func (c *Core) ActivatePolicyBundle(ctx context.Context, id Identity, revision, 
 	return c.activate(ctx, id, action, resource, store.PolicyActivate, revision, comment, func(tx store.Tx, current string) (*store.PolicyBundle, *refusalNote, error) {
 		b, err := tx.GetPolicyBundle(ctx, revision)
 		if err != nil {
-			return nil, nil, &KindError{Kind: "policy bundle", Err: fmt.Errorf("policy bundle %s: %w", revision, err)}
+			return nil, nil, &KindError{Kind: KindPolicyBundle, Err: fmt.Errorf("policy bundle %s: %w", revision, err)}
 		}
 		if current == revision {
 			msg := fmt.Sprintf("policy bundle %s is already active", revision)

@@ -155,7 +155,7 @@ func loopViolationsToProto(vs []loop.Violation) []*lgv1.Violation {
 func violationsToProto(vs []policy.Violation) []*lgv1.Violation {
 	out := make([]*lgv1.Violation, len(vs))
 	for i, v := range vs {
-		out[i] = &lgv1.Violation{Id: v.ID, Msg: v.Msg, Field: v.Field, Role: v.Role, Approvals: int32(v.Approvals)}
+		out[i] = violationToProto(v)
 	}
 	return out
 }
