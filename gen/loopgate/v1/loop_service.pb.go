@@ -98,6 +98,63 @@ func (Loop_State) EnumDescriptor() ([]byte, []int) {
 	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{0, 0}
 }
 
+// The state of an SLO.
+type SloStatus_State int32
+
+const (
+	// Not set; never returned by the server.
+	SloStatus_STATE_UNSPECIFIED SloStatus_State = 0
+	// The last minute's p99 is at or below the target.
+	SloStatus_MET SloStatus_State = 1
+	// The last minute's p99 is above the target.
+	SloStatus_BREACHED SloStatus_State = 2
+	// Not enough evidence to judge: see `reason`.
+	SloStatus_UNKNOWN SloStatus_State = 3
+)
+
+// Enum value maps for SloStatus_State.
+var (
+	SloStatus_State_name = map[int32]string{
+		0: "STATE_UNSPECIFIED",
+		1: "MET",
+		2: "BREACHED",
+		3: "UNKNOWN",
+	}
+	SloStatus_State_value = map[string]int32{
+		"STATE_UNSPECIFIED": 0,
+		"MET":               1,
+		"BREACHED":          2,
+		"UNKNOWN":           3,
+	}
+)
+
+func (x SloStatus_State) Enum() *SloStatus_State {
+	p := new(SloStatus_State)
+	*p = x
+	return p
+}
+
+func (x SloStatus_State) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (SloStatus_State) Descriptor() protoreflect.EnumDescriptor {
+	return file_loopgate_v1_loop_service_proto_enumTypes[1].Descriptor()
+}
+
+func (SloStatus_State) Type() protoreflect.EnumType {
+	return &file_loopgate_v1_loop_service_proto_enumTypes[1]
+}
+
+func (x SloStatus_State) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use SloStatus_State.Descriptor instead.
+func (SloStatus_State) EnumDescriptor() ([]byte, []int) {
+	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{10, 0}
+}
+
 // What applying a loop would do to it.
 type PlanLoopResponse_Operation int32
 
@@ -141,11 +198,11 @@ func (x PlanLoopResponse_Operation) String() string {
 }
 
 func (PlanLoopResponse_Operation) Descriptor() protoreflect.EnumDescriptor {
-	return file_loopgate_v1_loop_service_proto_enumTypes[1].Descriptor()
+	return file_loopgate_v1_loop_service_proto_enumTypes[2].Descriptor()
 }
 
 func (PlanLoopResponse_Operation) Type() protoreflect.EnumType {
-	return &file_loopgate_v1_loop_service_proto_enumTypes[1]
+	return &file_loopgate_v1_loop_service_proto_enumTypes[2]
 }
 
 func (x PlanLoopResponse_Operation) Number() protoreflect.EnumNumber {
@@ -154,7 +211,7 @@ func (x PlanLoopResponse_Operation) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use PlanLoopResponse_Operation.Descriptor instead.
 func (PlanLoopResponse_Operation) EnumDescriptor() ([]byte, []int) {
-	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{29, 0}
+	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{35, 0}
 }
 
 // What applying an item did to its loop.
@@ -198,11 +255,11 @@ func (x BatchApplyLoopResult_Operation) String() string {
 }
 
 func (BatchApplyLoopResult_Operation) Descriptor() protoreflect.EnumDescriptor {
-	return file_loopgate_v1_loop_service_proto_enumTypes[2].Descriptor()
+	return file_loopgate_v1_loop_service_proto_enumTypes[3].Descriptor()
 }
 
 func (BatchApplyLoopResult_Operation) Type() protoreflect.EnumType {
-	return &file_loopgate_v1_loop_service_proto_enumTypes[2]
+	return &file_loopgate_v1_loop_service_proto_enumTypes[3]
 }
 
 func (x BatchApplyLoopResult_Operation) Number() protoreflect.EnumNumber {
@@ -211,7 +268,7 @@ func (x BatchApplyLoopResult_Operation) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use BatchApplyLoopResult_Operation.Descriptor instead.
 func (BatchApplyLoopResult_Operation) EnumDescriptor() ([]byte, []int) {
-	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{42, 0}
+	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{49, 0}
 }
 
 // Loop is one governed analytics loop: streams with schemas, who produces and
@@ -946,7 +1003,17 @@ type LoopStatus struct {
 	Reviews []*Review `protobuf:"bytes,13,rep,name=reviews,proto3" json:"reviews,omitempty"`
 	// Who requested the current generation (or the deletion); they may not
 	// review it.
-	RequestedBy   string `protobuf:"bytes,14,opt,name=requested_by,json=requestedBy,proto3" json:"requested_by,omitempty"`
+	RequestedBy string `protobuf:"bytes,14,opt,name=requested_by,json=requestedBy,proto3" json:"requested_by,omitempty"`
+	// Whether the loop meets its latency SLO, measured by loopgate from the
+	// action stream (see LoopContract for the origin header). Unset until the
+	// loop's action topic has been sampled once.
+	Slo *SloStatus `protobuf:"bytes,15,opt,name=slo,proto3" json:"slo,omitempty"`
+	// Consumer lag of each consumer group of the loop, compared with
+	// `spec.slo.freshness_ms`. Empty until lag has been observed once.
+	Lag []*ConsumerGroupLag `protobuf:"bytes,16,rep,name=lag,proto3" json:"lag,omitempty"`
+	// What the current generation costs per month on its cluster's storage
+	// model, from the declared throughput, retention, partitions and fan-out.
+	Cost          *CostForecast `protobuf:"bytes,17,opt,name=cost,proto3" json:"cost,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1079,6 +1146,576 @@ func (x *LoopStatus) GetRequestedBy() string {
 	return ""
 }
 
+func (x *LoopStatus) GetSlo() *SloStatus {
+	if x != nil {
+		return x.Slo
+	}
+	return nil
+}
+
+func (x *LoopStatus) GetLag() []*ConsumerGroupLag {
+	if x != nil {
+		return x.Lag
+	}
+	return nil
+}
+
+func (x *LoopStatus) GetCost() *CostForecast {
+	if x != nil {
+		return x.Cost
+	}
+	return nil
+}
+
+// SloStatus is how a loop meets its producer-to-action latency SLO.
+type SloStatus struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// `MET`, `BREACHED` or `UNKNOWN` (see `reason`).
+	State SloStatus_State `protobuf:"varint,1,opt,name=state,proto3,enum=loopgate.v1.SloStatus_State" json:"state,omitempty"`
+	// Why, in CamelCase: `Met`, `Breach`, `NoTraffic` (no action record in
+	// the last minute), `NoHeader` (action records arrive without the origin
+	// header), `NotSampled` (the action topic could not be read).
+	Reason string `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	// A human-readable explanation with the measured value.
+	Message string `protobuf:"bytes,3,opt,name=message,proto3" json:"message,omitempty"`
+	// The target: `spec.slo.latency_p99_ms`.
+	TargetP99Ms int64 `protobuf:"varint,4,opt,name=target_p99_ms,json=targetP99Ms,proto3" json:"target_p99_ms,omitempty"`
+	// Latency over the last minute, hour and 28 days, in that order.
+	Windows []*LatencyWindow `protobuf:"bytes,5,rep,name=windows,proto3" json:"windows,omitempty"`
+	// When loopgate last sampled the action topic.
+	ObserveTime   *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=observe_time,json=observeTime,proto3" json:"observe_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SloStatus) Reset() {
+	*x = SloStatus{}
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SloStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SloStatus) ProtoMessage() {}
+
+func (x *SloStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SloStatus.ProtoReflect.Descriptor instead.
+func (*SloStatus) Descriptor() ([]byte, []int) {
+	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *SloStatus) GetState() SloStatus_State {
+	if x != nil {
+		return x.State
+	}
+	return SloStatus_STATE_UNSPECIFIED
+}
+
+func (x *SloStatus) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *SloStatus) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *SloStatus) GetTargetP99Ms() int64 {
+	if x != nil {
+		return x.TargetP99Ms
+	}
+	return 0
+}
+
+func (x *SloStatus) GetWindows() []*LatencyWindow {
+	if x != nil {
+		return x.Windows
+	}
+	return nil
+}
+
+func (x *SloStatus) GetObserveTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ObserveTime
+	}
+	return nil
+}
+
+// LatencyWindow is the producer-to-action latency over one window, from the
+// sampled action records that carry the origin header.
+type LatencyWindow struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// `1m`, `1h` or `28d`.
+	Window string `protobuf:"bytes,1,opt,name=window,proto3" json:"window,omitempty"`
+	// Quantiles in milliseconds (relative accuracy 1%); 0 when `records` is 0.
+	P50Ms float64 `protobuf:"fixed64,2,opt,name=p50_ms,json=p50Ms,proto3" json:"p50_ms,omitempty"`
+	P90Ms float64 `protobuf:"fixed64,3,opt,name=p90_ms,json=p90Ms,proto3" json:"p90_ms,omitempty"`
+	P99Ms float64 `protobuf:"fixed64,4,opt,name=p99_ms,json=p99Ms,proto3" json:"p99_ms,omitempty"`
+	// Sampled action records with the origin header.
+	Records int64 `protobuf:"varint,5,opt,name=records,proto3" json:"records,omitempty"`
+	// Sampled action records without it (never guessed; counted here).
+	RecordsWithoutHeader int64 `protobuf:"varint,6,opt,name=records_without_header,json=recordsWithoutHeader,proto3" json:"records_without_header,omitempty"`
+	// Records whose latency was above the target.
+	RecordsOverTarget int64 `protobuf:"varint,7,opt,name=records_over_target,json=recordsOverTarget,proto3" json:"records_over_target,omitempty"`
+	// The share of the window's error budget left: 1 − over / (1% × records).
+	// 1 when nothing was over; negative when the budget is overspent.
+	ErrorBudgetRemaining float64 `protobuf:"fixed64,8,opt,name=error_budget_remaining,json=errorBudgetRemaining,proto3" json:"error_budget_remaining,omitempty"`
+	unknownFields        protoimpl.UnknownFields
+	sizeCache            protoimpl.SizeCache
+}
+
+func (x *LatencyWindow) Reset() {
+	*x = LatencyWindow{}
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LatencyWindow) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LatencyWindow) ProtoMessage() {}
+
+func (x *LatencyWindow) ProtoReflect() protoreflect.Message {
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LatencyWindow.ProtoReflect.Descriptor instead.
+func (*LatencyWindow) Descriptor() ([]byte, []int) {
+	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *LatencyWindow) GetWindow() string {
+	if x != nil {
+		return x.Window
+	}
+	return ""
+}
+
+func (x *LatencyWindow) GetP50Ms() float64 {
+	if x != nil {
+		return x.P50Ms
+	}
+	return 0
+}
+
+func (x *LatencyWindow) GetP90Ms() float64 {
+	if x != nil {
+		return x.P90Ms
+	}
+	return 0
+}
+
+func (x *LatencyWindow) GetP99Ms() float64 {
+	if x != nil {
+		return x.P99Ms
+	}
+	return 0
+}
+
+func (x *LatencyWindow) GetRecords() int64 {
+	if x != nil {
+		return x.Records
+	}
+	return 0
+}
+
+func (x *LatencyWindow) GetRecordsWithoutHeader() int64 {
+	if x != nil {
+		return x.RecordsWithoutHeader
+	}
+	return 0
+}
+
+func (x *LatencyWindow) GetRecordsOverTarget() int64 {
+	if x != nil {
+		return x.RecordsOverTarget
+	}
+	return 0
+}
+
+func (x *LatencyWindow) GetErrorBudgetRemaining() float64 {
+	if x != nil {
+		return x.ErrorBudgetRemaining
+	}
+	return 0
+}
+
+// ConsumerGroupLag is how far one consumer group is behind.
+type ConsumerGroupLag struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The consumer group id.
+	Group string `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`
+	// Records not yet consumed, over all partitions.
+	OffsetLag int64 `protobuf:"varint,2,opt,name=offset_lag,json=offsetLag,proto3" json:"offset_lag,omitempty"`
+	// How old the oldest unconsumed record is, in milliseconds, interpolated
+	// from when each end offset was observed (as kafka-lag-exporter does).
+	TimeLagMs int64 `protobuf:"varint,3,opt,name=time_lag_ms,json=timeLagMs,proto3" json:"time_lag_ms,omitempty"`
+	// The target: `spec.slo.freshness_ms`; 0 when the spec sets none.
+	FreshnessMs int64 `protobuf:"varint,4,opt,name=freshness_ms,json=freshnessMs,proto3" json:"freshness_ms,omitempty"`
+	// Per partition, sorted by topic and partition.
+	Partitions []*PartitionLag `protobuf:"bytes,5,rep,name=partitions,proto3" json:"partitions,omitempty"`
+	// When the lag was observed.
+	ObserveTime   *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=observe_time,json=observeTime,proto3" json:"observe_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConsumerGroupLag) Reset() {
+	*x = ConsumerGroupLag{}
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConsumerGroupLag) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConsumerGroupLag) ProtoMessage() {}
+
+func (x *ConsumerGroupLag) ProtoReflect() protoreflect.Message {
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConsumerGroupLag.ProtoReflect.Descriptor instead.
+func (*ConsumerGroupLag) Descriptor() ([]byte, []int) {
+	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *ConsumerGroupLag) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+func (x *ConsumerGroupLag) GetOffsetLag() int64 {
+	if x != nil {
+		return x.OffsetLag
+	}
+	return 0
+}
+
+func (x *ConsumerGroupLag) GetTimeLagMs() int64 {
+	if x != nil {
+		return x.TimeLagMs
+	}
+	return 0
+}
+
+func (x *ConsumerGroupLag) GetFreshnessMs() int64 {
+	if x != nil {
+		return x.FreshnessMs
+	}
+	return 0
+}
+
+func (x *ConsumerGroupLag) GetPartitions() []*PartitionLag {
+	if x != nil {
+		return x.Partitions
+	}
+	return nil
+}
+
+func (x *ConsumerGroupLag) GetObserveTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ObserveTime
+	}
+	return nil
+}
+
+// PartitionLag is one partition's lag for one consumer group.
+type PartitionLag struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Topic     string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
+	Partition int32                  `protobuf:"varint,2,opt,name=partition,proto3" json:"partition,omitempty"`
+	// The group's committed offset; -1 when it has committed none.
+	CommittedOffset int64 `protobuf:"varint,3,opt,name=committed_offset,json=committedOffset,proto3" json:"committed_offset,omitempty"`
+	// The partition's end offset.
+	EndOffset int64 `protobuf:"varint,4,opt,name=end_offset,json=endOffset,proto3" json:"end_offset,omitempty"`
+	// end_offset − committed_offset (end_offset − start offset when none).
+	OffsetLag int64 `protobuf:"varint,5,opt,name=offset_lag,json=offsetLag,proto3" json:"offset_lag,omitempty"`
+	// How old the oldest unconsumed record is, in milliseconds.
+	TimeLagMs     int64 `protobuf:"varint,6,opt,name=time_lag_ms,json=timeLagMs,proto3" json:"time_lag_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PartitionLag) Reset() {
+	*x = PartitionLag{}
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PartitionLag) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PartitionLag) ProtoMessage() {}
+
+func (x *PartitionLag) ProtoReflect() protoreflect.Message {
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PartitionLag.ProtoReflect.Descriptor instead.
+func (*PartitionLag) Descriptor() ([]byte, []int) {
+	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *PartitionLag) GetTopic() string {
+	if x != nil {
+		return x.Topic
+	}
+	return ""
+}
+
+func (x *PartitionLag) GetPartition() int32 {
+	if x != nil {
+		return x.Partition
+	}
+	return 0
+}
+
+func (x *PartitionLag) GetCommittedOffset() int64 {
+	if x != nil {
+		return x.CommittedOffset
+	}
+	return 0
+}
+
+func (x *PartitionLag) GetEndOffset() int64 {
+	if x != nil {
+		return x.EndOffset
+	}
+	return 0
+}
+
+func (x *PartitionLag) GetOffsetLag() int64 {
+	if x != nil {
+		return x.OffsetLag
+	}
+	return 0
+}
+
+func (x *PartitionLag) GetTimeLagMs() int64 {
+	if x != nil {
+		return x.TimeLagMs
+	}
+	return 0
+}
+
+// CostForecast is the monthly cost of a loop on its cluster's storage model.
+type CostForecast struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// `broker-local`, `tiered` or `shared` (shared object storage).
+	StorageModel string `protobuf:"bytes,1,opt,name=storage_model,json=storageModel,proto3" json:"storage_model,omitempty"`
+	// The currency of every amount, e.g. `USD`.
+	Currency string `protobuf:"bytes,2,opt,name=currency,proto3" json:"currency,omitempty"`
+	// The sum of `items`, per month (30 days).
+	MonthlyTotal float64 `protobuf:"fixed64,3,opt,name=monthly_total,json=monthlyTotal,proto3" json:"monthly_total,omitempty"`
+	// The parts of the forecast.
+	Items []*CostItem `protobuf:"bytes,4,rep,name=items,proto3" json:"items,omitempty"`
+	// What the forecast assumed, in one line (throughput, retention,
+	// replication, zones, fan-out, prices' source).
+	Basis string `protobuf:"bytes,5,opt,name=basis,proto3" json:"basis,omitempty"`
+	// Re-reading one day of the loop's data once, priced separately.
+	ReplayPerDay float64 `protobuf:"fixed64,6,opt,name=replay_per_day,json=replayPerDay,proto3" json:"replay_per_day,omitempty"`
+	// The catalog's price list the forecast used.
+	PriceList     string `protobuf:"bytes,7,opt,name=price_list,json=priceList,proto3" json:"price_list,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CostForecast) Reset() {
+	*x = CostForecast{}
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CostForecast) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CostForecast) ProtoMessage() {}
+
+func (x *CostForecast) ProtoReflect() protoreflect.Message {
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CostForecast.ProtoReflect.Descriptor instead.
+func (*CostForecast) Descriptor() ([]byte, []int) {
+	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *CostForecast) GetStorageModel() string {
+	if x != nil {
+		return x.StorageModel
+	}
+	return ""
+}
+
+func (x *CostForecast) GetCurrency() string {
+	if x != nil {
+		return x.Currency
+	}
+	return ""
+}
+
+func (x *CostForecast) GetMonthlyTotal() float64 {
+	if x != nil {
+		return x.MonthlyTotal
+	}
+	return 0
+}
+
+func (x *CostForecast) GetItems() []*CostItem {
+	if x != nil {
+		return x.Items
+	}
+	return nil
+}
+
+func (x *CostForecast) GetBasis() string {
+	if x != nil {
+		return x.Basis
+	}
+	return ""
+}
+
+func (x *CostForecast) GetReplayPerDay() float64 {
+	if x != nil {
+		return x.ReplayPerDay
+	}
+	return 0
+}
+
+func (x *CostForecast) GetPriceList() string {
+	if x != nil {
+		return x.PriceList
+	}
+	return ""
+}
+
+// CostItem is one part of a cost forecast.
+type CostItem struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// `storage`, `object-storage`, `cross-az`, `object-put`, `object-get` or
+	// `compute`.
+	Component string `protobuf:"bytes,1,opt,name=component,proto3" json:"component,omitempty"`
+	// How it was computed, in one line.
+	Detail string `protobuf:"bytes,2,opt,name=detail,proto3" json:"detail,omitempty"`
+	// The amount per month.
+	Monthly       float64 `protobuf:"fixed64,3,opt,name=monthly,proto3" json:"monthly,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CostItem) Reset() {
+	*x = CostItem{}
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CostItem) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CostItem) ProtoMessage() {}
+
+func (x *CostItem) ProtoReflect() protoreflect.Message {
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CostItem.ProtoReflect.Descriptor instead.
+func (*CostItem) Descriptor() ([]byte, []int) {
+	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *CostItem) GetComponent() string {
+	if x != nil {
+		return x.Component
+	}
+	return ""
+}
+
+func (x *CostItem) GetDetail() string {
+	if x != nil {
+		return x.Detail
+	}
+	return ""
+}
+
+func (x *CostItem) GetMonthly() float64 {
+	if x != nil {
+		return x.Monthly
+	}
+	return 0
+}
+
 // ApprovalProgress is one reason a generation waits for review.
 type ApprovalProgress struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1101,7 +1738,7 @@ type ApprovalProgress struct {
 
 func (x *ApprovalProgress) Reset() {
 	*x = ApprovalProgress{}
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[10]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1113,7 +1750,7 @@ func (x *ApprovalProgress) String() string {
 func (*ApprovalProgress) ProtoMessage() {}
 
 func (x *ApprovalProgress) ProtoReflect() protoreflect.Message {
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[10]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1126,7 +1763,7 @@ func (x *ApprovalProgress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApprovalProgress.ProtoReflect.Descriptor instead.
 func (*ApprovalProgress) Descriptor() ([]byte, []int) {
-	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{10}
+	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ApprovalProgress) GetId() string {
@@ -1192,7 +1829,7 @@ type Review struct {
 
 func (x *Review) Reset() {
 	*x = Review{}
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[11]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1204,7 +1841,7 @@ func (x *Review) String() string {
 func (*Review) ProtoMessage() {}
 
 func (x *Review) ProtoReflect() protoreflect.Message {
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[11]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1217,7 +1854,7 @@ func (x *Review) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Review.ProtoReflect.Descriptor instead.
 func (*Review) Descriptor() ([]byte, []int) {
-	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{11}
+	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Review) GetReviewer() string {
@@ -1283,7 +1920,7 @@ type StreamEndpoint struct {
 
 func (x *StreamEndpoint) Reset() {
 	*x = StreamEndpoint{}
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[12]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1295,7 +1932,7 @@ func (x *StreamEndpoint) String() string {
 func (*StreamEndpoint) ProtoMessage() {}
 
 func (x *StreamEndpoint) ProtoReflect() protoreflect.Message {
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[12]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1308,7 +1945,7 @@ func (x *StreamEndpoint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamEndpoint.ProtoReflect.Descriptor instead.
 func (*StreamEndpoint) Descriptor() ([]byte, []int) {
-	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{12}
+	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *StreamEndpoint) GetStream() string {
@@ -1372,7 +2009,7 @@ type PrincipalGrants struct {
 
 func (x *PrincipalGrants) Reset() {
 	*x = PrincipalGrants{}
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[13]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1384,7 +2021,7 @@ func (x *PrincipalGrants) String() string {
 func (*PrincipalGrants) ProtoMessage() {}
 
 func (x *PrincipalGrants) ProtoReflect() protoreflect.Message {
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[13]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1397,7 +2034,7 @@ func (x *PrincipalGrants) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PrincipalGrants.ProtoReflect.Descriptor instead.
 func (*PrincipalGrants) Descriptor() ([]byte, []int) {
-	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{13}
+	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *PrincipalGrants) GetPrincipal() string {
@@ -1456,7 +2093,7 @@ type Condition struct {
 
 func (x *Condition) Reset() {
 	*x = Condition{}
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[14]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1468,7 +2105,7 @@ func (x *Condition) String() string {
 func (*Condition) ProtoMessage() {}
 
 func (x *Condition) ProtoReflect() protoreflect.Message {
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[14]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1481,7 +2118,7 @@ func (x *Condition) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Condition.ProtoReflect.Descriptor instead.
 func (*Condition) Descriptor() ([]byte, []int) {
-	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{14}
+	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *Condition) GetType() string {
@@ -1547,7 +2184,7 @@ type PolicyVerdict struct {
 
 func (x *PolicyVerdict) Reset() {
 	*x = PolicyVerdict{}
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[15]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1559,7 +2196,7 @@ func (x *PolicyVerdict) String() string {
 func (*PolicyVerdict) ProtoMessage() {}
 
 func (x *PolicyVerdict) ProtoReflect() protoreflect.Message {
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[15]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1572,7 +2209,7 @@ func (x *PolicyVerdict) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PolicyVerdict.ProtoReflect.Descriptor instead.
 func (*PolicyVerdict) Descriptor() ([]byte, []int) {
-	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{15}
+	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *PolicyVerdict) GetDecisionId() string {
@@ -1638,7 +2275,7 @@ type Violation struct {
 
 func (x *Violation) Reset() {
 	*x = Violation{}
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[16]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1650,7 +2287,7 @@ func (x *Violation) String() string {
 func (*Violation) ProtoMessage() {}
 
 func (x *Violation) ProtoReflect() protoreflect.Message {
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[16]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1663,7 +2300,7 @@ func (x *Violation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Violation.ProtoReflect.Descriptor instead.
 func (*Violation) Descriptor() ([]byte, []int) {
-	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{16}
+	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *Violation) GetId() string {
@@ -1718,7 +2355,7 @@ type DerivedResources struct {
 
 func (x *DerivedResources) Reset() {
 	*x = DerivedResources{}
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[17]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1730,7 +2367,7 @@ func (x *DerivedResources) String() string {
 func (*DerivedResources) ProtoMessage() {}
 
 func (x *DerivedResources) ProtoReflect() protoreflect.Message {
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[17]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1743,7 +2380,7 @@ func (x *DerivedResources) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DerivedResources.ProtoReflect.Descriptor instead.
 func (*DerivedResources) Descriptor() ([]byte, []int) {
-	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{17}
+	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *DerivedResources) GetTopics() []*Topic {
@@ -1785,7 +2422,7 @@ type Topic struct {
 
 func (x *Topic) Reset() {
 	*x = Topic{}
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[18]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1797,7 +2434,7 @@ func (x *Topic) String() string {
 func (*Topic) ProtoMessage() {}
 
 func (x *Topic) ProtoReflect() protoreflect.Message {
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[18]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1810,7 +2447,7 @@ func (x *Topic) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Topic.ProtoReflect.Descriptor instead.
 func (*Topic) Descriptor() ([]byte, []int) {
-	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{18}
+	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *Topic) GetName() string {
@@ -1864,7 +2501,7 @@ type Acl struct {
 
 func (x *Acl) Reset() {
 	*x = Acl{}
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[19]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1876,7 +2513,7 @@ func (x *Acl) String() string {
 func (*Acl) ProtoMessage() {}
 
 func (x *Acl) ProtoReflect() protoreflect.Message {
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[19]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1889,7 +2526,7 @@ func (x *Acl) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Acl.ProtoReflect.Descriptor instead.
 func (*Acl) Descriptor() ([]byte, []int) {
-	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{19}
+	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *Acl) GetPrincipal() string {
@@ -1956,7 +2593,7 @@ type Quota struct {
 
 func (x *Quota) Reset() {
 	*x = Quota{}
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[20]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1968,7 +2605,7 @@ func (x *Quota) String() string {
 func (*Quota) ProtoMessage() {}
 
 func (x *Quota) ProtoReflect() protoreflect.Message {
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[20]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1981,7 +2618,7 @@ func (x *Quota) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Quota.ProtoReflect.Descriptor instead.
 func (*Quota) Descriptor() ([]byte, []int) {
-	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{20}
+	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *Quota) GetPrincipal() string {
@@ -2025,7 +2662,7 @@ type PlannedChange struct {
 
 func (x *PlannedChange) Reset() {
 	*x = PlannedChange{}
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[21]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2037,7 +2674,7 @@ func (x *PlannedChange) String() string {
 func (*PlannedChange) ProtoMessage() {}
 
 func (x *PlannedChange) ProtoReflect() protoreflect.Message {
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[21]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2050,7 +2687,7 @@ func (x *PlannedChange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PlannedChange.ProtoReflect.Descriptor instead.
 func (*PlannedChange) Descriptor() ([]byte, []int) {
-	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{21}
+	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *PlannedChange) GetKind() string {
@@ -2092,7 +2729,7 @@ type GetLoopRequest struct {
 
 func (x *GetLoopRequest) Reset() {
 	*x = GetLoopRequest{}
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[22]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2104,7 +2741,7 @@ func (x *GetLoopRequest) String() string {
 func (*GetLoopRequest) ProtoMessage() {}
 
 func (x *GetLoopRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[22]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2117,7 +2754,7 @@ func (x *GetLoopRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetLoopRequest.ProtoReflect.Descriptor instead.
 func (*GetLoopRequest) Descriptor() ([]byte, []int) {
-	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{22}
+	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *GetLoopRequest) GetName() string {
@@ -2147,7 +2784,7 @@ type ListLoopsRequest struct {
 
 func (x *ListLoopsRequest) Reset() {
 	*x = ListLoopsRequest{}
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[23]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2159,7 +2796,7 @@ func (x *ListLoopsRequest) String() string {
 func (*ListLoopsRequest) ProtoMessage() {}
 
 func (x *ListLoopsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[23]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2172,7 +2809,7 @@ func (x *ListLoopsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListLoopsRequest.ProtoReflect.Descriptor instead.
 func (*ListLoopsRequest) Descriptor() ([]byte, []int) {
-	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{23}
+	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ListLoopsRequest) GetParent() string {
@@ -2216,7 +2853,7 @@ type ListLoopsResponse struct {
 
 func (x *ListLoopsResponse) Reset() {
 	*x = ListLoopsResponse{}
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[24]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2228,7 +2865,7 @@ func (x *ListLoopsResponse) String() string {
 func (*ListLoopsResponse) ProtoMessage() {}
 
 func (x *ListLoopsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[24]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2241,7 +2878,7 @@ func (x *ListLoopsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListLoopsResponse.ProtoReflect.Descriptor instead.
 func (*ListLoopsResponse) Descriptor() ([]byte, []int) {
-	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{24}
+	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *ListLoopsResponse) GetLoops() []*Loop {
@@ -2279,7 +2916,7 @@ type CreateLoopRequest struct {
 
 func (x *CreateLoopRequest) Reset() {
 	*x = CreateLoopRequest{}
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[25]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2291,7 +2928,7 @@ func (x *CreateLoopRequest) String() string {
 func (*CreateLoopRequest) ProtoMessage() {}
 
 func (x *CreateLoopRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[25]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2304,7 +2941,7 @@ func (x *CreateLoopRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateLoopRequest.ProtoReflect.Descriptor instead.
 func (*CreateLoopRequest) Descriptor() ([]byte, []int) {
-	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{25}
+	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *CreateLoopRequest) GetParent() string {
@@ -2361,7 +2998,7 @@ type UpdateLoopRequest struct {
 
 func (x *UpdateLoopRequest) Reset() {
 	*x = UpdateLoopRequest{}
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[26]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2373,7 +3010,7 @@ func (x *UpdateLoopRequest) String() string {
 func (*UpdateLoopRequest) ProtoMessage() {}
 
 func (x *UpdateLoopRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[26]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2386,7 +3023,7 @@ func (x *UpdateLoopRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateLoopRequest.ProtoReflect.Descriptor instead.
 func (*UpdateLoopRequest) Descriptor() ([]byte, []int) {
-	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{26}
+	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *UpdateLoopRequest) GetLoop() *Loop {
@@ -2434,7 +3071,7 @@ type DeleteLoopRequest struct {
 
 func (x *DeleteLoopRequest) Reset() {
 	*x = DeleteLoopRequest{}
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[27]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2446,7 +3083,7 @@ func (x *DeleteLoopRequest) String() string {
 func (*DeleteLoopRequest) ProtoMessage() {}
 
 func (x *DeleteLoopRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[27]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2459,7 +3096,7 @@ func (x *DeleteLoopRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteLoopRequest.ProtoReflect.Descriptor instead.
 func (*DeleteLoopRequest) Descriptor() ([]byte, []int) {
-	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{27}
+	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *DeleteLoopRequest) GetName() string {
@@ -2501,7 +3138,7 @@ type PlanLoopRequest struct {
 
 func (x *PlanLoopRequest) Reset() {
 	*x = PlanLoopRequest{}
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[28]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2513,7 +3150,7 @@ func (x *PlanLoopRequest) String() string {
 func (*PlanLoopRequest) ProtoMessage() {}
 
 func (x *PlanLoopRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[28]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2526,7 +3163,7 @@ func (x *PlanLoopRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PlanLoopRequest.ProtoReflect.Descriptor instead.
 func (*PlanLoopRequest) Descriptor() ([]byte, []int) {
-	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{28}
+	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *PlanLoopRequest) GetLoop() *Loop {
@@ -2549,14 +3186,18 @@ type PlanLoopResponse struct {
 	// The resources the loop needs.
 	Derived *DerivedResources `protobuf:"bytes,4,opt,name=derived,proto3" json:"derived,omitempty"`
 	// The name of the cluster the loop would be provisioned on.
-	Cluster       string `protobuf:"bytes,5,opt,name=cluster,proto3" json:"cluster,omitempty"`
+	Cluster string `protobuf:"bytes,5,opt,name=cluster,proto3" json:"cluster,omitempty"`
+	// What the loop would cost per month once applied.
+	Cost *CostForecast `protobuf:"bytes,6,opt,name=cost,proto3" json:"cost,omitempty"`
+	// What the loop costs now, for an UPDATE or NOOP; unset for a CREATE.
+	CurrentCost   *CostForecast `protobuf:"bytes,7,opt,name=current_cost,json=currentCost,proto3" json:"current_cost,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *PlanLoopResponse) Reset() {
 	*x = PlanLoopResponse{}
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[29]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2568,7 +3209,7 @@ func (x *PlanLoopResponse) String() string {
 func (*PlanLoopResponse) ProtoMessage() {}
 
 func (x *PlanLoopResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[29]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2581,7 +3222,7 @@ func (x *PlanLoopResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PlanLoopResponse.ProtoReflect.Descriptor instead.
 func (*PlanLoopResponse) Descriptor() ([]byte, []int) {
-	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{29}
+	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *PlanLoopResponse) GetOperation() PlanLoopResponse_Operation {
@@ -2619,6 +3260,20 @@ func (x *PlanLoopResponse) GetCluster() string {
 	return ""
 }
 
+func (x *PlanLoopResponse) GetCost() *CostForecast {
+	if x != nil {
+		return x.Cost
+	}
+	return nil
+}
+
+func (x *PlanLoopResponse) GetCurrentCost() *CostForecast {
+	if x != nil {
+		return x.CurrentCost
+	}
+	return nil
+}
+
 // ApproveLoopRequest is the request of ApproveLoop.
 type ApproveLoopRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -2637,7 +3292,7 @@ type ApproveLoopRequest struct {
 
 func (x *ApproveLoopRequest) Reset() {
 	*x = ApproveLoopRequest{}
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[30]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2649,7 +3304,7 @@ func (x *ApproveLoopRequest) String() string {
 func (*ApproveLoopRequest) ProtoMessage() {}
 
 func (x *ApproveLoopRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[30]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2662,7 +3317,7 @@ func (x *ApproveLoopRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApproveLoopRequest.ProtoReflect.Descriptor instead.
 func (*ApproveLoopRequest) Descriptor() ([]byte, []int) {
-	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{30}
+	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *ApproveLoopRequest) GetName() string {
@@ -2710,7 +3365,7 @@ type RejectLoopRequest struct {
 
 func (x *RejectLoopRequest) Reset() {
 	*x = RejectLoopRequest{}
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[31]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2722,7 +3377,7 @@ func (x *RejectLoopRequest) String() string {
 func (*RejectLoopRequest) ProtoMessage() {}
 
 func (x *RejectLoopRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[31]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2735,7 +3390,7 @@ func (x *RejectLoopRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RejectLoopRequest.ProtoReflect.Descriptor instead.
 func (*RejectLoopRequest) Descriptor() ([]byte, []int) {
-	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{31}
+	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *RejectLoopRequest) GetName() string {
@@ -2781,7 +3436,7 @@ type ListApprovalsRequest struct {
 
 func (x *ListApprovalsRequest) Reset() {
 	*x = ListApprovalsRequest{}
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[32]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2793,7 +3448,7 @@ func (x *ListApprovalsRequest) String() string {
 func (*ListApprovalsRequest) ProtoMessage() {}
 
 func (x *ListApprovalsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[32]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2806,7 +3461,7 @@ func (x *ListApprovalsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListApprovalsRequest.ProtoReflect.Descriptor instead.
 func (*ListApprovalsRequest) Descriptor() ([]byte, []int) {
-	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{32}
+	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *ListApprovalsRequest) GetParent() string {
@@ -2844,7 +3499,7 @@ type ListApprovalsResponse struct {
 
 func (x *ListApprovalsResponse) Reset() {
 	*x = ListApprovalsResponse{}
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[33]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2856,7 +3511,7 @@ func (x *ListApprovalsResponse) String() string {
 func (*ListApprovalsResponse) ProtoMessage() {}
 
 func (x *ListApprovalsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[33]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2869,7 +3524,7 @@ func (x *ListApprovalsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListApprovalsResponse.ProtoReflect.Descriptor instead.
 func (*ListApprovalsResponse) Descriptor() ([]byte, []int) {
-	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{33}
+	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *ListApprovalsResponse) GetLoops() []*Loop {
@@ -2900,7 +3555,7 @@ type GetLoopContractRequest struct {
 
 func (x *GetLoopContractRequest) Reset() {
 	*x = GetLoopContractRequest{}
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[34]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2912,7 +3567,7 @@ func (x *GetLoopContractRequest) String() string {
 func (*GetLoopContractRequest) ProtoMessage() {}
 
 func (x *GetLoopContractRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[34]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2925,7 +3580,7 @@ func (x *GetLoopContractRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetLoopContractRequest.ProtoReflect.Descriptor instead.
 func (*GetLoopContractRequest) Descriptor() ([]byte, []int) {
-	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{34}
+	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *GetLoopContractRequest) GetName() string {
@@ -2976,14 +3631,18 @@ type LoopContract struct {
 	ConsumerSettings []*ClientSetting `protobuf:"bytes,14,rep,name=consumer_settings,json=consumerSettings,proto3" json:"consumer_settings,omitempty"`
 	// The loop figures the settings follow from, in one line (e.g.
 	// `p99 2s, freshness 30s, peak 6 MiB/s (2 MiB/s × 3), records ~600 B`).
-	Basis         string `protobuf:"bytes,15,opt,name=basis,proto3" json:"basis,omitempty"`
+	Basis string `protobuf:"bytes,15,opt,name=basis,proto3" json:"basis,omitempty"`
+	// Set when this principal writes the loop's action stream: the record
+	// header it must put on every action record so that loopgate can measure
+	// producer-to-action latency.
+	OriginHeader  *OriginHeader `protobuf:"bytes,16,opt,name=origin_header,json=originHeader,proto3" json:"origin_header,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *LoopContract) Reset() {
 	*x = LoopContract{}
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[35]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2995,7 +3654,7 @@ func (x *LoopContract) String() string {
 func (*LoopContract) ProtoMessage() {}
 
 func (x *LoopContract) ProtoReflect() protoreflect.Message {
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[35]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3008,7 +3667,7 @@ func (x *LoopContract) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoopContract.ProtoReflect.Descriptor instead.
 func (*LoopContract) Descriptor() ([]byte, []int) {
-	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{35}
+	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *LoopContract) GetLoop() string {
@@ -3116,6 +3775,79 @@ func (x *LoopContract) GetBasis() string {
 	return ""
 }
 
+func (x *LoopContract) GetOriginHeader() *OriginHeader {
+	if x != nil {
+		return x.OriginHeader
+	}
+	return nil
+}
+
+// OriginHeader tells the acting service how to mark an action record with
+// the time of the record that triggered it.
+type OriginHeader struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The header key, `loopgate-origin-ts`.
+	Key string `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	// What its value is: the triggering record's timestamp in milliseconds
+	// since the Unix epoch, as decimal ASCII.
+	Value string `protobuf:"bytes,2,opt,name=value,proto3" json:"value,omitempty"`
+	// The action topic the header belongs on.
+	Topic         string `protobuf:"bytes,3,opt,name=topic,proto3" json:"topic,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OriginHeader) Reset() {
+	*x = OriginHeader{}
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[42]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OriginHeader) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OriginHeader) ProtoMessage() {}
+
+func (x *OriginHeader) ProtoReflect() protoreflect.Message {
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[42]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OriginHeader.ProtoReflect.Descriptor instead.
+func (*OriginHeader) Descriptor() ([]byte, []int) {
+	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{42}
+}
+
+func (x *OriginHeader) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *OriginHeader) GetValue() string {
+	if x != nil {
+		return x.Value
+	}
+	return ""
+}
+
+func (x *OriginHeader) GetTopic() string {
+	if x != nil {
+		return x.Topic
+	}
+	return ""
+}
+
 // ClientSetting is one client property and why it has this value.
 type ClientSetting struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -3131,7 +3863,7 @@ type ClientSetting struct {
 
 func (x *ClientSetting) Reset() {
 	*x = ClientSetting{}
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[36]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3143,7 +3875,7 @@ func (x *ClientSetting) String() string {
 func (*ClientSetting) ProtoMessage() {}
 
 func (x *ClientSetting) ProtoReflect() protoreflect.Message {
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[36]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3156,7 +3888,7 @@ func (x *ClientSetting) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClientSetting.ProtoReflect.Descriptor instead.
 func (*ClientSetting) Descriptor() ([]byte, []int) {
-	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{36}
+	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *ClientSetting) GetKey() string {
@@ -3192,7 +3924,7 @@ type BatchPlanLoopsRequest struct {
 
 func (x *BatchPlanLoopsRequest) Reset() {
 	*x = BatchPlanLoopsRequest{}
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[37]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3204,7 +3936,7 @@ func (x *BatchPlanLoopsRequest) String() string {
 func (*BatchPlanLoopsRequest) ProtoMessage() {}
 
 func (x *BatchPlanLoopsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[37]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3217,7 +3949,7 @@ func (x *BatchPlanLoopsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BatchPlanLoopsRequest.ProtoReflect.Descriptor instead.
 func (*BatchPlanLoopsRequest) Descriptor() ([]byte, []int) {
-	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{37}
+	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *BatchPlanLoopsRequest) GetLoops() []*Loop {
@@ -3238,7 +3970,7 @@ type BatchPlanLoopsResponse struct {
 
 func (x *BatchPlanLoopsResponse) Reset() {
 	*x = BatchPlanLoopsResponse{}
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[38]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3250,7 +3982,7 @@ func (x *BatchPlanLoopsResponse) String() string {
 func (*BatchPlanLoopsResponse) ProtoMessage() {}
 
 func (x *BatchPlanLoopsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[38]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3263,7 +3995,7 @@ func (x *BatchPlanLoopsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BatchPlanLoopsResponse.ProtoReflect.Descriptor instead.
 func (*BatchPlanLoopsResponse) Descriptor() ([]byte, []int) {
-	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{38}
+	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *BatchPlanLoopsResponse) GetResults() []*BatchPlanLoopResult {
@@ -3291,7 +4023,7 @@ type BatchPlanLoopResult struct {
 
 func (x *BatchPlanLoopResult) Reset() {
 	*x = BatchPlanLoopResult{}
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[39]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3303,7 +4035,7 @@ func (x *BatchPlanLoopResult) String() string {
 func (*BatchPlanLoopResult) ProtoMessage() {}
 
 func (x *BatchPlanLoopResult) ProtoReflect() protoreflect.Message {
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[39]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3316,7 +4048,7 @@ func (x *BatchPlanLoopResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BatchPlanLoopResult.ProtoReflect.Descriptor instead.
 func (*BatchPlanLoopResult) Descriptor() ([]byte, []int) {
-	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{39}
+	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *BatchPlanLoopResult) GetName() string {
@@ -3367,7 +4099,7 @@ type BatchApplyLoopsRequest struct {
 
 func (x *BatchApplyLoopsRequest) Reset() {
 	*x = BatchApplyLoopsRequest{}
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[40]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3379,7 +4111,7 @@ func (x *BatchApplyLoopsRequest) String() string {
 func (*BatchApplyLoopsRequest) ProtoMessage() {}
 
 func (x *BatchApplyLoopsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[40]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3392,7 +4124,7 @@ func (x *BatchApplyLoopsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BatchApplyLoopsRequest.ProtoReflect.Descriptor instead.
 func (*BatchApplyLoopsRequest) Descriptor() ([]byte, []int) {
-	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{40}
+	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *BatchApplyLoopsRequest) GetLoops() []*Loop {
@@ -3434,7 +4166,7 @@ type BatchApplyLoopsResponse struct {
 
 func (x *BatchApplyLoopsResponse) Reset() {
 	*x = BatchApplyLoopsResponse{}
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[41]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3446,7 +4178,7 @@ func (x *BatchApplyLoopsResponse) String() string {
 func (*BatchApplyLoopsResponse) ProtoMessage() {}
 
 func (x *BatchApplyLoopsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[41]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3459,7 +4191,7 @@ func (x *BatchApplyLoopsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BatchApplyLoopsResponse.ProtoReflect.Descriptor instead.
 func (*BatchApplyLoopsResponse) Descriptor() ([]byte, []int) {
-	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{41}
+	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *BatchApplyLoopsResponse) GetResults() []*BatchApplyLoopResult {
@@ -3489,7 +4221,7 @@ type BatchApplyLoopResult struct {
 
 func (x *BatchApplyLoopResult) Reset() {
 	*x = BatchApplyLoopResult{}
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[42]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3501,7 +4233,7 @@ func (x *BatchApplyLoopResult) String() string {
 func (*BatchApplyLoopResult) ProtoMessage() {}
 
 func (x *BatchApplyLoopResult) ProtoReflect() protoreflect.Message {
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[42]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3514,7 +4246,7 @@ func (x *BatchApplyLoopResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BatchApplyLoopResult.ProtoReflect.Descriptor instead.
 func (*BatchApplyLoopResult) Descriptor() ([]byte, []int) {
-	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{42}
+	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *BatchApplyLoopResult) GetName() string {
@@ -3625,7 +4357,7 @@ const file_loopgate_v1_loop_service_proto_rawDesc = "" +
 	"\astreams\x18\x03 \x03(\tB\x04\xe2A\x01\x02R\astreams\"*\n" +
 	"\n" +
 	"LoopAction\x12\x1c\n" +
-	"\x06stream\x18\x01 \x01(\tB\x04\xe2A\x01\x02R\x06stream\"\x90\x05\n" +
+	"\x06stream\x18\x01 \x01(\tB\x04\xe2A\x01\x02R\x06stream\"\x9a\x06\n" +
 	"\n" +
 	"LoopStatus\x12-\n" +
 	"\x05state\x18\x01 \x01(\x0e2\x17.loopgate.v1.Loop.StateR\x05state\x12/\n" +
@@ -3648,7 +4380,63 @@ const file_loopgate_v1_loop_service_proto_rawDesc = "" +
 	"principals\x12;\n" +
 	"\tapprovals\x18\f \x03(\v2\x1d.loopgate.v1.ApprovalProgressR\tapprovals\x12-\n" +
 	"\areviews\x18\r \x03(\v2\x13.loopgate.v1.ReviewR\areviews\x12!\n" +
-	"\frequested_by\x18\x0e \x01(\tR\vrequestedBy\"\x9b\x01\n" +
+	"\frequested_by\x18\x0e \x01(\tR\vrequestedBy\x12(\n" +
+	"\x03slo\x18\x0f \x01(\v2\x16.loopgate.v1.SloStatusR\x03slo\x12/\n" +
+	"\x03lag\x18\x10 \x03(\v2\x1d.loopgate.v1.ConsumerGroupLagR\x03lag\x12-\n" +
+	"\x04cost\x18\x11 \x01(\v2\x19.loopgate.v1.CostForecastR\x04cost\"\xce\x02\n" +
+	"\tSloStatus\x122\n" +
+	"\x05state\x18\x01 \x01(\x0e2\x1c.loopgate.v1.SloStatus.StateR\x05state\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\x12\x18\n" +
+	"\amessage\x18\x03 \x01(\tR\amessage\x12\"\n" +
+	"\rtarget_p99_ms\x18\x04 \x01(\x03R\vtargetP99Ms\x124\n" +
+	"\awindows\x18\x05 \x03(\v2\x1a.loopgate.v1.LatencyWindowR\awindows\x12=\n" +
+	"\fobserve_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\vobserveTime\"B\n" +
+	"\x05State\x12\x15\n" +
+	"\x11STATE_UNSPECIFIED\x10\x00\x12\a\n" +
+	"\x03MET\x10\x01\x12\f\n" +
+	"\bBREACHED\x10\x02\x12\v\n" +
+	"\aUNKNOWN\x10\x03\"\xa2\x02\n" +
+	"\rLatencyWindow\x12\x16\n" +
+	"\x06window\x18\x01 \x01(\tR\x06window\x12\x15\n" +
+	"\x06p50_ms\x18\x02 \x01(\x01R\x05p50Ms\x12\x15\n" +
+	"\x06p90_ms\x18\x03 \x01(\x01R\x05p90Ms\x12\x15\n" +
+	"\x06p99_ms\x18\x04 \x01(\x01R\x05p99Ms\x12\x18\n" +
+	"\arecords\x18\x05 \x01(\x03R\arecords\x124\n" +
+	"\x16records_without_header\x18\x06 \x01(\x03R\x14recordsWithoutHeader\x12.\n" +
+	"\x13records_over_target\x18\a \x01(\x03R\x11recordsOverTarget\x124\n" +
+	"\x16error_budget_remaining\x18\b \x01(\x01R\x14errorBudgetRemaining\"\x84\x02\n" +
+	"\x10ConsumerGroupLag\x12\x14\n" +
+	"\x05group\x18\x01 \x01(\tR\x05group\x12\x1d\n" +
+	"\n" +
+	"offset_lag\x18\x02 \x01(\x03R\toffsetLag\x12\x1e\n" +
+	"\vtime_lag_ms\x18\x03 \x01(\x03R\ttimeLagMs\x12!\n" +
+	"\ffreshness_ms\x18\x04 \x01(\x03R\vfreshnessMs\x129\n" +
+	"\n" +
+	"partitions\x18\x05 \x03(\v2\x19.loopgate.v1.PartitionLagR\n" +
+	"partitions\x12=\n" +
+	"\fobserve_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\vobserveTime\"\xcb\x01\n" +
+	"\fPartitionLag\x12\x14\n" +
+	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x1c\n" +
+	"\tpartition\x18\x02 \x01(\x05R\tpartition\x12)\n" +
+	"\x10committed_offset\x18\x03 \x01(\x03R\x0fcommittedOffset\x12\x1d\n" +
+	"\n" +
+	"end_offset\x18\x04 \x01(\x03R\tendOffset\x12\x1d\n" +
+	"\n" +
+	"offset_lag\x18\x05 \x01(\x03R\toffsetLag\x12\x1e\n" +
+	"\vtime_lag_ms\x18\x06 \x01(\x03R\ttimeLagMs\"\xfc\x01\n" +
+	"\fCostForecast\x12#\n" +
+	"\rstorage_model\x18\x01 \x01(\tR\fstorageModel\x12\x1a\n" +
+	"\bcurrency\x18\x02 \x01(\tR\bcurrency\x12#\n" +
+	"\rmonthly_total\x18\x03 \x01(\x01R\fmonthlyTotal\x12+\n" +
+	"\x05items\x18\x04 \x03(\v2\x15.loopgate.v1.CostItemR\x05items\x12\x14\n" +
+	"\x05basis\x18\x05 \x01(\tR\x05basis\x12$\n" +
+	"\x0ereplay_per_day\x18\x06 \x01(\x01R\freplayPerDay\x12\x1d\n" +
+	"\n" +
+	"price_list\x18\a \x01(\tR\tpriceList\"Z\n" +
+	"\bCostItem\x12\x1c\n" +
+	"\tcomponent\x18\x01 \x01(\tR\tcomponent\x12\x16\n" +
+	"\x06detail\x18\x02 \x01(\tR\x06detail\x12\x18\n" +
+	"\amonthly\x18\x03 \x01(\x01R\amonthly\"\x9b\x01\n" +
 	"\x10ApprovalProgress\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x10\n" +
 	"\x03msg\x18\x02 \x01(\tR\x03msg\x12\x14\n" +
@@ -3765,13 +4553,15 @@ const file_loopgate_v1_loop_service_proto_rawDesc = "" +
 	"\n" +
 	"request_id\x18\x04 \x01(\tR\trequestId\">\n" +
 	"\x0fPlanLoopRequest\x12+\n" +
-	"\x04loop\x18\x01 \x01(\v2\x11.loopgate.v1.LoopB\x04\xe2A\x01\x02R\x04loop\"\xe2\x02\n" +
+	"\x04loop\x18\x01 \x01(\v2\x11.loopgate.v1.LoopB\x04\xe2A\x01\x02R\x04loop\"\xcf\x03\n" +
 	"\x10PlanLoopResponse\x12E\n" +
 	"\toperation\x18\x01 \x01(\x0e2'.loopgate.v1.PlanLoopResponse.OperationR\toperation\x124\n" +
 	"\averdict\x18\x02 \x01(\v2\x1a.loopgate.v1.PolicyVerdictR\averdict\x124\n" +
 	"\achanges\x18\x03 \x03(\v2\x1a.loopgate.v1.PlannedChangeR\achanges\x127\n" +
 	"\aderived\x18\x04 \x01(\v2\x1d.loopgate.v1.DerivedResourcesR\aderived\x12\x18\n" +
-	"\acluster\x18\x05 \x01(\tR\acluster\"H\n" +
+	"\acluster\x18\x05 \x01(\tR\acluster\x12-\n" +
+	"\x04cost\x18\x06 \x01(\v2\x19.loopgate.v1.CostForecastR\x04cost\x12<\n" +
+	"\fcurrent_cost\x18\a \x01(\v2\x19.loopgate.v1.CostForecastR\vcurrentCost\"H\n" +
 	"\tOperation\x12\x19\n" +
 	"\x15OPERATION_UNSPECIFIED\x10\x00\x12\n" +
 	"\n" +
@@ -3801,7 +4591,7 @@ const file_loopgate_v1_loop_service_proto_rawDesc = "" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"P\n" +
 	"\x16GetLoopContractRequest\x12\x18\n" +
 	"\x04name\x18\x01 \x01(\tB\x04\xe2A\x01\x02R\x04name\x12\x1c\n" +
-	"\tprincipal\x18\x02 \x01(\tR\tprincipal\"\xcc\x04\n" +
+	"\tprincipal\x18\x02 \x01(\tR\tprincipal\"\x8c\x05\n" +
 	"\fLoopContract\x12\x12\n" +
 	"\x04loop\x18\x01 \x01(\tR\x04loop\x12\x1c\n" +
 	"\tprincipal\x18\x02 \x01(\tR\tprincipal\x12\x1a\n" +
@@ -3818,7 +4608,12 @@ const file_loopgate_v1_loop_service_proto_rawDesc = "" +
 	"\x05group\x18\f \x01(\tR\x05group\x12G\n" +
 	"\x11producer_settings\x18\r \x03(\v2\x1a.loopgate.v1.ClientSettingR\x10producerSettings\x12G\n" +
 	"\x11consumer_settings\x18\x0e \x03(\v2\x1a.loopgate.v1.ClientSettingR\x10consumerSettings\x12\x14\n" +
-	"\x05basis\x18\x0f \x01(\tR\x05basis\"O\n" +
+	"\x05basis\x18\x0f \x01(\tR\x05basis\x12>\n" +
+	"\rorigin_header\x18\x10 \x01(\v2\x19.loopgate.v1.OriginHeaderR\foriginHeader\"L\n" +
+	"\fOriginHeader\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value\x12\x14\n" +
+	"\x05topic\x18\x03 \x01(\tR\x05topic\"O\n" +
 	"\rClientSetting\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value\x12\x16\n" +
@@ -3880,141 +4675,161 @@ func file_loopgate_v1_loop_service_proto_rawDescGZIP() []byte {
 	return file_loopgate_v1_loop_service_proto_rawDescData
 }
 
-var file_loopgate_v1_loop_service_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_loopgate_v1_loop_service_proto_msgTypes = make([]protoimpl.MessageInfo, 45)
+var file_loopgate_v1_loop_service_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
+var file_loopgate_v1_loop_service_proto_msgTypes = make([]protoimpl.MessageInfo, 52)
 var file_loopgate_v1_loop_service_proto_goTypes = []any{
 	(Loop_State)(0),                     // 0: loopgate.v1.Loop.State
-	(PlanLoopResponse_Operation)(0),     // 1: loopgate.v1.PlanLoopResponse.Operation
-	(BatchApplyLoopResult_Operation)(0), // 2: loopgate.v1.BatchApplyLoopResult.Operation
-	(*Loop)(nil),                        // 3: loopgate.v1.Loop
-	(*LoopSpec)(nil),                    // 4: loopgate.v1.LoopSpec
-	(*Slo)(nil),                         // 5: loopgate.v1.Slo
-	(*Throughput)(nil),                  // 6: loopgate.v1.Throughput
-	(*Stream)(nil),                      // 7: loopgate.v1.Stream
-	(*StreamSchema)(nil),                // 8: loopgate.v1.StreamSchema
-	(*Producer)(nil),                    // 9: loopgate.v1.Producer
-	(*Consumer)(nil),                    // 10: loopgate.v1.Consumer
-	(*LoopAction)(nil),                  // 11: loopgate.v1.LoopAction
-	(*LoopStatus)(nil),                  // 12: loopgate.v1.LoopStatus
-	(*ApprovalProgress)(nil),            // 13: loopgate.v1.ApprovalProgress
-	(*Review)(nil),                      // 14: loopgate.v1.Review
-	(*StreamEndpoint)(nil),              // 15: loopgate.v1.StreamEndpoint
-	(*PrincipalGrants)(nil),             // 16: loopgate.v1.PrincipalGrants
-	(*Condition)(nil),                   // 17: loopgate.v1.Condition
-	(*PolicyVerdict)(nil),               // 18: loopgate.v1.PolicyVerdict
-	(*Violation)(nil),                   // 19: loopgate.v1.Violation
-	(*DerivedResources)(nil),            // 20: loopgate.v1.DerivedResources
-	(*Topic)(nil),                       // 21: loopgate.v1.Topic
-	(*Acl)(nil),                         // 22: loopgate.v1.Acl
-	(*Quota)(nil),                       // 23: loopgate.v1.Quota
-	(*PlannedChange)(nil),               // 24: loopgate.v1.PlannedChange
-	(*GetLoopRequest)(nil),              // 25: loopgate.v1.GetLoopRequest
-	(*ListLoopsRequest)(nil),            // 26: loopgate.v1.ListLoopsRequest
-	(*ListLoopsResponse)(nil),           // 27: loopgate.v1.ListLoopsResponse
-	(*CreateLoopRequest)(nil),           // 28: loopgate.v1.CreateLoopRequest
-	(*UpdateLoopRequest)(nil),           // 29: loopgate.v1.UpdateLoopRequest
-	(*DeleteLoopRequest)(nil),           // 30: loopgate.v1.DeleteLoopRequest
-	(*PlanLoopRequest)(nil),             // 31: loopgate.v1.PlanLoopRequest
-	(*PlanLoopResponse)(nil),            // 32: loopgate.v1.PlanLoopResponse
-	(*ApproveLoopRequest)(nil),          // 33: loopgate.v1.ApproveLoopRequest
-	(*RejectLoopRequest)(nil),           // 34: loopgate.v1.RejectLoopRequest
-	(*ListApprovalsRequest)(nil),        // 35: loopgate.v1.ListApprovalsRequest
-	(*ListApprovalsResponse)(nil),       // 36: loopgate.v1.ListApprovalsResponse
-	(*GetLoopContractRequest)(nil),      // 37: loopgate.v1.GetLoopContractRequest
-	(*LoopContract)(nil),                // 38: loopgate.v1.LoopContract
-	(*ClientSetting)(nil),               // 39: loopgate.v1.ClientSetting
-	(*BatchPlanLoopsRequest)(nil),       // 40: loopgate.v1.BatchPlanLoopsRequest
-	(*BatchPlanLoopsResponse)(nil),      // 41: loopgate.v1.BatchPlanLoopsResponse
-	(*BatchPlanLoopResult)(nil),         // 42: loopgate.v1.BatchPlanLoopResult
-	(*BatchApplyLoopsRequest)(nil),      // 43: loopgate.v1.BatchApplyLoopsRequest
-	(*BatchApplyLoopsResponse)(nil),     // 44: loopgate.v1.BatchApplyLoopsResponse
-	(*BatchApplyLoopResult)(nil),        // 45: loopgate.v1.BatchApplyLoopResult
-	nil,                                 // 46: loopgate.v1.Loop.LabelsEntry
-	nil,                                 // 47: loopgate.v1.Topic.ConfigsEntry
-	(*timestamppb.Timestamp)(nil),       // 48: google.protobuf.Timestamp
-	(*fieldmaskpb.FieldMask)(nil),       // 49: google.protobuf.FieldMask
-	(*status.Status)(nil),               // 50: google.rpc.Status
+	(SloStatus_State)(0),                // 1: loopgate.v1.SloStatus.State
+	(PlanLoopResponse_Operation)(0),     // 2: loopgate.v1.PlanLoopResponse.Operation
+	(BatchApplyLoopResult_Operation)(0), // 3: loopgate.v1.BatchApplyLoopResult.Operation
+	(*Loop)(nil),                        // 4: loopgate.v1.Loop
+	(*LoopSpec)(nil),                    // 5: loopgate.v1.LoopSpec
+	(*Slo)(nil),                         // 6: loopgate.v1.Slo
+	(*Throughput)(nil),                  // 7: loopgate.v1.Throughput
+	(*Stream)(nil),                      // 8: loopgate.v1.Stream
+	(*StreamSchema)(nil),                // 9: loopgate.v1.StreamSchema
+	(*Producer)(nil),                    // 10: loopgate.v1.Producer
+	(*Consumer)(nil),                    // 11: loopgate.v1.Consumer
+	(*LoopAction)(nil),                  // 12: loopgate.v1.LoopAction
+	(*LoopStatus)(nil),                  // 13: loopgate.v1.LoopStatus
+	(*SloStatus)(nil),                   // 14: loopgate.v1.SloStatus
+	(*LatencyWindow)(nil),               // 15: loopgate.v1.LatencyWindow
+	(*ConsumerGroupLag)(nil),            // 16: loopgate.v1.ConsumerGroupLag
+	(*PartitionLag)(nil),                // 17: loopgate.v1.PartitionLag
+	(*CostForecast)(nil),                // 18: loopgate.v1.CostForecast
+	(*CostItem)(nil),                    // 19: loopgate.v1.CostItem
+	(*ApprovalProgress)(nil),            // 20: loopgate.v1.ApprovalProgress
+	(*Review)(nil),                      // 21: loopgate.v1.Review
+	(*StreamEndpoint)(nil),              // 22: loopgate.v1.StreamEndpoint
+	(*PrincipalGrants)(nil),             // 23: loopgate.v1.PrincipalGrants
+	(*Condition)(nil),                   // 24: loopgate.v1.Condition
+	(*PolicyVerdict)(nil),               // 25: loopgate.v1.PolicyVerdict
+	(*Violation)(nil),                   // 26: loopgate.v1.Violation
+	(*DerivedResources)(nil),            // 27: loopgate.v1.DerivedResources
+	(*Topic)(nil),                       // 28: loopgate.v1.Topic
+	(*Acl)(nil),                         // 29: loopgate.v1.Acl
+	(*Quota)(nil),                       // 30: loopgate.v1.Quota
+	(*PlannedChange)(nil),               // 31: loopgate.v1.PlannedChange
+	(*GetLoopRequest)(nil),              // 32: loopgate.v1.GetLoopRequest
+	(*ListLoopsRequest)(nil),            // 33: loopgate.v1.ListLoopsRequest
+	(*ListLoopsResponse)(nil),           // 34: loopgate.v1.ListLoopsResponse
+	(*CreateLoopRequest)(nil),           // 35: loopgate.v1.CreateLoopRequest
+	(*UpdateLoopRequest)(nil),           // 36: loopgate.v1.UpdateLoopRequest
+	(*DeleteLoopRequest)(nil),           // 37: loopgate.v1.DeleteLoopRequest
+	(*PlanLoopRequest)(nil),             // 38: loopgate.v1.PlanLoopRequest
+	(*PlanLoopResponse)(nil),            // 39: loopgate.v1.PlanLoopResponse
+	(*ApproveLoopRequest)(nil),          // 40: loopgate.v1.ApproveLoopRequest
+	(*RejectLoopRequest)(nil),           // 41: loopgate.v1.RejectLoopRequest
+	(*ListApprovalsRequest)(nil),        // 42: loopgate.v1.ListApprovalsRequest
+	(*ListApprovalsResponse)(nil),       // 43: loopgate.v1.ListApprovalsResponse
+	(*GetLoopContractRequest)(nil),      // 44: loopgate.v1.GetLoopContractRequest
+	(*LoopContract)(nil),                // 45: loopgate.v1.LoopContract
+	(*OriginHeader)(nil),                // 46: loopgate.v1.OriginHeader
+	(*ClientSetting)(nil),               // 47: loopgate.v1.ClientSetting
+	(*BatchPlanLoopsRequest)(nil),       // 48: loopgate.v1.BatchPlanLoopsRequest
+	(*BatchPlanLoopsResponse)(nil),      // 49: loopgate.v1.BatchPlanLoopsResponse
+	(*BatchPlanLoopResult)(nil),         // 50: loopgate.v1.BatchPlanLoopResult
+	(*BatchApplyLoopsRequest)(nil),      // 51: loopgate.v1.BatchApplyLoopsRequest
+	(*BatchApplyLoopsResponse)(nil),     // 52: loopgate.v1.BatchApplyLoopsResponse
+	(*BatchApplyLoopResult)(nil),        // 53: loopgate.v1.BatchApplyLoopResult
+	nil,                                 // 54: loopgate.v1.Loop.LabelsEntry
+	nil,                                 // 55: loopgate.v1.Topic.ConfigsEntry
+	(*timestamppb.Timestamp)(nil),       // 56: google.protobuf.Timestamp
+	(*fieldmaskpb.FieldMask)(nil),       // 57: google.protobuf.FieldMask
+	(*status.Status)(nil),               // 58: google.rpc.Status
 }
 var file_loopgate_v1_loop_service_proto_depIdxs = []int32{
-	46, // 0: loopgate.v1.Loop.labels:type_name -> loopgate.v1.Loop.LabelsEntry
-	48, // 1: loopgate.v1.Loop.create_time:type_name -> google.protobuf.Timestamp
-	48, // 2: loopgate.v1.Loop.update_time:type_name -> google.protobuf.Timestamp
-	48, // 3: loopgate.v1.Loop.delete_time:type_name -> google.protobuf.Timestamp
-	4,  // 4: loopgate.v1.Loop.spec:type_name -> loopgate.v1.LoopSpec
-	12, // 5: loopgate.v1.Loop.status:type_name -> loopgate.v1.LoopStatus
-	5,  // 6: loopgate.v1.LoopSpec.slo:type_name -> loopgate.v1.Slo
-	6,  // 7: loopgate.v1.LoopSpec.throughput:type_name -> loopgate.v1.Throughput
-	7,  // 8: loopgate.v1.LoopSpec.streams:type_name -> loopgate.v1.Stream
-	9,  // 9: loopgate.v1.LoopSpec.producers:type_name -> loopgate.v1.Producer
-	10, // 10: loopgate.v1.LoopSpec.consumers:type_name -> loopgate.v1.Consumer
-	11, // 11: loopgate.v1.LoopSpec.action:type_name -> loopgate.v1.LoopAction
-	8,  // 12: loopgate.v1.Stream.schema:type_name -> loopgate.v1.StreamSchema
+	54, // 0: loopgate.v1.Loop.labels:type_name -> loopgate.v1.Loop.LabelsEntry
+	56, // 1: loopgate.v1.Loop.create_time:type_name -> google.protobuf.Timestamp
+	56, // 2: loopgate.v1.Loop.update_time:type_name -> google.protobuf.Timestamp
+	56, // 3: loopgate.v1.Loop.delete_time:type_name -> google.protobuf.Timestamp
+	5,  // 4: loopgate.v1.Loop.spec:type_name -> loopgate.v1.LoopSpec
+	13, // 5: loopgate.v1.Loop.status:type_name -> loopgate.v1.LoopStatus
+	6,  // 6: loopgate.v1.LoopSpec.slo:type_name -> loopgate.v1.Slo
+	7,  // 7: loopgate.v1.LoopSpec.throughput:type_name -> loopgate.v1.Throughput
+	8,  // 8: loopgate.v1.LoopSpec.streams:type_name -> loopgate.v1.Stream
+	10, // 9: loopgate.v1.LoopSpec.producers:type_name -> loopgate.v1.Producer
+	11, // 10: loopgate.v1.LoopSpec.consumers:type_name -> loopgate.v1.Consumer
+	12, // 11: loopgate.v1.LoopSpec.action:type_name -> loopgate.v1.LoopAction
+	9,  // 12: loopgate.v1.Stream.schema:type_name -> loopgate.v1.StreamSchema
 	0,  // 13: loopgate.v1.LoopStatus.state:type_name -> loopgate.v1.Loop.State
-	17, // 14: loopgate.v1.LoopStatus.conditions:type_name -> loopgate.v1.Condition
-	18, // 15: loopgate.v1.LoopStatus.policy:type_name -> loopgate.v1.PolicyVerdict
-	15, // 16: loopgate.v1.LoopStatus.streams:type_name -> loopgate.v1.StreamEndpoint
-	16, // 17: loopgate.v1.LoopStatus.principals:type_name -> loopgate.v1.PrincipalGrants
-	13, // 18: loopgate.v1.LoopStatus.approvals:type_name -> loopgate.v1.ApprovalProgress
-	14, // 19: loopgate.v1.LoopStatus.reviews:type_name -> loopgate.v1.Review
-	48, // 20: loopgate.v1.Review.time:type_name -> google.protobuf.Timestamp
-	48, // 21: loopgate.v1.Condition.last_transition_time:type_name -> google.protobuf.Timestamp
-	19, // 22: loopgate.v1.PolicyVerdict.deny:type_name -> loopgate.v1.Violation
-	19, // 23: loopgate.v1.PolicyVerdict.warn:type_name -> loopgate.v1.Violation
-	19, // 24: loopgate.v1.PolicyVerdict.approval:type_name -> loopgate.v1.Violation
-	21, // 25: loopgate.v1.DerivedResources.topics:type_name -> loopgate.v1.Topic
-	22, // 26: loopgate.v1.DerivedResources.acls:type_name -> loopgate.v1.Acl
-	23, // 27: loopgate.v1.DerivedResources.quotas:type_name -> loopgate.v1.Quota
-	47, // 28: loopgate.v1.Topic.configs:type_name -> loopgate.v1.Topic.ConfigsEntry
-	3,  // 29: loopgate.v1.ListLoopsResponse.loops:type_name -> loopgate.v1.Loop
-	3,  // 30: loopgate.v1.CreateLoopRequest.loop:type_name -> loopgate.v1.Loop
-	3,  // 31: loopgate.v1.UpdateLoopRequest.loop:type_name -> loopgate.v1.Loop
-	49, // 32: loopgate.v1.UpdateLoopRequest.update_mask:type_name -> google.protobuf.FieldMask
-	3,  // 33: loopgate.v1.PlanLoopRequest.loop:type_name -> loopgate.v1.Loop
-	1,  // 34: loopgate.v1.PlanLoopResponse.operation:type_name -> loopgate.v1.PlanLoopResponse.Operation
-	18, // 35: loopgate.v1.PlanLoopResponse.verdict:type_name -> loopgate.v1.PolicyVerdict
-	24, // 36: loopgate.v1.PlanLoopResponse.changes:type_name -> loopgate.v1.PlannedChange
-	20, // 37: loopgate.v1.PlanLoopResponse.derived:type_name -> loopgate.v1.DerivedResources
-	3,  // 38: loopgate.v1.ListApprovalsResponse.loops:type_name -> loopgate.v1.Loop
-	39, // 39: loopgate.v1.LoopContract.producer_settings:type_name -> loopgate.v1.ClientSetting
-	39, // 40: loopgate.v1.LoopContract.consumer_settings:type_name -> loopgate.v1.ClientSetting
-	3,  // 41: loopgate.v1.BatchPlanLoopsRequest.loops:type_name -> loopgate.v1.Loop
-	42, // 42: loopgate.v1.BatchPlanLoopsResponse.results:type_name -> loopgate.v1.BatchPlanLoopResult
-	32, // 43: loopgate.v1.BatchPlanLoopResult.plan:type_name -> loopgate.v1.PlanLoopResponse
-	50, // 44: loopgate.v1.BatchPlanLoopResult.error:type_name -> google.rpc.Status
-	3,  // 45: loopgate.v1.BatchApplyLoopsRequest.loops:type_name -> loopgate.v1.Loop
-	45, // 46: loopgate.v1.BatchApplyLoopsResponse.results:type_name -> loopgate.v1.BatchApplyLoopResult
-	3,  // 47: loopgate.v1.BatchApplyLoopResult.loop:type_name -> loopgate.v1.Loop
-	2,  // 48: loopgate.v1.BatchApplyLoopResult.operation:type_name -> loopgate.v1.BatchApplyLoopResult.Operation
-	50, // 49: loopgate.v1.BatchApplyLoopResult.error:type_name -> google.rpc.Status
-	25, // 50: loopgate.v1.LoopService.GetLoop:input_type -> loopgate.v1.GetLoopRequest
-	26, // 51: loopgate.v1.LoopService.ListLoops:input_type -> loopgate.v1.ListLoopsRequest
-	28, // 52: loopgate.v1.LoopService.CreateLoop:input_type -> loopgate.v1.CreateLoopRequest
-	29, // 53: loopgate.v1.LoopService.UpdateLoop:input_type -> loopgate.v1.UpdateLoopRequest
-	30, // 54: loopgate.v1.LoopService.DeleteLoop:input_type -> loopgate.v1.DeleteLoopRequest
-	31, // 55: loopgate.v1.LoopService.PlanLoop:input_type -> loopgate.v1.PlanLoopRequest
-	33, // 56: loopgate.v1.LoopService.ApproveLoop:input_type -> loopgate.v1.ApproveLoopRequest
-	34, // 57: loopgate.v1.LoopService.RejectLoop:input_type -> loopgate.v1.RejectLoopRequest
-	35, // 58: loopgate.v1.LoopService.ListApprovals:input_type -> loopgate.v1.ListApprovalsRequest
-	37, // 59: loopgate.v1.LoopService.GetLoopContract:input_type -> loopgate.v1.GetLoopContractRequest
-	40, // 60: loopgate.v1.LoopService.BatchPlanLoops:input_type -> loopgate.v1.BatchPlanLoopsRequest
-	43, // 61: loopgate.v1.LoopService.BatchApplyLoops:input_type -> loopgate.v1.BatchApplyLoopsRequest
-	3,  // 62: loopgate.v1.LoopService.GetLoop:output_type -> loopgate.v1.Loop
-	27, // 63: loopgate.v1.LoopService.ListLoops:output_type -> loopgate.v1.ListLoopsResponse
-	3,  // 64: loopgate.v1.LoopService.CreateLoop:output_type -> loopgate.v1.Loop
-	3,  // 65: loopgate.v1.LoopService.UpdateLoop:output_type -> loopgate.v1.Loop
-	3,  // 66: loopgate.v1.LoopService.DeleteLoop:output_type -> loopgate.v1.Loop
-	32, // 67: loopgate.v1.LoopService.PlanLoop:output_type -> loopgate.v1.PlanLoopResponse
-	3,  // 68: loopgate.v1.LoopService.ApproveLoop:output_type -> loopgate.v1.Loop
-	3,  // 69: loopgate.v1.LoopService.RejectLoop:output_type -> loopgate.v1.Loop
-	36, // 70: loopgate.v1.LoopService.ListApprovals:output_type -> loopgate.v1.ListApprovalsResponse
-	38, // 71: loopgate.v1.LoopService.GetLoopContract:output_type -> loopgate.v1.LoopContract
-	41, // 72: loopgate.v1.LoopService.BatchPlanLoops:output_type -> loopgate.v1.BatchPlanLoopsResponse
-	44, // 73: loopgate.v1.LoopService.BatchApplyLoops:output_type -> loopgate.v1.BatchApplyLoopsResponse
-	62, // [62:74] is the sub-list for method output_type
-	50, // [50:62] is the sub-list for method input_type
-	50, // [50:50] is the sub-list for extension type_name
-	50, // [50:50] is the sub-list for extension extendee
-	0,  // [0:50] is the sub-list for field type_name
+	24, // 14: loopgate.v1.LoopStatus.conditions:type_name -> loopgate.v1.Condition
+	25, // 15: loopgate.v1.LoopStatus.policy:type_name -> loopgate.v1.PolicyVerdict
+	22, // 16: loopgate.v1.LoopStatus.streams:type_name -> loopgate.v1.StreamEndpoint
+	23, // 17: loopgate.v1.LoopStatus.principals:type_name -> loopgate.v1.PrincipalGrants
+	20, // 18: loopgate.v1.LoopStatus.approvals:type_name -> loopgate.v1.ApprovalProgress
+	21, // 19: loopgate.v1.LoopStatus.reviews:type_name -> loopgate.v1.Review
+	14, // 20: loopgate.v1.LoopStatus.slo:type_name -> loopgate.v1.SloStatus
+	16, // 21: loopgate.v1.LoopStatus.lag:type_name -> loopgate.v1.ConsumerGroupLag
+	18, // 22: loopgate.v1.LoopStatus.cost:type_name -> loopgate.v1.CostForecast
+	1,  // 23: loopgate.v1.SloStatus.state:type_name -> loopgate.v1.SloStatus.State
+	15, // 24: loopgate.v1.SloStatus.windows:type_name -> loopgate.v1.LatencyWindow
+	56, // 25: loopgate.v1.SloStatus.observe_time:type_name -> google.protobuf.Timestamp
+	17, // 26: loopgate.v1.ConsumerGroupLag.partitions:type_name -> loopgate.v1.PartitionLag
+	56, // 27: loopgate.v1.ConsumerGroupLag.observe_time:type_name -> google.protobuf.Timestamp
+	19, // 28: loopgate.v1.CostForecast.items:type_name -> loopgate.v1.CostItem
+	56, // 29: loopgate.v1.Review.time:type_name -> google.protobuf.Timestamp
+	56, // 30: loopgate.v1.Condition.last_transition_time:type_name -> google.protobuf.Timestamp
+	26, // 31: loopgate.v1.PolicyVerdict.deny:type_name -> loopgate.v1.Violation
+	26, // 32: loopgate.v1.PolicyVerdict.warn:type_name -> loopgate.v1.Violation
+	26, // 33: loopgate.v1.PolicyVerdict.approval:type_name -> loopgate.v1.Violation
+	28, // 34: loopgate.v1.DerivedResources.topics:type_name -> loopgate.v1.Topic
+	29, // 35: loopgate.v1.DerivedResources.acls:type_name -> loopgate.v1.Acl
+	30, // 36: loopgate.v1.DerivedResources.quotas:type_name -> loopgate.v1.Quota
+	55, // 37: loopgate.v1.Topic.configs:type_name -> loopgate.v1.Topic.ConfigsEntry
+	4,  // 38: loopgate.v1.ListLoopsResponse.loops:type_name -> loopgate.v1.Loop
+	4,  // 39: loopgate.v1.CreateLoopRequest.loop:type_name -> loopgate.v1.Loop
+	4,  // 40: loopgate.v1.UpdateLoopRequest.loop:type_name -> loopgate.v1.Loop
+	57, // 41: loopgate.v1.UpdateLoopRequest.update_mask:type_name -> google.protobuf.FieldMask
+	4,  // 42: loopgate.v1.PlanLoopRequest.loop:type_name -> loopgate.v1.Loop
+	2,  // 43: loopgate.v1.PlanLoopResponse.operation:type_name -> loopgate.v1.PlanLoopResponse.Operation
+	25, // 44: loopgate.v1.PlanLoopResponse.verdict:type_name -> loopgate.v1.PolicyVerdict
+	31, // 45: loopgate.v1.PlanLoopResponse.changes:type_name -> loopgate.v1.PlannedChange
+	27, // 46: loopgate.v1.PlanLoopResponse.derived:type_name -> loopgate.v1.DerivedResources
+	18, // 47: loopgate.v1.PlanLoopResponse.cost:type_name -> loopgate.v1.CostForecast
+	18, // 48: loopgate.v1.PlanLoopResponse.current_cost:type_name -> loopgate.v1.CostForecast
+	4,  // 49: loopgate.v1.ListApprovalsResponse.loops:type_name -> loopgate.v1.Loop
+	47, // 50: loopgate.v1.LoopContract.producer_settings:type_name -> loopgate.v1.ClientSetting
+	47, // 51: loopgate.v1.LoopContract.consumer_settings:type_name -> loopgate.v1.ClientSetting
+	46, // 52: loopgate.v1.LoopContract.origin_header:type_name -> loopgate.v1.OriginHeader
+	4,  // 53: loopgate.v1.BatchPlanLoopsRequest.loops:type_name -> loopgate.v1.Loop
+	50, // 54: loopgate.v1.BatchPlanLoopsResponse.results:type_name -> loopgate.v1.BatchPlanLoopResult
+	39, // 55: loopgate.v1.BatchPlanLoopResult.plan:type_name -> loopgate.v1.PlanLoopResponse
+	58, // 56: loopgate.v1.BatchPlanLoopResult.error:type_name -> google.rpc.Status
+	4,  // 57: loopgate.v1.BatchApplyLoopsRequest.loops:type_name -> loopgate.v1.Loop
+	53, // 58: loopgate.v1.BatchApplyLoopsResponse.results:type_name -> loopgate.v1.BatchApplyLoopResult
+	4,  // 59: loopgate.v1.BatchApplyLoopResult.loop:type_name -> loopgate.v1.Loop
+	3,  // 60: loopgate.v1.BatchApplyLoopResult.operation:type_name -> loopgate.v1.BatchApplyLoopResult.Operation
+	58, // 61: loopgate.v1.BatchApplyLoopResult.error:type_name -> google.rpc.Status
+	32, // 62: loopgate.v1.LoopService.GetLoop:input_type -> loopgate.v1.GetLoopRequest
+	33, // 63: loopgate.v1.LoopService.ListLoops:input_type -> loopgate.v1.ListLoopsRequest
+	35, // 64: loopgate.v1.LoopService.CreateLoop:input_type -> loopgate.v1.CreateLoopRequest
+	36, // 65: loopgate.v1.LoopService.UpdateLoop:input_type -> loopgate.v1.UpdateLoopRequest
+	37, // 66: loopgate.v1.LoopService.DeleteLoop:input_type -> loopgate.v1.DeleteLoopRequest
+	38, // 67: loopgate.v1.LoopService.PlanLoop:input_type -> loopgate.v1.PlanLoopRequest
+	40, // 68: loopgate.v1.LoopService.ApproveLoop:input_type -> loopgate.v1.ApproveLoopRequest
+	41, // 69: loopgate.v1.LoopService.RejectLoop:input_type -> loopgate.v1.RejectLoopRequest
+	42, // 70: loopgate.v1.LoopService.ListApprovals:input_type -> loopgate.v1.ListApprovalsRequest
+	44, // 71: loopgate.v1.LoopService.GetLoopContract:input_type -> loopgate.v1.GetLoopContractRequest
+	48, // 72: loopgate.v1.LoopService.BatchPlanLoops:input_type -> loopgate.v1.BatchPlanLoopsRequest
+	51, // 73: loopgate.v1.LoopService.BatchApplyLoops:input_type -> loopgate.v1.BatchApplyLoopsRequest
+	4,  // 74: loopgate.v1.LoopService.GetLoop:output_type -> loopgate.v1.Loop
+	34, // 75: loopgate.v1.LoopService.ListLoops:output_type -> loopgate.v1.ListLoopsResponse
+	4,  // 76: loopgate.v1.LoopService.CreateLoop:output_type -> loopgate.v1.Loop
+	4,  // 77: loopgate.v1.LoopService.UpdateLoop:output_type -> loopgate.v1.Loop
+	4,  // 78: loopgate.v1.LoopService.DeleteLoop:output_type -> loopgate.v1.Loop
+	39, // 79: loopgate.v1.LoopService.PlanLoop:output_type -> loopgate.v1.PlanLoopResponse
+	4,  // 80: loopgate.v1.LoopService.ApproveLoop:output_type -> loopgate.v1.Loop
+	4,  // 81: loopgate.v1.LoopService.RejectLoop:output_type -> loopgate.v1.Loop
+	43, // 82: loopgate.v1.LoopService.ListApprovals:output_type -> loopgate.v1.ListApprovalsResponse
+	45, // 83: loopgate.v1.LoopService.GetLoopContract:output_type -> loopgate.v1.LoopContract
+	49, // 84: loopgate.v1.LoopService.BatchPlanLoops:output_type -> loopgate.v1.BatchPlanLoopsResponse
+	52, // 85: loopgate.v1.LoopService.BatchApplyLoops:output_type -> loopgate.v1.BatchApplyLoopsResponse
+	74, // [74:86] is the sub-list for method output_type
+	62, // [62:74] is the sub-list for method input_type
+	62, // [62:62] is the sub-list for extension type_name
+	62, // [62:62] is the sub-list for extension extendee
+	0,  // [0:62] is the sub-list for field type_name
 }
 
 func init() { file_loopgate_v1_loop_service_proto_init() }
@@ -4027,8 +4842,8 @@ func file_loopgate_v1_loop_service_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_loopgate_v1_loop_service_proto_rawDesc), len(file_loopgate_v1_loop_service_proto_rawDesc)),
-			NumEnums:      3,
-			NumMessages:   45,
+			NumEnums:      4,
+			NumMessages:   52,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
