@@ -2,6 +2,8 @@ package admission
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -34,12 +36,16 @@ const (
 type LoopImpact struct {
 	Loop  string // resource name
 	Delta policy.Delta
+	// CandidateDecision is the id of the candidate's decision, recorded in
+	// the decision log with kind DecisionImpact.
+	CandidateDecision string
 }
 
 // DecisionFlip is a recorded decision a candidate would decide otherwise.
 type DecisionFlip struct {
-	Decision store.Decision
-	Delta    policy.Delta
+	Decision          store.Decision
+	Delta             policy.Delta
+	CandidateDecision string // as LoopImpact's
 }
 
 // PolicyImpact is what activating a candidate would change.
@@ -72,8 +78,9 @@ func (c *Core) bundleOf(ctx context.Context, revision string) (*bundle.Bundle, e
 
 // PolicyImpact evaluates every live loop with the candidate and with the
 // active bundle, from the same input, and replays the inputs of the most
-// recent decisions (at most replay, made at or after since). Nothing is
-// recorded but the audit event saying who asked.
+// recent decisions (at most replay, made at or after since). The
+// candidate's decisions go to the decision log (kind impact), and an audit
+// event says who asked; nothing else changes.
 func (c *Core) PolicyImpact(ctx context.Context, id Identity, revision string, replay int, since time.Time) (*PolicyImpact, error) {
 	const action = "policy.impact"
 	resource := bundleName(revision)
@@ -118,8 +125,12 @@ func (c *Core) PolicyImpact(ctx context.Context, id Identity, revision string, r
 	}
 	out.LoopsEvaluated = len(live)
 	// Each loop is evaluated by both bundles from one input; loops are
-	// independent, so they are evaluated side by side.
+	// independent, so they are evaluated side by side. Every candidate
+	// evaluation goes to the decision log (kind impact) with its input
+	// digest; its input is kept when the candidate changes something, so
+	// that the decisions a reviewer will look at can be explained.
 	impacts := make([]*LoopImpact, len(live))
+	logged := make([]*store.Decision, len(live))
 	errs := make([]error, len(live))
 	forEach(len(live), impactConcurrency, func(i int) {
 		l := live[i]
@@ -132,12 +143,18 @@ func (c *Core) PolicyImpact(ctx context.Context, id Identity, revision string, r
 			errs[i] = fmt.Errorf("evaluating %s: %w", l.Metadata.Key(), err)
 			return
 		}
+		t0 := time.Now()
 		after, err := candidate.EvaluateJSON(ctx, p.input)
+		took := time.Since(t0)
 		if err != nil {
 			c.logger().Warn("the candidate bundle failed to evaluate a loop; counted as denying it", "loop", l.Metadata.Key(), "err", err)
 		}
-		if d := policy.Compare(p.decision, after); d.Changed() || d.Flips() {
-			impacts[i] = &LoopImpact{Loop: l.Metadata.ResourceName(), Delta: d}
+		d := policy.Compare(p.decision, after)
+		affected := d.Changed() || d.Flips()
+		rec := impactRecord(after, l.Metadata.ResourceName(), "UPDATE", p.input, took, affected, c.now())
+		logged[i] = &rec
+		if affected {
+			impacts[i] = &LoopImpact{Loop: l.Metadata.ResourceName(), Delta: d, CandidateDecision: after.ID}
 		}
 	})
 	if err := errors.Join(errs...); err != nil {
@@ -152,26 +169,105 @@ func (c *Core) PolicyImpact(ctx context.Context, id Identity, revision string, r
 	if err != nil {
 		return nil, err
 	}
-	for _, rec := range decisions {
+	// Replays are independent too.
+	flips := make([]*DecisionFlip, len(decisions))
+	replayed := make([]*store.Decision, len(decisions))
+	forEach(len(decisions), impactConcurrency, func(i int) {
+		rec := decisions[i]
 		if len(rec.Input) == 0 {
-			continue
+			return
 		}
 		before, err := recordedDecision(rec)
 		if err != nil {
-			continue
+			return
 		}
-		out.DecisionsReplayed++
+		t0 := time.Now()
 		after, _ := candidate.EvaluateJSON(ctx, rec.Input)
-		if d := policy.Compare(before, after); d.Flips() {
+		took := time.Since(t0)
+		d := policy.Compare(before, after)
+		r := impactRecord(after, rec.Resource, rec.Operation, rec.Input, took, d.Flips(), c.now())
+		replayed[i] = &r
+		if d.Flips() {
 			rec.Input = nil
-			out.Flips = append(out.Flips, DecisionFlip{Decision: rec, Delta: d})
+			flips[i] = &DecisionFlip{Decision: rec, Delta: d, CandidateDecision: after.ID}
 		}
+	})
+	for i, f := range flips {
+		if replayed[i] != nil {
+			out.DecisionsReplayed++
+		}
+		if f != nil {
+			out.Flips = append(out.Flips, *f)
+		}
+	}
+	if err := c.logImpact(ctx, append(logged, replayed...)); err != nil {
+		return nil, err
 	}
 	out.Took = time.Since(start)
 	_ = c.audit(ctx, eventFor(id, action, resource, "", audit.OutcomeOK, map[string]any{
 		"loops": out.LoopsEvaluated, "affected": len(out.Loops), "replayed": out.DecisionsReplayed, "flips": len(out.Flips),
 	}))
 	return out, nil
+}
+
+// DecisionImpact is the decision-log kind of a candidate bundle's
+// evaluation during an impact analysis.
+const DecisionImpact = "impact"
+
+// impactRecord is the decision log's record of a candidate's decision. The
+// input is kept when keepInput (the candidate changes something): an
+// unchanged loop's input is the same as its last decision's, and 10,000
+// copies of it per run would crowd request decisions out of the log.
+func impactRecord(d policy.Decision, resource, op string, input []byte, took time.Duration, keepInput bool, now time.Time) store.Decision {
+	p := &prepared{decision: d, took: took}
+	if keepInput {
+		p.input = input
+	}
+	rec := decisionRecord(p, DecisionImpact, resource, op, now)
+	if !keepInput && len(input) > 0 {
+		sum := sha256.Sum256(input)
+		rec.InputDigest = hex.EncodeToString(sum[:])
+	}
+	return rec
+}
+
+// impactLogBatch is how many impact decisions one transaction writes.
+const impactLogBatch = 500
+
+// logImpact writes the candidate's decisions of an impact run (nil entries
+// are skipped) before the run's answer is given, a batch per transaction.
+func (c *Core) logImpact(ctx context.Context, recs []*store.Decision) error {
+	var batch []store.Decision
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		err := c.Store.Update(ctx, func(tx store.Tx) error {
+			for _, r := range batch {
+				if err := tx.PutDecision(ctx, r); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		batch = batch[:0]
+		if err != nil {
+			return fmt.Errorf("recording the impact run's decisions: %w", err)
+		}
+		return nil
+	}
+	for _, r := range recs {
+		if r == nil {
+			continue
+		}
+		batch = append(batch, *r)
+		if len(batch) == impactLogBatch {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+	}
+	return flush()
 }
 
 // recordedDecision reads a decision log record back as a policy.Decision.

@@ -124,6 +124,19 @@ func TestPolicyBundleLifecycle(t *testing.T) {
 	if im.GetDecisionsReplayed() < 2 || len(im.GetFlips()) != 1 || im.GetFlips()[0].GetResource() != pii.GetName() {
 		t.Errorf("impact replayed %d decisions, flips %v; want the PII loop's creation to flip", im.GetDecisionsReplayed(), im.GetFlips())
 	}
+	// The candidate's decisions are in the decision log (kind impact): the
+	// affected loop's is kept with its input and explains itself by the new
+	// rule; an unaffected loop's has its digest only.
+	if len(im.GetLoops()) == 1 {
+		ex, err := policies.ExplainPolicyDecision(reviewer2, &lgv1.ExplainPolicyDecisionRequest{Name: im.GetLoops()[0].GetCandidateDecision()})
+		if err != nil || !ex.GetReproduced() || ex.GetDecision().GetKind() != "impact" || len(ex.GetRules()) == 0 ||
+			ex.GetRules()[0].GetViolation().GetId() != "PII_RETENTION_OVER_3D" {
+			t.Errorf("explaining the candidate's decision %q: %v %v, want kind impact reproduced by PII_RETENTION_OVER_3D", im.GetLoops()[0].GetCandidateDecision(), ex, err)
+		}
+	}
+	if len(im.GetFlips()) == 1 && !strings.HasPrefix(im.GetFlips()[0].GetCandidateDecision(), "policy/decisions/") {
+		t.Errorf("the flip names no candidate decision: %v", im.GetFlips()[0])
+	}
 	if _, err := policies.GetPolicyImpact(growth, &lgv1.GetPolicyImpactRequest{Name: name}); status.Code(err) != codes.PermissionDenied {
 		t.Errorf("a team member asking for the impact on every team: %v, want PERMISSION_DENIED", err)
 	}

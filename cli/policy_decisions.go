@@ -71,7 +71,7 @@ func printImpact(w io.Writer, im *loopgatev1.PolicyImpact) {
 		im.GetDuration().AsDuration().Round(time.Millisecond))
 	fmt.Fprintf(w, "  %d of %d loop(s) would be judged otherwise\n", len(im.GetLoops()), im.GetLoopsEvaluated())
 	for _, l := range im.GetLoops() {
-		fmt.Fprintf(w, "  %s: %s -> %s\n", termSafe(l.GetLoop()), l.GetVerdictBefore(), l.GetVerdictAfter())
+		fmt.Fprintf(w, "  %s: %s -> %s%s\n", termSafe(l.GetLoop()), l.GetVerdictBefore(), l.GetVerdictAfter(), explainHint(l.GetCandidateDecision()))
 		printChanges(w, l.GetChanges())
 	}
 	fmt.Fprintf(w, "  %d of %d recent decision(s) would flip\n", len(im.GetFlips()), im.GetDecisionsReplayed())
@@ -79,7 +79,20 @@ func printImpact(w io.Writer, im *loopgatev1.PolicyImpact) {
 		fmt.Fprintf(w, "  %s (%s %s at %s): %s -> %s\n", termSafe(f.GetDecision()), termSafe(f.GetOperation()), termSafe(f.GetResource()),
 			f.GetTime().AsTime().Local().Format(time.RFC3339), f.GetVerdictBefore(), f.GetVerdictAfter())
 		printChanges(w, f.GetChanges())
+		if h := explainHint(f.GetCandidateDecision()); h != "" {
+			fmt.Fprintf(w, "   %s\n", h)
+		}
 	}
+}
+
+// explainHint names the candidate's decision so that a reviewer can ask
+// why (`loopctl policy explain ID`).
+func explainHint(name string) string {
+	id, ok := strings.CutPrefix(name, "policy/decisions/")
+	if !ok || id == "" {
+		return ""
+	}
+	return " (explain: " + termSafe(id) + ")"
 }
 
 func printChanges(w io.Writer, changes []*loopgatev1.FindingChange) {

@@ -179,15 +179,25 @@ func (s *policyService) GetPolicyImpact(ctx context.Context, req *lgv1.GetPolicy
 		DecisionsReplayed: int32(im.DecisionsReplayed), Duration: durationpb.New(im.Took),
 	}
 	for _, l := range im.Loops {
-		out.Loops = append(out.Loops, &lgv1.LoopImpact{Loop: l.Loop, VerdictBefore: l.Delta.Before, VerdictAfter: l.Delta.After, Changes: findingChanges(l.Delta)})
+		out.Loops = append(out.Loops, &lgv1.LoopImpact{Loop: l.Loop, VerdictBefore: l.Delta.Before, VerdictAfter: l.Delta.After, Changes: findingChanges(l.Delta),
+			CandidateDecision: decisionName(l.CandidateDecision)})
 	}
 	for _, f := range im.Flips {
 		out.Flips = append(out.Flips, &lgv1.DecisionFlip{
-			Decision: "policy/decisions/" + f.Decision.ID, Resource: f.Decision.Resource, Operation: f.Decision.Operation,
+			Decision: decisionName(f.Decision.ID), Resource: f.Decision.Resource, Operation: f.Decision.Operation,
 			Time: ts(f.Decision.Time), VerdictBefore: f.Delta.Before, VerdictAfter: f.Delta.After, Changes: findingChanges(f.Delta),
+			CandidateDecision: decisionName(f.CandidateDecision),
 		})
 	}
 	return out, nil
+}
+
+// decisionName is a decision's resource name; "" stays "".
+func decisionName(id string) string {
+	if id == "" {
+		return ""
+	}
+	return "policy/decisions/" + id
 }
 
 func bundleNameOf(rev string) string {
@@ -235,7 +245,7 @@ func (s *policyService) ListPolicyDecisions(ctx context.Context, req *lgv1.ListP
 
 func decisionToProto(d admission.DecisionView) *lgv1.PolicyDecision {
 	return &lgv1.PolicyDecision{
-		Name: "policy/decisions/" + d.ID, Resource: d.Resource, Operation: d.Operation, Kind: d.Kind,
+		Name: decisionName(d.ID), Resource: d.Resource, Operation: d.Operation, Kind: d.Kind,
 		BundleRevision: d.BundleRevision, Time: ts(d.Time), Duration: durationpb.New(d.Duration),
 		InputDigest: d.InputDigest, InputKept: d.InputKept,
 		Verdict: d.Verdict, Deny: violationsToProto(d.Deny), Warn: violationsToProto(d.Warn), Approval: violationsToProto(d.Approval),

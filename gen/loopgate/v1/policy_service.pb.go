@@ -308,9 +308,13 @@ type LoopImpact struct {
 	VerdictBefore string `protobuf:"bytes,2,opt,name=verdict_before,json=verdictBefore,proto3" json:"verdict_before,omitempty"`
 	VerdictAfter  string `protobuf:"bytes,3,opt,name=verdict_after,json=verdictAfter,proto3" json:"verdict_after,omitempty"`
 	// The findings that would be new or resolved.
-	Changes       []*FindingChange `protobuf:"bytes,4,rep,name=changes,proto3" json:"changes,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Changes []*FindingChange `protobuf:"bytes,4,rep,name=changes,proto3" json:"changes,omitempty"`
+	// The candidate's decision about the loop, `policy/decisions/{id}`: it is
+	// in the decision log (kind `impact`) with its input, so that
+	// ExplainPolicyDecision shows which of the candidate's rules fired.
+	CandidateDecision string `protobuf:"bytes,5,opt,name=candidate_decision,json=candidateDecision,proto3" json:"candidate_decision,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *LoopImpact) Reset() {
@@ -369,6 +373,13 @@ func (x *LoopImpact) GetChanges() []*FindingChange {
 		return x.Changes
 	}
 	return nil
+}
+
+func (x *LoopImpact) GetCandidateDecision() string {
+	if x != nil {
+		return x.CandidateDecision
+	}
+	return ""
 }
 
 // FindingChange is one finding a bundle adds or resolves.
@@ -447,8 +458,11 @@ type DecisionFlip struct {
 	VerdictBefore string                 `protobuf:"bytes,5,opt,name=verdict_before,json=verdictBefore,proto3" json:"verdict_before,omitempty"`
 	VerdictAfter  string                 `protobuf:"bytes,6,opt,name=verdict_after,json=verdictAfter,proto3" json:"verdict_after,omitempty"`
 	Changes       []*FindingChange       `protobuf:"bytes,7,rep,name=changes,proto3" json:"changes,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// The candidate's decision on the replayed input, `policy/decisions/{id}`
+	// (decision log kind `impact`).
+	CandidateDecision string `protobuf:"bytes,8,opt,name=candidate_decision,json=candidateDecision,proto3" json:"candidate_decision,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *DecisionFlip) Reset() {
@@ -528,6 +542,13 @@ func (x *DecisionFlip) GetChanges() []*FindingChange {
 		return x.Changes
 	}
 	return nil
+}
+
+func (x *DecisionFlip) GetCandidateDecision() string {
+	if x != nil {
+		return x.CandidateDecision
+	}
+	return ""
 }
 
 // ListPolicyDecisionsRequest is the request of ListPolicyDecisions.
@@ -1864,17 +1885,18 @@ const file_loopgate_v1_policy_service_proto_rawDesc = "" +
 	"\x05loops\x18\x04 \x03(\v2\x17.loopgate.v1.LoopImpactR\x05loops\x12-\n" +
 	"\x12decisions_replayed\x18\x05 \x01(\x05R\x11decisionsReplayed\x12/\n" +
 	"\x05flips\x18\x06 \x03(\v2\x19.loopgate.v1.DecisionFlipR\x05flips\x125\n" +
-	"\bduration\x18\a \x01(\v2\x19.google.protobuf.DurationR\bduration\"\xa2\x01\n" +
+	"\bduration\x18\a \x01(\v2\x19.google.protobuf.DurationR\bduration\"\xd1\x01\n" +
 	"\n" +
 	"LoopImpact\x12\x12\n" +
 	"\x04loop\x18\x01 \x01(\tR\x04loop\x12%\n" +
 	"\x0everdict_before\x18\x02 \x01(\tR\rverdictBefore\x12#\n" +
 	"\rverdict_after\x18\x03 \x01(\tR\fverdictAfter\x124\n" +
-	"\achanges\x18\x04 \x03(\v2\x1a.loopgate.v1.FindingChangeR\achanges\"q\n" +
+	"\achanges\x18\x04 \x03(\v2\x1a.loopgate.v1.FindingChangeR\achanges\x12-\n" +
+	"\x12candidate_decision\x18\x05 \x01(\tR\x11candidateDecision\"q\n" +
 	"\rFindingChange\x12\x12\n" +
 	"\x04kind\x18\x01 \x01(\tR\x04kind\x12\x16\n" +
 	"\x06change\x18\x02 \x01(\tR\x06change\x124\n" +
-	"\tviolation\x18\x03 \x01(\v2\x16.loopgate.v1.ViolationR\tviolation\"\x96\x02\n" +
+	"\tviolation\x18\x03 \x01(\v2\x16.loopgate.v1.ViolationR\tviolation\"\xc5\x02\n" +
 	"\fDecisionFlip\x12\x1a\n" +
 	"\bdecision\x18\x01 \x01(\tR\bdecision\x12\x1a\n" +
 	"\bresource\x18\x02 \x01(\tR\bresource\x12\x1c\n" +
@@ -1882,7 +1904,8 @@ const file_loopgate_v1_policy_service_proto_rawDesc = "" +
 	"\x04time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12%\n" +
 	"\x0everdict_before\x18\x05 \x01(\tR\rverdictBefore\x12#\n" +
 	"\rverdict_after\x18\x06 \x01(\tR\fverdictAfter\x124\n" +
-	"\achanges\x18\a \x03(\v2\x1a.loopgate.v1.FindingChangeR\achanges\"\xba\x01\n" +
+	"\achanges\x18\a \x03(\v2\x1a.loopgate.v1.FindingChangeR\achanges\x12-\n" +
+	"\x12candidate_decision\x18\b \x01(\tR\x11candidateDecision\"\xba\x01\n" +
 	"\x1aListPolicyDecisionsRequest\x12\x1a\n" +
 	"\bresource\x18\x01 \x01(\tR\bresource\x12\x12\n" +
 	"\x04rule\x18\x02 \x01(\tR\x04rule\x120\n" +
