@@ -72,7 +72,7 @@ func BenchmarkRawOPA(b *testing.B) {
 	}
 	ctx := context.Background()
 	pq, err := rego.New(
-		rego.Query(policy.Query),
+		rego.Query(policy.DecisionQuery), // the query the engine runs
 		rego.ParsedBundle("loopgate", bundle),
 		rego.StrictBuiltinErrors(true),
 	).PrepareForEval(ctx)
