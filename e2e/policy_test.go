@@ -51,10 +51,21 @@ func TestPolicyGovernanceWithLoopctl(t *testing.T) {
 	var listed struct {
 		Decisions []struct{ Name, Kind, Verdict string }
 	}
-	if err := json.Unmarshal([]byte(r.Stdout), &listed); r.Code != 0 || err != nil || len(listed.Decisions) == 0 || listed.Decisions[0].Kind != "request" {
+	if err := json.Unmarshal([]byte(r.Stdout), &listed); r.Code != 0 || err != nil {
 		t.Fatalf("decisions: %s (%v)", r, err)
 	}
-	if r = loopctl(t, home, nil, "policy", "explain", listed.Decisions[0].Name); r.Code != 0 || !strings.Contains(r.Stdout, "same verdict and findings") {
+	// Newest first: the impact run's decision about the loop (the
+	// candidate's), then the creation's.
+	kinds := map[string]string{}
+	for _, d := range listed.Decisions {
+		if _, seen := kinds[d.Kind]; !seen {
+			kinds[d.Kind] = d.Name
+		}
+	}
+	if len(listed.Decisions) == 0 || listed.Decisions[0].Kind != "impact" || kinds["request"] == "" {
+		t.Fatalf("decisions: want the impact run's newest and the creation's: %s", r)
+	}
+	if r = loopctl(t, home, nil, "policy", "explain", kinds["request"]); r.Code != 0 || !strings.Contains(r.Stdout, "same verdict and findings") {
 		t.Errorf("explain: %s", r)
 	}
 

@@ -1557,7 +1557,7 @@ type CostForecast struct {
 	StorageModel string `protobuf:"bytes,1,opt,name=storage_model,json=storageModel,proto3" json:"storage_model,omitempty"`
 	// The currency of every amount, e.g. `USD`.
 	Currency string `protobuf:"bytes,2,opt,name=currency,proto3" json:"currency,omitempty"`
-	// The sum of `items`, per month (30 days).
+	// The sum of `items`, per month (730 hours: a year / 12).
 	MonthlyTotal float64 `protobuf:"fixed64,3,opt,name=monthly_total,json=monthlyTotal,proto3" json:"monthly_total,omitempty"`
 	// The parts of the forecast.
 	Items []*CostItem `protobuf:"bytes,4,rep,name=items,proto3" json:"items,omitempty"`
