@@ -114,6 +114,7 @@ var DefaultRules = []Rule{
 	{"waiver.list", readers, "list waivers (team members: their teams' loops only)"},
 	{"waiver.revoke", []Grant{GrantSecurityReviewer, GrantAdmin}, "revoke a waiver before it expires"},
 	{"policy.impact", []Grant{GrantSecurityReviewer, GrantAuditor, GrantAdmin}, "see which loops and recent decisions a candidate bundle would judge otherwise (every team's)"},
+	{"metrics.read", []Grant{GrantAuditor, GrantAdmin}, "read /metrics and /readyz's failure reasons (they name every team's loops; Prometheus may use metrics.tokenFile instead)"},
 	{"policy.decisions", readers, "list and explain recorded policy decisions (team members: their teams' loops only)"},
 }
 

@@ -19,6 +19,7 @@ import (
 
 	"github.com/loopgate/loopgate/audit"
 	"github.com/loopgate/loopgate/catalog"
+	"github.com/loopgate/loopgate/cost"
 	"github.com/loopgate/loopgate/identity"
 	"github.com/loopgate/loopgate/loop"
 	"github.com/loopgate/loopgate/policy"
@@ -64,6 +65,10 @@ type Core struct {
 	// means an empty one: only the engine's bundle, no signature keys.
 	Governance     *PolicyGovernance
 	governanceOnce sync.Once
+	// ObserveDecision, when set, is told of every policy evaluation: its
+	// kind (DecisionRequest, DecisionPlan, DecisionReevaluation,
+	// DecisionImpact), how long it took and whether it failed (metrics).
+	ObserveDecision func(kind string, took time.Duration, failed bool)
 
 	commitOnce   sync.Once
 	commits      *groupCommit
@@ -248,6 +253,7 @@ func (c *Core) rejectInvalid(ctx context.Context, id Identity, action, resource 
 type prepared struct {
 	cluster  catalog.Cluster
 	derived  provisioning.Resources
+	cost     *cost.Estimate // the loop's cost forecast on cluster
 	decision policy.Decision
 	// input is the policy input evaluated, as JSON, and took how long the
 	// evaluation took: both go into the decision log.
@@ -321,18 +327,19 @@ func (c *Core) prepareIn(ctx context.Context, id Identity, op string, l, previou
 		return nil, err
 	}
 	in := policy.Input{
-		Operation: op, Loop: l, Previous: previous, Derived: derived,
+		Operation: op, Loop: l, Previous: previous, Derived: derived, Cost: forecast(l, cl),
 		Team: team, Cluster: cl, Regions: c.Catalog.Regions(), Actor: actor(id),
 		Waivers: waivers,
 	}
 	began := time.Now()
 	d, err := c.Policy.Evaluate(ctx, in)
 	took := time.Since(began)
+	c.observeDecision(ctx, took, err)
 	if err != nil {
 		// Fail closed: Evaluate returned a denying decision; log the cause.
 		c.logger().Error("policy evaluation failed; request denied", "loop", l.Metadata.Key(), "err", err)
 	}
-	p := &prepared{cluster: cl, derived: derived, decision: d, took: took}
+	p := &prepared{cluster: cl, derived: derived, cost: in.Cost, decision: d, took: took}
 	p.input, _ = policy.InputJSON(in) // nil if it cannot be encoded: the decision is logged without it
 	if op != policy.OpDelete {
 		deny, claims, err := c.ownership(ctx, c.Store, l)
@@ -914,8 +921,11 @@ type PlanResult struct {
 	Decision  policy.Decision
 	Cluster   catalog.Cluster
 	Derived   provisioning.Resources
-	Actions   []provisioning.Action
-	Problems  []provisioning.Problem
+	// Cost is what the loop would cost per month once applied;
+	// CurrentCost what the stored loop costs now (nil for a CREATE).
+	Cost, CurrentCost *cost.Estimate
+	Actions           []provisioning.Action
+	Problems          []provisioning.Problem
 }
 
 // Plan evaluates l as create or update would and computes the changes apply
@@ -1039,6 +1049,7 @@ type plannedLoop struct {
 // preparePlan is Plan up to observing the cluster: the loop as applying
 // would leave it, its verdict and derived resources.
 func (c *Core) preparePlan(ctx context.Context, id Identity, l *loop.Loop) (plannedLoop, error) {
+	ctx = withDecisionKind(ctx, DecisionPlan)
 	cur, err := c.Store.GetLoop(ctx, l.Metadata.Team, l.Metadata.Name)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return plannedLoop{}, err
@@ -1056,7 +1067,10 @@ func (c *Core) preparePlan(ctx context.Context, id Identity, l *loop.Loop) (plan
 	if err != nil {
 		return plannedLoop{}, err
 	}
-	res := &PlanResult{Operation: op, Decision: p.decision, Cluster: p.cluster, Derived: p.derived}
+	res := &PlanResult{Operation: op, Decision: p.decision, Cluster: p.cluster, Derived: p.derived, Cost: p.cost}
+	if cur != nil {
+		res.CurrentCost = c.CostOf(cur)
+	}
 	if cur != nil && reflect.DeepEqual(next.Spec, cur.Spec) {
 		res.Operation = "NOOP"
 	}

@@ -105,7 +105,7 @@ func (c *Core) PolicyImpact(ctx context.Context, id Identity, revision string, r
 		out.Bundle = ""
 	}
 	sys := Identity{Subject: PolicyActor, Roles: []string{RoleAdmin}}
-	ectx := withPartitionTotals(ctx) // one partition sum per team, not per loop
+	ectx := withDecisionKind(withPartitionTotals(ctx), DecisionImpact) // one partition sum per team, not per loop
 	var live []*loop.Loop
 	token := ""
 	for {
@@ -144,7 +144,7 @@ func (c *Core) PolicyImpact(ctx context.Context, id Identity, revision string, r
 			return
 		}
 		t0 := time.Now()
-		after, err := candidate.EvaluateJSON(ctx, p.input)
+		after, err := c.evaluateCandidate(ctx, candidate, p.input)
 		took := time.Since(t0)
 		if err != nil {
 			c.logger().Warn("the candidate bundle failed to evaluate a loop; counted as denying it", "loop", l.Metadata.Key(), "err", err)
@@ -182,7 +182,7 @@ func (c *Core) PolicyImpact(ctx context.Context, id Identity, revision string, r
 			return
 		}
 		t0 := time.Now()
-		after, _ := candidate.EvaluateJSON(ctx, rec.Input)
+		after, _ := c.evaluateCandidate(ctx, candidate, rec.Input)
 		took := time.Since(t0)
 		d := policy.Compare(before, after)
 		r := impactRecord(after, rec.Resource, rec.Operation, rec.Input, took, d.Flips(), c.now())

@@ -71,6 +71,7 @@ func (c *Core) ReevaluateAll(ctx context.Context) (ReevaluateResult, error) {
 // compliance is l's PolicyCompliant condition under the active bundle, and
 // the evaluation it comes from (nil when the spec no longer validates).
 func (c *Core) compliance(ctx context.Context, id Identity, l *loop.Loop) (loop.Condition, *prepared, error) {
+	ctx = withDecisionKind(ctx, DecisionReevaluation)
 	gen := l.Metadata.Generation
 	p, err := c.prepare(ctx, id, "UPDATE", cloneLoop(l), l)
 	var invalid *InvalidError

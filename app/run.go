@@ -59,6 +59,8 @@ type Server struct {
 	httpSrv *http.Server
 	recon   *reconciler.Reconciler
 	peers   *reconciler.PeerIndex
+	// slo samples action topics and polls consumer lag (slo.go).
+	slo *sloRunner
 	// reevaluate is signalled when the active policy bundle changed here.
 	reevaluate chan struct{}
 	leading    atomic.Bool // this process runs the reconciler
@@ -67,6 +69,8 @@ type Server struct {
 	clusters   []ClusterInfo
 	// conflicts are the ownership conflicts found at start.
 	conflicts []admission.OwnershipConflict
+	// ops: metrics, readiness, gRPC health, request logs (ops.go).
+	ops *ops
 }
 
 // ClusterInfo describes a connected cluster (printed at start).
@@ -90,6 +94,9 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Server, 
 			s.Close() // release whatever was started before the failure
 		}
 	}()
+	if s.ops, err = newOps(s, cfg, log); err != nil {
+		return nil, err
+	}
 	privateFiles()
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("creating data dir: %w", err)
@@ -187,10 +194,12 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Server, 
 			return nil, fmt.Errorf("connecting to cluster %s: %w", cc.Name, err)
 		}
 		s.closers = append(s.closers, client.Close)
+		s.ops.addCluster(cc.Name, client)
 		admin := provisioning.NewKafkaAdmin(client)
 		admins[cc.Name] = admin
 		credAdmins[cc.Name] = admin
 		planAdmins[cc.Name] = provisioning.NewKafkaAdmin(client, provisioning.ReadOnly())
+		s.addSLOCluster(cc, conn, client, admin)
 	}
 
 	b, err := loadBundle(cfg)
@@ -205,11 +214,12 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Server, 
 	// One peer index serves `:plan` and the reconciler (one code path
 	// computes both); it starts from a complete listing and follows every
 	// change (see changed and followChanges).
+	s.newObserver(cfg, st)
 	s.peers = reconciler.NewPeerIndex(cat)
 	if _, err := s.peers.Load(ctx, st); err != nil {
 		return nil, fmt.Errorf("loading the peer index: %w", err)
 	}
-	s.recon = reconciler.New(st, cat, admins, reconciler.Options{Resync: cfg.Resync, Logger: log, Peers: s.peers})
+	s.recon = reconciler.New(st, cat, admins, reconciler.Options{Resync: cfg.Resync, Logger: log, Peers: s.peers, Hooks: s.ops.reconcilerHooks()})
 	notify := s.changed
 	if n, shared := st.(store.Notifier); shared {
 		// Tell every process: the reconciler in whichever leads, and the
@@ -234,6 +244,18 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Server, 
 	}}
 	s.Core = &admission.Core{Store: st, Policy: engine, Catalog: cat, PlanAdmins: planAdmins, Credentials: credAdmins,
 		Notify: notify, Peers: s.peers, Drift: s.recon.DriftReports, Log: log, Governance: gov}
+	s.Core.ObserveDecision = s.ops.metrics.ObserveDecision
+	s.ops.addCoreChecks(s)
+	// Per-loop series: latency, SLO state and lag (where this process
+	// samples), and the cost forecast; capped at metrics.maxLoopSeries.
+	if c := s.SLOCollector(); c != nil {
+		if err := s.RegisterMetrics(c); err != nil {
+			return nil, fmt.Errorf("registering the SLO metrics: %w", err)
+		}
+	}
+	if err := s.RegisterMetrics(newCostCollector(s.peers, s.Core)); err != nil {
+		return nil, fmt.Errorf("registering the cost metrics: %w", err)
+	}
 	// Judge by the bundle security activated, not the one built in.
 	if err := s.Core.SyncPolicy(ctx); err != nil {
 		return nil, fmt.Errorf("loading the active policy bundle: %w", err)
@@ -260,12 +282,14 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Server, 
 	s.GRPCAddr = s.grpcLis.Addr().String()
 	s.closers = append(s.closers, s.Core.Close) // flush collapsed refusals
 	limits := server.NewLimiters(rateLimits(cfg))
-	opts := []grpc.ServerOption{grpc.ChainUnaryInterceptor(server.Interceptor(authn, s.Core, limits))}
+	opts := []grpc.ServerOption{grpc.ChainUnaryInterceptor(s.ops.interceptor(), server.Interceptor(authn, s.Core, limits)),
+		grpc.ChainStreamInterceptor(server.StreamInterceptor())}
 	if tlsCfg != nil {
 		opts = append(opts, grpc.Creds(credentials.NewTLS(tlsCfg)))
 	}
 	s.grpcSrv = grpc.NewServer(opts...)
 	server.Register(s.grpcSrv, s.Core)
+	s.ops.registerGRPC(s.grpcSrv, cfg.Reflection)
 
 	s.httpLis, err = net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
@@ -291,13 +315,15 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Server, 
 		// certificate rather than trusting a CA.
 		dial = []grpc.DialOption{grpc.WithTransportCredentials(credentials.NewTLS(pinnedTo(certs)))}
 	}
+	dial = append(dial, s.ops.gatewayDial) // marks REST calls for the metrics' transport label
 	for _, reg := range server.GatewayHandlers {
 		if err := reg(ctx, gw, s.GRPCAddr, dial); err != nil {
 			return nil, fmt.Errorf("registering REST gateway: %w", err)
 		}
 	}
 	mux := http.NewServeMux()
-	mux.Handle("/v1/", guardREST(gw, authn, s.Core, limits))
+	mux.Handle("/v1/", s.ops.countREST(guardREST(s.ops.forwarded(gw), authn, s.Core, limits)))
+	s.ops.routes(mux, s.ops.gate(cfg, authn, s.Core)) // /metrics, /livez, /readyz
 	mux.HandleFunc("/openapi.json", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write(openapi.Spec)
@@ -363,6 +389,7 @@ func (s *Server) Banner(w io.Writer) {
 		scheme = "https"
 	}
 	fmt.Fprintf(w, "  REST:      %s://%s/v1/  (OpenAPI: %s://%s/openapi.json)\n", scheme, s.HTTPAddr, scheme, s.HTTPAddr)
+	fmt.Fprintf(w, "  ops:       %s://%s/metrics, /readyz, /livez; gRPC health%s\n", scheme, s.HTTPAddr, map[bool]string{true: " and reflection"}[s.cfg.Reflection])
 	fmt.Fprintf(w, "  data dir:  %s (store: %s)\n", s.cfg.DataDir, s.cfg.Store.Driver)
 	fmt.Fprintf(w, "  policy:    bundle revision %s\n", s.Core.Policy.Revision())
 	for _, c := range s.clusters {
@@ -433,6 +460,7 @@ func (s *Server) Run(ctx context.Context) error {
 	start("change feed", func() error { return s.followChanges(rctx) })
 	start("policy", func() error { return s.followPolicy(rctx) })
 	start("waivers", func() error { return s.followWaivers(rctx) })
+	start("health", func() error { s.ops.watchReadiness(rctx, s.grpcSrv); return nil })
 
 	var failed error
 	select {
@@ -440,6 +468,7 @@ func (s *Server) Run(ctx context.Context) error {
 	case failed = <-errc:
 		s.log.Error("stopping: a component failed", "err", failed)
 	}
+	s.ops.shutdown() // not ready any more: load balancers stop sending
 
 	drain, done := context.WithTimeout(context.Background(), DrainTimeout)
 	defer done()
@@ -474,7 +503,7 @@ func (s *Server) Run(ctx context.Context) error {
 func (s *Server) reconcile(ctx context.Context) error {
 	el, shared := s.Core.Store.(store.Elector)
 	if !shared {
-		return s.recon.Run(ctx)
+		return s.lead(ctx)
 	}
 	for ctx.Err() == nil {
 		lease, err := el.Lead(ctx)
@@ -491,7 +520,7 @@ func (s *Server) reconcile(ctx context.Context) error {
 		}
 		s.log.Info("this process now runs the reconciler")
 		s.leading.Store(true)
-		_ = s.recon.Run(lease)
+		_ = s.lead(lease)
 		s.leading.Store(false)
 		if ctx.Err() == nil {
 			s.log.Warn("reconciler lease lost; waiting to lead again")
@@ -508,6 +537,7 @@ func (s *Server) changed(key string) {
 		s.log.Warn("refreshing the peer index failed; the next resync corrects it", "loop", key, "err", err)
 	}
 	s.recon.Enqueue(key)
+	s.sloChanged(key)
 }
 
 // followChanges keeps this process's peer index current with a store that

@@ -23,6 +23,11 @@ type Team struct {
 	// UsedPartitions is filled in at decision time: partitions of the team's
 	// other loops (not the one being decided).
 	UsedPartitions int32 `json:"usedPartitions" yaml:"-"`
+	// CostApprovalThreshold is the monthly cost forecast (in the currency
+	// of the cluster's price list, USD by default) above which a loop of
+	// the team needs approval (the default bundle's COST_ABOVE_BUDGET); 0
+	// means no threshold.
+	CostApprovalThreshold float64 `json:"costApprovalThreshold" yaml:"costApprovalThreshold"`
 }
 
 // Cluster is one Kafka cluster loopgate provisions on.
@@ -39,6 +44,16 @@ type Cluster struct {
 	// credentials with on this cluster ("SCRAM-SHA-512" or
 	// "SCRAM-SHA-256"), or "" when identities are managed outside loopgate.
 	Credentials string `json:"credentials,omitempty" yaml:"-"`
+	// Storage is the cluster's storage model and Prices its price list,
+	// for the cost forecast (package cost). Not policy input as such:
+	// policy sees the forecast (input.derived.cost).
+	Storage Storage   `json:"-" yaml:"-"`
+	Prices  PriceList `json:"-" yaml:"-"`
+	// Observer is loopgate's read-only observer principal on the cluster
+	// (name without "User:"), or "" when none is configured. Loops get
+	// READ and DESCRIBE on their action topic for it (provisioning.Derive),
+	// so that loopgate can sample producer-to-action latency.
+	Observer string `json:"-" yaml:"-"`
 }
 
 // Catalog is the set of teams and clusters.

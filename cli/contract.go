@@ -111,7 +111,12 @@ func contractFromProto(lc *loopgatev1.LoopContract) contract.Contract {
 	if username == "" {
 		username = loop.PrincipalName(lc.GetPrincipal())
 	}
+	var origin *contract.OriginHeader
+	if h := lc.GetOriginHeader(); h != nil {
+		origin = &contract.OriginHeader{Key: h.GetKey(), Value: h.GetValue(), Topic: h.GetTopic()}
+	}
 	return contract.Contract{
+		OriginHeader:     origin,
 		Loop:             shortName(lc.GetLoop()),
 		Principal:        lc.GetPrincipal(),
 		Username:         username,
@@ -155,6 +160,9 @@ func termSafeContract(c contract.Contract) contract.Contract {
 	c.Group, c.Basis = termSafe(c.Group), termSafe(c.Basis)
 	c.Bootstrap, c.Produce, c.Consume = list(c.Bootstrap), list(c.Produce), list(c.Consume)
 	c.Producer, c.Consumer = settings(c.Producer), settings(c.Consumer)
+	if h := c.OriginHeader; h != nil {
+		c.OriginHeader = &contract.OriginHeader{Key: termSafe(h.Key), Value: termSafe(h.Value), Topic: termSafe(h.Topic)}
+	}
 	return c
 }
 

@@ -45,6 +45,9 @@ func contractProto(c contract.Contract) *loopgatev1.LoopContract {
 	for _, s := range c.Consumer {
 		out.ConsumerSettings = append(out.ConsumerSettings, &loopgatev1.ClientSetting{Key: s.Key, Value: s.Value, Reason: s.Reason})
 	}
+	if h := c.OriginHeader; h != nil {
+		out.OriginHeader = &loopgatev1.OriginHeader{Key: h.Key, Value: h.Value, Topic: h.Topic}
+	}
 	return out
 }
 

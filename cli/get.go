@@ -195,6 +195,9 @@ func printLoopDetails(w io.Writer, l *loopgatev1.Loop, now time.Time) error {
 	field("Retention", loop.FormatDuration(s.GetRetentionMs()))
 	field("SLO", sloString(s.GetSlo()))
 	field("Throughput", throughputString(s.GetThroughput()))
+	if c := st.GetCost(); c != nil {
+		field("Cost", costSummary(c))
+	}
 	for i, stream := range s.GetStreams() {
 		row(labelIf(i, "Streams"), streamString(stream))
 	}

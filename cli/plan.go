@@ -242,6 +242,9 @@ func printPlan(w io.Writer, name string, p *loopgatev1.PlanLoopResponse) error {
 		}
 	}
 	printKindedViolations(w, kinds, vs)
+	for _, line := range planCostLines(p) {
+		fmt.Fprintln(w, "  "+termSafe(line))
+	}
 
 	if len(p.GetChanges()) == 0 {
 		fmt.Fprintln(w, "  no resource changes: the cluster already matches")

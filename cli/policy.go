@@ -17,6 +17,7 @@ import (
 
 	"github.com/loopgate/loopgate/catalog"
 	"github.com/loopgate/loopgate/config"
+	"github.com/loopgate/loopgate/cost"
 	"github.com/loopgate/loopgate/loop"
 	"github.com/loopgate/loopgate/policy"
 	"github.com/loopgate/loopgate/provisioning"
@@ -264,6 +265,7 @@ type policyEvalFlags struct {
 	maxPartitionsPerLoop      int32
 	maxBytesPerSecond         int64
 	usedPartitions            int32
+	costApprovalThreshold     float64
 	changed                   func(flag string) bool // whether a flag was given
 }
 
@@ -318,6 +320,7 @@ active waiver for the rule (until a day from now).
 	fl.Int32Var(&f.maxPartitions, "team-max-partitions", 0, "override the team's maxPartitions (0: not limited)")
 	fl.Int64Var(&f.maxBytesPerSecond, "team-max-bytes-per-second", 0, "override the team's maxBytesPerSecond (0: not limited)")
 	fl.Int32Var(&f.usedPartitions, "team-used-partitions", 0, "partitions the team's other loops use (the server counts them)")
+	fl.Float64Var(&f.costApprovalThreshold, "team-cost-approval-threshold", 0, "override the team's costApprovalThreshold (monthly cost forecast; 0: none)")
 	return cmd
 }
 
@@ -336,7 +339,7 @@ func (a *app) runPolicyEval(cmd *cobra.Command, files *fileFlags, f *policyEvalF
 			return fmt.Errorf("--waive %q: want a rule id in UPPER_SNAKE, e.g. OWNERS_REQUIRED", termSafe(r))
 		}
 	}
-	if f.usedPartitions < 0 || f.maxPartitions < 0 || f.maxPartitionsPerLoop < 0 || f.maxBytesPerSecond < 0 {
+	if f.usedPartitions < 0 || f.maxPartitions < 0 || f.maxPartitionsPerLoop < 0 || f.maxBytesPerSecond < 0 || f.costApprovalThreshold < 0 {
 		return errors.New("--team-* values must not be negative")
 	}
 	loops, err := files.read(cmd.InOrStdin(), cmd.ErrOrStderr())
@@ -445,12 +448,22 @@ func evalOne(ctx context.Context, engine *policy.Engine, cat *catalog.Catalog, f
 	if f.changed("team-max-bytes-per-second") {
 		team.MaxBytesPerSecond = f.maxBytesPerSecond
 	}
+	if f.changed("team-cost-approval-threshold") {
+		team.CostApprovalThreshold = f.costApprovalThreshold
+	}
 	team.UsedPartitions = f.usedPartitions
+	derived := provisioning.Derive(l, cl)
+	var parts int32
+	for _, t := range derived.Topics {
+		parts += t.Partitions
+	}
+	forecast := cost.Forecast(cost.ForLoop(&l.Spec, parts, cl))
 	in := policy.Input{
 		Operation: op,
 		Loop:      l,
 		Previous:  prev,
-		Derived:   provisioning.Derive(l, cl),
+		Derived:   derived,
+		Cost:      &forecast,
 		Team:      team,
 		Cluster:   cl,
 		Regions:   cat.Regions(),
@@ -545,6 +558,8 @@ func evalCatalog(path string) (*catalog.Catalog, error) {
 		Teams    []catalog.Team   `yaml:"teams"`
 		Clusters []config.Cluster `yaml:"clusters"`
 		Limits   catalog.Limits   `yaml:"limits"`
+		// PriceLists are the clusters' price lists (cost forecast).
+		PriceLists []catalog.PriceList `yaml:"priceLists"`
 	}
 	if err := yaml.Unmarshal(raw, &doc); err != nil {
 		return nil, fmt.Errorf("--catalog %s: %w", termSafe(path), err)
@@ -557,7 +572,7 @@ func evalCatalog(path string) (*catalog.Catalog, error) {
 			return nil, fmt.Errorf("--catalog %s: clusters[%d] has no region", termSafe(path), i)
 		}
 	}
-	cfg := &config.Config{Teams: doc.Teams, Clusters: doc.Clusters, LoopLimits: doc.Limits}
+	cfg := &config.Config{Teams: doc.Teams, Clusters: doc.Clusters, LoopLimits: doc.Limits, PriceLists: doc.PriceLists}
 	cfg.SetDefaults()
 	return cfg.Catalog(), nil
 }

@@ -251,6 +251,8 @@ func TestPolicyEvalVerdicts(t *testing.T) {
 			"deny     PII_RESIDENCY", "WAIVER_IGNORED"}},
 		"team limit from a flag": {[]string{"-f", "../examples/checkout-nudge.yaml", "--team-max-bytes-per-second", "1024"}, 1, []string{
 			"THROUGHPUT_EXCEEDS_TEAM_LIMIT"}},
+		"cost threshold from a flag": {[]string{"-f", "../examples/checkout-nudge.yaml", "--team-cost-approval-threshold", "50"}, 0, []string{
+			"verdict: ALLOWED, NEEDS APPROVAL", "needs approval  COST_ABOVE_BUDGET", "forecast to cost 62.12 USD per month on broker-local storage", "(approved by 1 team-admin)"}},
 		"another bundle": {[]string{"-f", "../examples/checkout-nudge.yaml", "--bundle", writeFiles(t, policyBundle)}, 1, []string{
 			"verdict: DENIED (bundle acme-7)", "OWNER_DOMAIN", "owner ana@example.com is not an acme.com address"}},
 	} {

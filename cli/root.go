@@ -156,6 +156,7 @@ for that server in ~/.loopgate/hosts.json, else the dev credentials file).
 		a.newPlanCmd(),
 		a.newDiffCmd(),
 		a.newGetCmd(),
+		a.newStatusCmd(),
 		a.newDeleteCmd(),
 		a.newApproveCmd(),
 		a.newRejectCmd(),

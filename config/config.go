@@ -34,7 +34,12 @@ type Config struct {
 	Policy   Policy         `yaml:"policy"`
 	Clusters []Cluster      `yaml:"clusters"`
 	Teams    []catalog.Team `yaml:"teams"`
-	Tokens   []Token        `yaml:"tokens"`
+	// PriceLists are named price lists clusters refer to (cluster
+	// priceList) for the cost forecast (docs/cost.md). The list
+	// catalog.DefaultPriceListName (AWS us-east-1, USD) is built in; a list
+	// of that name here replaces it.
+	PriceLists []catalog.PriceList `yaml:"priceLists"`
+	Tokens     []Token             `yaml:"tokens"`
 	// Auth configures identities beyond static tokens: OIDC tokens and
 	// client certificates.
 	Auth Auth `yaml:"auth"`
@@ -64,6 +69,34 @@ type Config struct {
 	// DevCredentials writes an admin token where loopctl finds it
 	// ($HOME/.loopgate/dev-credentials.json). On for the embedded default.
 	DevCredentials bool `yaml:"devCredentials"`
+	// SLO tunes SLO sampling and consumer lag polling (docs/slo.md).
+	SLO SLO `yaml:"slo"`
+	// Metrics, Log and Reflection are the operations settings
+	// (operations.go, docs/operations.md): /metrics, the log format, and
+	// gRPC server reflection (off by default; `serve --reflection`).
+	Metrics    Metrics `yaml:"metrics"`
+	Log        Log     `yaml:"log"`
+	Reflection bool    `yaml:"reflection"`
+}
+
+// SLO tunes the SLO observer; zero fields take the defaults of package slo.
+type SLO struct {
+	// Disabled turns sampling and lag polling off.
+	Disabled bool `yaml:"disabled"`
+	// SampleRate caps sampled action records per loop per second (200).
+	SampleRate int `yaml:"sampleRate"`
+	// TotalSampleRate caps sampled action records per second over all
+	// loops (10000): each loop gets at most an equal share.
+	TotalSampleRate int `yaml:"totalSampleRate"`
+	// LagInterval is how often consumer lag is polled (5s).
+	LagInterval time.Duration `yaml:"lagInterval"`
+	// FlushInterval is how often observations are evaluated and stored (10s).
+	FlushInterval time.Duration `yaml:"flushInterval"`
+	// ShortWindow is the length of the "1m" latency window (1m; tests
+	// shorten it).
+	ShortWindow time.Duration `yaml:"shortWindow"`
+	// MaxExportedLoops caps the loops exported as metrics (2000).
+	MaxExportedLoops int `yaml:"maxExportedLoops"`
 }
 
 // Store selects the state store.
@@ -127,7 +160,30 @@ type Cluster struct {
 	// They and loopgate's own principal are reserved: no loop may name them
 	// and no team may own them.
 	SuperUsers []string `yaml:"superUsers"`
+	// Storage is the cluster's storage model for the cost forecast
+	// (broker-local when absent) and PriceList names its price list in
+	// priceLists (catalog.DefaultPriceListName when empty). docs/cost.md.
+	Storage   catalog.Storage `yaml:"storage"`
+	PriceList string          `yaml:"priceList"`
+	// Observer is loopgate's read-only principal on this cluster, which
+	// samples loops' action topics for their latency SLO (docs/slo.md).
+	// Loops on the cluster get READ and DESCRIBE on their action topic for
+	// it. Unset: action topics are not sampled (SLO status NotSampled).
+	Observer *Observer `yaml:"observer"`
 }
+
+// Observer names loopgate's read-only observer principal on a cluster.
+// Where loopgate manages credentials (scram-sha-*), it sets a random
+// password when it starts observing and keeps it in memory only; where
+// identities are managed outside loopgate (external), PasswordFile holds
+// its password.
+type Observer struct {
+	Username     string `yaml:"username"`
+	PasswordFile string `yaml:"passwordFile"`
+}
+
+// DefaultObserver is the observer principal of the embedded default.
+const DefaultObserver = "loopgate-observer"
 
 // Values of Cluster.Credentials.
 const (
@@ -249,8 +305,8 @@ func Embedded(dataDir string) *Config {
 	c := &Config{
 		DataDir: dataDir,
 		Clusters: []Cluster{
-			{Name: "eu-embedded", Region: "eu", Zones: []string{"eu-a"}, ReplicationFactor: 1, Embedded: true},
-			{Name: "us-embedded", Region: "us", Zones: []string{"us-a"}, ReplicationFactor: 1, Embedded: true},
+			{Name: "eu-embedded", Region: "eu", Zones: []string{"eu-a"}, ReplicationFactor: 1, Embedded: true, Observer: &Observer{Username: DefaultObserver}},
+			{Name: "us-embedded", Region: "us", Zones: []string{"us-a"}, ReplicationFactor: 1, Embedded: true, Observer: &Observer{Username: DefaultObserver}},
 		},
 		Teams: []catalog.Team{
 			{Name: "growth", AllowedRegions: []string{"eu", "us"}, MaxPartitionsPerLoop: 64, MaxPartitions: 256, MaxBytesPerSecond: 50 << 20},
@@ -377,6 +433,16 @@ func (c *Config) Validate() error {
 		if cl.Embedded == (len(cl.BootstrapServers) > 0) {
 			bad(f, "set either embedded: true or bootstrapServers")
 		}
+		if ob := cl.Observer; ob != nil {
+			switch {
+			case ob.Username == "" || strings.ContainsAny(ob.Username, "*?,= "):
+				bad(f+".observer.username", "%q is not a principal name", ob.Username)
+			case cl.SASL != nil && ob.Username == cl.SASL.Username:
+				bad(f+".observer.username", "must differ from loopgate's admin principal (sasl.username)")
+			case cl.Credentials == CredentialsExternal && ob.PasswordFile == "":
+				bad(f+".observer.passwordFile", "required when the cluster's credentials are external: loopgate cannot set the observer's password")
+			}
+		}
 		switch cl.Credentials {
 		case CredentialsSCRAMSHA512, CredentialsSCRAMSHA256:
 		case CredentialsExternal:
@@ -437,6 +503,8 @@ func (c *Config) Validate() error {
 		errs = append(errs, prefixed("auth.", j.Validate())...)
 	}
 	errs = append(errs, c.LoopLimits.Validate()...)
+	errs = append(errs, c.validateOperations()...)
+	errs = append(errs, c.validateCost()...)
 	if t := c.TLS; t != nil {
 		if t.CertFile == "" || t.KeyFile == "" {
 			bad("tls", "certFile and keyFile are required")
@@ -494,7 +562,12 @@ func (c *Config) Catalog() *catalog.Catalog {
 			Name: cl.Name, Region: cl.Region, Zones: cl.Zones,
 			ReplicationFactor: cl.ReplicationFactor, BootstrapServers: cl.BootstrapServers,
 			SecurityProtocol: cl.ClientSecurityProtocol(), Credentials: cl.CredentialMechanism(),
+			Storage: cl.Storage, Prices: c.priceList(cl.PriceList),
 		})
+		if cl.Observer != nil {
+			cat.Clusters[len(cat.Clusters)-1].Observer = cl.Observer.Username
+			cat.Reserve(cl.Observer.Username, fmt.Sprintf("loopgate's observer principal on cluster %s", cl.Name))
+		}
 		if cl.SASL != nil {
 			cat.Reserve(cl.SASL.Username, fmt.Sprintf("loopgate's admin principal on cluster %s", cl.Name))
 		}

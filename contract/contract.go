@@ -97,6 +97,9 @@ type Contract struct {
 	Consumer []Setting `json:"consumer,omitempty"`
 	// Password is empty unless Input.Password was given.
 	Password string `json:"password,omitempty"`
+	// OriginHeader is set when the principal writes the loop's action
+	// stream: the header to put on every action record (origin.go).
+	OriginHeader *OriginHeader `json:"originHeader,omitempty"`
 }
 
 // Build returns the contract of in.Principal. See the package doc for the
@@ -123,6 +126,7 @@ func Build(in Input) Contract {
 	if len(c.Produce) > 0 {
 		c.Producer = producerSettings(f)
 	}
+	c.OriginHeader = originHeaderOf(f)
 	if len(c.Consume) > 0 {
 		c.Consumer = consumerSettings(f, in.Group != "")
 	}

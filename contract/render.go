@@ -76,7 +76,7 @@ func header(c Contract, client string) []string {
 		}
 		lines = append(lines, r)
 	}
-	return lines
+	return append(lines, originLines(c)...)
 }
 
 // consumeHow says how the consumer gets its topics.
@@ -198,6 +198,11 @@ func renderFranz(c Contract) ([]byte, error) {
 
 	for _, l := range header(c, "franz-go (github.com/twmb/franz-go/pkg/kgo)") {
 		b.WriteString("// " + l + "\n")
+	}
+	if c.OriginHeader != nil {
+		for _, l := range franzOriginSnippet(c) {
+			b.WriteString(strings.TrimRight("// "+l, " ") + "\n")
+		}
 	}
 	b.WriteString("package main\n\nimport (\n")
 	for _, p := range []string{"os", "time", ""} {
@@ -364,6 +369,11 @@ func renderJava(c Contract) []byte {
 
 	for _, l := range header(c, "the Java client (client.properties)") {
 		comment(l)
+	}
+	if c.OriginHeader != nil {
+		for _, l := range javaOriginSnippet(c) {
+			b.WriteString(strings.TrimRight("# "+l, " ") + "\n")
+		}
 	}
 	if len(c.Producer) > 0 && len(c.Consumer) > 0 {
 		comment("Producer and consumer settings are both here: each client ignores the other's (with a warning).")

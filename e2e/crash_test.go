@@ -16,6 +16,7 @@ import (
 
 	"google.golang.org/protobuf/encoding/protojson"
 
+	"github.com/loopgate/loopgate/config"
 	lgv1 "github.com/loopgate/loopgate/gen/loopgate/v1"
 	"github.com/loopgate/loopgate/internal/census"
 )
@@ -195,7 +196,8 @@ func TestCrashDuringApplyAndDelete(t *testing.T) {
 	var report []string
 	for _, name := range sortedKeys(byName) {
 		c := byName[name]
-		want := census.Want(final, name, c.User)
+		// The embedded default samples action topics as loopgate-observer.
+		want := census.Want(final, name, c.User).WithObserver(final, name, config.DefaultObserver)
 		_, kcl := kafkaAdmin(t, c)
 		got := census.Take(t, kcl, c.Name)
 		problems := want.Diff(got)

@@ -87,6 +87,9 @@ func TestEmbeddedLifecycle(t *testing.T) {
 	wantACLs := []string{
 		"User:checkout-api DESCRIBE TOPIC growth.checkout-nudge.events",
 		"User:checkout-api WRITE TOPIC growth.checkout-nudge.events",
+		// loopgate's observer reads the action topic (docs/slo.md).
+		"User:loopgate-observer DESCRIBE TOPIC growth.checkout-nudge.actions",
+		"User:loopgate-observer READ TOPIC growth.checkout-nudge.actions",
 		"User:nudge-engine DESCRIBE TOPIC growth.checkout-nudge.actions",
 		"User:nudge-engine DESCRIBE TOPIC growth.checkout-nudge.events",
 		"User:nudge-engine READ GROUP nudge-engine",
@@ -138,7 +141,10 @@ func TestEmbeddedLifecycle(t *testing.T) {
 	if plan.Code != 0 {
 		t.Fatalf("plan of the update: %s", plan)
 	}
-	for _, want := range []string{"AlterTopicConfigs", "AddPartitions", "User:audit-sink"} {
+	// The cost forecast (docs/cost.md): 2MiB/s kept 48h instead of 72h on the
+	// embedded eu cluster (broker-local, RF 1, one zone).
+	for _, want := range []string{"AlterTopicConfigs", "AddPartitions", "User:audit-sink",
+		"cost: $62.12/month → $41.42/month (-$20.70) on broker-local (prices aws-us-east-1)"} {
 		if !strings.Contains(plan.Stdout, want) {
 			t.Errorf("plan output lacks %q:\n%s", want, plan.Stdout)
 		}

@@ -325,6 +325,23 @@ func TestTwoProcessesSharePostgres(t *testing.T) {
 	if leaders != 1 {
 		t.Errorf("%d processes ran the reconciler, want exactly 1", leaders)
 	}
+
+	// SLO status is observed by the process that runs the reconciler and
+	// read from the store by every replica; these loops have no action
+	// stream (and the cluster no observer), so it is UNKNOWN, saying why.
+	eventually(t, func() error {
+		for _, cl := range []lgv1.LoopServiceClient{follower, leader} {
+			l, err := cl.GetLoop(ctx, &lgv1.GetLoopRequest{Name: "teams/growth/loops/shared-1"})
+			if err != nil {
+				return err
+			}
+			s := l.GetStatus().GetSlo()
+			if s.GetState() != lgv1.SloStatus_UNKNOWN || s.GetReason() != "NotSampled" || s.GetMessage() == "" {
+				return fmt.Errorf("SLO status = %v, want UNKNOWN/NotSampled with why", s)
+			}
+		}
+		return nil
+	})
 }
 
 // TestPolicyActivationReachesEveryReplica: a bundle pushed, approved and

@@ -2,7 +2,6 @@ package policy_test
 
 import (
 	"context"
-	"encoding/json"
 	"slices"
 	"syscall"
 	"testing"
@@ -95,21 +94,10 @@ func BenchmarkRawOPA(b *testing.B) {
 	reportP99(b, lat)
 }
 
-// rawInput is the typical input as the JSON document policy sees.
+// rawInput is the typical input as the JSON document policy sees, built
+// once: exactly what the engine evaluates (policy.InputJSON).
 func rawInput(b *testing.B) ast.Value {
-	in := typicalInput()
-	doc := map[string]any{
-		"operation": in.Operation,
-		"loop":      map[string]any{"metadata": in.Loop.Metadata, "spec": in.Loop.Spec},
-		"previous":  nil,
-		"derived":   in.Derived,
-		"team":      in.Team,
-		"cluster":   in.Cluster,
-		"regions":   in.Regions,
-		"actor":     in.Actor,
-		"waivers":   in.Waivers,
-	}
-	raw, err := json.Marshal(doc)
+	raw, err := policy.InputJSON(typicalInput())
 	if err != nil {
 		b.Fatal(err)
 	}

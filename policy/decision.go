@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/loopgate/loopgate/catalog"
+	"github.com/loopgate/loopgate/cost"
 	"github.com/loopgate/loopgate/loop"
 	"github.com/loopgate/loopgate/provisioning"
 )
@@ -27,6 +28,9 @@ type Input struct {
 	Previous  *loop.Loop // the current loop on UPDATE and DELETE; nil on CREATE
 	// Derived is what provisioning would create for Loop.
 	Derived provisioning.Resources
+	// Cost is Loop's monthly cost forecast on Cluster (input.derived.cost,
+	// beside the resources); nil leaves it out.
+	Cost *cost.Estimate
 	// Team is the owning team's catalog entry, with UsedPartitions filled in.
 	Team catalog.Team
 	// Cluster is the cluster serving Loop's residency.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 
 	"github.com/loopgate/loopgate/catalog"
+	"github.com/loopgate/loopgate/cost"
 	"github.com/loopgate/loopgate/loop"
 	"github.com/loopgate/loopgate/policy"
 	"github.com/loopgate/loopgate/provisioning"
@@ -83,7 +84,18 @@ func typicalInput() policy.Input {
 		Cluster:   euCluster(),
 		Regions:   []string{"eu", "us"},
 		Actor:     policy.Actor{Subject: "ana@example.com", Teams: []string{"growth"}, Roles: []string{"developer"}},
+		Cost:      costFor(l),
 	}
+}
+
+// costFor is l's cost forecast on the eu cluster, as admission computes it.
+func costFor(l *loop.Loop) *cost.Estimate {
+	var parts int32
+	for _, st := range l.Spec.Streams {
+		parts += st.Partitions
+	}
+	e := cost.Forecast(cost.ForLoop(&l.Spec, parts, euCluster()))
+	return &e
 }
 
 func bytesReader(b []byte) *bytes.Reader { return bytes.NewReader(b) }

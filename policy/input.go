@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/loopgate/loopgate/catalog"
+	"github.com/loopgate/loopgate/cost"
 	"github.com/loopgate/loopgate/loop"
 	"github.com/loopgate/loopgate/provisioning"
 	"github.com/open-policy-agent/opa/v1/ast"
@@ -44,7 +45,7 @@ func inputValue(in Input) (ast.Value, error) {
 		item("operation", str(in.Operation)),
 		item("loop", l),
 		item("previous", prev),
-		item("derived", resourcesTerm(in.Derived)),
+		item("derived", derivedTerm(in.Derived, in.Cost)),
 		item("team", teamTerm(in.Team)),
 		item("cluster", clusterTerm(in.Cluster)),
 		item("regions", strs(in.Regions)),
@@ -91,6 +92,8 @@ func init() {
 		"consumerByteRate", "allowedRegions", "maxPartitionsPerLoop", "maxPartitions",
 		"maxBytesPerSecond", "usedPartitions", "region", "zones", "bootstrapServers",
 		"external", "securityProtocol", "credentials",
+		"cost", "model", "currency", "priceList", "monthlyTotal", "items", "replayPerDay", "basis",
+		"component", "detail", "monthly", "costApprovalThreshold",
 		// values
 		OpCreate, OpUpdate, OpDelete, "public", "internal", "confidential", "pii", "avro",
 		"NONE", "BACKWARD", "FORWARD", "FULL", "BACKWARD_TRANSITIVE", "FORWARD_TRANSITIVE",
@@ -241,8 +244,45 @@ func streamTerm(st *loop.Stream) *ast.Term {
 	return f.term()
 }
 
-func resourcesTerm(r provisioning.Resources) *ast.Term {
+// derivedTerm is input.derived: the resources, and the cost forecast when
+// there is one.
+func derivedTerm(r provisioning.Resources, c *cost.Estimate) *ast.Term {
+	items := resourcesItems(r)
+	if c != nil {
+		items = append(items, item("cost", costTerm(c)))
+	}
+	return ast.ObjectTerm(items...)
+}
+
+func costTerm(c *cost.Estimate) *ast.Term {
 	return ast.ObjectTerm(
+		item("model", str(c.Model)),
+		item("currency", str(c.Currency)),
+		item("priceList", str(c.PriceList)),
+		item("monthlyTotal", floatTerm(c.MonthlyTotal)),
+		item("items", list(c.Items, func(it *cost.Item) *ast.Term {
+			return ast.ObjectTerm(
+				item("component", str(it.Component)),
+				item("detail", ast.StringTerm(it.Detail)),
+				item("monthly", floatTerm(it.Monthly)),
+			)
+		})),
+		item("replayPerDay", floatTerm(c.ReplayPerDay)),
+		item("basis", ast.StringTerm(c.Basis)),
+	)
+}
+
+// floatTerm encodes a float64 as encoding/json writes it.
+func floatTerm(f float64) *ast.Term {
+	raw, err := json.Marshal(f)
+	if err != nil { // NaN or ±Inf: not JSON; cost never produces them
+		return ast.NumberTerm("0")
+	}
+	return ast.NumberTerm(json.Number(raw))
+}
+
+func resourcesItems(r provisioning.Resources) [][2]*ast.Term {
+	return [][2]*ast.Term{
 		item("topics", list(r.Topics, func(t *provisioning.Topic) *ast.Term {
 			return ast.ObjectTerm(
 				item("name", str(t.Name)),
@@ -269,7 +309,7 @@ func resourcesTerm(r provisioning.Resources) *ast.Term {
 			f.addIf(q.ConsumerByteRate != 0, "consumerByteRate", func() *ast.Term { return num(q.ConsumerByteRate) })
 			return f.term()
 		})),
-	)
+	}
 }
 
 func teamTerm(t catalog.Team) *ast.Term {
@@ -280,6 +320,7 @@ func teamTerm(t catalog.Team) *ast.Term {
 		item("maxPartitions", num(t.MaxPartitions)),
 		item("maxBytesPerSecond", num(t.MaxBytesPerSecond)),
 		item("usedPartitions", num(t.UsedPartitions)),
+		item("costApprovalThreshold", floatTerm(t.CostApprovalThreshold)),
 	)
 }
 

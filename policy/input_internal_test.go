@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/loopgate/loopgate/catalog"
+	"github.com/loopgate/loopgate/cost"
 	"github.com/loopgate/loopgate/loop"
 	"github.com/loopgate/loopgate/provisioning"
 	"github.com/open-policy-agent/opa/v1/ast"
@@ -24,20 +25,30 @@ type wireLoop struct {
 // canonical form that inputValue must reproduce (canonicalInput) and that
 // the input's JSON Schema describes (schema_internal_test.go).
 type wireInput struct {
-	Operation string                 `json:"operation"`
-	Loop      wireLoop               `json:"loop"`
-	Previous  *wireLoop              `json:"previous"`
-	Derived   provisioning.Resources `json:"derived"`
-	Team      catalog.Team           `json:"team"`
-	Cluster   catalog.Cluster        `json:"cluster"`
-	Regions   []string               `json:"regions"`
-	Actor     Actor                  `json:"actor"`
-	Waivers   []Waiver               `json:"waivers"`
+	Operation string          `json:"operation"`
+	Loop      wireLoop        `json:"loop"`
+	Previous  *wireLoop       `json:"previous"`
+	Derived   wireDerived     `json:"derived"`
+	Team      catalog.Team    `json:"team"`
+	Cluster   catalog.Cluster `json:"cluster"`
+	Regions   []string        `json:"regions"`
+	Actor     Actor           `json:"actor"`
+	Waivers   []Waiver        `json:"waivers"`
+}
+
+// wireDerived is input.derived: provisioning's resources and the cost
+// forecast.
+type wireDerived struct {
+	Topics []provisioning.Topic `json:"topics"`
+	ACLs   []provisioning.ACL   `json:"acls"`
+	Quotas []provisioning.Quota `json:"quotas"`
+	Cost   *cost.Estimate       `json:"cost,omitempty"`
 }
 
 func toWire(in Input) wireInput {
 	w := wireInput{
-		Operation: in.Operation, Derived: in.Derived, Team: in.Team, Cluster: in.Cluster,
+		Operation: in.Operation, Team: in.Team, Cluster: in.Cluster,
+		Derived: wireDerived{Topics: in.Derived.Topics, ACLs: in.Derived.ACLs, Quotas: in.Derived.Quotas, Cost: in.Cost},
 		Regions: in.Regions, Actor: in.Actor, Waivers: in.Waivers,
 	}
 	if in.Loop != nil {
@@ -118,6 +129,8 @@ func TestInputValueIsCanonicalJSON(t *testing.T) {
 		"whole numbers":   {Loop: &loop.Loop{Spec: loop.Spec{Throughput: loop.Throughput{PeakFactor: 3}, RetentionMs: -1}}},
 		"waivers":         {Loop: zeroLoop, Waivers: []Waiver{{Rule: "A", Until: time.Date(2026, 12, 1, 0, 0, 0, 0, time.FixedZone("", 3600)), Reason: "<b> & \"c\""}}},
 		"no waivers":      {Loop: zeroLoop, Waivers: []Waiver{}},
+		"cost":            {Loop: zeroLoop, Cost: &cost.Estimate{Model: "shared", MonthlyTotal: 4526.4, Items: []cost.Item{{Component: "cross-az", Detail: "<a> & b", Monthly: 2452.8}, {Component: "compute"}}, ReplayPerDay: 0.1}},
+		"whole amounts":   {Loop: zeroLoop, Team: catalog.Team{CostApprovalThreshold: 2000}, Cost: &cost.Estimate{MonthlyTotal: 3}},
 	} {
 		t.Run(name, func(t *testing.T) {
 			got, err := inputValue(in)

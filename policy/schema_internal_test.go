@@ -26,21 +26,34 @@ var inputSchemaDescriptions = map[string]string{
 	"input.operation": "CREATE, UPDATE or DELETE.",
 	"input.loop":      "The requested loop (the current one on DELETE): its metadata and spec as loop files and the API give them, defaulted and validated (docs/loop-spec.md). Durations are in ms, sizes in bytes.",
 	"input.previous":  "The current loop on UPDATE and DELETE; null on CREATE.",
-	"input.derived":   "What provisioning would create for input.loop on input.cluster: topics (partitions always set, derived when the spec omits them), ACLs and quotas.",
-	"input.team":      "The owning team's catalog entry. Limits of 0 mean not limited.",
-	"input.cluster":   "The cluster that serves the loop's residency (for an unknown region, a placeholder with that region and no name).",
-	"input.regions":   "Every region of the cluster catalog, sorted.",
-	"input.actor":     "The caller the decision is made for.",
-	"input.waivers":   "The waivers of this loop that are active at evaluation time (expired and revoked ones are left out); null when there are none. The bundle decides how they apply.",
+	"input.derived":   "What provisioning would create for input.loop on input.cluster: topics (partitions always set, derived when the spec omits them), ACLs and quotas; and the loop's monthly cost forecast.",
+
+	"derived.cost":               "The loop's monthly cost forecast on input.cluster's storage model and price list (docs/cost.md); absent when it was not computed.",
+	"cost.Estimate.model":        "The cluster's storage model: broker-local, tiered or shared.",
+	"cost.Estimate.currency":     "The currency of every amount, e.g. USD.",
+	"cost.Estimate.priceList":    "The name of the catalog price list used.",
+	"cost.Estimate.monthlyTotal": "The sum of items: what the loop costs per month (730 hours) in steady state.",
+	"cost.Estimate.items":        "The components: storage, object-storage, cross-az, object-put, object-get, compute (which ones depends on the model).",
+	"cost.Estimate.replayPerDay": "What re-reading one day of the loop's data once costs, on top of monthlyTotal.",
+	"cost.Estimate.basis":        "What the forecast assumed, in one line.",
+	"cost.Item.component":        "storage, object-storage, cross-az, object-put, object-get or compute.",
+	"cost.Item.detail":           "How the amount was computed, in one line.",
+	"cost.Item.monthly":          "The amount per month.",
+	"input.team":                 "The owning team's catalog entry. Limits of 0 mean not limited.",
+	"input.cluster":              "The cluster that serves the loop's residency (for an unknown region, a placeholder with that region and no name).",
+	"input.regions":              "Every region of the cluster catalog, sorted.",
+	"input.actor":                "The caller the decision is made for.",
+	"input.waivers":              "The waivers of this loop that are active at evaluation time (expired and revoked ones are left out); null when there are none. The bundle decides how they apply.",
 
 	"loop.metadata": "Name, team and labels of the loop; uid, generation, etag and times once it is stored.",
 	"loop.spec":     "What the team asked for.",
 
-	"catalog.Team.allowedRegions":       "Regions the team's loops may use.",
-	"catalog.Team.maxPartitionsPerLoop": "Most partitions one loop may have, all streams together (0: not limited).",
-	"catalog.Team.maxPartitions":        "Most partitions all the team's loops may have together (0: not limited).",
-	"catalog.Team.maxBytesPerSecond":    "Most declared steady throughput of one loop (0: not limited).",
-	"catalog.Team.usedPartitions":       "Partitions of the team's other loops (not this one).",
+	"catalog.Team.allowedRegions":        "Regions the team's loops may use.",
+	"catalog.Team.maxPartitionsPerLoop":  "Most partitions one loop may have, all streams together (0: not limited).",
+	"catalog.Team.maxPartitions":         "Most partitions all the team's loops may have together (0: not limited).",
+	"catalog.Team.maxBytesPerSecond":     "Most declared steady throughput of one loop (0: not limited).",
+	"catalog.Team.usedPartitions":        "Partitions of the team's other loops (not this one).",
+	"catalog.Team.costApprovalThreshold": "Monthly cost forecast above which a loop of the team needs approval (0: no threshold).",
 
 	"catalog.Cluster.credentials":      "The SCRAM mechanism loopgate issues credentials with on this cluster, absent when identities are managed elsewhere.",
 	"catalog.Cluster.securityProtocol": "How clients connect: SASL_PLAINTEXT, SASL_SSL, SSL or PLAINTEXT.",
@@ -103,10 +116,13 @@ func (g *schemaGen) typeSchema(t reflect.Type) any {
 }
 
 // defName names a struct's definition by its package and type (wireLoop,
-// the loop as policy sees it, is "loop").
+// the loop as policy sees it, is "loop"; wireDerived is "derived").
 func defName(t reflect.Type) string {
 	if t == reflect.TypeFor[wireLoop]() {
 		return "loop"
+	}
+	if t == reflect.TypeFor[wireDerived]() {
+		return "derived"
 	}
 	pkg := t.PkgPath()
 	return pkg[strings.LastIndex(pkg, "/")+1:] + "." + t.Name()

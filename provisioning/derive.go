@@ -60,6 +60,9 @@ func TopicName(team, loopName, stream string) string {
 //     gets the full loop rate: two producers are not given half each,
 //     because the spec does not say how traffic is split between them.
 //     Only "User:" principals get quotas (Kafka's "user" entity).
+//   - When the cluster has an observer principal (catalog.Cluster.Observer),
+//     it gets READ and DESCRIBE on the loop's action topic, so that
+//     loopgate can sample producer-to-action latency (docs/slo.md).
 func Derive(l *loop.Loop, cl catalog.Cluster) Resources {
 	spec := &l.Spec
 	rf := cl.ReplicationFactor
@@ -129,6 +132,12 @@ func Derive(l *loop.Loop, cl catalog.Cluster) Resources {
 		}
 		if rate > 0 && isUserPrincipal(c.Principal) {
 			quota(c.Principal).ConsumerByteRate = rate
+		}
+	}
+	if cl.Observer != "" && spec.Action != nil {
+		if t, ok := topicOf[spec.Action.Stream]; ok {
+			add(ObserverPrincipal(cl), ResourceTopic, t, OpRead)
+			add(ObserverPrincipal(cl), ResourceTopic, t, OpDescribe)
 		}
 	}
 	for a := range acls {
@@ -201,4 +210,12 @@ func peakRate(tp loop.Throughput) int64 {
 func isUserPrincipal(p string) bool {
 	name, ok := strings.CutPrefix(p, "User:")
 	return ok && name != ""
+}
+
+// ObserverPrincipal is the Kafka principal of cl's observer ("" when none).
+func ObserverPrincipal(cl catalog.Cluster) string {
+	if cl.Observer == "" {
+		return ""
+	}
+	return "User:" + strings.TrimPrefix(cl.Observer, "User:")
 }

@@ -283,6 +283,7 @@ func (r *Reconciler) converge(ctx context.Context, admin provisioning.Admin, ite
 	actions, run, _ := merge(run) // a subset: no new conflicts
 	if len(actions) > 0 {
 		results, execErr := admin.Execute(ctx, actions)
+		r.observeActions(actions, results, execErr)
 		r.attribute(ctx, run, actions, results, execErr, errs)
 	}
 	executedIn := time.Since(start) - observedIn

@@ -158,6 +158,7 @@ func (r *Reconciler) resync(ctx context.Context) {
 		rep := r.driftPass(ctx, cl, byCluster[name])
 		rep.Unsettled = unsettled[name]
 		r.drift.put(rep)
+		r.observeDrift(rep)
 		level := r.log.Debug
 		if rep.Drifted > 0 || rep.Err != "" {
 			level = r.log.Info

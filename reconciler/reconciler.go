@@ -177,6 +177,8 @@ type Options struct {
 	Peers  *PeerIndex
 	Logger *slog.Logger
 	Now    func() time.Time
+	// Hooks observe passes and admin operations (metrics; observe.go).
+	Hooks Hooks
 }
 
 // New returns a reconciler over the given per-cluster admin clients.
@@ -332,7 +334,9 @@ func (r *Reconciler) work(ctx, work context.Context) {
 		if keys == nil {
 			return
 		}
+		start := time.Now()
 		res := r.reconcile(work, keys, true)
+		r.observeBatch(keys, res, time.Since(start))
 		r.settle(ctx, keys, res)
 	}
 }

@@ -2,12 +2,14 @@
 # The whole test suite: the README's test command, and what .ci/run runs.
 #
 #   scripts/test.sh     generated-code check, go vet, and every Go test on the
-#                       embedded backends (kfake, SQLite); plus the PostgreSQL
-#                       and Apache Kafka legs when CI=true or LOOPGATE_TEST_ALL=1
+#                       embedded backends (kfake, SQLite); plus the PostgreSQL,
+#                       Prometheus and Apache Kafka legs when CI=true or
+#                       LOOPGATE_TEST_ALL=1
 #
 # Everything the legs need is installed by the project's own scripts on first
 # use: buf and the protoc plugins from the Go module proxy (tools/), PostgreSQL
-# from Debian packages (scripts/postgres/start.sh), the Kafka jars from Maven
+# from Debian packages (scripts/postgres/start.sh), Prometheus from Debian
+# packages (scripts/prometheus/install.sh), the Kafka jars from Maven
 # Central (scripts/kafka/fetch.sh). A leg that is enabled but cannot start
 # fails the run, naming what is missing.
 set -euo pipefail
@@ -41,7 +43,7 @@ leg "embedded (kfake, SQLite)" gotest LOOPGATE_TEST_POSTGRES=0 LOOPGATE_TEST_KAF
   go test -count=1 -timeout 20m ./...
 # The packages with concurrency, again under the race detector.
 leg "race detector" gotest LOOPGATE_TEST_POSTGRES=0 LOOPGATE_TEST_KAFKA=0 \
-  go test -race -count=1 -timeout 20m ./reconciler/... ./admission/... ./store/... ./server/... ./identity/...
+  go test -race -count=1 -timeout 20m ./reconciler/... ./admission/... ./store/... ./server/... ./identity/... ./telemetry/...
 
 if [[ $all == 1 ]]; then
   # Each fuzz target for a bounded time (their seed corpora run in every
@@ -49,11 +51,19 @@ if [[ $all == 1 ]]; then
   leg "fuzzing" scripts/fuzz.sh "${FUZZTIME:-20s}"
   leg "PostgreSQL" gotest LOOPGATE_TEST_POSTGRES=1 LOOPGATE_TEST_KAFKA=0 \
     go test -count=1 -v -timeout 20m ./store/postgres/ ./internal/testpg/ ./e2e/
+  # A real Prometheus server (Debian package) scrapes loopgate; PromQL
+  # reads the series back (app/prometheus_test.go).
+  prometheus_leg() {
+    scripts/prometheus/install.sh >/dev/null
+    gotest LOOPGATE_TEST_PROMETHEUS=1 LOOPGATE_TEST_POSTGRES=0 LOOPGATE_TEST_KAFKA=0 \
+      go test -count=1 -v -timeout 10m -run 'TestPrometheus' ./app/
+  }
+  leg "Prometheus" prometheus_leg
   leg "Apache Kafka jars (Maven)" scripts/kafka/fetch.sh
   leg "Apache Kafka" gotest LOOPGATE_TEST_KAFKA=1 LOOPGATE_TEST_POSTGRES=1 \
     go test -count=1 -v -timeout 30m ./internal/testkafka/ ./provisioning/... ./e2e/
 else
-  echo "=== skipped: the PostgreSQL and Apache Kafka legs (set LOOPGATE_TEST_ALL=1 to run them here)"
+  echo "=== skipped: the PostgreSQL, Prometheus and Apache Kafka legs (set LOOPGATE_TEST_ALL=1 to run them here)"
 fi
 
 echo "=== summary"

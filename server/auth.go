@@ -117,6 +117,9 @@ func Interceptor(a *Authenticator, core *admission.Core, lim *Limiters) grpc.Una
 		lim = &Limiters{}
 	}
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		if Unauthenticated(info.FullMethod) {
+			return handler(ctx, req) // health and reflection only (observe.go)
+		}
 		call := callOf(ctx, info.FullMethod)
 		ctx = admission.WithCall(ctx, call)
 		peerHost, _, _ := strings.Cut(call.Source, " via ") // never the forwarded hint: clients set it
@@ -131,6 +134,7 @@ func Interceptor(a *Authenticator, core *admission.Core, lim *Limiters) grpc.Una
 			core.AuditRejected(ctx, info.FullMethod, err)
 			return nil, toStatus(err)
 		}
+		noteActor(ctx, id.Subject)
 		action, ok := MethodActions[info.FullMethod]
 		if !ok {
 			action = info.FullMethod // no rule: the authorizer refuses it

@@ -17,6 +17,7 @@ import (
 	"github.com/loopgate/loopgate/admission"
 	"github.com/loopgate/loopgate/apimap"
 	"github.com/loopgate/loopgate/audit"
+	"github.com/loopgate/loopgate/cost"
 	lgv1 "github.com/loopgate/loopgate/gen/loopgate/v1"
 	"github.com/loopgate/loopgate/loop"
 	"github.com/loopgate/loopgate/policy"
@@ -91,6 +92,7 @@ func loopToProto(l *loop.Loop) *lgv1.Loop {
 // streams live, what its principals may do) filled into the status.
 func loopProto(c *admission.Core, l *loop.Loop) *lgv1.Loop {
 	out := loopToProto(l)
+	out.Status.Cost = costToProto(c.CostOf(l))
 	conn := c.ConnectionOf(l)
 	for _, st := range conn.Streams {
 		out.Status.Streams = append(out.Status.Streams, &lgv1.StreamEndpoint{
@@ -141,6 +143,9 @@ func contractToProto(l string, c *admission.LoopContract) *lgv1.LoopContract {
 	for _, s := range c.Consumer {
 		out.ConsumerSettings = append(out.ConsumerSettings, &lgv1.ClientSetting{Key: s.Key, Value: s.Value, Reason: s.Reason})
 	}
+	if h := c.OriginHeader; h != nil {
+		out.OriginHeader = &lgv1.OriginHeader{Key: h.Key, Value: h.Value, Topic: h.Topic}
+	}
 	return out
 }
 
@@ -188,10 +193,26 @@ var operationToProto = map[string]lgv1.PlanLoopResponse_Operation{
 	"NOOP":   lgv1.PlanLoopResponse_NOOP,
 }
 
+// costToProto maps a cost forecast; nil is unset.
+func costToProto(e *cost.Estimate) *lgv1.CostForecast {
+	if e == nil {
+		return nil
+	}
+	out := &lgv1.CostForecast{
+		StorageModel: e.Model, Currency: e.Currency, MonthlyTotal: e.MonthlyTotal,
+		Basis: e.Basis, ReplayPerDay: e.ReplayPerDay, PriceList: e.PriceList,
+	}
+	for _, it := range e.Items {
+		out.Items = append(out.Items, &lgv1.CostItem{Component: it.Component, Detail: it.Detail, Monthly: it.Monthly})
+	}
+	return out
+}
+
 func planToProto(p *admission.PlanResult) *lgv1.PlanLoopResponse {
 	out := &lgv1.PlanLoopResponse{
 		Operation: operationToProto[p.Operation], Verdict: verdictToProto(p.Decision),
 		Derived: derivedToProto(p.Derived), Cluster: p.Cluster.Name,
+		Cost: costToProto(p.Cost), CurrentCost: costToProto(p.CurrentCost),
 	}
 	for _, a := range p.Actions {
 		out.Changes = append(out.Changes, &lgv1.PlannedChange{Kind: string(a.Kind), Resource: a.Resource, Current: a.Current, Desired: a.Desired})

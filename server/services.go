@@ -55,7 +55,9 @@ func (s *loopService) GetLoop(ctx context.Context, req *lgv1.GetLoopRequest) (*l
 	if err != nil {
 		return nil, err
 	}
-	return loopProto(s.core, l), nil
+	out := loopProto(s.core, l)
+	withObservation(ctx, s.core.Store, l, out)
+	return out, nil
 }
 
 // parseParent accepts "teams/{team}" and "teams/-" (all teams).

@@ -37,7 +37,8 @@ func Execute(args []string, stdout, stderr io.Writer) int {
 }
 
 func serveCmd(stdout, stderr io.Writer) *cobra.Command {
-	var cfgPath, dataDir, grpcAddr, httpAddr, logLevel string
+	var cfgPath, dataDir, grpcAddr, httpAddr, logLevel, logFormat string
+	var reflect bool
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the loopgate API (gRPC + REST) and reconciler",
@@ -67,6 +68,12 @@ loopctl on this machine works without flags.`,
 			if cmd.Flags().Changed("http-addr") {
 				cfg.HTTPAddr = httpAddr
 			}
+			if cmd.Flags().Changed("log-format") {
+				cfg.Log.Format = logFormat
+			}
+			if cmd.Flags().Changed("reflection") {
+				cfg.Reflection = reflect
+			}
 			if err := cfg.Validate(); err != nil {
 				return err
 			}
@@ -74,7 +81,11 @@ loopctl on this machine works without flags.`,
 			if err := level.UnmarshalText([]byte(logLevel)); err != nil {
 				return fmt.Errorf("--log-level: %w", err)
 			}
-			log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+			var handler slog.Handler = slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})
+			if cfg.Log.Format == config.LogJSON {
+				handler = slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level})
+			}
+			log := slog.New(handler)
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			srv, err := app.New(ctx, cfg, log)
@@ -92,5 +103,7 @@ loopctl on this machine works without flags.`,
 	f.StringVar(&grpcAddr, "grpc-addr", "127.0.0.1:7070", "gRPC listen address")
 	f.StringVar(&httpAddr, "http-addr", "127.0.0.1:8080", "REST (grpc-gateway) listen address")
 	f.StringVar(&logLevel, "log-level", "info", "debug | info | warn | error")
+	f.StringVar(&logFormat, "log-format", "text", "text | json (overrides log.format of the config)")
+	f.BoolVar(&reflect, "reflection", false, "serve gRPC server reflection (overrides reflection of the config; off by default)")
 	return cmd
 }

@@ -101,6 +101,8 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store, opts ...Options)
 		{"ListDecisionsLimitDefaultAndCap", testDecisionListLimit},
 		{"PruneDecisionsKeepsNewest", testPruneDecisions},
 		{"FailingUpdateRollsBackPolicyGovernance", testPolicyRollback},
+		{"ObservationsBelongToTheirLoop", testObservations},
+		{"DailySketchesRoundTripAndPrune", testDailySketches},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, newStore(t)) })

@@ -18,6 +18,19 @@ base := {
 		],
 		"acls": [],
 		"quotas": [],
+		"cost": {
+			"model": "broker-local",
+			"currency": "USD",
+			"priceList": "aws-us-east-1",
+			"monthlyTotal": 62.13,
+			"items": [
+				{"component": "storage", "detail": "", "monthly": 62.13},
+				{"component": "cross-az", "detail": "", "monthly": 0},
+				{"component": "compute", "detail": "", "monthly": 0},
+			],
+			"replayPerDay": 0,
+			"basis": "",
+		},
 	},
 	"team": {
 		"name": "growth",
@@ -26,6 +39,7 @@ base := {
 		"maxPartitions": 256,
 		"maxBytesPerSecond": 10485760,
 		"usedPartitions": 40,
+		"costApprovalThreshold": 0,
 	},
 	"cluster": {"name": "eu-1", "region": "eu", "replicationFactor": 3, "bootstrapServers": ["127.0.0.1:9092"]},
 	"regions": ["eu", "us"],
@@ -86,6 +100,7 @@ approval_inputs := [
 	update({"classification": "internal"}), # CLASSIFICATION_LOWERED
 	with_spec({"slo": {"latencyP99Ms": 200, "freshnessMs": 100}}), # LATENCY_BELOW_FLOOR
 	with_input({"loop": {"spec": {"residency": "us"}}, "cluster": {"region": "us"}}), # PII_OUTSIDE_HOME_REGION
+	with_input({"team": {"costApprovalThreshold": 50}}), # COST_ABOVE_BUDGET
 ]
 
 test_approval_inputs_trigger_every_approval_rule if {
@@ -93,7 +108,7 @@ test_approval_inputs_trigger_every_approval_rule if {
 		some inp in approval_inputs
 		some id in ids(loop.approval) with input as inp with data.loopgate.config.pii_regions as ["eu", "us"]
 	}
-	got == {"RETENTION_REDUCED", "CLASSIFICATION_LOWERED", "LATENCY_BELOW_FLOOR", "PII_OUTSIDE_HOME_REGION"}
+	got == {"RETENTION_REDUCED", "CLASSIFICATION_LOWERED", "LATENCY_BELOW_FLOOR", "PII_OUTSIDE_HOME_REGION", "COST_ABOVE_BUDGET"}
 }
 
 # The contract of loop.rego's header: every approval names one of the three

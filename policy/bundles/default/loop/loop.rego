@@ -30,16 +30,20 @@
 #   CLASSIFICATION_LOWERED   security-reviewer  1
 #   LATENCY_BELOW_FLOOR      admin              1  (platform capacity)
 #   PII_OUTSIDE_HOME_REGION  security-reviewer  2
+#   COST_ABOVE_BUDGET        team-admin         1  (the team's own budget)
 #
 # input (canonical units: durations in ms, sizes in bytes):
 #   input.operation  "CREATE" | "UPDATE" | "DELETE"
 #   input.loop       {metadata, spec} of the requested loop: the JSON encoding of loop.Loop
 #   input.previous   the current loop on UPDATE and DELETE, else null
 #   input.derived    {topics, acls, quotas} that provisioning would create for input.loop;
-#                    topics[_].partitions is always set (derived when the spec omits it)
+#                    topics[_].partitions is always set (derived when the spec omits it);
+#                    and cost, the loop's monthly cost forecast on the cluster's storage
+#                    model: {model, currency, priceList, monthlyTotal, items [{component,
+#                    detail, monthly}], replayPerDay, basis} (docs/cost.md)
 #   input.team       the owning team's catalog entry: allowedRegions, maxPartitionsPerLoop,
 #                    maxPartitions, maxBytesPerSecond, usedPartitions (partitions of the
-#                    team's other loops)
+#                    team's other loops), costApprovalThreshold (per month; 0 = none)
 #   input.cluster    the target cluster: name, region, zones, replicationFactor
 #   input.regions    every region key of the cluster catalog (the regions that exist)
 #   input.actor      {subject, teams, roles} of the caller
@@ -65,7 +69,7 @@
 # Team limits of 0 in the catalog mean "not limited".
 #
 # The rules are grouped by concern: residency.rego, retention.rego, capacity.rego,
-# streams.rego (schemas and partitions), slo.rego and ownership.rego; waivers.rego
+# streams.rego (schemas and partitions), slo.rego, cost.rego and ownership.rego; waivers.rego
 # makes the decision. Each has a *_test.rego beside it (package loopgate.loop_test).
 package loopgate.loop
 

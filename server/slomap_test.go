@@ -1,0 +1,64 @@
+package server
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	lgv1 "github.com/loopgate/loopgate/gen/loopgate/v1"
+	"github.com/loopgate/loopgate/loop"
+	"github.com/loopgate/loopgate/store"
+	"github.com/loopgate/loopgate/store/sqlite"
+)
+
+// A stored observation becomes status.slo, status.lag and the SLOMet and
+// Fresh conditions, after the loop's own conditions; an observation of an
+// earlier loop of the same name (another uid) is not shown.
+func TestWithObservation(t *testing.T) {
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, sqlite.MemoryPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	l := &loop.Loop{Metadata: loop.Metadata{Team: "growth", Name: "n"}, Spec: loop.Spec{Owners: []string{"a@example.com"}}}
+	if err := st.Update(ctx, func(tx store.Tx) error { return tx.CreateLoop(ctx, l) }); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	ob := store.Observation{Team: "growth", Name: "n", UID: l.Metadata.UID, UpdateTime: now,
+		SLO: &store.SLOObservation{State: "BREACHED", Reason: "Breach", Message: "p99 3s above 2s", TargetP99Ms: 2000,
+			Windows: []store.LatencyWindow{{Window: "1m", P50Ms: 100, P90Ms: 2000, P99Ms: 3000, Records: 100, RecordsWithoutHeader: 2, RecordsOverTarget: 5, ErrorBudgetRemaining: -4}}},
+		Lag: []store.GroupLag{{Group: "g", OffsetLag: 7, TimeLagMs: 1500, FreshnessMs: 1000, ObserveTime: now,
+			Partitions: []store.PartitionLag{{Topic: "t", Partition: 2, CommittedOffset: 3, EndOffset: 10, OffsetLag: 7, TimeLagMs: 1500}}}},
+		Conditions: []loop.Condition{{Type: "SLOMet", Status: loop.False, Reason: "Breach", LastTransitionTime: now}, {Type: "Fresh", Status: loop.False, Reason: "Lagging"}},
+	}
+	if err := st.PutObservations(ctx, []store.Observation{ob}, nil, time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	out := &lgv1.Loop{Status: &lgv1.LoopStatus{Conditions: []*lgv1.Condition{{Type: "Provisioned", Status: "True"}}}}
+	withObservation(ctx, st, l, out)
+	s := out.GetStatus()
+	if s.GetSlo().GetState() != lgv1.SloStatus_BREACHED || s.GetSlo().GetTargetP99Ms() != 2000 || !s.GetSlo().GetObserveTime().AsTime().Equal(now) {
+		t.Errorf("slo = %v", s.GetSlo())
+	}
+	if w := s.GetSlo().GetWindows()[0]; w.GetP99Ms() != 3000 || w.GetRecordsWithoutHeader() != 2 || w.GetErrorBudgetRemaining() != -4 {
+		t.Errorf("window = %v", w)
+	}
+	if g := s.GetLag()[0]; g.GetGroup() != "g" || g.GetTimeLagMs() != 1500 || g.GetPartitions()[0].GetEndOffset() != 10 {
+		t.Errorf("lag = %v", g)
+	}
+	if c := s.GetConditions(); len(c) != 3 || c[0].GetType() != "Provisioned" || c[1].GetType() != "SLOMet" || c[2].GetType() != "Fresh" ||
+		!c[1].GetLastTransitionTime().AsTime().Equal(now) {
+		t.Errorf("conditions = %v", c)
+	}
+
+	// Another uid: not shown.
+	other := *l
+	other.Metadata.UID = "someone-else"
+	out = &lgv1.Loop{Status: &lgv1.LoopStatus{}}
+	withObservation(ctx, st, &other, out)
+	if out.GetStatus().GetSlo() != nil || len(out.GetStatus().GetConditions()) != 0 {
+		t.Errorf("an observation of another uid was shown: %v", out.GetStatus())
+	}
+}

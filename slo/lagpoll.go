@@ -1,0 +1,190 @@
+package slo
+
+import (
+	"context"
+	"errors"
+	"sort"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+
+	"github.com/loopgate/loopgate/store"
+)
+
+type topicPartition struct {
+	topic     string
+	partition int32
+}
+
+// pollLag polls the consumer lag of every group of cluster c's loops each
+// LagInterval until ctx ends: per poll one ListOffsets (end offsets of all
+// the topics the groups consume) and one OffsetFetch (all the groups), with
+// loopgate's admin connection. Time lag is interpolated from the history
+// of end offsets (OffsetTable).
+func (o *Observer) pollLag(ctx context.Context, c *Cluster) {
+	if c.Admin == nil {
+		return
+	}
+	adm := kadm.NewClient(c.Admin)
+	tables := map[topicPartition]*OffsetTable{}
+	t := time.NewTicker(o.cfg.LagInterval)
+	defer t.Stop()
+	for {
+		o.pollLagOnce(ctx, c, adm, tables)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (o *Observer) pollLagOnce(ctx context.Context, c *Cluster, adm *kadm.Client, tables map[topicPartition]*OffsetTable) {
+	// What to ask: the groups of this cluster's loops and their topics.
+	o.mu.Lock()
+	type want struct {
+		key    string
+		groups map[string][]string
+	}
+	var wants []want
+	topicSet := map[string]bool{}
+	groupSet := map[string]bool{}
+	for key, s := range o.states {
+		if s.t.cluster != c.Name || len(s.t.groups) == 0 {
+			continue
+		}
+		wants = append(wants, want{key, s.t.groups})
+		for g, ts := range s.t.groups {
+			groupSet[g] = true
+			for _, t := range ts {
+				topicSet[t] = true
+			}
+		}
+	}
+	o.mu.Unlock()
+	if len(wants) == 0 {
+		return
+	}
+	topics := keys(topicSet)
+	groups := keys(groupSet)
+	pctx, cancel := context.WithTimeout(ctx, max(o.cfg.LagInterval, 5*time.Second))
+	defer cancel()
+	ends, err := adm.ListEndOffsets(pctx, topics...)
+	if err != nil {
+		if ctx.Err() == nil {
+			o.log.Warn("listing end offsets for consumer lag failed; retrying at the next poll", "cluster", c.Name, "err", err)
+		}
+		return
+	}
+	now := o.now()
+	ends.Each(func(lo kadm.ListedOffset) {
+		if lo.Err != nil || lo.Offset < 0 {
+			return
+		}
+		tp := topicPartition{lo.Topic, lo.Partition}
+		tab := tables[tp]
+		if tab == nil {
+			tab = &OffsetTable{}
+			tables[tp] = tab
+		}
+		tab.Observe(lo.Offset, now)
+	})
+	for tp := range tables {
+		if !topicSet[tp.topic] {
+			delete(tables, tp)
+		}
+	}
+	committed := adm.FetchManyOffsets(pctx, groups...)
+	// Partitions no group has committed to are lagging by everything
+	// retained: their start offsets, asked only when needed.
+	var starts kadm.ListedOffsets
+	needStarts := false
+	for _, w := range wants {
+		for g, ts := range w.groups {
+			r, ok := committed[g]
+			if ok && r.Err != nil && !errors.Is(r.Err, kerr.GroupIDNotFound) {
+				continue // unknown this time; a group never seen has committed nothing
+			}
+			for _, t := range ts {
+				for p := range ends[t] {
+					if or, ok := r.Fetched.Lookup(t, p); !ok || or.Err != nil || or.At < 0 {
+						needStarts = true
+					}
+				}
+			}
+		}
+	}
+	if needStarts {
+		starts, _ = adm.ListStartOffsets(pctx, topics...)
+	}
+
+	results := map[string][]store.GroupLag{}
+	for _, w := range wants {
+		var lags []store.GroupLag
+		for _, g := range keys(mapKeys(w.groups)) {
+			r, ok := committed[g]
+			if ok && r.Err != nil && !errors.Is(r.Err, kerr.GroupIDNotFound) {
+				continue // unknown this time; a group never seen has committed nothing
+			}
+			gl := store.GroupLag{Group: g, ObserveTime: now}
+			for _, t := range w.groups[g] {
+				parts := make([]int32, 0, len(ends[t]))
+				for p := range ends[t] {
+					parts = append(parts, p)
+				}
+				sort.Slice(parts, func(i, j int) bool { return parts[i] < parts[j] })
+				for _, p := range parts {
+					end := ends[t][p]
+					if end.Err != nil || end.Offset < 0 {
+						continue
+					}
+					pl := store.PartitionLag{Topic: t, Partition: p, CommittedOffset: -1, EndOffset: end.Offset}
+					from := int64(0)
+					if or, ok := r.Fetched.Lookup(t, p); ok && or.Err == nil && or.At >= 0 {
+						pl.CommittedOffset = or.At
+						from = or.At
+					} else if so, ok := starts.Lookup(t, p); ok && so.Err == nil && so.Offset >= 0 {
+						from = so.Offset
+					}
+					pl.OffsetLag = max(end.Offset-from, 0)
+					if tab := tables[topicPartition{t, p}]; tab != nil && pl.OffsetLag > 0 {
+						pl.TimeLagMs = tab.TimeLag(from, now).Milliseconds()
+					}
+					gl.OffsetLag += pl.OffsetLag
+					gl.TimeLagMs = max(gl.TimeLagMs, pl.TimeLagMs)
+					gl.Partitions = append(gl.Partitions, pl)
+				}
+			}
+			lags = append(lags, gl)
+		}
+		results[w.key] = lags
+	}
+	o.mu.Lock()
+	for key, lags := range results {
+		if s := o.states[key]; s != nil {
+			for i := range lags {
+				lags[i].FreshnessMs = s.t.freshnessMs
+			}
+			s.lag, s.lagObserved = lags, true
+		}
+	}
+	o.mu.Unlock()
+}
+
+func keys(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func mapKeys(m map[string][]string) map[string]bool {
+	out := make(map[string]bool, len(m))
+	for k := range m {
+		out[k] = true
+	}
+	return out
+}
