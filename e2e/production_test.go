@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kgo"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
@@ -72,6 +73,7 @@ func TestProductionModeApacheKafkaPostgres(t *testing.T) {
 	broker := testkafka.StartFresh(t)
 	t.Logf("Apache Kafka %s, PostgreSQL %s", broker.Version, testpg.Version())
 	cfg := prodConfig(t, dsn, broker.SASLBootstrap, broker.Mechanism, broker.AdminUser, broker.AdminPassword)
+	withObserver(t, cfg)
 	home := t.TempDir()
 	srv := startServer(t, home, t.TempDir(), "--config", cfg)
 	env := []string{"LOOPGATE_SERVER=" + srv.GRPC, "LOOPGATE_TOKEN=prod-growth-token"}
@@ -117,6 +119,25 @@ func TestProductionModeApacheKafkaPostgres(t *testing.T) {
 		t.Errorf("credentials bootstrap %v, want the broker's SASL listener %v", got, broker.SASLBootstrap)
 	}
 	useTheLoop(t, producer, actor)
+	// loopgate's observer logs in to Apache Kafka with the SCRAM credential
+	// it set itself and reads the action topic under the READ ACL the plan
+	// showed: action records with the origin header are measured.
+	stopActions := keepActing(t, actor, "growth.checkout-nudge.actions", 100*time.Millisecond)
+	var sampled *lgv1.SloStatus
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		sampled = loopStatus(t, home, env, "growth/checkout-nudge").GetStatus().GetSlo()
+		if len(sampled.GetWindows()) > 0 && sampled.GetWindows()[0].GetRecords() > 0 {
+			break
+		}
+		time.Sleep(time.Second)
+	}
+	stopActions()
+	if w := sampled.GetWindows(); len(w) == 0 || w[0].GetRecords() == 0 || w[0].GetP99Ms() < 90 || w[0].GetP99Ms() > 150 {
+		t.Errorf("the observer did not measure the action records on Apache Kafka (100 ms each): %v\nserver:\n%s", sampled, srv.output())
+	} else {
+		t.Logf("observer on Apache Kafka: %d action records sampled, 1m p99 %.1f ms", w[0].GetRecords(), w[0].GetP99Ms())
+	}
 	rotated := issueCredentials(t, home, env, "growth/checkout-api", true)
 	eventually(t, func() error {
 		if authenticates(t, producer) {
@@ -154,6 +175,47 @@ func TestProductionModeApacheKafkaPostgres(t *testing.T) {
 	if r = loopctl(t, home, []string{"LOOPGATE_SERVER=" + srv.GRPC, "LOOPGATE_TOKEN=prod-admin-token"}, "audit", "verify"); r.Code != 0 {
 		t.Errorf("audit verify: %s", r)
 	}
+}
+
+// withObserver gives the cluster of a prodConfig file loopgate's observer
+// principal (loopgate sets its SCRAM password, docs/slo.md).
+func withObserver(t *testing.T, path string) {
+	t.Helper()
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := strings.Replace(string(raw), "    credentials: scram-sha-512\n", "    credentials: scram-sha-512\n    observer: {username: loopgate-observer}\n", 1)
+	if out == string(raw) {
+		t.Fatal("prodConfig has no credentials line to add the observer after")
+	}
+	if err := os.WriteFile(path, []byte(out), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// keepActing writes an action record with the origin header lat older than
+// the record, every 200 ms as the acting principal, until stopped (at most
+// two minutes).
+func keepActing(t *testing.T, actor issued, topic string, lat time.Duration) (stop func()) {
+	t.Helper()
+	cl := client(t, actor)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for ctx.Err() == nil {
+			now := time.Now()
+			rec := &kgo.Record{Topic: topic, Value: []byte(`{"user_id":"u1"}`), Timestamp: now,
+				Headers: []kgo.RecordHeader{{Key: "loopgate-origin-ts", Value: []byte(fmt.Sprint(now.Add(-lat).UnixMilli()))}}}
+			_ = cl.ProduceSync(ctx, rec).FirstErr()
+			select {
+			case <-ctx.Done():
+			case <-time.After(200 * time.Millisecond):
+			}
+		}
+	}()
+	return func() { cancel(); <-done; cl.Close() }
 }
 
 func eventually(t *testing.T, check func() error) {
