@@ -44,6 +44,7 @@ import (
 	"github.com/loopgate/loopgate/store"
 	"github.com/loopgate/loopgate/store/postgres"
 	"github.com/loopgate/loopgate/store/sqlite"
+	"github.com/loopgate/loopgate/web"
 )
 
 // Server is a running loopgate: API listeners, store, clusters, reconciler.
@@ -329,6 +330,13 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Server, 
 		_, _ = w.Write(openapi.Spec)
 	})
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") })
+	// The portal (docs/portal.md) under "/": it calls the gRPC API as the gateway does, with each person's token.
+	portal, err := web.New(web.Options{Target: s.GRPCAddr, Dial: dial, Secure: tlsCfg != nil, Log: log})
+	if err != nil {
+		return nil, fmt.Errorf("portal: %w", err)
+	}
+	s.closers = append(s.closers, portal.Close)
+	mux.Handle("/", portal)
 	s.httpSrv = newHTTPServer(mux)
 	if tlsCfg != nil {
 		s.httpSrv.TLSConfig = tlsCfg.Clone() // served with ServeTLS by Run

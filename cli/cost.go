@@ -3,45 +3,14 @@ package cli
 import (
 	"fmt"
 	"math"
-	"strconv"
 	"strings"
 
+	"github.com/loopgate/loopgate/cost"
 	loopgatev1 "github.com/loopgate/loopgate/gen/loopgate/v1"
 )
 
-// money formats an amount of a currency compactly: whole units from 1,000 up
-// ($2,431), cents below ($62.13); USD with a $ sign, others with their code.
-func money(x float64, currency string) string {
-	neg := x < 0
-	x = math.Abs(x)
-	var s string
-	if x >= 1000 {
-		s = thousands(strconv.FormatFloat(math.Round(x), 'f', 0, 64))
-	} else {
-		s = strconv.FormatFloat(x, 'f', 2, 64)
-	}
-	if currency == "" || currency == "USD" {
-		s = "$" + s
-	} else {
-		s += " " + currency
-	}
-	if neg {
-		s = "-" + s
-	}
-	return s
-}
-
-// thousands puts commas into a string of digits.
-func thousands(digits string) string {
-	var b strings.Builder
-	for i, r := range digits {
-		if i > 0 && (len(digits)-i)%3 == 0 {
-			b.WriteByte(',')
-		}
-		b.WriteRune(r)
-	}
-	return b.String()
-}
+// money formats an amount as cost.Money does ($2,431, $62.13, 12.50 EUR).
+func money(x float64, currency string) string { return cost.Money(x, currency) }
 
 // costSplit is a forecast's components and replay price, e.g.
 // "storage $62.13, cross-az $0.00; replay $1.20/day".

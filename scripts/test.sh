@@ -3,13 +3,14 @@
 #
 #   scripts/test.sh     generated-code check, go vet, and every Go test on the
 #                       embedded backends (kfake, SQLite); plus the PostgreSQL,
-#                       Prometheus and Apache Kafka legs when CI=true or
-#                       LOOPGATE_TEST_ALL=1
+#                       Prometheus, browser (Chromium) and Apache Kafka legs
+#                       when CI=true or LOOPGATE_TEST_ALL=1
 #
 # Everything the legs need is installed by the project's own scripts on first
 # use: buf and the protoc plugins from the Go module proxy (tools/), PostgreSQL
 # from Debian packages (scripts/postgres/start.sh), Prometheus from Debian
-# packages (scripts/prometheus/install.sh), the Kafka jars from Maven
+# packages (scripts/prometheus/install.sh), Chromium from Debian packages and
+# axe-core from the npm registry (scripts/browser/install.sh), the Kafka jars from Maven
 # Central (scripts/kafka/fetch.sh). A leg that is enabled but cannot start
 # fails the run, naming what is missing.
 set -euo pipefail
@@ -59,11 +60,18 @@ if [[ $all == 1 ]]; then
       go test -count=1 -v -timeout 10m -run 'TestPrometheus' ./app/
   }
   leg "Prometheus" prometheus_leg
+  # The portal in a real browser: Debian's Chromium and axe-core
+  # (scripts/browser/install.sh), driven by e2e/portal_test.go.
+  browser_leg() {
+    scripts/browser/install.sh >/dev/null
+    gotest LOOPGATE_TEST_BROWSER=1 go test -count=1 -v -timeout 15m -run 'TestPortal' ./e2e/
+  }
+  leg "browser (Chromium)" browser_leg
   leg "Apache Kafka jars (Maven)" scripts/kafka/fetch.sh
   leg "Apache Kafka" gotest LOOPGATE_TEST_KAFKA=1 LOOPGATE_TEST_POSTGRES=1 \
     go test -count=1 -v -timeout 30m ./internal/testkafka/ ./provisioning/... ./e2e/
 else
-  echo "=== skipped: the PostgreSQL, Prometheus and Apache Kafka legs (set LOOPGATE_TEST_ALL=1 to run them here)"
+  echo "=== skipped: the PostgreSQL, Prometheus, browser (Chromium) and Apache Kafka legs (set LOOPGATE_TEST_ALL=1 to run them here)"
 fi
 
 echo "=== summary"

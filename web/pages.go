@@ -1,0 +1,690 @@
+package web
+
+import (
+	"fmt"
+	"html/template"
+	"net/http"
+	"net/url"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	lgv1 "github.com/loopgate/loopgate/gen/loopgate/v1"
+)
+
+// maxLoops bounds how many loops the overview and team pages read.
+const maxLoops = 5000
+
+// Names in paths: what the API accepts for teams, loops, principals and
+// bundle revisions; anything else is a 404 without an API call.
+var (
+	validName = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,62}$`)
+	validRev  = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$`)
+)
+
+func (p *Portal) notFound(w http.ResponseWriter, r *http.Request, s *session) {
+	p.render(w, r, http.StatusNotFound, "error", errorView{Title: "Not found", Reason: "There is no page at this address."}, s)
+}
+
+// ---- sign-in ----
+
+type loginView struct{ Error string }
+
+func (loginView) title() string { return "Sign in" }
+
+func (p *Portal) loginPage(w http.ResponseWriter, r *http.Request) {
+	p.render(w, r, http.StatusOK, "login", loginView{}, nil)
+}
+
+func (p *Portal) login(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
+	if err := r.ParseForm(); err != nil || !sameOrigin(r) {
+		p.log.Warn("portal: sign-in form refused (origin check failed)", "source", r.RemoteAddr)
+		p.render(w, r, http.StatusForbidden, "error", errorView{Title: "Not allowed", Reason: "The form could not be verified."}, nil)
+		return
+	}
+	token := strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(r.PostFormValue("token")), "Bearer "))
+	if token == "" || len(token) > 16<<10 {
+		p.render(w, r, http.StatusUnauthorized, "login", loginView{Error: "Enter an API token."}, nil)
+		return
+	}
+	ctx, cancel := p.ctx(r, token)
+	defer cancel()
+	caller, err := p.identity.GetCaller(ctx, &lgv1.GetCallerRequest{})
+	if err != nil {
+		p.render(w, r, http.StatusUnauthorized, "login", loginView{Error: "Sign-in failed: " + errText(err)}, nil)
+		return
+	}
+	if old := p.sessions.fromRequest(r); old != nil {
+		p.sessions.drop(old) // a new id at every sign-in
+	}
+	s := p.sessions.create(token, caller)
+	p.setCookie(w, s)
+	http.Redirect(w, r, "/", http.StatusSeeOther)
+}
+
+func (p *Portal) logout(w http.ResponseWriter, r *http.Request, s *session) {
+	p.sessions.drop(s)
+	p.lists.drop(s.id)
+	p.clearCookie(w)
+	http.Redirect(w, r, "/login", http.StatusSeeOther)
+}
+
+// ---- overview ----
+
+type overviewView struct {
+	Counts    counts
+	F         filters
+	Rows      []loopRow
+	States    []count
+	Truncated bool
+	At        string // when the list was read from the API
+	Matching  int    // rows matching the filters, on all pages
+	First     int
+	Last      int
+	Prev      string
+	Next      string
+}
+
+// overviewPageSize is how many rows the overview's table shows at once.
+const overviewPageSize = 200
+
+func pageHref(q url.Values, page int) string {
+	v := url.Values{}
+	for _, k := range []string{"q", "team", "state", "compliance", "region", "slo"} {
+		if x := clip(q.Get(k), 100); x != "" {
+			v.Set(k, x)
+		}
+	}
+	v.Set("page", strconv.Itoa(page))
+	return "/?" + v.Encode()
+}
+
+func (overviewView) title() string { return "Loops" }
+
+// listLoops reads every loop of parent the caller may see, up to maxLoops.
+func (p *Portal) listLoops(r *http.Request, s *session, parent string) ([]*lgv1.Loop, bool, error) {
+	ctx, cancel := p.ctx(r, s.token)
+	defer cancel()
+	var out []*lgv1.Loop
+	tok := ""
+	for {
+		resp, err := p.loops.ListLoops(ctx, &lgv1.ListLoopsRequest{Parent: parent, PageSize: 1000, PageToken: tok})
+		if err != nil {
+			return nil, false, err
+		}
+		out = append(out, resp.GetLoops()...)
+		tok = resp.GetNextPageToken()
+		if tok == "" {
+			return out, false, nil
+		}
+		if len(out) >= maxLoops {
+			return out, true, nil
+		}
+	}
+}
+
+func (p *Portal) overview(w http.ResponseWriter, r *http.Request, s *session) {
+	q := r.URL.Query()
+	f := filters{Q: clip(q.Get("q"), 100), Team: clip(q.Get("team"), 64), State: clip(q.Get("state"), 32),
+		Compliance: clip(q.Get("compliance"), 32), Region: clip(q.Get("region"), 32), SLO: clip(q.Get("slo"), 16)}
+	var loops []*lgv1.Loop
+	var trunc bool
+	var at time.Time
+	if c := p.lists.get(s.id); c != nil && q.Get("fresh") == "" {
+		loops, trunc, at = c.loops, c.trunc, c.at
+	} else {
+		var err error
+		if loops, trunc, err = p.listLoops(r, s, "teams/-"); err != nil {
+			p.apiError(w, r, s, err)
+			return
+		}
+		at = time.Now()
+		p.lists.put(s.id, &listEntry{at: at, loops: loops, trunc: trunc})
+	}
+	all := make([]loopRow, len(loops))
+	for i, l := range loops {
+		all[i] = rowOf(l)
+	}
+	v := overviewView{Counts: countRows(all), F: f, Truncated: trunc, At: at.UTC().Format("15:04:05 UTC")}
+	for _, st := range loopStates {
+		v.States = append(v.States, count{Label: humanState(st), Href: st.String()})
+	}
+	for i := range all {
+		if f.match(&all[i]) {
+			v.Rows = append(v.Rows, all[i])
+		}
+	}
+	sortRows(v.Rows)
+	// One page of the table at a time: the counts cover every loop.
+	v.Matching = len(v.Rows)
+	page, _ := strconv.Atoi(clip(q.Get("page"), 6))
+	pages := max((len(v.Rows)+overviewPageSize-1)/overviewPageSize, 1)
+	page = min(max(page, 1), pages)
+	lo, hi := (page-1)*overviewPageSize, min(page*overviewPageSize, len(v.Rows))
+	v.Rows, v.First, v.Last = v.Rows[lo:hi], lo+1, hi
+	if page > 1 {
+		v.Prev = pageHref(q, page-1)
+	}
+	if page < pages {
+		v.Next = pageHref(q, page+1)
+	}
+	p.render(w, r, http.StatusOK, "overview", v, s)
+}
+
+// ---- team ----
+
+type teamView struct {
+	Team       string
+	Owners     []string
+	Rows       []loopRow
+	Principals []*lgv1.Principal
+	PrincErr   string
+	Groups     []*lgv1.ConsumerGroup
+	GroupErr   string
+	Partitions int64
+	Topics     int
+	Monthly    float64
+	Currency   string
+	CostSVG    template.HTML
+}
+
+func (v teamView) title() string { return "Team " + v.Team }
+
+func (p *Portal) team(w http.ResponseWriter, r *http.Request, s *session) {
+	team := r.PathValue("team")
+	if !validName.MatchString(team) {
+		p.notFound(w, r, s)
+		return
+	}
+	loops, _, err := p.listLoops(r, s, "teams/"+team)
+	if err != nil {
+		p.apiError(w, r, s, err)
+		return
+	}
+	v := teamView{Team: team}
+	owners := map[string]bool{}
+	var costs []costPart
+	for _, l := range loops {
+		row := rowOf(l)
+		v.Rows = append(v.Rows, row)
+		for _, o := range row.Owners {
+			owners[o] = true
+		}
+		v.Partitions += row.Partitions
+		v.Topics += len(l.GetSpec().GetStreams())
+		v.Monthly += row.Monthly
+		if row.Currency != "" {
+			v.Currency = row.Currency
+		}
+		if row.Monthly > 0 {
+			costs = append(costs, costPart{Label: row.Name, Value: row.Monthly})
+		}
+	}
+	for o := range owners {
+		v.Owners = append(v.Owners, o)
+	}
+	sort.Strings(v.Owners)
+	sortRows(v.Rows)
+	v.CostSVG = stackedBar("Monthly cost of team "+team+" by loop", costs, v.Currency)
+	ctx, cancel := p.ctx(r, s.token)
+	defer cancel()
+	if pr, err := p.principal.ListPrincipals(ctx, &lgv1.ListPrincipalsRequest{Parent: "teams/" + team, PageSize: 1000}); err != nil {
+		v.PrincErr = errText(err)
+	} else {
+		v.Principals = pr.GetPrincipals()
+	}
+	if gr, err := p.principal.ListConsumerGroups(ctx, &lgv1.ListConsumerGroupsRequest{Parent: "teams/" + team, PageSize: 1000}); err != nil {
+		v.GroupErr = errText(err)
+	} else {
+		v.Groups = gr.GetGroups()
+	}
+	p.render(w, r, http.StatusOK, "team", v, s)
+}
+
+// ---- loop ----
+
+type loopView struct {
+	Team, Name  string
+	L           *lgv1.Loop
+	Row         loopRow
+	Compliance  string
+	Verdict     verdict
+	VerdictNote string
+	SLOSVG      template.HTML
+	LagSVG      template.HTML
+	CostSVG     template.HTML
+	Windows     []*lgv1.LatencyWindow
+	Waivers     []*lgv1.Waiver
+	WaiverErr   string
+	Events      []*lgv1.AuditEvent
+	EventErr    string
+	CanReview   bool
+	ReviewNote  string // why the review forms are not shown
+	CanWaive    bool
+	Rules       []string // rule ids a waiver may name
+	MinUntil    string
+}
+
+// verdict is the policy decision the loop page shows the findings of.
+type verdict struct {
+	Source, DecisionID, Bundle string
+	Deny, Warn, Approval       []*lgv1.Violation
+}
+
+func lastSegment(name string) string { return name[strings.LastIndex(name, "/")+1:] }
+
+func (v loopView) title() string { return v.Team + "/" + v.Name }
+
+func (p *Portal) loopPage(w http.ResponseWriter, r *http.Request, s *session) {
+	team, name := r.PathValue("team"), r.PathValue("loop")
+	if !validName.MatchString(team) || !validName.MatchString(name) {
+		p.notFound(w, r, s)
+		return
+	}
+	full := "teams/" + team + "/loops/" + name
+	ctx, cancel := p.ctx(r, s.token)
+	defer cancel()
+	l, err := p.loops.GetLoop(ctx, &lgv1.GetLoopRequest{Name: full})
+	if err != nil {
+		p.apiError(w, r, s, err)
+		return
+	}
+	st := l.GetStatus()
+	v := loopView{Team: team, Name: name, L: l, Row: rowOf(l)}
+	pv := st.GetPolicy()
+	v.Verdict = verdict{Source: "admission", DecisionID: pv.GetDecisionId(), Bundle: pv.GetBundleRevision(),
+		Deny: pv.GetDeny(), Warn: pv.GetWarn(), Approval: pv.GetApproval()}
+	cond := complianceCondition(l)
+	switch {
+	case v.Row.Compliant && cond != nil:
+		v.Compliance = cond.GetMessage()
+	case v.Row.Compliant:
+		v.Compliance = "allowed by policy bundle " + pv.GetBundleRevision()
+	case cond != nil:
+		v.Compliance = cond.GetMessage()
+		// Re-evaluated under a newer bundle: show that decision's findings.
+		if dr, err := p.policy.ListPolicyDecisions(ctx, &lgv1.ListPolicyDecisionsRequest{Resource: full, PageSize: 20}); err == nil {
+			var newest *lgv1.PolicyDecision
+			for _, d := range dr.GetDecisions() {
+				if len(d.GetDeny()) > 0 && (newest == nil || d.GetTime().AsTime().After(newest.GetTime().AsTime())) {
+					newest = d
+				}
+			}
+			if newest != nil {
+				v.Verdict = verdict{Source: newest.GetKind(), DecisionID: lastSegment(newest.GetName()), Bundle: newest.GetBundleRevision(),
+					Deny: newest.GetDeny(), Warn: newest.GetWarn(), Approval: newest.GetApproval()}
+			}
+		} else {
+			v.VerdictNote = "The findings of the re-evaluation are not shown: " + errText(err)
+		}
+	default:
+		v.Compliance = "no policy verdict allows it"
+	}
+	if slo := st.GetSlo(); slo != nil {
+		v.Windows = slo.GetWindows()
+		v.SLOSVG = sloSparkline(slo)
+	}
+	v.LagSVG = lagBars(st.GetLag())
+	if c := st.GetCost(); c != nil {
+		parts := make([]costPart, 0, len(c.GetItems()))
+		for _, it := range c.GetItems() {
+			parts = append(parts, costPart{Label: it.GetComponent(), Value: it.GetMonthly()})
+		}
+		v.CostSVG = stackedBar("Monthly cost split of "+team+"/"+name, parts, c.GetCurrency())
+	}
+	if wr, err := p.waivers.ListWaivers(ctx, &lgv1.ListWaiversRequest{Parent: full, IncludeExpired: true, PageSize: 100}); err != nil {
+		v.WaiverErr = errText(err)
+	} else {
+		v.Waivers = wr.GetWaivers()
+	}
+	if er, err := p.audit.ListAuditEvents(ctx, &lgv1.ListAuditEventsRequest{Resource: full, OrderBy: "seq desc", PageSize: 50}); err != nil {
+		v.EventErr = errText(err)
+	} else {
+		v.Events = er.GetEvents()
+	}
+	// The review forms: shown when the API lists the loop among those the
+	// caller may approve (it decides by role, team and self-approval).
+	if st.GetState() == lgv1.Loop_PENDING_APPROVAL {
+		v.ReviewNote = "You may not review this request."
+		if ar, err := p.loops.ListApprovals(ctx, &lgv1.ListApprovalsRequest{Parent: "teams/" + team, PageSize: 1000}); err == nil {
+			for _, al := range ar.GetLoops() {
+				if al.GetName() == full {
+					v.CanReview, v.ReviewNote = true, ""
+				}
+			}
+		} else if denied(err) {
+			v.ReviewNote = "You may not review this request: " + errText(err)
+		}
+	}
+	if s.hasRole("security-reviewer", "admin") {
+		v.CanWaive = true
+		seen := map[string]bool{}
+		for _, list := range [][]*lgv1.Violation{v.Verdict.Deny, v.Verdict.Warn, v.Verdict.Approval} {
+			for _, vi := range list {
+				if !seen[vi.GetId()] {
+					seen[vi.GetId()] = true
+					v.Rules = append(v.Rules, vi.GetId())
+				}
+			}
+		}
+		v.MinUntil = time.Now().UTC().AddDate(0, 0, 1).Format("2006-01-02")
+	}
+	p.render(w, r, http.StatusOK, "loop", v, s)
+}
+
+// review is POST …/approve and …/reject.
+func (p *Portal) review(approve bool) func(http.ResponseWriter, *http.Request, *session) {
+	return func(w http.ResponseWriter, r *http.Request, s *session) {
+		team, name := r.PathValue("team"), r.PathValue("loop")
+		if !validName.MatchString(team) || !validName.MatchString(name) {
+			p.notFound(w, r, s)
+			return
+		}
+		full := "teams/" + team + "/loops/" + name
+		back := "/teams/" + team + "/loops/" + name
+		field := "comment"
+		if !approve {
+			field = "reject-comment"
+		}
+		comment := clip(r.PostFormValue(field), 2048)
+		if comment == "" {
+			comment = clip(r.PostFormValue("comment"), 2048)
+		}
+		if r.PostFormValue("confirm") == "" {
+			s.setFlash("Tick \"I have reviewed this request\" to confirm.", true)
+			http.Redirect(w, r, back, http.StatusSeeOther)
+			return
+		}
+		etag := clip(r.PostFormValue("etag"), 256)
+		ctx, cancel := p.ctx(r, s.token)
+		defer cancel()
+		var err error
+		verb := "Approved"
+		if approve {
+			_, err = p.loops.ApproveLoop(ctx, &lgv1.ApproveLoopRequest{Name: full, Etag: etag, Comment: comment, RequestId: "portal-" + randomID()[:22]})
+		} else {
+			verb = "Rejected"
+			_, err = p.loops.RejectLoop(ctx, &lgv1.RejectLoopRequest{Name: full, Etag: etag, Comment: comment, RequestId: "portal-" + randomID()[:22]})
+		}
+		if err != nil {
+			s.setFlash("Refused: "+errText(err), true)
+		} else {
+			s.setFlash(verb+" "+team+"/"+name+".", false)
+		}
+		http.Redirect(w, r, back, http.StatusSeeOther)
+	}
+}
+
+// waive is POST …/waive.
+func (p *Portal) waive(w http.ResponseWriter, r *http.Request, s *session) {
+	team, name := r.PathValue("team"), r.PathValue("loop")
+	if !validName.MatchString(team) || !validName.MatchString(name) {
+		p.notFound(w, r, s)
+		return
+	}
+	back := "/teams/" + team + "/loops/" + name
+	if r.PostFormValue("confirm") == "" {
+		s.setFlash("Tick the confirmation to grant a waiver.", true)
+		http.Redirect(w, r, back, http.StatusSeeOther)
+		return
+	}
+	until, err := time.Parse("2006-01-02", clip(r.PostFormValue("until"), 32))
+	if err != nil {
+		s.setFlash("Until must be a date (YYYY-MM-DD).", true)
+		http.Redirect(w, r, back, http.StatusSeeOther)
+		return
+	}
+	ctx, cancel := p.ctx(r, s.token)
+	defer cancel()
+	wv, err := p.waivers.CreateWaiver(ctx, &lgv1.CreateWaiverRequest{Parent: "teams/" + team + "/loops/" + name, Waiver: &lgv1.Waiver{
+		Rule: clip(r.PostFormValue("rule"), 128), Until: timestamppb.New(until.Add(24*time.Hour - time.Second)), Reason: clip(r.PostFormValue("reason"), 1024)}})
+	if err != nil {
+		s.setFlash("Refused: "+errText(err), true)
+	} else {
+		s.setFlash("Waiver granted for "+wv.GetRule()+" until "+until.Format("2006-01-02")+".", false)
+	}
+	http.Redirect(w, r, back, http.StatusSeeOther)
+}
+
+// ---- principal ----
+
+type grantRow struct {
+	Loop    string
+	Href    string
+	Produce []string
+	Consume []string
+	Groups  []string
+}
+
+type principalView struct {
+	Team, Name string
+	P          *lgv1.Principal
+	Grants     []grantRow
+	More       int
+}
+
+func (v principalView) title() string { return "Principal " + v.Name }
+
+func (p *Portal) principalPage(w http.ResponseWriter, r *http.Request, s *session) {
+	team, name := r.PathValue("team"), strings.TrimPrefix(r.PathValue("name"), "User:")
+	if !validName.MatchString(team) || !validName.MatchString(name) {
+		p.notFound(w, r, s)
+		return
+	}
+	ctx, cancel := p.ctx(r, s.token)
+	defer cancel()
+	pr, err := p.principal.GetPrincipal(ctx, &lgv1.GetPrincipalRequest{Name: "teams/" + team + "/principals/" + name})
+	if err != nil {
+		p.apiError(w, r, s, err)
+		return
+	}
+	v := principalView{Team: team, Name: name, P: pr}
+	for i, ln := range pr.GetLoops() {
+		lt, lname := splitLoopName(ln)
+		g := grantRow{Loop: lt + "/" + lname, Href: "/teams/" + lt + "/loops/" + lname}
+		if i >= 25 { // bounded: the rest are listed without their grants
+			v.Grants = append(v.Grants, g)
+			continue
+		}
+		if l, err := p.loops.GetLoop(ctx, &lgv1.GetLoopRequest{Name: ln}); err == nil {
+			for _, pg := range l.GetStatus().GetPrincipals() {
+				if pg.GetPrincipal() == pr.GetKafkaPrincipal() || strings.TrimPrefix(pg.GetPrincipal(), "User:") == name {
+					g.Produce, g.Consume, g.Groups = pg.GetProduceTopics(), pg.GetConsumeTopics(), pg.GetGroups()
+				}
+			}
+		}
+		v.Grants = append(v.Grants, g)
+	}
+	p.render(w, r, http.StatusOK, "principal", v, s)
+}
+
+// ---- policy ----
+
+type policyView struct {
+	Active      *lgv1.PolicyBundle
+	ActiveName  string
+	Activations []*lgv1.PolicyActivation
+	ActErr      string
+	Candidates  []*lgv1.PolicyBundle
+	Decisions   []*lgv1.PolicyDecision
+	DecErr      string
+	Rule        string
+}
+
+func (policyView) title() string { return "Policy" }
+
+func revOf(name string) string { return strings.TrimPrefix(name, "policy/bundles/") }
+
+func (p *Portal) policyPage(w http.ResponseWriter, r *http.Request, s *session) {
+	ctx, cancel := p.ctx(r, s.token)
+	defer cancel()
+	bl, err := p.policy.ListPolicyBundles(ctx, &lgv1.ListPolicyBundlesRequest{})
+	if err != nil {
+		p.apiError(w, r, s, err)
+		return
+	}
+	v := policyView{ActiveName: bl.GetActive(), Rule: clip(r.URL.Query().Get("rule"), 128)}
+	for _, b := range bl.GetBundles() {
+		switch b.GetState() {
+		case lgv1.PolicyBundle_ACTIVE:
+			v.Active = b
+		case lgv1.PolicyBundle_CANDIDATE:
+			v.Candidates = append(v.Candidates, b)
+		}
+	}
+	if ar, err := p.policy.ListPolicyActivations(ctx, &lgv1.ListPolicyActivationsRequest{PageSize: 50}); err != nil {
+		v.ActErr = errText(err)
+	} else {
+		v.Activations = ar.GetActivations()
+	}
+	if dr, err := p.policy.ListPolicyDecisions(ctx, &lgv1.ListPolicyDecisionsRequest{Rule: v.Rule, PageSize: 50}); err != nil {
+		v.DecErr = errText(err)
+	} else {
+		v.Decisions = dr.GetDecisions()
+	}
+	p.render(w, r, http.StatusOK, "policy", v, s)
+}
+
+type impactView struct {
+	Rev string
+	I   *lgv1.PolicyImpact
+}
+
+func (v impactView) title() string { return "Impact of bundle " + v.Rev }
+
+func (p *Portal) impactPage(w http.ResponseWriter, r *http.Request, s *session) {
+	rev := r.PathValue("rev")
+	if !validRev.MatchString(rev) {
+		p.notFound(w, r, s)
+		return
+	}
+	ctx, cancel := p.ctx(r, s.token)
+	defer cancel()
+	im, err := p.policy.GetPolicyImpact(ctx, &lgv1.GetPolicyImpactRequest{Name: "policy/bundles/" + rev, RecentDecisions: 100})
+	if err != nil {
+		p.apiError(w, r, s, err)
+		return
+	}
+	p.render(w, r, http.StatusOK, "impact", impactView{Rev: rev, I: im}, s)
+}
+
+// ---- audit ----
+
+type auditFilters struct{ Team, Loop, Actor, Action, Since, Until string }
+
+type auditView struct {
+	F        auditFilters
+	Events   []*lgv1.AuditEvent
+	Chain    string
+	ChainOK  bool
+	FilterBy string
+}
+
+func (auditView) title() string { return "Audit" }
+
+func parseDay(s string, end bool) (time.Time, bool) {
+	if s == "" {
+		return time.Time{}, false
+	}
+	if t, err := time.Parse(time.RFC3339, s); err == nil {
+		return t, true
+	}
+	if t, err := time.Parse("2006-01-02", s); err == nil {
+		if end {
+			t = t.Add(24 * time.Hour)
+		}
+		return t, true
+	}
+	return time.Time{}, false
+}
+
+func (p *Portal) auditPage(w http.ResponseWriter, r *http.Request, s *session) {
+	q := r.URL.Query()
+	f := auditFilters{Team: clip(q.Get("team"), 64), Loop: clip(q.Get("loop"), 64), Actor: clip(q.Get("actor"), 256),
+		Action: clip(q.Get("action"), 64), Since: clip(q.Get("since"), 40), Until: clip(q.Get("until"), 40)}
+	if (f.Team != "" && !validName.MatchString(f.Team)) || (f.Loop != "" && !validName.MatchString(f.Loop)) {
+		p.render(w, r, http.StatusBadRequest, "error", errorView{Title: "Bad request", Reason: "team and loop are names like growth and checkout-nudge."}, s)
+		return
+	}
+	req := &lgv1.ListAuditEventsRequest{Actor: f.Actor, Action: f.Action, OrderBy: "seq desc", PageSize: 200}
+	prefix := ""
+	switch {
+	case f.Team != "" && f.Loop != "":
+		req.Resource = "teams/" + f.Team + "/loops/" + f.Loop
+	case f.Team != "":
+		// The API filters by exact resource: read the trail and keep the
+		// team's resources (needs a role that reads the whole trail).
+		prefix, req.PageSize = "teams/"+f.Team, 1000
+	}
+	ctx, cancel := p.ctx(r, s.token)
+	defer cancel()
+	resp, err := p.audit.ListAuditEvents(ctx, req)
+	if err != nil {
+		p.apiError(w, r, s, err)
+		return
+	}
+	since, hasSince := parseDay(f.Since, false)
+	until, hasUntil := parseDay(f.Until, true)
+	v := auditView{F: f}
+	for _, e := range resp.GetEvents() {
+		if prefix != "" && e.GetResource() != prefix && !strings.HasPrefix(e.GetResource(), prefix+"/") {
+			continue
+		}
+		t := e.GetTime().AsTime()
+		if (hasSince && t.Before(since)) || (hasUntil && !t.Before(until)) {
+			continue
+		}
+		v.Events = append(v.Events, e)
+		if len(v.Events) == 200 {
+			break
+		}
+	}
+	if vr, err := p.audit.VerifyAuditChain(ctx, &lgv1.VerifyAuditChainRequest{}); err != nil {
+		if denied(err) {
+			v.Chain = "Chain verification: not allowed for your role"
+		} else {
+			v.Chain = "Chain verification failed: " + errText(err)
+		}
+	} else if vr.GetOk() {
+		v.Chain, v.ChainOK = fmt.Sprintf("Chain verified: %d events", vr.GetEventsChecked()), true
+	} else {
+		fb := vr.GetFirstBroken()
+		v.Chain = fmt.Sprintf("Chain broken at event %d (%s): %s", fb.GetSeq(), fb.GetId(), fb.GetReason())
+	}
+	p.render(w, r, http.StatusOK, "audit", v, s)
+}
+
+// loopHref links a resource name to its portal page ("" if none).
+func loopHref(resource string) string {
+	team, loop := splitLoopName(resource)
+	if team == "" {
+		return ""
+	}
+	return "/teams/" + url.PathEscape(team) + "/loops/" + url.PathEscape(loop)
+}
+
+func init() {
+	funcs["loopHref"] = loopHref
+	funcs["rev"] = revOf
+	funcs["short"] = func(name string) string {
+		if team, loop := splitLoopName(name); team != "" {
+			return team + "/" + loop
+		}
+		return name
+	}
+	funcs["teamOf"] = func(name string) string { t, _ := splitLoopName(name); return t }
+	funcs["principalHref"] = func(name string) string {
+		// teams/{team}/principals/{name}
+		parts := strings.Split(name, "/")
+		if len(parts) == 4 {
+			return "/teams/" + parts[1] + "/principals/" + parts[3]
+		}
+		return ""
+	}
+	funcs["lastPart"] = func(name string) string { return name[strings.LastIndex(name, "/")+1:] }
+}
