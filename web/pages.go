@@ -52,6 +52,12 @@ func (p *Portal) login(w http.ResponseWriter, r *http.Request) {
 		p.render(w, r, http.StatusUnauthorized, "login", loginView{Error: "Enter an API token."}, nil)
 		return
 	}
+	if p.checkToken != nil {
+		if err := p.checkToken(r, token); err != nil {
+			p.render(w, r, http.StatusUnauthorized, "login", loginView{Error: "Sign-in failed: " + err.Error()}, nil)
+			return
+		}
+	}
 	ctx, cancel := p.ctx(r, token)
 	defer cancel()
 	caller, err := p.identity.GetCaller(ctx, &lgv1.GetCallerRequest{})

@@ -55,23 +55,30 @@ type Options struct {
 	// ListCacheTTL is how long the overview reuses a session's loop list
 	// (0: 10 s; negative: never).
 	ListCacheTTL time.Duration
+	// CheckToken, when set, vets a sign-in's token before the portal calls
+	// the API with it: the server authenticates it and counts a failure
+	// against the browser's address (the portal's own calls all come from
+	// loopback, so the API alone would count every person's failures
+	// together). A non-nil error refuses the sign-in with its message.
+	CheckToken func(r *http.Request, token string) error
 }
 
 // Portal is the portal's http.Handler.
 type Portal struct {
-	conn      *grpc.ClientConn
-	loops     lgv1.LoopServiceClient
-	identity  lgv1.IdentityServiceClient
-	audit     lgv1.AuditServiceClient
-	policy    lgv1.PolicyServiceClient
-	principal lgv1.PrincipalServiceClient
-	waivers   lgv1.WaiverServiceClient
-	sessions  *sessions
-	lists     *listCache
-	secure    bool
-	log       *slog.Logger
-	pages     map[string]*template.Template
-	mux       *http.ServeMux
+	checkToken func(r *http.Request, token string) error
+	conn       *grpc.ClientConn
+	loops      lgv1.LoopServiceClient
+	identity   lgv1.IdentityServiceClient
+	audit      lgv1.AuditServiceClient
+	policy     lgv1.PolicyServiceClient
+	principal  lgv1.PrincipalServiceClient
+	waivers    lgv1.WaiverServiceClient
+	sessions   *sessions
+	lists      *listCache
+	secure     bool
+	log        *slog.Logger
+	pages      map[string]*template.Template
+	mux        *http.ServeMux
 }
 
 // maxFormBytes bounds a form POST's body.
@@ -95,6 +102,7 @@ func New(opts Options) (*Portal, error) {
 		audit: lgv1.NewAuditServiceClient(conn), policy: lgv1.NewPolicyServiceClient(conn),
 		principal: lgv1.NewPrincipalServiceClient(conn), waivers: lgv1.NewWaiverServiceClient(conn),
 		sessions: newSessions(opts.MaxSessions, opts.SessionTTL), secure: opts.Secure, log: log,
+		checkToken: opts.CheckToken,
 	}
 	ttl := opts.ListCacheTTL
 	if ttl == 0 {
