@@ -218,7 +218,7 @@ func TestPortal(t *testing.T) {
 		// The contract leaves the values open: the option labelled "Not
 		// compliant", when the control is a select.
 		if v := urlValue(p, `form#filters [name="compliance"]`, "Not compliant", ""); v == "" {
-			t.Logf("form#filters compliance has no option labelled \"Not compliant\": the compliance filter is not checked")
+			t.Errorf("form#filters compliance has no option labelled \"Not compliant\"")
 		} else {
 			p.open("/?compliance=" + url.QueryEscape(v))
 			rows = p.attrs("table#loops tr[data-loop]", "data-loop")
@@ -299,7 +299,7 @@ func TestPortal(t *testing.T) {
 			t.Errorf("#cost %q shows no amount ($N or N USD) at its start", clip(c))
 		}
 		if s, _ := p.text("#slo"); !strings.Contains(s, "2s") && !strings.Contains(s, "2 s") && !strings.Contains(s, "2000") {
-			t.Logf("#slo %q does not show the 2s p99 target in a form this test knows", s)
+			t.Errorf("#slo %q does not show the 2s p99 target", clip(s))
 		}
 		if n := p.count("#timeline li, #timeline tbody tr"); n < 1 {
 			t.Errorf("#timeline has no rows")
@@ -477,7 +477,7 @@ func TestPortal(t *testing.T) {
 			t.Errorf("#active %q does not name the active revision %s", clip(s), f.revision)
 		}
 		if s, _ := p.text("#decisions"); !strings.Contains(s, "PII_RETENTION_OVER_3D") {
-			t.Logf("#decisions does not name PII_RETENTION_OVER_3D: %q", clip(s))
+			t.Errorf("#decisions does not name PII_RETENTION_OVER_3D: %q", clip(s))
 		}
 		p.shot("policy-reviewer")
 	})
