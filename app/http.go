@@ -50,23 +50,14 @@ func guardREST(next http.Handler, authn *server.Authenticator, core *admission.C
 				fmt.Sprintf("request body of %d bytes is over the limit of %d bytes", r.ContentLength, MaxRESTBody))
 			return
 		}
-		md := metadata.Pairs("authorization", r.Header.Get("Authorization"))
-		ctx := metadata.NewIncomingContext(r.Context(), md)
-		method := "REST " + r.Method + " " + r.URL.Path
-		host := clientHost(r)
-		ctx = admission.WithCall(ctx, admission.Call{Method: method, Source: host})
-		if limited, wait := lim.AuthFailures.Exhausted(host); limited {
-			msg := fmt.Sprintf("rate limited: too many failed authentications from this address; retry in %s", wait.Round(time.Second))
-			core.AuditRateLimited(ctx, admission.Identity{}, "auth.reject", method, msg)
-			w.Header().Set("Retry-After", fmt.Sprint(max(int(wait.Seconds()+0.5), 1)))
-			restError(w, http.StatusTooManyRequests, "RATE_LIMITED", msg)
-			return
-		}
-		if _, err := authn.Authenticate(ctx); err != nil {
-			lim.AuthFailures.Take(host)
-			core.AuditRejected(ctx, method, err)
+		if _, err := authenticateHTTP(r, "REST "+r.Method+" "+r.URL.Path, r.Header.Get("Authorization"), authn, core, lim); err != nil {
+			if err.retryAfter > 0 {
+				w.Header().Set("Retry-After", fmt.Sprint(max(int(err.retryAfter.Seconds()+0.5), 1)))
+				restError(w, http.StatusTooManyRequests, "RATE_LIMITED", err.msg)
+				return
+			}
 			w.Header().Set("Connection", "close")
-			restError(w, http.StatusUnauthorized, "UNAUTHENTICATED", err.Error())
+			restError(w, http.StatusUnauthorized, "UNAUTHENTICATED", err.msg)
 			return
 		}
 		if r.Body != nil && r.Body != http.NoBody && r.ContentLength < 0 {
@@ -91,27 +82,44 @@ func guardREST(next http.Handler, authn *server.Authenticator, core *admission.C
 	})
 }
 
-// checkPortalToken vets a portal sign-in the way guardREST vets a REST
-// call: the token is authenticated here, a failure is audited and counted
-// against the browser's address, and an address over its failure budget
-// is refused before any check. Only good tokens reach the API, whose own
-// limiter would otherwise count every person's failures against the
-// loopback address the portal dials from.
+// httpAuthError is why authenticateHTTP refused a request.
+type httpAuthError struct {
+	msg        string
+	retryAfter time.Duration // > 0: rate limited, not unauthenticated
+}
+
+// authenticateHTTP is the API's authentication for a request that arrives
+// over HTTP before any gRPC call (REST, the portal's sign-in, /metrics):
+// the credentials in authorization ("Bearer …") are checked against the
+// client's own address's budget of failures, a failure is counted there
+// and audited (auth.reject, floods collapsed), exactly as the gRPC
+// interceptor does for its peers. Counting here matters because the calls
+// these requests then make come from loopback: there every person's
+// failures would land on one address.
+func authenticateHTTP(r *http.Request, method, authorization string, authn *server.Authenticator, core *admission.Core, lim *server.Limiters) (admission.Identity, *httpAuthError) {
+	host := clientHost(r)
+	ctx := admission.WithCall(r.Context(), admission.Call{Method: method, Source: host})
+	if limited, wait := lim.AuthFailures.Exhausted(host); limited {
+		msg := fmt.Sprintf("rate limited: too many failed authentications from this address; retry in %s", wait.Round(time.Second))
+		core.AuditRateLimited(ctx, admission.Identity{}, "auth.reject", method, msg)
+		return admission.Identity{}, &httpAuthError{msg: msg, retryAfter: wait}
+	}
+	ctx = metadata.NewIncomingContext(ctx, metadata.Pairs("authorization", authorization))
+	id, err := authn.Authenticate(ctx)
+	if err != nil {
+		lim.AuthFailures.Take(host)
+		core.AuditRejected(ctx, method, err)
+		return admission.Identity{}, &httpAuthError{msg: err.Error()}
+	}
+	return id, nil
+}
+
+// checkPortalToken vets a portal sign-in's token with authenticateHTTP
+// before the portal calls the API with it: only good tokens reach the API.
 func checkPortalToken(authn *server.Authenticator, core *admission.Core, lim *server.Limiters) func(*http.Request, string) error {
 	return func(r *http.Request, token string) error {
-		method := "HTTP POST /login"
-		host := clientHost(r)
-		ctx := admission.WithCall(r.Context(), admission.Call{Method: method, Source: host})
-		if limited, wait := lim.AuthFailures.Exhausted(host); limited {
-			msg := fmt.Sprintf("rate limited: too many failed sign-ins from this address; retry in %s", wait.Round(time.Second))
-			core.AuditRateLimited(ctx, admission.Identity{}, "auth.reject", method, msg)
-			return errors.New(msg)
-		}
-		ctx = metadata.NewIncomingContext(ctx, metadata.Pairs("authorization", "Bearer "+token))
-		if _, err := authn.Authenticate(ctx); err != nil {
-			lim.AuthFailures.Take(host)
-			core.AuditRejected(ctx, method, err)
-			return err
+		if _, err := authenticateHTTP(r, "HTTP POST /login", "Bearer "+token, authn, core, lim); err != nil {
+			return errors.New(err.msg)
 		}
 		return nil
 	}

@@ -15,7 +15,6 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/reflection"
 
 	"github.com/loopgate/loopgate/admission"
@@ -225,6 +224,7 @@ type metricsGate struct {
 	scrape *telemetry.BearerFile // nil: no scrape token configured
 	authn  *server.Authenticator
 	core   *admission.Core
+	lim    *server.Limiters
 }
 
 const metricsAction = "metrics.read"
@@ -234,22 +234,20 @@ func (g *metricsGate) Allowed(r *http.Request) bool {
 		return true
 	}
 	method := "HTTP " + r.Method + " " + r.URL.Path
-	ctx := admission.WithCall(r.Context(), admission.Call{Method: method, Source: clientHost(r)})
-	ctx = metadata.NewIncomingContext(ctx, metadata.Pairs("authorization", r.Header.Get("Authorization")))
-	id, err := g.authn.Authenticate(ctx)
+	id, err := authenticateHTTP(r, method, r.Header.Get("Authorization"), g.authn, g.core, g.lim)
 	if err != nil {
-		g.core.AuditRejected(ctx, method, err)
 		return false
 	}
+	ctx := admission.WithCall(r.Context(), admission.Call{Method: method, Source: clientHost(r)})
 	return g.core.Authorize(ctx, id, metricsAction, admission.Resource{Name: strings.TrimPrefix(r.URL.Path, "/")}) == nil
 }
 
 // gate is the Gate of /metrics and /readyz for cfg (nil: open).
-func (o *ops) gate(cfg *config.Config, authn *server.Authenticator, core *admission.Core) telemetry.Gate {
+func (o *ops) gate(cfg *config.Config, authn *server.Authenticator, core *admission.Core, lim *server.Limiters) telemetry.Gate {
 	if cfg.Metrics.Public {
 		return nil
 	}
-	return &metricsGate{scrape: o.metricsAuth, authn: authn, core: core}
+	return &metricsGate{scrape: o.metricsAuth, authn: authn, core: core, lim: lim}
 }
 
 type forwardedKey struct{}

@@ -62,7 +62,7 @@ func TestPortalSignInFailuresCountPerBrowser(t *testing.T) {
 		if code != http.StatusUnauthorized {
 			t.Fatalf("bad sign-in %d: %d, want 401", i, code)
 		}
-		if strings.Contains(body, "too many failed sign-ins") {
+		if strings.Contains(body, "too many failed authentications") {
 			limited = true
 			break
 		}

@@ -324,7 +324,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Server, 
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/v1/", s.ops.countREST(guardREST(s.ops.forwarded(gw), authn, s.Core, limits)))
-	s.ops.routes(mux, s.ops.gate(cfg, authn, s.Core)) // /metrics, /livez, /readyz
+	s.ops.routes(mux, s.ops.gate(cfg, authn, s.Core, limits)) // /metrics, /livez, /readyz
 	mux.HandleFunc("/openapi.json", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write(openapi.Spec)
