@@ -165,7 +165,9 @@ func (c *Core) PolicyImpact(ctx context.Context, id Identity, revision string, r
 			out.Loops = append(out.Loops, *im)
 		}
 	}
-	decisions, err := c.Store.ListDecisions(ctx, store.DecisionFilter{Since: since, Limit: replay})
+	// Requests only: plans, re-evaluations and earlier impact runs are not
+	// what the active bundle decided for someone.
+	decisions, err := c.Store.ListDecisions(ctx, store.DecisionFilter{Since: since, Limit: replay, Kind: DecisionRequest})
 	if err != nil {
 		return nil, err
 	}

@@ -96,6 +96,7 @@ type WaiverFilter struct {
 type DecisionFilter struct {
 	Resource string    // exact resource name, "" = any
 	Rule     string    // decisions whose result names this rule id, "" = any
+	Kind     string    // decisions of this kind ("request", "plan", ...; a record without one is a request), "" = any
 	Since    time.Time // decisions at or after, zero = any
 	Before   string    // decisions recorded before this decision id (paging), "" = from the newest
 	Limit    int       // <= 0 means 100; capped at 1000

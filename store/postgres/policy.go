@@ -454,6 +454,9 @@ func listDecisions(ctx context.Context, q querier, f store.DecisionFilter) ([]st
 	if f.Rule != "" {
 		where = append(where, "id IN (SELECT decision_id FROM decision_rules WHERE rule = "+arg(f.Rule)+")")
 	}
+	if f.Kind != "" {
+		where = append(where, "COALESCE(NULLIF(kind, ''), 'request') = "+arg(f.Kind))
+	}
 	if !f.Since.IsZero() {
 		where = append(where, "time >= "+arg(store.Timestamp(f.Since)))
 	}

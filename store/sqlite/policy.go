@@ -480,6 +480,10 @@ func listDecisions(ctx context.Context, q querier, f store.DecisionFilter) ([]st
 		where = append(where, "id IN (SELECT decision_id FROM decision_rules WHERE rule = ?)")
 		args = append(args, f.Rule)
 	}
+	if f.Kind != "" {
+		where = append(where, "COALESCE(NULLIF(kind, ''), 'request') = ?")
+		args = append(args, f.Kind)
+	}
 	if !f.Since.IsZero() {
 		where = append(where, "time >= ?")
 		args = append(args, formatTime(f.Since))

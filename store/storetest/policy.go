@@ -676,6 +676,7 @@ func testListDecisions(t *testing.T, s store.Store) {
 		d("dec-11a", 11, nudge, decisionResult(nil, []string{"NO_FRESHNESS"}, nil)),
 		d("dec-11b", 11, nudge, decisionResult(nil, []string{"NO_FRESHNESS"}, nil)),
 	}
+	ds[8].Kind, ds[9].Kind, ds[6].Kind = "plan", "impact", "request" // the others have none: requests
 	// Stored out of order: listings sort by time, not by insertion.
 	shuffled := slices.Clone(ds)
 	slices.Reverse(shuffled[3:9])
@@ -686,6 +687,8 @@ func testListDecisions(t *testing.T, s store.Store) {
 	assertDecisionIDs(t, "no filter", s, store.DecisionFilter{}, newestFirst...)
 	assertDecisionIDs(t, "resource", s, store.DecisionFilter{Resource: cart}, "dec-10", "dec-09", "dec-07", "dec-04", "dec-02")
 	assertDecisionIDs(t, "unknown resource", s, store.DecisionFilter{Resource: "teams/growth/loops/none"})
+	assertDecisionIDs(t, "requests (a record without a kind is one)", s, store.DecisionFilter{Resource: cart, Kind: "request"}, "dec-07", "dec-04", "dec-02")
+	assertDecisionIDs(t, "kind", s, store.DecisionFilter{Kind: "plan"}, "dec-09")
 	assertDecisionIDs(t, "rule in deny, warn or approval", s, store.DecisionFilter{Rule: "RETENTION"}, "dec-08", "dec-03", "dec-02")
 	assertDecisionIDs(t, "rule of which another is a prefix", s, store.DecisionFilter{Rule: "RETENTION_TOO_LONG"}, "dec-01")
 	assertDecisionIDs(t, "prefix of a rule", s, store.DecisionFilter{Rule: "RETENTION_TOO"})
