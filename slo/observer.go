@@ -482,10 +482,7 @@ func (o *Observer) flush(ctx context.Context, final bool) {
 			continue // restored, not (yet) a live loop
 		}
 		o.evaluateLocked(s, now)
-		b, _ := json.Marshal(struct {
-			O store.Observation
-			T time.Time
-		}{s.obs, time.Time{}})
+		b := fingerprint(s.obs)
 		changed := string(b) != string(s.written)
 		if changed || now.Sub(s.obs.UpdateTime) > time.Minute {
 			cp := s.obs
@@ -551,4 +548,27 @@ func (o *Observer) Snapshot() []store.Observation {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Team+"/"+out[i].Name < out[j].Team+"/"+out[j].Name })
 	return out
+}
+
+// fingerprint is what an observation says, without when it was said: the
+// lag poll and the sampler stamp every observation, so comparing those
+// stamps would rewrite every loop at every flush. An unchanged loop is
+// still written once a minute (the flush's age check), keeping
+// UpdateTime fresh.
+func fingerprint(o store.Observation) []byte {
+	if o.SLO != nil {
+		slo := *o.SLO
+		slo.ObserveTime = time.Time{}
+		o.SLO = &slo
+	}
+	if len(o.Lag) > 0 {
+		lag := make([]store.GroupLag, len(o.Lag))
+		for i, g := range o.Lag {
+			g.ObserveTime = time.Time{}
+			lag[i] = g
+		}
+		o.Lag = lag
+	}
+	b, _ := json.Marshal(o)
+	return b
 }

@@ -239,3 +239,25 @@ func TestTargetOf(t *testing.T) {
 		t.Error("a loop being deleted is observed")
 	}
 }
+
+// An observation that differs only in when it was made has the same
+// fingerprint, so flush does not rewrite it; a changed figure does not.
+func TestFingerprintIgnoresObserveTimes(t *testing.T) {
+	at := func(s int) time.Time { return time.Unix(1_800_000_000+int64(s), 0) }
+	obs := func(when time.Time, lag int64) store.Observation {
+		return store.Observation{
+			SLO: &store.SLOObservation{State: "MET", Reason: "Met", ObserveTime: when},
+			Lag: []store.GroupLag{{Group: "g", OffsetLag: lag, ObserveTime: when}},
+		}
+	}
+	a, b := obs(at(0), 5), obs(at(10), 5)
+	if string(fingerprint(a)) != string(fingerprint(b)) {
+		t.Errorf("observations 10 s apart with the same figures differ:\n%s\n%s", fingerprint(a), fingerprint(b))
+	}
+	if string(fingerprint(a)) == string(fingerprint(obs(at(0), 6))) {
+		t.Errorf("a changed lag has the same fingerprint")
+	}
+	if !a.SLO.ObserveTime.Equal(at(0)) || !a.Lag[0].ObserveTime.Equal(at(0)) {
+		t.Errorf("fingerprint changed the observation it was given")
+	}
+}
