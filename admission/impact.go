@@ -371,7 +371,7 @@ type Explanation struct {
 // ExplainDecision evaluates the recorded input of decision id again with
 // the bundle that made it and names the rules that fired.
 func (c *Core) ExplainDecision(ctx context.Context, id Identity, decisionID string) (*Explanation, error) {
-	const action = "policy.explain"
+	const action = "policy.decisions" // the action ExplainPolicyDecision is authorized as
 	resource := "policy/decisions/" + decisionID
 	rec, err := c.Store.GetDecision(ctx, decisionID)
 	if err != nil {

@@ -63,9 +63,11 @@ type PolicyGovernance struct {
 }
 
 func (c *Core) governance() *PolicyGovernance {
-	if c.Governance == nil {
-		c.governanceOnce.Do(func() { c.Governance = &PolicyGovernance{} })
-	}
+	c.governanceOnce.Do(func() {
+		if c.Governance == nil {
+			c.Governance = &PolicyGovernance{}
+		}
+	})
 	return c.Governance
 }
 
