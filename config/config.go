@@ -435,8 +435,8 @@ func (c *Config) Validate() error {
 		}
 		if ob := cl.Observer; ob != nil {
 			switch {
-			case ob.Username == "" || strings.ContainsAny(ob.Username, "*?,= "):
-				bad(f+".observer.username", "%q is not a principal name", ob.Username)
+			case ob.Username == "" || strings.ContainsAny(ob.Username, "*?,=: "):
+				bad(f+".observer.username", "%q is not a SASL user name: give the name without \"User:\" and without *?,=: or spaces", ob.Username)
 			case cl.SASL != nil && ob.Username == cl.SASL.Username:
 				bad(f+".observer.username", "must differ from loopgate's admin principal (sasl.username)")
 			case cl.Credentials == CredentialsExternal && ob.PasswordFile == "":

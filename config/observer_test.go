@@ -34,6 +34,10 @@ func TestObserverConfig(t *testing.T) {
 	if err := ext.Validate(); err == nil || !strings.Contains(err.Error(), "must differ from loopgate's admin principal") {
 		t.Errorf("observer = admin: %v", err)
 	}
+	ext.Clusters[0].Observer = &Observer{Username: "User:loopgate-observer", PasswordFile: "/run/secrets/observer"}
+	if err := ext.Validate(); err == nil || !strings.Contains(err.Error(), `without "User:"`) {
+		t.Errorf("observer named with User: %v, want it refused (SCRAM user names have no prefix)", err)
+	}
 	ext.Clusters[0].Observer = &Observer{Username: "loopgate-observer", PasswordFile: "/run/secrets/observer"}
 	if err := ext.Validate(); err != nil && strings.Contains(err.Error(), "observer") {
 		t.Errorf("valid observer refused: %v", err)

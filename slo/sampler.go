@@ -37,9 +37,12 @@ func (o *Observer) sample(ctx context.Context, c *Cluster) {
 		if ctx.Err() != nil {
 			return
 		}
-		why := fmt.Sprintf("the action topics of cluster %s cannot be read as the observer: %v", c.Name, err)
+		// Every reader of every loop on the cluster sees this message: it
+		// says what and where, the error itself (paths, broker answers)
+		// goes to the operator's log only.
+		why := fmt.Sprintf("the action topics of cluster %s cannot be read as the observer principal; the loopgate log says why (SLO sampler stopped)", c.Name)
 		o.setNotSampled(c.Name, why)
-		o.log.Warn("SLO sampler stopped; restarting", "cluster", c.Name, "err", err)
+		o.log.Warn("SLO sampler stopped; restarting in 5s", "cluster", c.Name, "err", err)
 		select {
 		case <-ctx.Done():
 		case <-time.After(5 * time.Second):

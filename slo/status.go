@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/loopgate/loopgate/contract"
 	"github.com/loopgate/loopgate/loop"
 	"github.com/loopgate/loopgate/store"
 )
@@ -41,8 +42,9 @@ const (
 
 // HeaderKey is the record header the acting service puts on every action
 // record: the triggering record's timestamp, ms since the Unix epoch, as
-// decimal ASCII.
-const HeaderKey = "loopgate-origin-ts"
+// decimal ASCII. The contract tells the acting service this name; the
+// sampler reads the same constant.
+const HeaderKey = contract.OriginHeaderKey
 
 func fmtMs(ms float64) string {
 	d := time.Duration(ms * float64(time.Millisecond))
