@@ -118,10 +118,17 @@ func authenticateHTTP(r *http.Request, method, authorization string, authn *serv
 // before the portal calls the API with it: only good tokens reach the API.
 func checkPortalToken(authn *server.Authenticator, core *admission.Core, lim *server.Limiters) func(*http.Request, string) error {
 	return func(r *http.Request, token string) error {
-		if _, err := authenticateHTTP(r, "HTTP POST /login", "Bearer "+token, authn, core, lim); err != nil {
+		_, err := authenticateHTTP(r, "HTTP POST /login", "Bearer "+token, authn, core, lim)
+		switch {
+		case err == nil:
+			return nil
+		case err.retryAfter > 0:
 			return errors.New(err.msg)
+		default:
+			// The API's reason speaks of loopctl and --token; it is in
+			// the audit trail. A browser gets what to do here.
+			return errors.New("the token is unknown, expired or not accepted by this server; paste a current API token (the reason is in the audit trail)")
 		}
-		return nil
 	}
 }
 
