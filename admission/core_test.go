@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/loopgate/loopgate/config"
 	"github.com/loopgate/loopgate/loop"
@@ -127,5 +128,14 @@ func TestAPIWritesKeepTheReconcilersInventory(t *testing.T) {
 	got, _ = base.GetLoop(ctx, "growth", "racy")
 	if !slices.Contains(got.Status.Inventory.Topics, "growth.racy.events") || got.Metadata.DeleteTime.IsZero() || got.Status.State != loop.StateDeleting {
 		t.Fatalf("delete erased the reconciler's inventory: %+v", got.Status.Inventory)
+	}
+}
+
+// A clipped message never ends inside a UTF-8 character.
+func TestClipKeepsUTF8(t *testing.T) {
+	for n := 0; n < 12; n++ {
+		if got := clip("règle-ünïcode-€€€", n); !utf8.ValidString(got) {
+			t.Errorf("clip(…, %d) = %q: not valid UTF-8", n, got)
+		}
 	}
 }

@@ -312,6 +312,14 @@ func (c *Core) ListDecisions(ctx context.Context, id Identity, f store.DecisionF
 		return nil, "", c.rejectInvalid(ctx, id, action, "policy/decisions", WriteOptions{}, loop.FieldErrors{{Field: "page_size",
 			Message: fmt.Sprintf("%d: want 0 (100) to %d", f.Limit, MaxDecisionPage)}})
 	}
+	if f.Rule != "" && (len(f.Rule) > MaxRuleIDBytes || !ruleIDPattern.MatchString(f.Rule)) {
+		return nil, "", c.rejectInvalid(ctx, id, action, "policy/decisions", WriteOptions{}, loop.FieldErrors{{Field: "rule",
+			Message: fmt.Sprintf("%q is not a rule id: want UPPER_SNAKE, at most %d bytes (e.g. PII_RESIDENCY)", clip(f.Rule, MaxRuleIDBytes), MaxRuleIDBytes)}})
+	}
+	if len(f.Before) > 128 {
+		return nil, "", c.rejectInvalid(ctx, id, action, "policy/decisions", WriteOptions{}, loop.FieldErrors{{Field: "page_token",
+			Message: "not a token this server returned: list again without it"}})
+	}
 	if f.Limit == 0 {
 		f.Limit = 100
 	}

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/loopgate/loopgate/audit"
 	"github.com/loopgate/loopgate/loop"
@@ -358,10 +359,14 @@ func (c *Core) ExpireWaivers(ctx context.Context, since time.Time) (WaiverExpiry
 	return res, nil
 }
 
-// clip shortens s to at most n bytes for messages.
+// clip shortens s to at most n bytes for messages, never inside a UTF-8
+// character (a message must stay valid UTF-8 to be sent at all).
 func clip(s string, n int) string {
 	if len(s) <= n {
 		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
 	}
 	return s[:n] + "…"
 }
