@@ -89,18 +89,10 @@ func (o *ops) addCluster(name string, client *kgo.Client) {
 	}})
 }
 
-// pinger is a store with a cheap round trip of its own.
-type pinger interface {
-	Ping(ctx context.Context) error
-}
-
 // addCoreChecks adds the store and policy checks (once the core exists).
 func (o *ops) addCoreChecks(s *Server) {
 	st := s.Core.Store
 	o.ready.Add(telemetry.Check{Name: "store", Probe: func(ctx context.Context) error {
-		if p, ok := st.(pinger); ok {
-			return p.Ping(ctx)
-		}
 		// A primary-key lookup of an id nobody uses: one round trip.
 		_, _, err := st.GetRequest(ctx, "loopgate-readyz-probe")
 		return err
