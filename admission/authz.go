@@ -103,6 +103,7 @@ var DefaultRules = []Rule{
 	{"audit.list", readers, "read the audit trail (team members: their teams' resources only)"},
 	{"audit.verify", []Grant{GrantSecurityReviewer, GrantAuditor, GrantAdmin}, "verify the audit hash chain"},
 	{"cluster.list", []Grant{GrantAuthenticated}, "list the cluster catalog"},
+	{"team.get", readers, "read a team's limits and usage (team members: their own teams)"},
 	{"identity.get", []Grant{GrantAuthenticated}, "show the caller's identity"},
 	{"policy.list", []Grant{GrantAuthenticated}, "list policy bundles and activations (what loops are judged by is no secret)"},
 	{"policy.get", []Grant{GrantAuthenticated}, "read a policy bundle, its tests and approvals"},

@@ -34,6 +34,9 @@ type PrincipalGrants struct {
 	Principal, Resource          string
 	ProduceTopics, ConsumeTopics []string
 	Groups                       []string
+	// Quota is the principal's client quota on the loop's cluster; nil
+	// when it gets none (provisioning.QuotaOf).
+	Quota *provisioning.Quota
 }
 
 // ConnectionOf computes the connection info of l.
@@ -75,7 +78,11 @@ func (c *Core) ConnectionOf(l *loop.Loop) Connection {
 		}
 	}
 	for _, p := range l.Spec.Principals() {
-		out.Principals = append(out.Principals, *grants[p])
+		g := grants[p]
+		if q, ok := provisioning.QuotaOf(l, p); ok {
+			g.Quota = &q
+		}
+		out.Principals = append(out.Principals, *g)
 	}
 	return out
 }

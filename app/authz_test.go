@@ -120,12 +120,16 @@ func authzTable() []authzRow {
 			rest: "GET /v1/ownershipConflicts", allow: []string{"auditor", "admin"}},
 		{rpc: "AuditService.ListAuditEvents", note: "resource in the team", req: &lgv1.ListAuditEventsRequest{Resource: fixtureLoop, PageSize: 1},
 			rest: "GET /v1/auditEvents?resource=" + fixtureLoop + "&pageSize=1", allow: readersOfGrowth},
+		{rpc: "AuditService.ListAuditEvents", note: "the team's events", req: &lgv1.ListAuditEventsRequest{Parent: "teams/growth", PageSize: 1},
+			rest: "GET /v1/auditEvents?parent=teams/growth&pageSize=1", allow: readersOfGrowth},
 		{rpc: "AuditService.ListAuditEvents", note: "the whole trail", req: &lgv1.ListAuditEventsRequest{PageSize: 1},
 			rest: "GET /v1/auditEvents?pageSize=1", allow: []string{"reviewer", "auditor", "admin"}},
 		{rpc: "AuditService.VerifyAuditChain", req: &lgv1.VerifyAuditChainRequest{},
 			rest: "POST /v1/auditEvents:verify", body: `{}`, allow: []string{"reviewer", "auditor", "admin"}},
 		{rpc: "ClusterService.ListClusters", req: &lgv1.ListClustersRequest{},
 			rest: "GET /v1/clusters", allow: everyone},
+		{rpc: "TeamService.GetTeam", req: &lgv1.GetTeamRequest{Name: "teams/growth"},
+			rest: "GET /v1/teams/growth", allow: readersOfGrowth},
 		{rpc: "IdentityService.GetCaller", req: &lgv1.GetCallerRequest{},
 			rest: "GET /v1/caller", allow: everyone},
 	}
@@ -167,7 +171,7 @@ func TestAuthorizationTable(t *testing.T) {
 	for _, row := range table {
 		covered[fullMethod(row.rpc)] = true
 	}
-	for _, svc := range []string{"LoopService", "PrincipalService", "AuditService", "ClusterService", "IdentityService"} {
+	for _, svc := range []string{"LoopService", "PrincipalService", "AuditService", "ClusterService", "IdentityService", "TeamService"} {
 		d, err := protoregistry.GlobalFiles.FindDescriptorByName(protoreflect.FullName("loopgate.v1." + svc))
 		if err != nil {
 			t.Fatal(err)

@@ -207,6 +207,28 @@ func peakRate(tp loop.Throughput) int64 {
 	return int64(math.Ceil(float64(tp.BytesPerSecond) * math.Max(tp.PeakFactor, 1)))
 }
 
+// QuotaOf is the client quota Derive sets for principal in l (the same
+// rule: the loop's peak rate as producer and/or consumer byte rate, for
+// "User:" principals only); ok is false when it gets none.
+func QuotaOf(l *loop.Loop, principal string) (q Quota, ok bool) {
+	rate := peakRate(l.Spec.Throughput)
+	if rate == 0 || !isUserPrincipal(principal) {
+		return Quota{}, false
+	}
+	q.Principal = principal
+	for _, p := range l.Spec.Producers {
+		if p.Principal == principal {
+			q.ProducerByteRate = rate
+		}
+	}
+	for _, c := range l.Spec.Consumers {
+		if c.Principal == principal {
+			q.ConsumerByteRate = rate
+		}
+	}
+	return q, q.ProducerByteRate > 0 || q.ConsumerByteRate > 0
+}
+
 func isUserPrincipal(p string) bool {
 	name, ok := strings.CutPrefix(p, "User:")
 	return ok && name != ""

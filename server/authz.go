@@ -39,6 +39,7 @@ var MethodActions = map[string]string{
 	lgv1.AuditService_ListAuditEvents_FullMethodName:               "audit.list",
 	lgv1.AuditService_VerifyAuditChain_FullMethodName:              "audit.verify",
 	lgv1.ClusterService_ListClusters_FullMethodName:                "cluster.list",
+	lgv1.TeamService_GetTeam_FullMethodName:                        "team.get",
 	lgv1.IdentityService_GetCaller_FullMethodName:                  "identity.get",
 	lgv1.PolicyService_PushPolicyBundle_FullMethodName:             "policy.push",
 	lgv1.PolicyService_ListPolicyBundles_FullMethodName:            "policy.list",

@@ -101,10 +101,14 @@ func loopProto(c *admission.Core, l *loop.Loop) *lgv1.Loop {
 		})
 	}
 	for _, g := range conn.Principals {
-		out.Status.Principals = append(out.Status.Principals, &lgv1.PrincipalGrants{
+		pg := &lgv1.PrincipalGrants{
 			Principal: g.Principal, Resource: g.Resource, ProduceTopics: g.ProduceTopics,
 			ConsumeTopics: g.ConsumeTopics, Groups: g.Groups,
-		})
+		}
+		if q := g.Quota; q != nil {
+			pg.Quota = &lgv1.Quota{Principal: q.Principal, ProducerByteRate: q.ProducerByteRate, ConsumerByteRate: q.ConsumerByteRate}
+		}
+		out.Status.Principals = append(out.Status.Principals, pg)
 	}
 	return out
 }
@@ -251,6 +255,23 @@ func clusterViewToProto(v admission.ClusterView) *lgv1.Cluster {
 		if !d.LastDriftAt.IsZero() {
 			out.LastDriftPass.LastDriftTime = ts(d.LastDriftAt)
 		}
+	}
+	return out
+}
+
+func teamToProto(r *admission.TeamReport) *lgv1.Team {
+	t := r.Team
+	out := &lgv1.Team{
+		Name: "teams/" + t.Name, AllowedRegions: t.AllowedRegions,
+		Limits: &lgv1.TeamLimits{MaxPartitionsPerLoop: t.MaxPartitionsPerLoop, MaxPartitions: t.MaxPartitions,
+			MaxBytesPerSecond: t.MaxBytesPerSecond, CostApprovalThreshold: t.CostApprovalThreshold},
+		Usage: &lgv1.TeamUsage{Loops: int32(r.Loops), Partitions: r.Partitions,
+			LargestLoopPartitions: r.LargestPartitions, LargestLoop: r.LargestLoop,
+			HighestBytesPerSecond: r.HighestBytesPerSecond, HighestThroughputLoop: r.HighestThroughputLoop,
+			LoopsAboveCostThreshold: int32(r.AboveCostThreshold)},
+	}
+	for _, m := range r.MonthlyCost {
+		out.Usage.MonthlyCost = append(out.Usage.MonthlyCost, &lgv1.MonthlyCost{Currency: m.Currency, Amount: m.Amount})
 	}
 	return out
 }

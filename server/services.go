@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/grpc"
@@ -284,6 +285,31 @@ func (s *auditService) ListAuditEvents(ctx context.Context, req *lgv1.ListAuditE
 	// Authorized by the interceptor: team members for their teams'
 	// resources (the resource filter is required), readers for all.
 	f := store.AuditFilter{Resource: req.GetResource(), Actor: req.GetActor(), Action: req.GetAction(), PageSize: int(req.GetPageSize())}
+	if p := req.GetParent(); p != "" {
+		team, ok := strings.CutPrefix(p, "teams/")
+		if !ok || team == "" || team == admission.AnyTeam || strings.Contains(team, "/") {
+			return nil, invalidField("auditEvents", "parent", fmt.Sprintf("%q is not a team: want teams/{team}", clipTo(p, 256)))
+		}
+		if r := f.Resource; r != "" && r != p && !strings.HasPrefix(r, p+"/") {
+			return nil, invalidField("auditEvents", "resource", fmt.Sprintf("%q is not a resource of %s", clipTo(r, 256), p))
+		}
+		f.Team = team
+	}
+	if t := req.GetStartTime(); t != nil {
+		if err := t.CheckValid(); err != nil {
+			return nil, invalidField("auditEvents", "start_time", err.Error())
+		}
+		f.Since = t.AsTime()
+	}
+	if t := req.GetEndTime(); t != nil {
+		if err := t.CheckValid(); err != nil {
+			return nil, invalidField("auditEvents", "end_time", err.Error())
+		}
+		f.Until = t.AsTime()
+		if !f.Since.IsZero() && !f.Until.After(f.Since) {
+			return nil, invalidField("auditEvents", "end_time", fmt.Sprintf("%s is not after start_time %s", f.Until.Format(time.RFC3339), f.Since.Format(time.RFC3339)))
+		}
+	}
 	switch strings.Join(strings.Fields(strings.ToLower(req.GetOrderBy())), " ") {
 	case "", "seq", "seq asc":
 	case "seq desc":
@@ -339,6 +365,24 @@ func (s *clusterService) ListClusters(ctx context.Context, _ *lgv1.ListClustersR
 	return out, nil
 }
 
+type teamService struct {
+	lgv1.UnimplementedTeamServiceServer
+	core *admission.Core
+}
+
+func (s *teamService) GetTeam(ctx context.Context, req *lgv1.GetTeamRequest) (*lgv1.Team, error) {
+	// Authorized by the interceptor on the team the name names.
+	team, ok := strings.CutPrefix(req.GetName(), "teams/")
+	if !ok || team == "" || team == admission.AnyTeam || strings.Contains(team, "/") {
+		return nil, invalidField("teams", "name", fmt.Sprintf("%q is not a team name: want teams/{team}", clipTo(req.GetName(), 256)))
+	}
+	r, err := s.core.Team(ctx, team)
+	if err != nil {
+		return nil, err
+	}
+	return teamToProto(r), nil
+}
+
 type identityService struct {
 	lgv1.UnimplementedIdentityServiceServer
 }
@@ -357,6 +401,7 @@ func Register(srv *grpc.Server, core *admission.Core) {
 	lgv1.RegisterLoopServiceServer(srv, &loopService{core: core})
 	lgv1.RegisterAuditServiceServer(srv, &auditService{core: core})
 	lgv1.RegisterClusterServiceServer(srv, &clusterService{core: core})
+	lgv1.RegisterTeamServiceServer(srv, &teamService{core: core})
 	lgv1.RegisterPrincipalServiceServer(srv, &principalService{core: core})
 	lgv1.RegisterIdentityServiceServer(srv, identityService{})
 	lgv1.RegisterPolicyServiceServer(srv, &policyService{core: core})
@@ -382,6 +427,7 @@ var GatewayHandlers = []func(context.Context, *runtime.ServeMux, string, []grpc.
 	largeResponses(lgv1.RegisterLoopServiceHandlerFromEndpoint),
 	lgv1.RegisterAuditServiceHandlerFromEndpoint,
 	lgv1.RegisterClusterServiceHandlerFromEndpoint,
+	lgv1.RegisterTeamServiceHandlerFromEndpoint,
 	lgv1.RegisterPrincipalServiceHandlerFromEndpoint,
 	lgv1.RegisterIdentityServiceHandlerFromEndpoint,
 	lgv1.RegisterPolicyServiceHandlerFromEndpoint,

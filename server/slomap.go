@@ -46,6 +46,10 @@ func observationToProto(ob *store.Observation, st *lgv1.LoopStatus) {
 				Records: w.Records, RecordsWithoutHeader: w.RecordsWithoutHeader, RecordsOverTarget: w.RecordsOverTarget,
 				ErrorBudgetRemaining: w.ErrorBudgetRemaining})
 		}
+		for _, d := range s.Days {
+			p.Days = append(p.Days, &lgv1.LatencyDay{Day: d.Day, P50Ms: d.P50Ms, P99Ms: d.P99Ms, Records: d.Records,
+				RecordsOverTarget: d.RecordsOverTarget, RecordsWithoutHeader: d.RecordsWithoutHeader})
+		}
 		st.Slo = p
 	}
 	for _, g := range ob.Lag {

@@ -28,7 +28,8 @@ func TestWithObservation(t *testing.T) {
 	now := time.Now().UTC().Truncate(time.Millisecond)
 	ob := store.Observation{Team: "growth", Name: "n", UID: l.Metadata.UID, UpdateTime: now,
 		SLO: &store.SLOObservation{State: "BREACHED", Reason: "Breach", Message: "p99 3s above 2s", TargetP99Ms: 2000,
-			Windows: []store.LatencyWindow{{Window: "1m", P50Ms: 100, P90Ms: 2000, P99Ms: 3000, Records: 100, RecordsWithoutHeader: 2, RecordsOverTarget: 5, ErrorBudgetRemaining: -4}}},
+			Windows: []store.LatencyWindow{{Window: "1m", P50Ms: 100, P90Ms: 2000, P99Ms: 3000, Records: 100, RecordsWithoutHeader: 2, RecordsOverTarget: 5, ErrorBudgetRemaining: -4}},
+			Days:    []store.LatencyDay{{Day: "2026-11-29", P50Ms: 90, P99Ms: 250, Records: 40, RecordsOverTarget: 1, RecordsWithoutHeader: 3}}},
 		Lag: []store.GroupLag{{Group: "g", OffsetLag: 7, TimeLagMs: 1500, FreshnessMs: 1000, ObserveTime: now,
 			Partitions: []store.PartitionLag{{Topic: "t", Partition: 2, CommittedOffset: 3, EndOffset: 10, OffsetLag: 7, TimeLagMs: 1500}}}},
 		Conditions: []loop.Condition{{Type: "SLOMet", Status: loop.False, Reason: "Breach", LastTransitionTime: now}, {Type: "Fresh", Status: loop.False, Reason: "Lagging"}},
@@ -41,6 +42,10 @@ func TestWithObservation(t *testing.T) {
 	s := out.GetStatus()
 	if s.GetSlo().GetState() != lgv1.SloStatus_BREACHED || s.GetSlo().GetTargetP99Ms() != 2000 || !s.GetSlo().GetObserveTime().AsTime().Equal(now) {
 		t.Errorf("slo = %v", s.GetSlo())
+	}
+	if d := s.GetSlo().GetDays(); len(d) != 1 || d[0].GetDay() != "2026-11-29" || d[0].GetP99Ms() != 250 || d[0].GetRecords() != 40 ||
+		d[0].GetRecordsOverTarget() != 1 || d[0].GetRecordsWithoutHeader() != 3 || d[0].GetP50Ms() != 90 {
+		t.Errorf("days = %v", d)
 	}
 	if w := s.GetSlo().GetWindows()[0]; w.GetP99Ms() != 3000 || w.GetRecordsWithoutHeader() != 2 || w.GetErrorBudgetRemaining() != -4 {
 		t.Errorf("window = %v", w)

@@ -112,6 +112,43 @@ func TestDaysRoundTrip(t *testing.T) {
 	}
 }
 
+// Daily gives one entry per day with records, oldest first, counting a
+// day's rolled-up and not yet rolled-up records once each; days that left
+// the 28-day window are gone. Evaluate carries them as Days.
+func TestDailyLatencies(t *testing.T) {
+	w := NewWindows(time.Minute)
+	day1, day3 := t0.AddDate(0, 0, -2), t0
+	for i := 1; i <= 100; i++ {
+		w.Add(day1, 100, false) // day 1: everything at 100 ms
+	}
+	w.Roll(day1.Add(time.Minute))
+	for i := 1; i <= 100; i++ {
+		w.Add(day3, float64(i*10), i > 90) // today: 10..1000 ms, not rolled up yet
+	}
+	w.AddWithoutHeader(day3)
+	got := w.Daily(day3)
+	if len(got) != 2 || !got[0].Day.Equal(dayOf(day1)) || !got[1].Day.Equal(dayOf(day3)) {
+		t.Fatalf("Daily = %+v, want day 1 then today", got)
+	}
+	if got[0].Records != 100 || !within(got[0].Quantile(0.99), 100, 0.011) {
+		t.Errorf("day 1: %d records, p99 %v; want 100 at 100 ms", got[0].Records, got[0].Quantile(0.99))
+	}
+	if got[1].Records != 100 || got[1].Over != 10 || got[1].WithoutHeader != 1 || !within(got[1].Quantile(0.99), 990, 0.011) {
+		t.Errorf("today: %+v p99 %v", got[1].Summary, got[1].Quantile(0.99))
+	}
+	w.Roll(day3.Add(time.Minute))
+	if again := w.Daily(day3.Add(time.Minute)); len(again) != 2 || again[1].Records != 100 {
+		t.Errorf("after roll-up today counts %d records, want 100 once", again[1].Records)
+	}
+	if late := w.Daily(day1.AddDate(0, 0, Days)); len(late) != 1 || !late[0].Day.Equal(dayOf(day3)) {
+		t.Errorf("28 days after day 1: %+v, want only today", late)
+	}
+	o := Evaluate(w, 500, "", day3.Add(time.Minute))
+	if len(o.Days) != 2 || o.Days[0].Day != dayOf(day1).Format(time.DateOnly) || o.Days[1].RecordsOverTarget != 10 {
+		t.Errorf("Evaluate days = %+v", o.Days)
+	}
+}
+
 func TestOffsetTableInterpolates(t *testing.T) {
 	var tab OffsetTable
 	// 100 records per second.

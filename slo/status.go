@@ -75,6 +75,10 @@ func Evaluate(w *Windows, targetMs int64, notSampled string, now time.Time) stor
 	short, long, month := w.Short(now), w.Long(now), w.Month(now)
 	o := store.SLOObservation{TargetP99Ms: targetMs, ObserveTime: now,
 		Windows: []store.LatencyWindow{window(Window1m, short), window(Window1h, long), window(Window28d, month)}}
+	for _, d := range w.Daily(now) {
+		o.Days = append(o.Days, store.LatencyDay{Day: d.Day.Format(time.DateOnly), P50Ms: d.Quantile(0.5), P99Ms: d.Quantile(0.99),
+			Records: d.Records, RecordsOverTarget: d.Over, RecordsWithoutHeader: d.WithoutHeader})
+	}
 	p99 := o.Windows[0].P99Ms
 	switch {
 	case notSampled != "":

@@ -1,6 +1,7 @@
 package slo
 
 import (
+	"sort"
 	"time"
 
 	"github.com/DataDog/sketches-go/ddsketch"
@@ -292,6 +293,45 @@ func (w *Windows) Month(now time.Time) Summary {
 	}
 	w.unrolled(&s, func(t time.Time) bool { return !t.Before(first) && !t.After(now) })
 	return s
+}
+
+// Daily returns each UTC day of the 28-day window ending at now that has
+// sampled records (with or without the header), oldest first: the rolled-up
+// day merged with its short slots not rolled up yet, as Month merges them.
+func (w *Windows) Daily(now time.Time) []DayStat {
+	first := dayOf(now).AddDate(0, 0, -(Days - 1))
+	byDay := map[time.Time]*Summary{}
+	at := func(k time.Time) *Summary {
+		s := byDay[k]
+		if s == nil {
+			s = &Summary{}
+			byDay[k] = s
+		}
+		return s
+	}
+	for k, d := range w.days {
+		if !k.Before(first) && !k.After(now) && !d.b.empty() {
+			at(k).merge(d.b.sketch, d.b.records, d.b.withoutHeader, d.b.over)
+		}
+	}
+	for i := range w.short.buckets {
+		b := &w.short.buckets[i]
+		if t := w.short.start(b.slot); b.slot >= 0 && !b.rolled && !b.empty() && !t.Before(first) && !t.After(now) {
+			at(dayOf(t)).merge(b.sketch, b.records, b.withoutHeader, b.over)
+		}
+	}
+	out := make([]DayStat, 0, len(byDay))
+	for k, s := range byDay {
+		out = append(out, DayStat{Day: k, Summary: *s})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Day.Before(out[j].Day) })
+	return out
+}
+
+// DayStat is one day of Daily.
+type DayStat struct {
+	Day time.Time
+	Summary
 }
 
 // DaySketch is one day's state, serialized for the store.

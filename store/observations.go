@@ -34,6 +34,19 @@ type SLOObservation struct {
 	TargetP99Ms int64           `json:"targetP99Ms"`
 	Windows     []LatencyWindow `json:"windows,omitempty"`
 	ObserveTime time.Time       `json:"observeTime,omitzero"`
+	// Days are the UTC days of the 28-day window with sampled records,
+	// oldest first.
+	Days []LatencyDay `json:"days,omitempty"`
+}
+
+// LatencyDay is the latency over one UTC day.
+type LatencyDay struct {
+	Day                  string  `json:"day"` // YYYY-MM-DD
+	P50Ms                float64 `json:"p50Ms"`
+	P99Ms                float64 `json:"p99Ms"`
+	Records              int64   `json:"records"`
+	RecordsOverTarget    int64   `json:"recordsOverTarget"`
+	RecordsWithoutHeader int64   `json:"recordsWithoutHeader"`
 }
 
 // LatencyWindow is the latency over one window (1m, 1h, 28d).

@@ -88,8 +88,14 @@ type AuditFilter struct {
 	Resource string // exact resource name, "" = any
 	Actor    string
 	Action   string
-	AfterSeq int64 // events with Seq > AfterSeq
-	PageSize int   // <= 0 means 100; capped at 1000
+	// Team, when set, keeps the events about the team's resources: the
+	// resource "teams/{Team}" and every resource under "teams/{Team}/".
+	Team string
+	// Since and Until, when not zero, keep events with Since <= Time <
+	// Until.
+	Since, Until time.Time
+	AfterSeq     int64 // events with Seq > AfterSeq
+	PageSize     int   // <= 0 means 100; capped at 1000
 	// Newest lists by Seq descending (newest first); with BeforeSeq > 0
 	// only events with Seq < BeforeSeq (the next page of such a listing).
 	Newest    bool

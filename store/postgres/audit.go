@@ -90,6 +90,19 @@ func (s *Store) ListAudit(ctx context.Context, f store.AuditFilter) ([]audit.Eve
 	if f.Action != "" {
 		where = append(where, "action = "+arg(f.Action))
 	}
+	if f.Team != "" {
+		// The team itself or anything under it. starts_with, not a range:
+		// the column has the database's collation, whose order need not be
+		// byte order.
+		team := "teams/" + f.Team
+		where = append(where, "(resource = "+arg(team)+" OR starts_with(resource, "+arg(team+"/")+"))")
+	}
+	if !f.Since.IsZero() {
+		where = append(where, "time >= "+arg(store.Timestamp(f.Since)))
+	}
+	if !f.Until.IsZero() {
+		where = append(where, "time < "+arg(store.Timestamp(f.Until)))
+	}
 	order := "seq"
 	if f.Newest {
 		order = "seq DESC"

@@ -61,6 +61,22 @@ func (s *Store) ListAudit(ctx context.Context, f store.AuditFilter) ([]audit.Eve
 			args = append(args, c.val)
 		}
 	}
+	if f.Team != "" {
+		// The team itself, or a range scan of the resource index over
+		// "teams/T/" .. "teams/T0" ('0' follows '/').
+		team := "teams/" + f.Team
+		where = append(where, "(resource = ? OR (resource >= ? AND resource < ?))")
+		args = append(args, team, team+"/", team+"0")
+	}
+	// Times are stored in one fixed-width UTC layout, so they compare as text.
+	if !f.Since.IsZero() {
+		where = append(where, "time >= ?")
+		args = append(args, formatTime(f.Since))
+	}
+	if !f.Until.IsZero() {
+		where = append(where, "time < ?")
+		args = append(args, formatTime(f.Until))
+	}
 	order := "seq"
 	if f.Newest {
 		order = "seq DESC"

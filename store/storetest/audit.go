@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -191,6 +192,52 @@ func testAuditFilters(t *testing.T, s store.Store) {
 		if got := seqs(tc.f); got != tc.want {
 			t.Errorf("ListAudit(%+v) = seqs [%s], want [%s]", tc.f, got, tc.want)
 		}
+	}
+
+	// Team: the team itself and what is under it, never a team whose name
+	// merely starts the same ("growth-labs", "growth0") or another team.
+	for i, resource := range []string{"teams/growth", "teams/growth-labs/loops/a", "teams/growth0", "teams/risk/loops/growth",
+		"teams/growth/principals/nudge", "cluster/eu-1", "teams/growthx/loops/b"} {
+		appendEvent(t, s, event("ana@example.com", "team.probe", resource, 100+i))
+	}
+	for _, tc := range []struct {
+		f    store.AuditFilter
+		want string
+	}{
+		{store.AuditFilter{Team: "growth", Action: "team.probe"}, "13,17"},
+		{store.AuditFilter{Team: "growth-labs"}, "14"},
+		{store.AuditFilter{Team: "growth", Newest: true, PageSize: 4}, "17,13,12,11"},
+		{store.AuditFilter{Team: "growth", Resource: "teams/growth/loops/loop-2"}, "2,6,10"},
+		{store.AuditFilter{Team: "payments"}, ""},
+	} {
+		if got := seqs(tc.f); got != tc.want {
+			t.Errorf("ListAudit(%+v) = seqs [%s], want [%s]", tc.f, got, tc.want)
+		}
+	}
+
+	// Since and Until select by the stored time: Since <= time < Until.
+	all, err := s.ListAudit(ctx, store.AuditFilter{PageSize: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	since, until := all[3].Time, all[8].Time // events 4 and 9
+	var want []string
+	for _, ev := range all {
+		if !ev.Time.Before(since) && ev.Time.Before(until) {
+			want = append(want, fmt.Sprint(ev.Seq))
+		}
+	}
+	if len(want) == 0 || want[0] != "4" || slices.Contains(want, "9") && all[8].Time.After(all[7].Time) {
+		t.Fatalf("fixture times do not separate the events: %v", want)
+	}
+	if got := seqs(store.AuditFilter{Since: since, Until: until}); got != strings.Join(want, ",") {
+		t.Errorf("ListAudit(Since %s, Until %s) = seqs [%s], want [%s]", since, until, got, strings.Join(want, ","))
+	}
+	if got := seqs(store.AuditFilter{Since: all[len(all)-1].Time.Add(time.Microsecond)}); got != "" {
+		t.Errorf("ListAudit(Since after the last event) = [%s], want none", got)
+	}
+	if got := seqs(store.AuditFilter{Until: all[0].Time}); got != "" {
+		t.Errorf("ListAudit(Until the first event) = [%s], want none", got)
 	}
 }
 

@@ -252,7 +252,16 @@ type ListAuditEventsRequest struct {
 	PageToken string `protobuf:"bytes,5,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	// The order of the events: `seq` (oldest first, the default) or
 	// `seq desc` (newest first, e.g. for the latest events of a loop).
-	OrderBy       string `protobuf:"bytes,6,opt,name=order_by,json=orderBy,proto3" json:"order_by,omitempty"`
+	OrderBy string `protobuf:"bytes,6,opt,name=order_by,json=orderBy,proto3" json:"order_by,omitempty"`
+	// Only events about one team's resources, `teams/{team}`: the team itself
+	// and everything under it (its loops, principals, groups, waivers).
+	// Team members may list their own teams' events this way. With
+	// `resource` as well, the resource must be the team's.
+	Parent string `protobuf:"bytes,7,opt,name=parent,proto3" json:"parent,omitempty"`
+	// Only events at or after this time.
+	StartTime *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=start_time,json=startTime,proto3" json:"start_time,omitempty"`
+	// Only events before this time.
+	EndTime       *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=end_time,json=endTime,proto3" json:"end_time,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -327,6 +336,27 @@ func (x *ListAuditEventsRequest) GetOrderBy() string {
 		return x.OrderBy
 	}
 	return ""
+}
+
+func (x *ListAuditEventsRequest) GetParent() string {
+	if x != nil {
+		return x.Parent
+	}
+	return ""
+}
+
+func (x *ListAuditEventsRequest) GetStartTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.StartTime
+	}
+	return nil
+}
+
+func (x *ListAuditEventsRequest) GetEndTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.EndTime
+	}
+	return nil
 }
 
 // ListAuditEventsResponse is the response of ListAuditEvents.
@@ -512,7 +542,7 @@ const file_loopgate_v1_audit_service_proto_rawDesc = "" +
 	"BrokenLink\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x03R\x03seq\x12\x0e\n" +
 	"\x02id\x18\x02 \x01(\tR\x02id\x12\x16\n" +
-	"\x06reason\x18\x03 \x01(\tR\x06reason\"\xb9\x01\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\"\xc3\x02\n" +
 	"\x16ListAuditEventsRequest\x12\x1a\n" +
 	"\bresource\x18\x01 \x01(\tR\bresource\x12\x14\n" +
 	"\x05actor\x18\x02 \x01(\tR\x05actor\x12\x16\n" +
@@ -520,7 +550,11 @@ const file_loopgate_v1_audit_service_proto_rawDesc = "" +
 	"\tpage_size\x18\x04 \x01(\x05R\bpageSize\x12\x1d\n" +
 	"\n" +
 	"page_token\x18\x05 \x01(\tR\tpageToken\x12\x19\n" +
-	"\border_by\x18\x06 \x01(\tR\aorderBy\"r\n" +
+	"\border_by\x18\x06 \x01(\tR\aorderBy\x12\x16\n" +
+	"\x06parent\x18\a \x01(\tR\x06parent\x129\n" +
+	"\n" +
+	"start_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\tstartTime\x125\n" +
+	"\bend_time\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\aendTime\"r\n" +
 	"\x17ListAuditEventsResponse\x12/\n" +
 	"\x06events\x18\x01 \x03(\v2\x17.loopgate.v1.AuditEventR\x06events\x12&\n" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x19\n" +
@@ -559,17 +593,19 @@ var file_loopgate_v1_audit_service_proto_goTypes = []any{
 var file_loopgate_v1_audit_service_proto_depIdxs = []int32{
 	6, // 0: loopgate.v1.AuditEvent.time:type_name -> google.protobuf.Timestamp
 	7, // 1: loopgate.v1.AuditEvent.details:type_name -> google.protobuf.Struct
-	0, // 2: loopgate.v1.ListAuditEventsResponse.events:type_name -> loopgate.v1.AuditEvent
-	1, // 3: loopgate.v1.VerifyAuditChainResponse.first_broken:type_name -> loopgate.v1.BrokenLink
-	2, // 4: loopgate.v1.AuditService.ListAuditEvents:input_type -> loopgate.v1.ListAuditEventsRequest
-	4, // 5: loopgate.v1.AuditService.VerifyAuditChain:input_type -> loopgate.v1.VerifyAuditChainRequest
-	3, // 6: loopgate.v1.AuditService.ListAuditEvents:output_type -> loopgate.v1.ListAuditEventsResponse
-	5, // 7: loopgate.v1.AuditService.VerifyAuditChain:output_type -> loopgate.v1.VerifyAuditChainResponse
-	6, // [6:8] is the sub-list for method output_type
-	4, // [4:6] is the sub-list for method input_type
-	4, // [4:4] is the sub-list for extension type_name
-	4, // [4:4] is the sub-list for extension extendee
-	0, // [0:4] is the sub-list for field type_name
+	6, // 2: loopgate.v1.ListAuditEventsRequest.start_time:type_name -> google.protobuf.Timestamp
+	6, // 3: loopgate.v1.ListAuditEventsRequest.end_time:type_name -> google.protobuf.Timestamp
+	0, // 4: loopgate.v1.ListAuditEventsResponse.events:type_name -> loopgate.v1.AuditEvent
+	1, // 5: loopgate.v1.VerifyAuditChainResponse.first_broken:type_name -> loopgate.v1.BrokenLink
+	2, // 6: loopgate.v1.AuditService.ListAuditEvents:input_type -> loopgate.v1.ListAuditEventsRequest
+	4, // 7: loopgate.v1.AuditService.VerifyAuditChain:input_type -> loopgate.v1.VerifyAuditChainRequest
+	3, // 8: loopgate.v1.AuditService.ListAuditEvents:output_type -> loopgate.v1.ListAuditEventsResponse
+	5, // 9: loopgate.v1.AuditService.VerifyAuditChain:output_type -> loopgate.v1.VerifyAuditChainResponse
+	8, // [8:10] is the sub-list for method output_type
+	6, // [6:8] is the sub-list for method input_type
+	6, // [6:6] is the sub-list for extension type_name
+	6, // [6:6] is the sub-list for extension extendee
+	0, // [0:6] is the sub-list for field type_name
 }
 
 func init() { file_loopgate_v1_audit_service_proto_init() }

@@ -211,7 +211,7 @@ func (x PlanLoopResponse_Operation) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use PlanLoopResponse_Operation.Descriptor instead.
 func (PlanLoopResponse_Operation) EnumDescriptor() ([]byte, []int) {
-	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{35, 0}
+	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{36, 0}
 }
 
 // What applying an item did to its loop.
@@ -268,7 +268,7 @@ func (x BatchApplyLoopResult_Operation) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use BatchApplyLoopResult_Operation.Descriptor instead.
 func (BatchApplyLoopResult_Operation) EnumDescriptor() ([]byte, []int) {
-	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{49, 0}
+	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{50, 0}
 }
 
 // Loop is one governed analytics loop: streams with schemas, who produces and
@@ -1183,7 +1183,10 @@ type SloStatus struct {
 	// Latency over the last minute, hour and 28 days, in that order.
 	Windows []*LatencyWindow `protobuf:"bytes,5,rep,name=windows,proto3" json:"windows,omitempty"`
 	// When loopgate last sampled the action topic.
-	ObserveTime   *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=observe_time,json=observeTime,proto3" json:"observe_time,omitempty"`
+	ObserveTime *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=observe_time,json=observeTime,proto3" json:"observe_time,omitempty"`
+	// The latency of each UTC day of the 28-day window that has sampled
+	// records, oldest first (today included, up to the last flush).
+	Days          []*LatencyDay `protobuf:"bytes,7,rep,name=days,proto3" json:"days,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1260,6 +1263,103 @@ func (x *SloStatus) GetObserveTime() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *SloStatus) GetDays() []*LatencyDay {
+	if x != nil {
+		return x.Days
+	}
+	return nil
+}
+
+// LatencyDay is the producer-to-action latency over one UTC day.
+type LatencyDay struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The day, `YYYY-MM-DD` (UTC).
+	Day string `protobuf:"bytes,1,opt,name=day,proto3" json:"day,omitempty"`
+	// Latency quantiles in milliseconds (1 % relative accuracy).
+	P50Ms float64 `protobuf:"fixed64,2,opt,name=p50_ms,json=p50Ms,proto3" json:"p50_ms,omitempty"`
+	P99Ms float64 `protobuf:"fixed64,3,opt,name=p99_ms,json=p99Ms,proto3" json:"p99_ms,omitempty"`
+	// Sampled records with the origin header, and how many of them were
+	// over the target.
+	Records           int64 `protobuf:"varint,4,opt,name=records,proto3" json:"records,omitempty"`
+	RecordsOverTarget int64 `protobuf:"varint,5,opt,name=records_over_target,json=recordsOverTarget,proto3" json:"records_over_target,omitempty"`
+	// Sampled records without the origin header (not in the quantiles).
+	RecordsWithoutHeader int64 `protobuf:"varint,6,opt,name=records_without_header,json=recordsWithoutHeader,proto3" json:"records_without_header,omitempty"`
+	unknownFields        protoimpl.UnknownFields
+	sizeCache            protoimpl.SizeCache
+}
+
+func (x *LatencyDay) Reset() {
+	*x = LatencyDay{}
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LatencyDay) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LatencyDay) ProtoMessage() {}
+
+func (x *LatencyDay) ProtoReflect() protoreflect.Message {
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LatencyDay.ProtoReflect.Descriptor instead.
+func (*LatencyDay) Descriptor() ([]byte, []int) {
+	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *LatencyDay) GetDay() string {
+	if x != nil {
+		return x.Day
+	}
+	return ""
+}
+
+func (x *LatencyDay) GetP50Ms() float64 {
+	if x != nil {
+		return x.P50Ms
+	}
+	return 0
+}
+
+func (x *LatencyDay) GetP99Ms() float64 {
+	if x != nil {
+		return x.P99Ms
+	}
+	return 0
+}
+
+func (x *LatencyDay) GetRecords() int64 {
+	if x != nil {
+		return x.Records
+	}
+	return 0
+}
+
+func (x *LatencyDay) GetRecordsOverTarget() int64 {
+	if x != nil {
+		return x.RecordsOverTarget
+	}
+	return 0
+}
+
+func (x *LatencyDay) GetRecordsWithoutHeader() int64 {
+	if x != nil {
+		return x.RecordsWithoutHeader
+	}
+	return 0
+}
+
 // LatencyWindow is the producer-to-action latency over one window, from the
 // sampled action records that carry the origin header.
 type LatencyWindow struct {
@@ -1285,7 +1385,7 @@ type LatencyWindow struct {
 
 func (x *LatencyWindow) Reset() {
 	*x = LatencyWindow{}
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[11]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1297,7 +1397,7 @@ func (x *LatencyWindow) String() string {
 func (*LatencyWindow) ProtoMessage() {}
 
 func (x *LatencyWindow) ProtoReflect() protoreflect.Message {
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[11]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1310,7 +1410,7 @@ func (x *LatencyWindow) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LatencyWindow.ProtoReflect.Descriptor instead.
 func (*LatencyWindow) Descriptor() ([]byte, []int) {
-	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{11}
+	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *LatencyWindow) GetWindow() string {
@@ -1391,7 +1491,7 @@ type ConsumerGroupLag struct {
 
 func (x *ConsumerGroupLag) Reset() {
 	*x = ConsumerGroupLag{}
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[12]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1403,7 +1503,7 @@ func (x *ConsumerGroupLag) String() string {
 func (*ConsumerGroupLag) ProtoMessage() {}
 
 func (x *ConsumerGroupLag) ProtoReflect() protoreflect.Message {
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[12]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1416,7 +1516,7 @@ func (x *ConsumerGroupLag) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConsumerGroupLag.ProtoReflect.Descriptor instead.
 func (*ConsumerGroupLag) Descriptor() ([]byte, []int) {
-	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{12}
+	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ConsumerGroupLag) GetGroup() string {
@@ -1480,7 +1580,7 @@ type PartitionLag struct {
 
 func (x *PartitionLag) Reset() {
 	*x = PartitionLag{}
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[13]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1492,7 +1592,7 @@ func (x *PartitionLag) String() string {
 func (*PartitionLag) ProtoMessage() {}
 
 func (x *PartitionLag) ProtoReflect() protoreflect.Message {
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[13]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1505,7 +1605,7 @@ func (x *PartitionLag) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PartitionLag.ProtoReflect.Descriptor instead.
 func (*PartitionLag) Descriptor() ([]byte, []int) {
-	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{13}
+	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *PartitionLag) GetTopic() string {
@@ -1574,7 +1674,7 @@ type CostForecast struct {
 
 func (x *CostForecast) Reset() {
 	*x = CostForecast{}
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[14]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1586,7 +1686,7 @@ func (x *CostForecast) String() string {
 func (*CostForecast) ProtoMessage() {}
 
 func (x *CostForecast) ProtoReflect() protoreflect.Message {
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[14]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1599,7 +1699,7 @@ func (x *CostForecast) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CostForecast.ProtoReflect.Descriptor instead.
 func (*CostForecast) Descriptor() ([]byte, []int) {
-	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{14}
+	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *CostForecast) GetStorageModel() string {
@@ -1667,7 +1767,7 @@ type CostItem struct {
 
 func (x *CostItem) Reset() {
 	*x = CostItem{}
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[15]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1679,7 +1779,7 @@ func (x *CostItem) String() string {
 func (*CostItem) ProtoMessage() {}
 
 func (x *CostItem) ProtoReflect() protoreflect.Message {
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[15]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1692,7 +1792,7 @@ func (x *CostItem) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CostItem.ProtoReflect.Descriptor instead.
 func (*CostItem) Descriptor() ([]byte, []int) {
-	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{15}
+	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *CostItem) GetComponent() string {
@@ -1738,7 +1838,7 @@ type ApprovalProgress struct {
 
 func (x *ApprovalProgress) Reset() {
 	*x = ApprovalProgress{}
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[16]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1750,7 +1850,7 @@ func (x *ApprovalProgress) String() string {
 func (*ApprovalProgress) ProtoMessage() {}
 
 func (x *ApprovalProgress) ProtoReflect() protoreflect.Message {
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[16]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1763,7 +1863,7 @@ func (x *ApprovalProgress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApprovalProgress.ProtoReflect.Descriptor instead.
 func (*ApprovalProgress) Descriptor() ([]byte, []int) {
-	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{16}
+	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ApprovalProgress) GetId() string {
@@ -1829,7 +1929,7 @@ type Review struct {
 
 func (x *Review) Reset() {
 	*x = Review{}
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[17]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1841,7 +1941,7 @@ func (x *Review) String() string {
 func (*Review) ProtoMessage() {}
 
 func (x *Review) ProtoReflect() protoreflect.Message {
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[17]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1854,7 +1954,7 @@ func (x *Review) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Review.ProtoReflect.Descriptor instead.
 func (*Review) Descriptor() ([]byte, []int) {
-	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{17}
+	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *Review) GetReviewer() string {
@@ -1920,7 +2020,7 @@ type StreamEndpoint struct {
 
 func (x *StreamEndpoint) Reset() {
 	*x = StreamEndpoint{}
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[18]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1932,7 +2032,7 @@ func (x *StreamEndpoint) String() string {
 func (*StreamEndpoint) ProtoMessage() {}
 
 func (x *StreamEndpoint) ProtoReflect() protoreflect.Message {
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[18]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1945,7 +2045,7 @@ func (x *StreamEndpoint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamEndpoint.ProtoReflect.Descriptor instead.
 func (*StreamEndpoint) Descriptor() ([]byte, []int) {
-	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{18}
+	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *StreamEndpoint) GetStream() string {
@@ -2002,14 +2102,19 @@ type PrincipalGrants struct {
 	// Topics it may read (READ and DESCRIBE).
 	ConsumeTopics []string `protobuf:"bytes,4,rep,name=consume_topics,json=consumeTopics,proto3" json:"consume_topics,omitempty"`
 	// Consumer groups it may read with (READ).
-	Groups        []string `protobuf:"bytes,5,rep,name=groups,proto3" json:"groups,omitempty"`
+	Groups []string `protobuf:"bytes,5,rep,name=groups,proto3" json:"groups,omitempty"`
+	// The client quota set for it on the loop's cluster (Kafka `user`
+	// entity): producer and consumer byte rates from the loop's declared
+	// throughput and peak factor. Unset for principals that get no quota
+	// (not `User:` principals, or a loop without declared throughput).
+	Quota         *Quota `protobuf:"bytes,6,opt,name=quota,proto3" json:"quota,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *PrincipalGrants) Reset() {
 	*x = PrincipalGrants{}
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[19]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2021,7 +2126,7 @@ func (x *PrincipalGrants) String() string {
 func (*PrincipalGrants) ProtoMessage() {}
 
 func (x *PrincipalGrants) ProtoReflect() protoreflect.Message {
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[19]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2034,7 +2139,7 @@ func (x *PrincipalGrants) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PrincipalGrants.ProtoReflect.Descriptor instead.
 func (*PrincipalGrants) Descriptor() ([]byte, []int) {
-	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{19}
+	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *PrincipalGrants) GetPrincipal() string {
@@ -2072,6 +2177,13 @@ func (x *PrincipalGrants) GetGroups() []string {
 	return nil
 }
 
+func (x *PrincipalGrants) GetQuota() *Quota {
+	if x != nil {
+		return x.Quota
+	}
+	return nil
+}
+
 // Condition is one observed aspect of a loop.
 type Condition struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -2093,7 +2205,7 @@ type Condition struct {
 
 func (x *Condition) Reset() {
 	*x = Condition{}
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[20]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2105,7 +2217,7 @@ func (x *Condition) String() string {
 func (*Condition) ProtoMessage() {}
 
 func (x *Condition) ProtoReflect() protoreflect.Message {
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[20]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2118,7 +2230,7 @@ func (x *Condition) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Condition.ProtoReflect.Descriptor instead.
 func (*Condition) Descriptor() ([]byte, []int) {
-	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{20}
+	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *Condition) GetType() string {
@@ -2184,7 +2296,7 @@ type PolicyVerdict struct {
 
 func (x *PolicyVerdict) Reset() {
 	*x = PolicyVerdict{}
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[21]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2196,7 +2308,7 @@ func (x *PolicyVerdict) String() string {
 func (*PolicyVerdict) ProtoMessage() {}
 
 func (x *PolicyVerdict) ProtoReflect() protoreflect.Message {
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[21]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2209,7 +2321,7 @@ func (x *PolicyVerdict) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PolicyVerdict.ProtoReflect.Descriptor instead.
 func (*PolicyVerdict) Descriptor() ([]byte, []int) {
-	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{21}
+	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *PolicyVerdict) GetDecisionId() string {
@@ -2275,7 +2387,7 @@ type Violation struct {
 
 func (x *Violation) Reset() {
 	*x = Violation{}
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[22]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2287,7 +2399,7 @@ func (x *Violation) String() string {
 func (*Violation) ProtoMessage() {}
 
 func (x *Violation) ProtoReflect() protoreflect.Message {
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[22]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2300,7 +2412,7 @@ func (x *Violation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Violation.ProtoReflect.Descriptor instead.
 func (*Violation) Descriptor() ([]byte, []int) {
-	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{22}
+	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *Violation) GetId() string {
@@ -2355,7 +2467,7 @@ type DerivedResources struct {
 
 func (x *DerivedResources) Reset() {
 	*x = DerivedResources{}
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[23]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2367,7 +2479,7 @@ func (x *DerivedResources) String() string {
 func (*DerivedResources) ProtoMessage() {}
 
 func (x *DerivedResources) ProtoReflect() protoreflect.Message {
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[23]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2380,7 +2492,7 @@ func (x *DerivedResources) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DerivedResources.ProtoReflect.Descriptor instead.
 func (*DerivedResources) Descriptor() ([]byte, []int) {
-	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{23}
+	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *DerivedResources) GetTopics() []*Topic {
@@ -2422,7 +2534,7 @@ type Topic struct {
 
 func (x *Topic) Reset() {
 	*x = Topic{}
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[24]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2434,7 +2546,7 @@ func (x *Topic) String() string {
 func (*Topic) ProtoMessage() {}
 
 func (x *Topic) ProtoReflect() protoreflect.Message {
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[24]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2447,7 +2559,7 @@ func (x *Topic) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Topic.ProtoReflect.Descriptor instead.
 func (*Topic) Descriptor() ([]byte, []int) {
-	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{24}
+	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *Topic) GetName() string {
@@ -2501,7 +2613,7 @@ type Acl struct {
 
 func (x *Acl) Reset() {
 	*x = Acl{}
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[25]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2513,7 +2625,7 @@ func (x *Acl) String() string {
 func (*Acl) ProtoMessage() {}
 
 func (x *Acl) ProtoReflect() protoreflect.Message {
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[25]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2526,7 +2638,7 @@ func (x *Acl) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Acl.ProtoReflect.Descriptor instead.
 func (*Acl) Descriptor() ([]byte, []int) {
-	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{25}
+	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *Acl) GetPrincipal() string {
@@ -2593,7 +2705,7 @@ type Quota struct {
 
 func (x *Quota) Reset() {
 	*x = Quota{}
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[26]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2605,7 +2717,7 @@ func (x *Quota) String() string {
 func (*Quota) ProtoMessage() {}
 
 func (x *Quota) ProtoReflect() protoreflect.Message {
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[26]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2618,7 +2730,7 @@ func (x *Quota) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Quota.ProtoReflect.Descriptor instead.
 func (*Quota) Descriptor() ([]byte, []int) {
-	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{26}
+	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *Quota) GetPrincipal() string {
@@ -2662,7 +2774,7 @@ type PlannedChange struct {
 
 func (x *PlannedChange) Reset() {
 	*x = PlannedChange{}
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[27]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2674,7 +2786,7 @@ func (x *PlannedChange) String() string {
 func (*PlannedChange) ProtoMessage() {}
 
 func (x *PlannedChange) ProtoReflect() protoreflect.Message {
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[27]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2687,7 +2799,7 @@ func (x *PlannedChange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PlannedChange.ProtoReflect.Descriptor instead.
 func (*PlannedChange) Descriptor() ([]byte, []int) {
-	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{27}
+	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *PlannedChange) GetKind() string {
@@ -2729,7 +2841,7 @@ type GetLoopRequest struct {
 
 func (x *GetLoopRequest) Reset() {
 	*x = GetLoopRequest{}
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[28]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2741,7 +2853,7 @@ func (x *GetLoopRequest) String() string {
 func (*GetLoopRequest) ProtoMessage() {}
 
 func (x *GetLoopRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[28]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2754,7 +2866,7 @@ func (x *GetLoopRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetLoopRequest.ProtoReflect.Descriptor instead.
 func (*GetLoopRequest) Descriptor() ([]byte, []int) {
-	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{28}
+	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *GetLoopRequest) GetName() string {
@@ -2784,7 +2896,7 @@ type ListLoopsRequest struct {
 
 func (x *ListLoopsRequest) Reset() {
 	*x = ListLoopsRequest{}
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[29]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2796,7 +2908,7 @@ func (x *ListLoopsRequest) String() string {
 func (*ListLoopsRequest) ProtoMessage() {}
 
 func (x *ListLoopsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[29]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2809,7 +2921,7 @@ func (x *ListLoopsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListLoopsRequest.ProtoReflect.Descriptor instead.
 func (*ListLoopsRequest) Descriptor() ([]byte, []int) {
-	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{29}
+	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *ListLoopsRequest) GetParent() string {
@@ -2853,7 +2965,7 @@ type ListLoopsResponse struct {
 
 func (x *ListLoopsResponse) Reset() {
 	*x = ListLoopsResponse{}
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[30]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2865,7 +2977,7 @@ func (x *ListLoopsResponse) String() string {
 func (*ListLoopsResponse) ProtoMessage() {}
 
 func (x *ListLoopsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[30]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2878,7 +2990,7 @@ func (x *ListLoopsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListLoopsResponse.ProtoReflect.Descriptor instead.
 func (*ListLoopsResponse) Descriptor() ([]byte, []int) {
-	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{30}
+	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *ListLoopsResponse) GetLoops() []*Loop {
@@ -2916,7 +3028,7 @@ type CreateLoopRequest struct {
 
 func (x *CreateLoopRequest) Reset() {
 	*x = CreateLoopRequest{}
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[31]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2928,7 +3040,7 @@ func (x *CreateLoopRequest) String() string {
 func (*CreateLoopRequest) ProtoMessage() {}
 
 func (x *CreateLoopRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[31]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2941,7 +3053,7 @@ func (x *CreateLoopRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateLoopRequest.ProtoReflect.Descriptor instead.
 func (*CreateLoopRequest) Descriptor() ([]byte, []int) {
-	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{31}
+	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *CreateLoopRequest) GetParent() string {
@@ -2998,7 +3110,7 @@ type UpdateLoopRequest struct {
 
 func (x *UpdateLoopRequest) Reset() {
 	*x = UpdateLoopRequest{}
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[32]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3010,7 +3122,7 @@ func (x *UpdateLoopRequest) String() string {
 func (*UpdateLoopRequest) ProtoMessage() {}
 
 func (x *UpdateLoopRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[32]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3023,7 +3135,7 @@ func (x *UpdateLoopRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateLoopRequest.ProtoReflect.Descriptor instead.
 func (*UpdateLoopRequest) Descriptor() ([]byte, []int) {
-	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{32}
+	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *UpdateLoopRequest) GetLoop() *Loop {
@@ -3071,7 +3183,7 @@ type DeleteLoopRequest struct {
 
 func (x *DeleteLoopRequest) Reset() {
 	*x = DeleteLoopRequest{}
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[33]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3083,7 +3195,7 @@ func (x *DeleteLoopRequest) String() string {
 func (*DeleteLoopRequest) ProtoMessage() {}
 
 func (x *DeleteLoopRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[33]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3096,7 +3208,7 @@ func (x *DeleteLoopRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteLoopRequest.ProtoReflect.Descriptor instead.
 func (*DeleteLoopRequest) Descriptor() ([]byte, []int) {
-	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{33}
+	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *DeleteLoopRequest) GetName() string {
@@ -3138,7 +3250,7 @@ type PlanLoopRequest struct {
 
 func (x *PlanLoopRequest) Reset() {
 	*x = PlanLoopRequest{}
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[34]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3150,7 +3262,7 @@ func (x *PlanLoopRequest) String() string {
 func (*PlanLoopRequest) ProtoMessage() {}
 
 func (x *PlanLoopRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[34]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3163,7 +3275,7 @@ func (x *PlanLoopRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PlanLoopRequest.ProtoReflect.Descriptor instead.
 func (*PlanLoopRequest) Descriptor() ([]byte, []int) {
-	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{34}
+	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *PlanLoopRequest) GetLoop() *Loop {
@@ -3197,7 +3309,7 @@ type PlanLoopResponse struct {
 
 func (x *PlanLoopResponse) Reset() {
 	*x = PlanLoopResponse{}
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[35]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3209,7 +3321,7 @@ func (x *PlanLoopResponse) String() string {
 func (*PlanLoopResponse) ProtoMessage() {}
 
 func (x *PlanLoopResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[35]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3222,7 +3334,7 @@ func (x *PlanLoopResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PlanLoopResponse.ProtoReflect.Descriptor instead.
 func (*PlanLoopResponse) Descriptor() ([]byte, []int) {
-	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{35}
+	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *PlanLoopResponse) GetOperation() PlanLoopResponse_Operation {
@@ -3292,7 +3404,7 @@ type ApproveLoopRequest struct {
 
 func (x *ApproveLoopRequest) Reset() {
 	*x = ApproveLoopRequest{}
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[36]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3304,7 +3416,7 @@ func (x *ApproveLoopRequest) String() string {
 func (*ApproveLoopRequest) ProtoMessage() {}
 
 func (x *ApproveLoopRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[36]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3317,7 +3429,7 @@ func (x *ApproveLoopRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApproveLoopRequest.ProtoReflect.Descriptor instead.
 func (*ApproveLoopRequest) Descriptor() ([]byte, []int) {
-	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{36}
+	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *ApproveLoopRequest) GetName() string {
@@ -3365,7 +3477,7 @@ type RejectLoopRequest struct {
 
 func (x *RejectLoopRequest) Reset() {
 	*x = RejectLoopRequest{}
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[37]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3377,7 +3489,7 @@ func (x *RejectLoopRequest) String() string {
 func (*RejectLoopRequest) ProtoMessage() {}
 
 func (x *RejectLoopRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[37]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3390,7 +3502,7 @@ func (x *RejectLoopRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RejectLoopRequest.ProtoReflect.Descriptor instead.
 func (*RejectLoopRequest) Descriptor() ([]byte, []int) {
-	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{37}
+	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *RejectLoopRequest) GetName() string {
@@ -3436,7 +3548,7 @@ type ListApprovalsRequest struct {
 
 func (x *ListApprovalsRequest) Reset() {
 	*x = ListApprovalsRequest{}
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[38]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3448,7 +3560,7 @@ func (x *ListApprovalsRequest) String() string {
 func (*ListApprovalsRequest) ProtoMessage() {}
 
 func (x *ListApprovalsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[38]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3461,7 +3573,7 @@ func (x *ListApprovalsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListApprovalsRequest.ProtoReflect.Descriptor instead.
 func (*ListApprovalsRequest) Descriptor() ([]byte, []int) {
-	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{38}
+	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *ListApprovalsRequest) GetParent() string {
@@ -3499,7 +3611,7 @@ type ListApprovalsResponse struct {
 
 func (x *ListApprovalsResponse) Reset() {
 	*x = ListApprovalsResponse{}
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[39]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3511,7 +3623,7 @@ func (x *ListApprovalsResponse) String() string {
 func (*ListApprovalsResponse) ProtoMessage() {}
 
 func (x *ListApprovalsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[39]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3524,7 +3636,7 @@ func (x *ListApprovalsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListApprovalsResponse.ProtoReflect.Descriptor instead.
 func (*ListApprovalsResponse) Descriptor() ([]byte, []int) {
-	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{39}
+	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *ListApprovalsResponse) GetLoops() []*Loop {
@@ -3555,7 +3667,7 @@ type GetLoopContractRequest struct {
 
 func (x *GetLoopContractRequest) Reset() {
 	*x = GetLoopContractRequest{}
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[40]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3567,7 +3679,7 @@ func (x *GetLoopContractRequest) String() string {
 func (*GetLoopContractRequest) ProtoMessage() {}
 
 func (x *GetLoopContractRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[40]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3580,7 +3692,7 @@ func (x *GetLoopContractRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetLoopContractRequest.ProtoReflect.Descriptor instead.
 func (*GetLoopContractRequest) Descriptor() ([]byte, []int) {
-	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{40}
+	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *GetLoopContractRequest) GetName() string {
@@ -3642,7 +3754,7 @@ type LoopContract struct {
 
 func (x *LoopContract) Reset() {
 	*x = LoopContract{}
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[41]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3654,7 +3766,7 @@ func (x *LoopContract) String() string {
 func (*LoopContract) ProtoMessage() {}
 
 func (x *LoopContract) ProtoReflect() protoreflect.Message {
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[41]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3667,7 +3779,7 @@ func (x *LoopContract) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoopContract.ProtoReflect.Descriptor instead.
 func (*LoopContract) Descriptor() ([]byte, []int) {
-	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{41}
+	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *LoopContract) GetLoop() string {
@@ -3799,7 +3911,7 @@ type OriginHeader struct {
 
 func (x *OriginHeader) Reset() {
 	*x = OriginHeader{}
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[42]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3811,7 +3923,7 @@ func (x *OriginHeader) String() string {
 func (*OriginHeader) ProtoMessage() {}
 
 func (x *OriginHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[42]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3824,7 +3936,7 @@ func (x *OriginHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OriginHeader.ProtoReflect.Descriptor instead.
 func (*OriginHeader) Descriptor() ([]byte, []int) {
-	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{42}
+	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *OriginHeader) GetKey() string {
@@ -3863,7 +3975,7 @@ type ClientSetting struct {
 
 func (x *ClientSetting) Reset() {
 	*x = ClientSetting{}
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[43]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3875,7 +3987,7 @@ func (x *ClientSetting) String() string {
 func (*ClientSetting) ProtoMessage() {}
 
 func (x *ClientSetting) ProtoReflect() protoreflect.Message {
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[43]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3888,7 +4000,7 @@ func (x *ClientSetting) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClientSetting.ProtoReflect.Descriptor instead.
 func (*ClientSetting) Descriptor() ([]byte, []int) {
-	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{43}
+	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *ClientSetting) GetKey() string {
@@ -3924,7 +4036,7 @@ type BatchPlanLoopsRequest struct {
 
 func (x *BatchPlanLoopsRequest) Reset() {
 	*x = BatchPlanLoopsRequest{}
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[44]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3936,7 +4048,7 @@ func (x *BatchPlanLoopsRequest) String() string {
 func (*BatchPlanLoopsRequest) ProtoMessage() {}
 
 func (x *BatchPlanLoopsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[44]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3949,7 +4061,7 @@ func (x *BatchPlanLoopsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BatchPlanLoopsRequest.ProtoReflect.Descriptor instead.
 func (*BatchPlanLoopsRequest) Descriptor() ([]byte, []int) {
-	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{44}
+	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *BatchPlanLoopsRequest) GetLoops() []*Loop {
@@ -3970,7 +4082,7 @@ type BatchPlanLoopsResponse struct {
 
 func (x *BatchPlanLoopsResponse) Reset() {
 	*x = BatchPlanLoopsResponse{}
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[45]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3982,7 +4094,7 @@ func (x *BatchPlanLoopsResponse) String() string {
 func (*BatchPlanLoopsResponse) ProtoMessage() {}
 
 func (x *BatchPlanLoopsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[45]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3995,7 +4107,7 @@ func (x *BatchPlanLoopsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BatchPlanLoopsResponse.ProtoReflect.Descriptor instead.
 func (*BatchPlanLoopsResponse) Descriptor() ([]byte, []int) {
-	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{45}
+	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *BatchPlanLoopsResponse) GetResults() []*BatchPlanLoopResult {
@@ -4023,7 +4135,7 @@ type BatchPlanLoopResult struct {
 
 func (x *BatchPlanLoopResult) Reset() {
 	*x = BatchPlanLoopResult{}
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[46]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4035,7 +4147,7 @@ func (x *BatchPlanLoopResult) String() string {
 func (*BatchPlanLoopResult) ProtoMessage() {}
 
 func (x *BatchPlanLoopResult) ProtoReflect() protoreflect.Message {
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[46]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4048,7 +4160,7 @@ func (x *BatchPlanLoopResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BatchPlanLoopResult.ProtoReflect.Descriptor instead.
 func (*BatchPlanLoopResult) Descriptor() ([]byte, []int) {
-	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{46}
+	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *BatchPlanLoopResult) GetName() string {
@@ -4099,7 +4211,7 @@ type BatchApplyLoopsRequest struct {
 
 func (x *BatchApplyLoopsRequest) Reset() {
 	*x = BatchApplyLoopsRequest{}
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[47]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4111,7 +4223,7 @@ func (x *BatchApplyLoopsRequest) String() string {
 func (*BatchApplyLoopsRequest) ProtoMessage() {}
 
 func (x *BatchApplyLoopsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[47]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4124,7 +4236,7 @@ func (x *BatchApplyLoopsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BatchApplyLoopsRequest.ProtoReflect.Descriptor instead.
 func (*BatchApplyLoopsRequest) Descriptor() ([]byte, []int) {
-	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{47}
+	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *BatchApplyLoopsRequest) GetLoops() []*Loop {
@@ -4166,7 +4278,7 @@ type BatchApplyLoopsResponse struct {
 
 func (x *BatchApplyLoopsResponse) Reset() {
 	*x = BatchApplyLoopsResponse{}
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[48]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4178,7 +4290,7 @@ func (x *BatchApplyLoopsResponse) String() string {
 func (*BatchApplyLoopsResponse) ProtoMessage() {}
 
 func (x *BatchApplyLoopsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[48]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4191,7 +4303,7 @@ func (x *BatchApplyLoopsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BatchApplyLoopsResponse.ProtoReflect.Descriptor instead.
 func (*BatchApplyLoopsResponse) Descriptor() ([]byte, []int) {
-	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{48}
+	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *BatchApplyLoopsResponse) GetResults() []*BatchApplyLoopResult {
@@ -4221,7 +4333,7 @@ type BatchApplyLoopResult struct {
 
 func (x *BatchApplyLoopResult) Reset() {
 	*x = BatchApplyLoopResult{}
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[49]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4233,7 +4345,7 @@ func (x *BatchApplyLoopResult) String() string {
 func (*BatchApplyLoopResult) ProtoMessage() {}
 
 func (x *BatchApplyLoopResult) ProtoReflect() protoreflect.Message {
-	mi := &file_loopgate_v1_loop_service_proto_msgTypes[49]
+	mi := &file_loopgate_v1_loop_service_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4246,7 +4358,7 @@ func (x *BatchApplyLoopResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BatchApplyLoopResult.ProtoReflect.Descriptor instead.
 func (*BatchApplyLoopResult) Descriptor() ([]byte, []int) {
-	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{49}
+	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *BatchApplyLoopResult) GetName() string {
@@ -4383,19 +4495,28 @@ const file_loopgate_v1_loop_service_proto_rawDesc = "" +
 	"\frequested_by\x18\x0e \x01(\tR\vrequestedBy\x12(\n" +
 	"\x03slo\x18\x0f \x01(\v2\x16.loopgate.v1.SloStatusR\x03slo\x12/\n" +
 	"\x03lag\x18\x10 \x03(\v2\x1d.loopgate.v1.ConsumerGroupLagR\x03lag\x12-\n" +
-	"\x04cost\x18\x11 \x01(\v2\x19.loopgate.v1.CostForecastR\x04cost\"\xce\x02\n" +
+	"\x04cost\x18\x11 \x01(\v2\x19.loopgate.v1.CostForecastR\x04cost\"\xfb\x02\n" +
 	"\tSloStatus\x122\n" +
 	"\x05state\x18\x01 \x01(\x0e2\x1c.loopgate.v1.SloStatus.StateR\x05state\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\x12\x18\n" +
 	"\amessage\x18\x03 \x01(\tR\amessage\x12\"\n" +
 	"\rtarget_p99_ms\x18\x04 \x01(\x03R\vtargetP99Ms\x124\n" +
 	"\awindows\x18\x05 \x03(\v2\x1a.loopgate.v1.LatencyWindowR\awindows\x12=\n" +
-	"\fobserve_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\vobserveTime\"B\n" +
+	"\fobserve_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\vobserveTime\x12+\n" +
+	"\x04days\x18\a \x03(\v2\x17.loopgate.v1.LatencyDayR\x04days\"B\n" +
 	"\x05State\x12\x15\n" +
 	"\x11STATE_UNSPECIFIED\x10\x00\x12\a\n" +
 	"\x03MET\x10\x01\x12\f\n" +
 	"\bBREACHED\x10\x02\x12\v\n" +
-	"\aUNKNOWN\x10\x03\"\xa2\x02\n" +
+	"\aUNKNOWN\x10\x03\"\xcc\x01\n" +
+	"\n" +
+	"LatencyDay\x12\x10\n" +
+	"\x03day\x18\x01 \x01(\tR\x03day\x12\x15\n" +
+	"\x06p50_ms\x18\x02 \x01(\x01R\x05p50Ms\x12\x15\n" +
+	"\x06p99_ms\x18\x03 \x01(\x01R\x05p99Ms\x12\x18\n" +
+	"\arecords\x18\x04 \x01(\x03R\arecords\x12.\n" +
+	"\x13records_over_target\x18\x05 \x01(\x03R\x11recordsOverTarget\x124\n" +
+	"\x16records_without_header\x18\x06 \x01(\x03R\x14recordsWithoutHeader\"\xa2\x02\n" +
 	"\rLatencyWindow\x12\x16\n" +
 	"\x06window\x18\x01 \x01(\tR\x06window\x12\x15\n" +
 	"\x06p50_ms\x18\x02 \x01(\x01R\x05p50Ms\x12\x15\n" +
@@ -4460,13 +4581,14 @@ const file_loopgate_v1_loop_service_proto_rawDesc = "" +
 	"\acluster\x18\x03 \x01(\tR\acluster\x12\x16\n" +
 	"\x06region\x18\x04 \x01(\tR\x06region\x12+\n" +
 	"\x11bootstrap_servers\x18\x05 \x03(\tR\x10bootstrapServers\x12\x1a\n" +
-	"\bexternal\x18\x06 \x01(\bR\bexternal\"\xb1\x01\n" +
+	"\bexternal\x18\x06 \x01(\bR\bexternal\"\xdb\x01\n" +
 	"\x0fPrincipalGrants\x12\x1c\n" +
 	"\tprincipal\x18\x01 \x01(\tR\tprincipal\x12\x1a\n" +
 	"\bresource\x18\x02 \x01(\tR\bresource\x12%\n" +
 	"\x0eproduce_topics\x18\x03 \x03(\tR\rproduceTopics\x12%\n" +
 	"\x0econsume_topics\x18\x04 \x03(\tR\rconsumeTopics\x12\x16\n" +
-	"\x06groups\x18\x05 \x03(\tR\x06groups\"\xe8\x01\n" +
+	"\x06groups\x18\x05 \x03(\tR\x06groups\x12(\n" +
+	"\x05quota\x18\x06 \x01(\v2\x12.loopgate.v1.QuotaR\x05quota\"\xe8\x01\n" +
 	"\tCondition\x12\x12\n" +
 	"\x04type\x18\x01 \x01(\tR\x04type\x12\x16\n" +
 	"\x06status\x18\x02 \x01(\tR\x06status\x12\x16\n" +
@@ -4676,7 +4798,7 @@ func file_loopgate_v1_loop_service_proto_rawDescGZIP() []byte {
 }
 
 var file_loopgate_v1_loop_service_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_loopgate_v1_loop_service_proto_msgTypes = make([]protoimpl.MessageInfo, 52)
+var file_loopgate_v1_loop_service_proto_msgTypes = make([]protoimpl.MessageInfo, 53)
 var file_loopgate_v1_loop_service_proto_goTypes = []any{
 	(Loop_State)(0),                     // 0: loopgate.v1.Loop.State
 	(SloStatus_State)(0),                // 1: loopgate.v1.SloStatus.State
@@ -4693,56 +4815,57 @@ var file_loopgate_v1_loop_service_proto_goTypes = []any{
 	(*LoopAction)(nil),                  // 12: loopgate.v1.LoopAction
 	(*LoopStatus)(nil),                  // 13: loopgate.v1.LoopStatus
 	(*SloStatus)(nil),                   // 14: loopgate.v1.SloStatus
-	(*LatencyWindow)(nil),               // 15: loopgate.v1.LatencyWindow
-	(*ConsumerGroupLag)(nil),            // 16: loopgate.v1.ConsumerGroupLag
-	(*PartitionLag)(nil),                // 17: loopgate.v1.PartitionLag
-	(*CostForecast)(nil),                // 18: loopgate.v1.CostForecast
-	(*CostItem)(nil),                    // 19: loopgate.v1.CostItem
-	(*ApprovalProgress)(nil),            // 20: loopgate.v1.ApprovalProgress
-	(*Review)(nil),                      // 21: loopgate.v1.Review
-	(*StreamEndpoint)(nil),              // 22: loopgate.v1.StreamEndpoint
-	(*PrincipalGrants)(nil),             // 23: loopgate.v1.PrincipalGrants
-	(*Condition)(nil),                   // 24: loopgate.v1.Condition
-	(*PolicyVerdict)(nil),               // 25: loopgate.v1.PolicyVerdict
-	(*Violation)(nil),                   // 26: loopgate.v1.Violation
-	(*DerivedResources)(nil),            // 27: loopgate.v1.DerivedResources
-	(*Topic)(nil),                       // 28: loopgate.v1.Topic
-	(*Acl)(nil),                         // 29: loopgate.v1.Acl
-	(*Quota)(nil),                       // 30: loopgate.v1.Quota
-	(*PlannedChange)(nil),               // 31: loopgate.v1.PlannedChange
-	(*GetLoopRequest)(nil),              // 32: loopgate.v1.GetLoopRequest
-	(*ListLoopsRequest)(nil),            // 33: loopgate.v1.ListLoopsRequest
-	(*ListLoopsResponse)(nil),           // 34: loopgate.v1.ListLoopsResponse
-	(*CreateLoopRequest)(nil),           // 35: loopgate.v1.CreateLoopRequest
-	(*UpdateLoopRequest)(nil),           // 36: loopgate.v1.UpdateLoopRequest
-	(*DeleteLoopRequest)(nil),           // 37: loopgate.v1.DeleteLoopRequest
-	(*PlanLoopRequest)(nil),             // 38: loopgate.v1.PlanLoopRequest
-	(*PlanLoopResponse)(nil),            // 39: loopgate.v1.PlanLoopResponse
-	(*ApproveLoopRequest)(nil),          // 40: loopgate.v1.ApproveLoopRequest
-	(*RejectLoopRequest)(nil),           // 41: loopgate.v1.RejectLoopRequest
-	(*ListApprovalsRequest)(nil),        // 42: loopgate.v1.ListApprovalsRequest
-	(*ListApprovalsResponse)(nil),       // 43: loopgate.v1.ListApprovalsResponse
-	(*GetLoopContractRequest)(nil),      // 44: loopgate.v1.GetLoopContractRequest
-	(*LoopContract)(nil),                // 45: loopgate.v1.LoopContract
-	(*OriginHeader)(nil),                // 46: loopgate.v1.OriginHeader
-	(*ClientSetting)(nil),               // 47: loopgate.v1.ClientSetting
-	(*BatchPlanLoopsRequest)(nil),       // 48: loopgate.v1.BatchPlanLoopsRequest
-	(*BatchPlanLoopsResponse)(nil),      // 49: loopgate.v1.BatchPlanLoopsResponse
-	(*BatchPlanLoopResult)(nil),         // 50: loopgate.v1.BatchPlanLoopResult
-	(*BatchApplyLoopsRequest)(nil),      // 51: loopgate.v1.BatchApplyLoopsRequest
-	(*BatchApplyLoopsResponse)(nil),     // 52: loopgate.v1.BatchApplyLoopsResponse
-	(*BatchApplyLoopResult)(nil),        // 53: loopgate.v1.BatchApplyLoopResult
-	nil,                                 // 54: loopgate.v1.Loop.LabelsEntry
-	nil,                                 // 55: loopgate.v1.Topic.ConfigsEntry
-	(*timestamppb.Timestamp)(nil),       // 56: google.protobuf.Timestamp
-	(*fieldmaskpb.FieldMask)(nil),       // 57: google.protobuf.FieldMask
-	(*status.Status)(nil),               // 58: google.rpc.Status
+	(*LatencyDay)(nil),                  // 15: loopgate.v1.LatencyDay
+	(*LatencyWindow)(nil),               // 16: loopgate.v1.LatencyWindow
+	(*ConsumerGroupLag)(nil),            // 17: loopgate.v1.ConsumerGroupLag
+	(*PartitionLag)(nil),                // 18: loopgate.v1.PartitionLag
+	(*CostForecast)(nil),                // 19: loopgate.v1.CostForecast
+	(*CostItem)(nil),                    // 20: loopgate.v1.CostItem
+	(*ApprovalProgress)(nil),            // 21: loopgate.v1.ApprovalProgress
+	(*Review)(nil),                      // 22: loopgate.v1.Review
+	(*StreamEndpoint)(nil),              // 23: loopgate.v1.StreamEndpoint
+	(*PrincipalGrants)(nil),             // 24: loopgate.v1.PrincipalGrants
+	(*Condition)(nil),                   // 25: loopgate.v1.Condition
+	(*PolicyVerdict)(nil),               // 26: loopgate.v1.PolicyVerdict
+	(*Violation)(nil),                   // 27: loopgate.v1.Violation
+	(*DerivedResources)(nil),            // 28: loopgate.v1.DerivedResources
+	(*Topic)(nil),                       // 29: loopgate.v1.Topic
+	(*Acl)(nil),                         // 30: loopgate.v1.Acl
+	(*Quota)(nil),                       // 31: loopgate.v1.Quota
+	(*PlannedChange)(nil),               // 32: loopgate.v1.PlannedChange
+	(*GetLoopRequest)(nil),              // 33: loopgate.v1.GetLoopRequest
+	(*ListLoopsRequest)(nil),            // 34: loopgate.v1.ListLoopsRequest
+	(*ListLoopsResponse)(nil),           // 35: loopgate.v1.ListLoopsResponse
+	(*CreateLoopRequest)(nil),           // 36: loopgate.v1.CreateLoopRequest
+	(*UpdateLoopRequest)(nil),           // 37: loopgate.v1.UpdateLoopRequest
+	(*DeleteLoopRequest)(nil),           // 38: loopgate.v1.DeleteLoopRequest
+	(*PlanLoopRequest)(nil),             // 39: loopgate.v1.PlanLoopRequest
+	(*PlanLoopResponse)(nil),            // 40: loopgate.v1.PlanLoopResponse
+	(*ApproveLoopRequest)(nil),          // 41: loopgate.v1.ApproveLoopRequest
+	(*RejectLoopRequest)(nil),           // 42: loopgate.v1.RejectLoopRequest
+	(*ListApprovalsRequest)(nil),        // 43: loopgate.v1.ListApprovalsRequest
+	(*ListApprovalsResponse)(nil),       // 44: loopgate.v1.ListApprovalsResponse
+	(*GetLoopContractRequest)(nil),      // 45: loopgate.v1.GetLoopContractRequest
+	(*LoopContract)(nil),                // 46: loopgate.v1.LoopContract
+	(*OriginHeader)(nil),                // 47: loopgate.v1.OriginHeader
+	(*ClientSetting)(nil),               // 48: loopgate.v1.ClientSetting
+	(*BatchPlanLoopsRequest)(nil),       // 49: loopgate.v1.BatchPlanLoopsRequest
+	(*BatchPlanLoopsResponse)(nil),      // 50: loopgate.v1.BatchPlanLoopsResponse
+	(*BatchPlanLoopResult)(nil),         // 51: loopgate.v1.BatchPlanLoopResult
+	(*BatchApplyLoopsRequest)(nil),      // 52: loopgate.v1.BatchApplyLoopsRequest
+	(*BatchApplyLoopsResponse)(nil),     // 53: loopgate.v1.BatchApplyLoopsResponse
+	(*BatchApplyLoopResult)(nil),        // 54: loopgate.v1.BatchApplyLoopResult
+	nil,                                 // 55: loopgate.v1.Loop.LabelsEntry
+	nil,                                 // 56: loopgate.v1.Topic.ConfigsEntry
+	(*timestamppb.Timestamp)(nil),       // 57: google.protobuf.Timestamp
+	(*fieldmaskpb.FieldMask)(nil),       // 58: google.protobuf.FieldMask
+	(*status.Status)(nil),               // 59: google.rpc.Status
 }
 var file_loopgate_v1_loop_service_proto_depIdxs = []int32{
-	54, // 0: loopgate.v1.Loop.labels:type_name -> loopgate.v1.Loop.LabelsEntry
-	56, // 1: loopgate.v1.Loop.create_time:type_name -> google.protobuf.Timestamp
-	56, // 2: loopgate.v1.Loop.update_time:type_name -> google.protobuf.Timestamp
-	56, // 3: loopgate.v1.Loop.delete_time:type_name -> google.protobuf.Timestamp
+	55, // 0: loopgate.v1.Loop.labels:type_name -> loopgate.v1.Loop.LabelsEntry
+	57, // 1: loopgate.v1.Loop.create_time:type_name -> google.protobuf.Timestamp
+	57, // 2: loopgate.v1.Loop.update_time:type_name -> google.protobuf.Timestamp
+	57, // 3: loopgate.v1.Loop.delete_time:type_name -> google.protobuf.Timestamp
 	5,  // 4: loopgate.v1.Loop.spec:type_name -> loopgate.v1.LoopSpec
 	13, // 5: loopgate.v1.Loop.status:type_name -> loopgate.v1.LoopStatus
 	6,  // 6: loopgate.v1.LoopSpec.slo:type_name -> loopgate.v1.Slo
@@ -4753,83 +4876,85 @@ var file_loopgate_v1_loop_service_proto_depIdxs = []int32{
 	12, // 11: loopgate.v1.LoopSpec.action:type_name -> loopgate.v1.LoopAction
 	9,  // 12: loopgate.v1.Stream.schema:type_name -> loopgate.v1.StreamSchema
 	0,  // 13: loopgate.v1.LoopStatus.state:type_name -> loopgate.v1.Loop.State
-	24, // 14: loopgate.v1.LoopStatus.conditions:type_name -> loopgate.v1.Condition
-	25, // 15: loopgate.v1.LoopStatus.policy:type_name -> loopgate.v1.PolicyVerdict
-	22, // 16: loopgate.v1.LoopStatus.streams:type_name -> loopgate.v1.StreamEndpoint
-	23, // 17: loopgate.v1.LoopStatus.principals:type_name -> loopgate.v1.PrincipalGrants
-	20, // 18: loopgate.v1.LoopStatus.approvals:type_name -> loopgate.v1.ApprovalProgress
-	21, // 19: loopgate.v1.LoopStatus.reviews:type_name -> loopgate.v1.Review
+	25, // 14: loopgate.v1.LoopStatus.conditions:type_name -> loopgate.v1.Condition
+	26, // 15: loopgate.v1.LoopStatus.policy:type_name -> loopgate.v1.PolicyVerdict
+	23, // 16: loopgate.v1.LoopStatus.streams:type_name -> loopgate.v1.StreamEndpoint
+	24, // 17: loopgate.v1.LoopStatus.principals:type_name -> loopgate.v1.PrincipalGrants
+	21, // 18: loopgate.v1.LoopStatus.approvals:type_name -> loopgate.v1.ApprovalProgress
+	22, // 19: loopgate.v1.LoopStatus.reviews:type_name -> loopgate.v1.Review
 	14, // 20: loopgate.v1.LoopStatus.slo:type_name -> loopgate.v1.SloStatus
-	16, // 21: loopgate.v1.LoopStatus.lag:type_name -> loopgate.v1.ConsumerGroupLag
-	18, // 22: loopgate.v1.LoopStatus.cost:type_name -> loopgate.v1.CostForecast
+	17, // 21: loopgate.v1.LoopStatus.lag:type_name -> loopgate.v1.ConsumerGroupLag
+	19, // 22: loopgate.v1.LoopStatus.cost:type_name -> loopgate.v1.CostForecast
 	1,  // 23: loopgate.v1.SloStatus.state:type_name -> loopgate.v1.SloStatus.State
-	15, // 24: loopgate.v1.SloStatus.windows:type_name -> loopgate.v1.LatencyWindow
-	56, // 25: loopgate.v1.SloStatus.observe_time:type_name -> google.protobuf.Timestamp
-	17, // 26: loopgate.v1.ConsumerGroupLag.partitions:type_name -> loopgate.v1.PartitionLag
-	56, // 27: loopgate.v1.ConsumerGroupLag.observe_time:type_name -> google.protobuf.Timestamp
-	19, // 28: loopgate.v1.CostForecast.items:type_name -> loopgate.v1.CostItem
-	56, // 29: loopgate.v1.Review.time:type_name -> google.protobuf.Timestamp
-	56, // 30: loopgate.v1.Condition.last_transition_time:type_name -> google.protobuf.Timestamp
-	26, // 31: loopgate.v1.PolicyVerdict.deny:type_name -> loopgate.v1.Violation
-	26, // 32: loopgate.v1.PolicyVerdict.warn:type_name -> loopgate.v1.Violation
-	26, // 33: loopgate.v1.PolicyVerdict.approval:type_name -> loopgate.v1.Violation
-	28, // 34: loopgate.v1.DerivedResources.topics:type_name -> loopgate.v1.Topic
-	29, // 35: loopgate.v1.DerivedResources.acls:type_name -> loopgate.v1.Acl
-	30, // 36: loopgate.v1.DerivedResources.quotas:type_name -> loopgate.v1.Quota
-	55, // 37: loopgate.v1.Topic.configs:type_name -> loopgate.v1.Topic.ConfigsEntry
-	4,  // 38: loopgate.v1.ListLoopsResponse.loops:type_name -> loopgate.v1.Loop
-	4,  // 39: loopgate.v1.CreateLoopRequest.loop:type_name -> loopgate.v1.Loop
-	4,  // 40: loopgate.v1.UpdateLoopRequest.loop:type_name -> loopgate.v1.Loop
-	57, // 41: loopgate.v1.UpdateLoopRequest.update_mask:type_name -> google.protobuf.FieldMask
-	4,  // 42: loopgate.v1.PlanLoopRequest.loop:type_name -> loopgate.v1.Loop
-	2,  // 43: loopgate.v1.PlanLoopResponse.operation:type_name -> loopgate.v1.PlanLoopResponse.Operation
-	25, // 44: loopgate.v1.PlanLoopResponse.verdict:type_name -> loopgate.v1.PolicyVerdict
-	31, // 45: loopgate.v1.PlanLoopResponse.changes:type_name -> loopgate.v1.PlannedChange
-	27, // 46: loopgate.v1.PlanLoopResponse.derived:type_name -> loopgate.v1.DerivedResources
-	18, // 47: loopgate.v1.PlanLoopResponse.cost:type_name -> loopgate.v1.CostForecast
-	18, // 48: loopgate.v1.PlanLoopResponse.current_cost:type_name -> loopgate.v1.CostForecast
-	4,  // 49: loopgate.v1.ListApprovalsResponse.loops:type_name -> loopgate.v1.Loop
-	47, // 50: loopgate.v1.LoopContract.producer_settings:type_name -> loopgate.v1.ClientSetting
-	47, // 51: loopgate.v1.LoopContract.consumer_settings:type_name -> loopgate.v1.ClientSetting
-	46, // 52: loopgate.v1.LoopContract.origin_header:type_name -> loopgate.v1.OriginHeader
-	4,  // 53: loopgate.v1.BatchPlanLoopsRequest.loops:type_name -> loopgate.v1.Loop
-	50, // 54: loopgate.v1.BatchPlanLoopsResponse.results:type_name -> loopgate.v1.BatchPlanLoopResult
-	39, // 55: loopgate.v1.BatchPlanLoopResult.plan:type_name -> loopgate.v1.PlanLoopResponse
-	58, // 56: loopgate.v1.BatchPlanLoopResult.error:type_name -> google.rpc.Status
-	4,  // 57: loopgate.v1.BatchApplyLoopsRequest.loops:type_name -> loopgate.v1.Loop
-	53, // 58: loopgate.v1.BatchApplyLoopsResponse.results:type_name -> loopgate.v1.BatchApplyLoopResult
-	4,  // 59: loopgate.v1.BatchApplyLoopResult.loop:type_name -> loopgate.v1.Loop
-	3,  // 60: loopgate.v1.BatchApplyLoopResult.operation:type_name -> loopgate.v1.BatchApplyLoopResult.Operation
-	58, // 61: loopgate.v1.BatchApplyLoopResult.error:type_name -> google.rpc.Status
-	32, // 62: loopgate.v1.LoopService.GetLoop:input_type -> loopgate.v1.GetLoopRequest
-	33, // 63: loopgate.v1.LoopService.ListLoops:input_type -> loopgate.v1.ListLoopsRequest
-	35, // 64: loopgate.v1.LoopService.CreateLoop:input_type -> loopgate.v1.CreateLoopRequest
-	36, // 65: loopgate.v1.LoopService.UpdateLoop:input_type -> loopgate.v1.UpdateLoopRequest
-	37, // 66: loopgate.v1.LoopService.DeleteLoop:input_type -> loopgate.v1.DeleteLoopRequest
-	38, // 67: loopgate.v1.LoopService.PlanLoop:input_type -> loopgate.v1.PlanLoopRequest
-	40, // 68: loopgate.v1.LoopService.ApproveLoop:input_type -> loopgate.v1.ApproveLoopRequest
-	41, // 69: loopgate.v1.LoopService.RejectLoop:input_type -> loopgate.v1.RejectLoopRequest
-	42, // 70: loopgate.v1.LoopService.ListApprovals:input_type -> loopgate.v1.ListApprovalsRequest
-	44, // 71: loopgate.v1.LoopService.GetLoopContract:input_type -> loopgate.v1.GetLoopContractRequest
-	48, // 72: loopgate.v1.LoopService.BatchPlanLoops:input_type -> loopgate.v1.BatchPlanLoopsRequest
-	51, // 73: loopgate.v1.LoopService.BatchApplyLoops:input_type -> loopgate.v1.BatchApplyLoopsRequest
-	4,  // 74: loopgate.v1.LoopService.GetLoop:output_type -> loopgate.v1.Loop
-	34, // 75: loopgate.v1.LoopService.ListLoops:output_type -> loopgate.v1.ListLoopsResponse
-	4,  // 76: loopgate.v1.LoopService.CreateLoop:output_type -> loopgate.v1.Loop
-	4,  // 77: loopgate.v1.LoopService.UpdateLoop:output_type -> loopgate.v1.Loop
-	4,  // 78: loopgate.v1.LoopService.DeleteLoop:output_type -> loopgate.v1.Loop
-	39, // 79: loopgate.v1.LoopService.PlanLoop:output_type -> loopgate.v1.PlanLoopResponse
-	4,  // 80: loopgate.v1.LoopService.ApproveLoop:output_type -> loopgate.v1.Loop
-	4,  // 81: loopgate.v1.LoopService.RejectLoop:output_type -> loopgate.v1.Loop
-	43, // 82: loopgate.v1.LoopService.ListApprovals:output_type -> loopgate.v1.ListApprovalsResponse
-	45, // 83: loopgate.v1.LoopService.GetLoopContract:output_type -> loopgate.v1.LoopContract
-	49, // 84: loopgate.v1.LoopService.BatchPlanLoops:output_type -> loopgate.v1.BatchPlanLoopsResponse
-	52, // 85: loopgate.v1.LoopService.BatchApplyLoops:output_type -> loopgate.v1.BatchApplyLoopsResponse
-	74, // [74:86] is the sub-list for method output_type
-	62, // [62:74] is the sub-list for method input_type
-	62, // [62:62] is the sub-list for extension type_name
-	62, // [62:62] is the sub-list for extension extendee
-	0,  // [0:62] is the sub-list for field type_name
+	16, // 24: loopgate.v1.SloStatus.windows:type_name -> loopgate.v1.LatencyWindow
+	57, // 25: loopgate.v1.SloStatus.observe_time:type_name -> google.protobuf.Timestamp
+	15, // 26: loopgate.v1.SloStatus.days:type_name -> loopgate.v1.LatencyDay
+	18, // 27: loopgate.v1.ConsumerGroupLag.partitions:type_name -> loopgate.v1.PartitionLag
+	57, // 28: loopgate.v1.ConsumerGroupLag.observe_time:type_name -> google.protobuf.Timestamp
+	20, // 29: loopgate.v1.CostForecast.items:type_name -> loopgate.v1.CostItem
+	57, // 30: loopgate.v1.Review.time:type_name -> google.protobuf.Timestamp
+	31, // 31: loopgate.v1.PrincipalGrants.quota:type_name -> loopgate.v1.Quota
+	57, // 32: loopgate.v1.Condition.last_transition_time:type_name -> google.protobuf.Timestamp
+	27, // 33: loopgate.v1.PolicyVerdict.deny:type_name -> loopgate.v1.Violation
+	27, // 34: loopgate.v1.PolicyVerdict.warn:type_name -> loopgate.v1.Violation
+	27, // 35: loopgate.v1.PolicyVerdict.approval:type_name -> loopgate.v1.Violation
+	29, // 36: loopgate.v1.DerivedResources.topics:type_name -> loopgate.v1.Topic
+	30, // 37: loopgate.v1.DerivedResources.acls:type_name -> loopgate.v1.Acl
+	31, // 38: loopgate.v1.DerivedResources.quotas:type_name -> loopgate.v1.Quota
+	56, // 39: loopgate.v1.Topic.configs:type_name -> loopgate.v1.Topic.ConfigsEntry
+	4,  // 40: loopgate.v1.ListLoopsResponse.loops:type_name -> loopgate.v1.Loop
+	4,  // 41: loopgate.v1.CreateLoopRequest.loop:type_name -> loopgate.v1.Loop
+	4,  // 42: loopgate.v1.UpdateLoopRequest.loop:type_name -> loopgate.v1.Loop
+	58, // 43: loopgate.v1.UpdateLoopRequest.update_mask:type_name -> google.protobuf.FieldMask
+	4,  // 44: loopgate.v1.PlanLoopRequest.loop:type_name -> loopgate.v1.Loop
+	2,  // 45: loopgate.v1.PlanLoopResponse.operation:type_name -> loopgate.v1.PlanLoopResponse.Operation
+	26, // 46: loopgate.v1.PlanLoopResponse.verdict:type_name -> loopgate.v1.PolicyVerdict
+	32, // 47: loopgate.v1.PlanLoopResponse.changes:type_name -> loopgate.v1.PlannedChange
+	28, // 48: loopgate.v1.PlanLoopResponse.derived:type_name -> loopgate.v1.DerivedResources
+	19, // 49: loopgate.v1.PlanLoopResponse.cost:type_name -> loopgate.v1.CostForecast
+	19, // 50: loopgate.v1.PlanLoopResponse.current_cost:type_name -> loopgate.v1.CostForecast
+	4,  // 51: loopgate.v1.ListApprovalsResponse.loops:type_name -> loopgate.v1.Loop
+	48, // 52: loopgate.v1.LoopContract.producer_settings:type_name -> loopgate.v1.ClientSetting
+	48, // 53: loopgate.v1.LoopContract.consumer_settings:type_name -> loopgate.v1.ClientSetting
+	47, // 54: loopgate.v1.LoopContract.origin_header:type_name -> loopgate.v1.OriginHeader
+	4,  // 55: loopgate.v1.BatchPlanLoopsRequest.loops:type_name -> loopgate.v1.Loop
+	51, // 56: loopgate.v1.BatchPlanLoopsResponse.results:type_name -> loopgate.v1.BatchPlanLoopResult
+	40, // 57: loopgate.v1.BatchPlanLoopResult.plan:type_name -> loopgate.v1.PlanLoopResponse
+	59, // 58: loopgate.v1.BatchPlanLoopResult.error:type_name -> google.rpc.Status
+	4,  // 59: loopgate.v1.BatchApplyLoopsRequest.loops:type_name -> loopgate.v1.Loop
+	54, // 60: loopgate.v1.BatchApplyLoopsResponse.results:type_name -> loopgate.v1.BatchApplyLoopResult
+	4,  // 61: loopgate.v1.BatchApplyLoopResult.loop:type_name -> loopgate.v1.Loop
+	3,  // 62: loopgate.v1.BatchApplyLoopResult.operation:type_name -> loopgate.v1.BatchApplyLoopResult.Operation
+	59, // 63: loopgate.v1.BatchApplyLoopResult.error:type_name -> google.rpc.Status
+	33, // 64: loopgate.v1.LoopService.GetLoop:input_type -> loopgate.v1.GetLoopRequest
+	34, // 65: loopgate.v1.LoopService.ListLoops:input_type -> loopgate.v1.ListLoopsRequest
+	36, // 66: loopgate.v1.LoopService.CreateLoop:input_type -> loopgate.v1.CreateLoopRequest
+	37, // 67: loopgate.v1.LoopService.UpdateLoop:input_type -> loopgate.v1.UpdateLoopRequest
+	38, // 68: loopgate.v1.LoopService.DeleteLoop:input_type -> loopgate.v1.DeleteLoopRequest
+	39, // 69: loopgate.v1.LoopService.PlanLoop:input_type -> loopgate.v1.PlanLoopRequest
+	41, // 70: loopgate.v1.LoopService.ApproveLoop:input_type -> loopgate.v1.ApproveLoopRequest
+	42, // 71: loopgate.v1.LoopService.RejectLoop:input_type -> loopgate.v1.RejectLoopRequest
+	43, // 72: loopgate.v1.LoopService.ListApprovals:input_type -> loopgate.v1.ListApprovalsRequest
+	45, // 73: loopgate.v1.LoopService.GetLoopContract:input_type -> loopgate.v1.GetLoopContractRequest
+	49, // 74: loopgate.v1.LoopService.BatchPlanLoops:input_type -> loopgate.v1.BatchPlanLoopsRequest
+	52, // 75: loopgate.v1.LoopService.BatchApplyLoops:input_type -> loopgate.v1.BatchApplyLoopsRequest
+	4,  // 76: loopgate.v1.LoopService.GetLoop:output_type -> loopgate.v1.Loop
+	35, // 77: loopgate.v1.LoopService.ListLoops:output_type -> loopgate.v1.ListLoopsResponse
+	4,  // 78: loopgate.v1.LoopService.CreateLoop:output_type -> loopgate.v1.Loop
+	4,  // 79: loopgate.v1.LoopService.UpdateLoop:output_type -> loopgate.v1.Loop
+	4,  // 80: loopgate.v1.LoopService.DeleteLoop:output_type -> loopgate.v1.Loop
+	40, // 81: loopgate.v1.LoopService.PlanLoop:output_type -> loopgate.v1.PlanLoopResponse
+	4,  // 82: loopgate.v1.LoopService.ApproveLoop:output_type -> loopgate.v1.Loop
+	4,  // 83: loopgate.v1.LoopService.RejectLoop:output_type -> loopgate.v1.Loop
+	44, // 84: loopgate.v1.LoopService.ListApprovals:output_type -> loopgate.v1.ListApprovalsResponse
+	46, // 85: loopgate.v1.LoopService.GetLoopContract:output_type -> loopgate.v1.LoopContract
+	50, // 86: loopgate.v1.LoopService.BatchPlanLoops:output_type -> loopgate.v1.BatchPlanLoopsResponse
+	53, // 87: loopgate.v1.LoopService.BatchApplyLoops:output_type -> loopgate.v1.BatchApplyLoopsResponse
+	76, // [76:88] is the sub-list for method output_type
+	64, // [64:76] is the sub-list for method input_type
+	64, // [64:64] is the sub-list for extension type_name
+	64, // [64:64] is the sub-list for extension extendee
+	0,  // [0:64] is the sub-list for field type_name
 }
 
 func init() { file_loopgate_v1_loop_service_proto_init() }
@@ -4843,7 +4968,7 @@ func file_loopgate_v1_loop_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_loopgate_v1_loop_service_proto_rawDesc), len(file_loopgate_v1_loop_service_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   52,
+			NumMessages:   53,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

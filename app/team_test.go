@@ -1,0 +1,204 @@
+package app_test
+
+import (
+	"encoding/json"
+	"io"
+	"log/slog"
+	"math"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/loopgate/loopgate/config"
+	lgv1 "github.com/loopgate/loopgate/gen/loopgate/v1"
+)
+
+// GetTeam gives a team its catalog limits beside what its loops use: the
+// partitions policy counts against the team's budget, the largest and the
+// busiest loop, the monthly cost. Another team may not read it (refused and
+// audited); an unknown team is not found; a malformed name is invalid.
+func TestGetTeamShowsLimitsAndUsage(t *testing.T) {
+	t.Setenv("HOME", t.TempDir())
+	r := runServer(t, config.Embedded(filepath.Join(t.TempDir(), "data")), slog.LevelWarn)
+	loops := lgv1.NewLoopServiceClient(r.conn)
+	teams := lgv1.NewTeamServiceClient(r.conn)
+
+	small, big := typicalLoop("team-small"), typicalLoop("team-big")
+	small.Spec.Streams[0].Partitions = 6
+	big.Spec.Throughput.BytesPerSecond = 8 << 20
+	var wantPartitions int64
+	var wantCost float64
+	for _, l := range []*lgv1.Loop{small, big} {
+		plan, err := loops.PlanLoop(r.ctx, &lgv1.PlanLoopRequest{Loop: l})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, tp := range plan.GetDerived().GetTopics() {
+			wantPartitions += int64(tp.GetPartitions())
+		}
+		created, err := loops.CreateLoop(r.ctx, &lgv1.CreateLoopRequest{Parent: "teams/growth", LoopId: lastName(l.GetName()), Loop: l})
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantCost += created.GetStatus().GetCost().GetMonthlyTotal()
+	}
+
+	got, err := teams.GetTeam(asDemo(t, "growth"), &lgv1.GetTeamRequest{Name: "teams/growth"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lim, use := got.GetLimits(), got.GetUsage()
+	if got.GetName() != "teams/growth" || len(got.GetAllowedRegions()) != 2 ||
+		lim.GetMaxPartitionsPerLoop() != 64 || lim.GetMaxPartitions() != 256 || lim.GetMaxBytesPerSecond() != 50<<20 {
+		t.Errorf("limits = %v, regions %v; want the embedded catalog's growth entry", lim, got.GetAllowedRegions())
+	}
+	if use.GetLoops() != 2 || use.GetPartitions() != wantPartitions || wantPartitions == 0 {
+		t.Errorf("usage: %d loops, %d partitions; want 2 and %d", use.GetLoops(), use.GetPartitions(), wantPartitions)
+	}
+	if use.GetLargestLoop() != big.GetName() || use.GetHighestThroughputLoop() != big.GetName() || use.GetHighestBytesPerSecond() != 8<<20 {
+		t.Errorf("largest %s (%d partitions), busiest %s (%d B/s); want %s for both",
+			use.GetLargestLoop(), use.GetLargestLoopPartitions(), use.GetHighestThroughputLoop(), use.GetHighestBytesPerSecond(), big.GetName())
+	}
+	if mc := use.GetMonthlyCost(); len(mc) != 1 || mc[0].GetCurrency() != "USD" || math.Abs(mc[0].GetAmount()-wantCost) > 0.001 {
+		t.Errorf("monthly cost = %v, want USD %.2f", mc, wantCost)
+	}
+
+	// Another team's member is refused, and the refusal is audited.
+	_, err = teams.GetTeam(asDemo(t, "risk"), &lgv1.GetTeamRequest{Name: "teams/growth"})
+	if status.Code(err) != codes.PermissionDenied {
+		t.Fatalf("risk reading teams/growth: %v, want PermissionDenied", err)
+	}
+	ev, err := lgv1.NewAuditServiceClient(r.conn).ListAuditEvents(r.ctx, &lgv1.ListAuditEventsRequest{
+		Resource: "teams/growth", Action: "team.get", OrderBy: "seq desc", PageSize: 1})
+	if err != nil || len(ev.GetEvents()) != 1 || ev.GetEvents()[0].GetOutcome() != "FORBIDDEN" {
+		t.Errorf("the refusal is not audited: %v %v", ev.GetEvents(), err)
+	}
+
+	for _, tc := range []struct {
+		name   string
+		code   codes.Code
+		reason string
+	}{
+		{"teams/nope", codes.NotFound, "TEAM_NOT_FOUND"},
+		{"teams/growth/loops/team-big", codes.InvalidArgument, ""},
+		{"teams/-", codes.InvalidArgument, ""},
+	} {
+		_, err := teams.GetTeam(r.ctx, &lgv1.GetTeamRequest{Name: tc.name})
+		if status.Code(err) != tc.code || (tc.reason != "" && reasonOf(err) != tc.reason) {
+			t.Errorf("GetTeam(%q) = %v (reason %s), want %v %s", tc.name, err, reasonOf(err), tc.code, tc.reason)
+		}
+	}
+
+	// REST, as the team's member.
+	req, _ := http.NewRequest(http.MethodGet, "http://"+r.http+"/v1/teams/growth", nil)
+	req.Header.Set("Authorization", "Bearer "+demoToken(t, "growth"))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	var rest struct {
+		Limits struct {
+			MaxPartitions int `json:"maxPartitions"`
+		} `json:"limits"`
+		Usage struct {
+			Loops int `json:"loops"`
+		} `json:"usage"`
+	}
+	if resp.StatusCode != http.StatusOK || json.Unmarshal(body, &rest) != nil || rest.Limits.MaxPartitions != 256 || rest.Usage.Loops != 2 {
+		t.Errorf("GET /v1/teams/growth = %d %s", resp.StatusCode, body)
+	}
+}
+
+// ListAuditEvents filters by team (parent) and time: a team member reads
+// its own team's trail without naming each resource, never another team's;
+// a resource outside the parent, or an end before the start, is invalid.
+func TestAuditEventsByTeamAndTime(t *testing.T) {
+	t.Setenv("HOME", t.TempDir())
+	r := runServer(t, config.Embedded(filepath.Join(t.TempDir(), "data")), slog.LevelWarn)
+	loops := lgv1.NewLoopServiceClient(r.conn)
+	auditCl := lgv1.NewAuditServiceClient(r.conn)
+	before := time.Now()
+	if _, err := loops.CreateLoop(r.ctx, &lgv1.CreateLoopRequest{Parent: "teams/growth", LoopId: "audited", Loop: typicalLoop("audited")}); err != nil {
+		t.Fatal(err)
+	}
+	riskLoop := typicalLoop("risky")
+	riskLoop.Name = "teams/risk/loops/risky"
+	riskLoop.Spec.Producers = []*lgv1.Producer{{Principal: "User:risk-api", Streams: []string{"events", "actions"}}}
+	riskLoop.Spec.Consumers = []*lgv1.Consumer{{Principal: "User:risk-engine", Group: "risk-engine", Streams: []string{"events"}}}
+	if _, err := loops.CreateLoop(r.ctx, &lgv1.CreateLoopRequest{Parent: "teams/risk", LoopId: "risky", Loop: riskLoop}); err != nil {
+		t.Fatal(err)
+	}
+
+	growth := asDemo(t, "growth")
+	page, err := auditCl.ListAuditEvents(growth, &lgv1.ListAuditEventsRequest{Parent: "teams/growth", PageSize: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sawLoop := false
+	for _, e := range page.GetEvents() {
+		if res := e.GetResource(); res != "teams/growth" && !strings.HasPrefix(res, "teams/growth/") {
+			t.Errorf("team growth's trail lists %s (%s)", res, e.GetAction())
+		}
+		sawLoop = sawLoop || e.GetResource() == "teams/growth/loops/audited" && e.GetAction() == "loop.create"
+	}
+	if !sawLoop {
+		t.Errorf("team growth's trail misses the creation of its loop: %v", page.GetEvents())
+	}
+
+	// Time: nothing of the growth team before the test started; the
+	// creation is in [before, now).
+	if p, err := auditCl.ListAuditEvents(r.ctx, &lgv1.ListAuditEventsRequest{Parent: "teams/growth", EndTime: timestamppb.New(before)}); err != nil || len(p.GetEvents()) != 0 {
+		t.Errorf("events before the start: %v %v", p.GetEvents(), err)
+	}
+	if p, err := auditCl.ListAuditEvents(r.ctx, &lgv1.ListAuditEventsRequest{Resource: "teams/growth/loops/audited", Action: "loop.create",
+		StartTime: timestamppb.New(before), EndTime: timestamppb.New(time.Now().Add(time.Second))}); err != nil || len(p.GetEvents()) != 1 {
+		t.Errorf("creation within [start, end): %v %v", p.GetEvents(), err)
+	}
+
+	for _, tc := range []struct {
+		what string
+		req  *lgv1.ListAuditEventsRequest
+		code codes.Code
+	}{
+		{"another team's trail", &lgv1.ListAuditEventsRequest{Parent: "teams/risk"}, codes.PermissionDenied},
+		{"another team's loop under its own parent", &lgv1.ListAuditEventsRequest{Parent: "teams/growth", Resource: "teams/risk/loops/risky"}, codes.InvalidArgument},
+		{"a parent that is not a team", &lgv1.ListAuditEventsRequest{Parent: "teams/growth/loops/audited"}, codes.InvalidArgument},
+		{"end before start", &lgv1.ListAuditEventsRequest{Parent: "teams/growth", StartTime: timestamppb.Now(), EndTime: timestamppb.New(before)}, codes.InvalidArgument},
+	} {
+		if _, err := auditCl.ListAuditEvents(growth, tc.req); status.Code(err) != tc.code {
+			t.Errorf("%s: %v, want %v", tc.what, err, tc.code)
+		}
+	}
+}
+
+// The loop's status names each principal's client quota, as provisioned.
+func TestStatusCarriesQuotas(t *testing.T) {
+	t.Setenv("HOME", t.TempDir())
+	r := runServer(t, config.Embedded(filepath.Join(t.TempDir(), "data")), slog.LevelWarn)
+	l := typicalLoop("quoted") // 2 MiB/s × peak 3
+	created, err := lgv1.NewLoopServiceClient(r.conn).CreateLoop(r.ctx, &lgv1.CreateLoopRequest{Parent: "teams/growth", LoopId: "quoted", Loop: l})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string][2]int64{"User:checkout-api": {6 << 20, 0}, "User:nudge-engine": {6 << 20, 6 << 20}}
+	for _, g := range created.GetStatus().GetPrincipals() {
+		q := g.GetQuota()
+		if w, ok := want[g.GetPrincipal()]; !ok || q.GetPrincipal() != g.GetPrincipal() || q.GetProducerByteRate() != w[0] || q.GetConsumerByteRate() != w[1] {
+			t.Errorf("%s: quota %v, want producer %d consumer %d", g.GetPrincipal(), q, w[0], w[1])
+		}
+		delete(want, g.GetPrincipal())
+	}
+	if len(want) != 0 {
+		t.Errorf("no grants for %v", want)
+	}
+}
+
+func lastName(name string) string { return name[len(filepath.Dir(name))+1:] }
