@@ -2,6 +2,7 @@ package app_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"math"
@@ -95,6 +96,15 @@ func TestGetTeamShowsLimitsAndUsage(t *testing.T) {
 		}
 	}
 
+	// loopctl team, as the dev admin.
+	code, out, errOut := runLoopctl(r, "team", "growth")
+	for _, want := range []string{"Team:     teams/growth", "Regions:  eu, us", "Loops:    2",
+		fmt.Sprintf("partitions, all loops      %-8d 256       %d%%", wantPartitions, wantPartitions*100/256), "growth/team-big", "throughput, busiest loop   8MiB/s   50MiB/s   16%"} {
+		if code != 0 || !strings.Contains(out, want) {
+			t.Errorf("loopctl team growth (exit %d) lacks %q:\n%s%s", code, want, out, errOut)
+		}
+	}
+
 	// REST, as the team's member.
 	req, _ := http.NewRequest(http.MethodGet, "http://"+r.http+"/v1/teams/growth", nil)
 	req.Header.Set("Authorization", "Bearer "+demoToken(t, "growth"))
@@ -161,6 +171,15 @@ func TestAuditEventsByTeamAndTime(t *testing.T) {
 	if p, err := auditCl.ListAuditEvents(r.ctx, &lgv1.ListAuditEventsRequest{Resource: "teams/growth/loops/audited", Action: "loop.create",
 		StartTime: timestamppb.New(before), EndTime: timestamppb.New(time.Now().Add(time.Second))}); err != nil || len(p.GetEvents()) != 1 {
 		t.Errorf("creation within [start, end): %v %v", p.GetEvents(), err)
+	}
+
+	// loopctl audit --team --since.
+	code, out, errOut := runLoopctl(r, "audit", "--team", "growth", "--since", "1h", "--action", "loop.create")
+	if code != 0 || !strings.Contains(out, "teams/growth/loops/audited") || strings.Contains(out, "teams/risk") {
+		t.Errorf("loopctl audit --team growth (exit %d):\n%s%s", code, out, errOut)
+	}
+	if code, _, errOut := runLoopctl(r, "audit", "--since", "yesterday"); code == 0 || !strings.Contains(errOut, "--since: \"yesterday\": want a time") {
+		t.Errorf("loopctl audit --since yesterday: exit %d, %s", code, errOut)
 	}
 
 	for _, tc := range []struct {

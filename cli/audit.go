@@ -7,8 +7,11 @@ import (
 	"io"
 	"slices"
 	"strconv"
+	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	loopgatev1 "github.com/loopgate/loopgate/gen/loopgate/v1"
 )
@@ -16,6 +19,7 @@ import (
 func (a *app) newAuditCmd() *cobra.Command {
 	var (
 		loopRef, actor, action string
+		team, since, until     string
 		limit                  int
 	)
 	cmd := &cobra.Command{
@@ -23,7 +27,9 @@ func (a *app) newAuditCmd() *cobra.Command {
 		Short: "Show the audit trail (and `audit verify` to check its hash chain)",
 		Long: `Show the latest audit events (--limit, 100 by default; 0 for all), printed
 oldest first: who did what to which loop, with the outcome and the policy
-decision. Filters combine with AND.`,
+decision. Filters combine with AND. --since and --until take a time
+(2026-11-30T09:00:00Z), a day (2026-11-30, UTC) or a duration back from now
+(24h, 90m).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			req := &loopgatev1.ListAuditEventsRequest{Actor: actor, Action: action}
@@ -33,6 +39,23 @@ decision. Filters combine with AND.`,
 					return fmt.Errorf("--loop: %w", err)
 				}
 				req.Resource = name
+			}
+			if team != "" {
+				req.Parent = "teams/" + strings.TrimPrefix(team, "teams/")
+			}
+			now := time.Now()
+			for _, f := range []struct {
+				flag, value string
+				dst         **timestamppb.Timestamp
+			}{{"--since", since, &req.StartTime}, {"--until", until, &req.EndTime}} {
+				if f.value == "" {
+					continue
+				}
+				t, err := parseWhen(f.value, now)
+				if err != nil {
+					return fmt.Errorf("%s: %w", f.flag, err)
+				}
+				*f.dst = timestamppb.New(t)
 			}
 			if limit < 0 {
 				return fmt.Errorf("--limit %d: must be 0 (no limit) or more", limit)
@@ -63,9 +86,27 @@ decision. Filters combine with AND.`,
 	cmd.Flags().StringVar(&loopRef, "loop", "", "only events about this loop, TEAM/NAME")
 	cmd.Flags().StringVar(&actor, "actor", "", "only events by this actor")
 	cmd.Flags().StringVar(&action, "action", "", "only events with this action, e.g. loop.create")
+	cmd.Flags().StringVar(&team, "team", "", "only events about this team's resources (its loops, principals, groups)")
+	cmd.Flags().StringVar(&since, "since", "", "only events at or after this time, day or duration ago")
+	cmd.Flags().StringVar(&until, "until", "", "only events before this time, day or duration ago")
 	cmd.Flags().IntVar(&limit, "limit", 100, "show at most this many events (0: all)")
 	cmd.AddCommand(a.newAuditVerifyCmd())
 	return cmd
+}
+
+// parseWhen reads a point in time: RFC 3339, a UTC day (YYYY-MM-DD), or a
+// duration back from now ("24h").
+func parseWhen(s string, now time.Time) (time.Time, error) {
+	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		return t, nil
+	}
+	if t, err := time.Parse(time.DateOnly, s); err == nil {
+		return t, nil
+	}
+	if d, err := time.ParseDuration(s); err == nil && d >= 0 {
+		return now.Add(-d), nil
+	}
+	return time.Time{}, fmt.Errorf("%q: want a time (2026-11-30T09:00:00Z), a day (2026-11-30) or a duration ago (24h)", s)
 }
 
 // listAudit pages through ListAuditEvents until the last page or limit

@@ -276,10 +276,10 @@ func printLoopConnection(w io.Writer, st *loopgatev1.LoopStatus) error {
 	if len(st.GetPrincipals()) > 0 {
 		fmt.Fprintln(w, "\nPrincipals:")
 		var buf strings.Builder
-		t := newTable(&buf, "PRINCIPAL", "PRODUCES", "CONSUMES", "GROUPS")
+		t := newTable(&buf, "PRINCIPAL", "PRODUCES", "CONSUMES", "GROUPS", "QUOTA")
 		for _, g := range st.GetPrincipals() {
 			t.row(g.GetPrincipal(), strings.Join(g.GetProduceTopics(), ","), strings.Join(g.GetConsumeTopics(), ","),
-				strings.Join(g.GetGroups(), ","))
+				strings.Join(g.GetGroups(), ","), quotaString(g.GetQuota()))
 		}
 		if err := t.flush(); err != nil {
 			return err
@@ -310,6 +310,19 @@ func throughputString(t *loopgatev1.Throughput) string {
 		out += ", records of " + sizeString(t.GetRecordBytes())
 	}
 	return out
+}
+
+// quotaString is a principal's client quota: "produce 6MiB/s, consume
+// 6MiB/s", or "" when it has none.
+func quotaString(q *loopgatev1.Quota) string {
+	var parts []string
+	if r := q.GetProducerByteRate(); r > 0 {
+		parts = append(parts, "produce "+sizeString(r)+"/s")
+	}
+	if r := q.GetConsumerByteRate(); r > 0 {
+		parts = append(parts, "consume "+sizeString(r)+"/s")
+	}
+	return strings.Join(parts, ", ")
 }
 
 // sizeString is loop.FormatSize with a "B" on bare byte counts: 600B, 2MiB.

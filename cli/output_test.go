@@ -40,10 +40,11 @@ func readyLoop(t *testing.T) *loopgatev1.Loop {
 		},
 		Principals: []*loopgatev1.PrincipalGrants{
 			{Principal: "User:checkout-api", Resource: "teams/growth/principals/checkout-api",
-				ProduceTopics: []string{"growth.checkout-nudge.events"}},
+				ProduceTopics: []string{"growth.checkout-nudge.events"},
+				Quota:         &loopgatev1.Quota{Principal: "User:checkout-api", ProducerByteRate: 6 << 20}},
 			{Principal: "User:nudge-engine", Resource: "teams/growth/principals/nudge-engine",
 				ProduceTopics: []string{"growth.checkout-nudge.actions"}, ConsumeTopics: []string{"growth.checkout-nudge.events"},
-				Groups: []string{"nudge-engine"}},
+				Groups: []string{"nudge-engine"}, Quota: &loopgatev1.Quota{Principal: "User:nudge-engine", ProducerByteRate: 6 << 20, ConsumerByteRate: 6 << 20}},
 		},
 	}
 	return l
@@ -150,9 +151,9 @@ func TestPrintLoopDetails(t *testing.T) {
 			"  events (external)   growth.checkout-nudge.events    eu-1      eu       k1:9092,k2:9092\n" +
 			"  actions             growth.checkout-nudge.actions   eu-1      eu       k1:9092,k2:9092\n",
 		"\nPrincipals:\n" +
-			"  PRINCIPAL           PRODUCES                        CONSUMES                       GROUPS\n" +
-			"  User:checkout-api   growth.checkout-nudge.events    -                              -\n" +
-			"  User:nudge-engine   growth.checkout-nudge.actions   growth.checkout-nudge.events   nudge-engine\n",
+			"  PRINCIPAL           PRODUCES                        CONSUMES                       GROUPS         QUOTA\n" +
+			"  User:checkout-api   growth.checkout-nudge.events    -                              -              produce 6MiB/s\n" +
+			"  User:nudge-engine   growth.checkout-nudge.actions   growth.checkout-nudge.events   nudge-engine   produce 6MiB/s, consume 6MiB/s\n",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("details lack %q:\n%s", want, out)

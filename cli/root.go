@@ -109,6 +109,7 @@ type app struct {
 	identity   loopgatev1.IdentityServiceClient
 	policies   loopgatev1.PolicyServiceClient
 	waivers    loopgatev1.WaiverServiceClient
+	teams      loopgatev1.TeamServiceClient
 }
 
 func (a *app) newRootCmd() *cobra.Command {
@@ -163,6 +164,7 @@ for that server in ~/.loopgate/hosts.json, else the dev credentials file).
 		a.newApprovalsCmd(),
 		a.newAuditCmd(),
 		a.newClustersCmd(),
+		a.newTeamCmd(),
 		a.newPrincipalsCmd(),
 		a.newGroupsCmd(),
 		a.newPrincipalCmd(),
@@ -245,6 +247,7 @@ func (a *app) dial() error {
 	a.identity = loopgatev1.NewIdentityServiceClient(cc)
 	a.policies = loopgatev1.NewPolicyServiceClient(cc)
 	a.waivers = loopgatev1.NewWaiverServiceClient(cc)
+	a.teams = loopgatev1.NewTeamServiceClient(cc)
 	return nil
 }
 
