@@ -1,6 +1,7 @@
 package admission
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -144,13 +145,17 @@ func (c *Core) ListPolicyBundles(ctx context.Context, id Identity) ([]PolicyBund
 	if err != nil {
 		return nil, "", err
 	}
-	history, err := c.Store.ListPolicyActivations(ctx, 1000)
+	revisions := make([]string, len(list))
+	for i := range list {
+		revisions[i] = list[i].Revision
+	}
+	states, err := bundleStates(ctx, c.Store, revisions...)
 	if err != nil {
 		return nil, "", err
 	}
 	out := make([]PolicyBundleView, 0, len(list)+1)
 	for i := range list {
-		out = append(out, *c.viewWith(&list[i], history))
+		out = append(out, *c.viewWith(&list[i], states))
 	}
 	builtin, err := c.builtinView(ctx, false)
 	if err != nil {
@@ -211,31 +216,102 @@ func (c *Core) builtinView(ctx context.Context, full bool) (*PolicyBundleView, e
 
 // bundleView adds the state and the approvals needed to a stored bundle.
 func (c *Core) bundleView(ctx context.Context, b *store.PolicyBundle) (*PolicyBundleView, error) {
-	history, err := c.Store.ListPolicyActivations(ctx, 1000)
+	states, err := bundleStates(ctx, c.Store, b.Revision)
 	if err != nil {
 		return nil, err
 	}
-	return c.viewWith(b, history), nil
+	return c.viewWith(b, states), nil
 }
 
-// viewWith is bundleView with the activation history (newest first) read
-// once for a whole listing.
-func (c *Core) viewWith(b *store.PolicyBundle, history []store.PolicyActivation) *PolicyBundleView {
+// viewWith is bundleView with the states (bundleStates) read once for a
+// whole listing.
+func (c *Core) viewWith(b *store.PolicyBundle, states map[string]string) *PolicyBundleView {
 	v := &PolicyBundleView{PolicyBundle: *b, RequiredApprovals: c.Policy.RequiredApprovals()}
 	if len(b.Tests) > 0 {
 		_ = json.Unmarshal(b.Tests, &v.Tests)
 	}
-	v.State = BundleCandidate
-	for i, a := range history {
-		if a.Revision == b.Revision {
-			v.State = BundleSuperseded
-			if i == 0 {
-				v.State = BundleActive
-			}
-			break
-		}
-	}
+	v.State = cmp.Or(states[b.Revision], BundleCandidate)
 	return v
+}
+
+// ActivationHistoryPage is how many activations one read of the history
+// takes when admission searches it (bundle states, rollback targets): the
+// whole history is searched, a bounded page at a time, never cut at a
+// fixed length — a bundle active long ago stays SUPERSEDED and can still
+// be rolled back to.
+const ActivationHistoryPage = store.MaxPageSize
+
+// walkActivations calls fn with each activation r holds, newest first,
+// reading ActivationHistoryPage at a time, until fn returns false or the
+// history ends.
+func walkActivations(ctx context.Context, r store.PolicyReader, fn func(store.PolicyActivation) bool) error {
+	f := store.ActivationFilter{Limit: ActivationHistoryPage}
+	for {
+		page, err := r.ListPolicyActivations(ctx, f)
+		if err != nil {
+			return err
+		}
+		for _, a := range page {
+			if !fn(a) {
+				return nil
+			}
+		}
+		if len(page) < f.Limit {
+			return nil
+		}
+		f.Before = page[len(page)-1].Seq
+	}
+}
+
+// bundleStates returns the state of each of revisions that was ever
+// active: BundleActive for the latest activation's, BundleSuperseded for
+// the others; a revision never active is left out (a candidate). It reads
+// the history only until every revision is placed.
+func bundleStates(ctx context.Context, r store.PolicyReader, revisions ...string) (map[string]string, error) {
+	out := make(map[string]string, len(revisions))
+	left := make(map[string]bool, len(revisions))
+	for _, rev := range revisions {
+		left[rev] = true
+	}
+	latest := true
+	err := walkActivations(ctx, r, func(a store.PolicyActivation) bool {
+		if left[a.Revision] {
+			delete(left, a.Revision)
+			out[a.Revision] = BundleSuperseded
+			if latest {
+				out[a.Revision] = BundleActive
+			}
+		}
+		latest = false
+		return len(left) > 0
+	})
+	return out, err
+}
+
+// ListPolicyActivations lists a page of the activation history, newest
+// first: at most pageSize (0 = store.DefaultActivationLimit, at most
+// store.MaxPageSize) activations with a seq below before (0 = from the
+// newest). next is the before of the following page, 0 after the last.
+// A page size or cursor out of range is refused as invalid, audited; the
+// API authorized the call as policy.list, like the other policy reads.
+func (c *Core) ListPolicyActivations(ctx context.Context, id Identity, pageSize int, before int64) (list []store.PolicyActivation, next int64, err error) {
+	const action = "policy.list"
+	size, problems := checkPageSize("page_size", pageSize, store.DefaultActivationLimit, store.MaxPageSize)
+	if before < 0 {
+		problems = append(problems, loop.FieldError{Field: "page_token", Message: "not a token this server returned: list again without it"})
+	}
+	if len(problems) > 0 {
+		return nil, 0, c.refuseInvalidList(ctx, id, action, "policy/activations", problems)
+	}
+	if list, err = c.Store.ListPolicyActivations(ctx, store.ActivationFilter{Before: before, Limit: size}); err != nil {
+		return nil, 0, err
+	}
+	// Seqs are 1, 2, … without gaps: a full page ending above seq 1 has a
+	// next one.
+	if len(list) == size && list[size-1].Seq > 1 {
+		next = list[size-1].Seq
+	}
+	return list, next, nil
 }
 
 // storedActive is the revision the store says is active ("" = built-in).
@@ -370,26 +446,28 @@ func (c *Core) RollbackPolicy(ctx context.Context, id Identity, revision, commen
 		return nil, c.rejectInvalid(ctx, id, action, "policy", WriteOptions{}, problems)
 	}
 	return c.activate(ctx, id, action, "policy", store.PolicyRollback, revision, comment, func(tx store.Tx, current string) (*store.PolicyBundle, *refusalNote, error) {
-		history, err := tx.ListPolicyActivations(ctx, 1000)
-		if err != nil {
-			return nil, nil, err
-		}
+		// The whole history is searched (walkActivations), however long.
 		target, found := revision, revision == BuiltinRevision
+		var err error
 		if revision == "" {
 			// The revision active before the current one.
 			found = true
 			target = BuiltinRevision
-			for _, a := range history {
+			err = walkActivations(ctx, tx, func(a store.PolicyActivation) bool {
 				if a.Revision != current {
-					target = a.Revision
-					if target == "" {
-						target = BuiltinRevision
-					}
-					break
+					target = cmp.Or(a.Revision, BuiltinRevision)
+					return false
 				}
-			}
+				return true
+			})
 		} else if !found {
-			found = slices.ContainsFunc(history, func(a store.PolicyActivation) bool { return a.Revision == revision })
+			err = walkActivations(ctx, tx, func(a store.PolicyActivation) bool {
+				found = a.Revision == revision
+				return !found
+			})
+		}
+		if err != nil {
+			return nil, nil, err
 		}
 		if !found {
 			msg := fmt.Sprintf("policy bundle %s was never active: a rollback returns to a bundle that was; activate a new one instead", revision)

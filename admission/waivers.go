@@ -1,6 +1,7 @@
 package admission
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -36,6 +37,15 @@ const (
 	MaxWaiverReasonBytes = 1024
 	// MaxRuleIDBytes bounds a waived rule id.
 	MaxRuleIDBytes = 64
+	// MaxActiveWaiversPerLoop bounds the waivers active at once for one
+	// loop: every one is part of the loop's policy input at each
+	// evaluation, and a loop needing more exceptions than this should be
+	// fixed instead. A grant beyond it is refused (FAILED_PRECONDITION,
+	// reason TOO_MANY_WAIVERS) until one expires or is revoked.
+	MaxActiveWaiversPerLoop = 50
+	// DefaultWaiverPage and MaxWaiverPage bound a ListWaivers page.
+	DefaultWaiverPage = 100
+	MaxWaiverPage     = 1000
 )
 
 // Waiver states (WaiverState).
@@ -158,6 +168,18 @@ func (c *Core) CreateWaiver(ctx context.Context, id Identity, r WaiverRequest) (
 		if err != nil {
 			return err
 		}
+		// The bound counts the waivers that apply to this loop: active, and
+		// not granted for an earlier loop of the same name (activeWaivers).
+		active, err := tx.ListWaivers(ctx, store.WaiverFilter{Team: r.Team, Loop: r.Loop, ActiveAt: now})
+		if err != nil {
+			return err
+		}
+		if n := countApplying(active, l); n >= MaxActiveWaiversPerLoop {
+			msg := fmt.Sprintf("loop teams/%s/loops/%s has %d active waivers, the most a loop may have (%d): revoke one that is no longer needed, or change the loop so that it needs fewer exceptions",
+				r.Team, r.Loop, n, MaxActiveWaiversPerLoop)
+			refusal = &refusalNote{audit.OutcomeDenied, "TOO_MANY_WAIVERS", msg}
+			return &PreconditionError{Reason: "TOO_MANY_WAIVERS", Message: msg}
+		}
 		if err := tx.PutWaiver(ctx, w); err != nil {
 			return err
 		}
@@ -236,28 +258,97 @@ func (c *Core) RevokeWaiver(ctx context.Context, id Identity, team, loopName, wa
 	return &out, nil
 }
 
-// ListWaivers lists the waivers of a loop (team and loopName), of a team's
-// loops (loopName "") or of every loop (team ""), that id may see; only the
-// active ones unless includeInactive. Ordered by team, loop, rule and grant
-// time.
-func (c *Core) ListWaivers(ctx context.Context, id Identity, team, loopName string, includeInactive bool) ([]store.Waiver, error) {
-	all, teams := c.authz().Visible(id, actionWaiverList)
-	f := store.WaiverFilter{Team: team, Loop: loopName}
-	if team == "" && !all && len(teams) == 1 {
-		f.Team = teams[0]
+// countApplying counts the waivers of list that apply to l: those not
+// granted before it was created (for an earlier loop of the same name).
+func countApplying(list []store.Waiver, l *loop.Loop) int {
+	n := 0
+	for _, w := range list {
+		if created := l.Metadata.CreateTime; created.IsZero() || !w.GrantTime.Before(store.Timestamp(created)) {
+			n++
+		}
 	}
-	if !includeInactive {
+	return n
+}
+
+// WaiverQuery is a ListWaivers page.
+type WaiverQuery struct {
+	// Team and Loop select a loop's waivers, a team's (Loop ""), or every
+	// loop's (Team "").
+	Team, Loop string
+	// IncludeInactive lists expired and revoked waivers too.
+	IncludeInactive bool
+	// PageSize is at most how many: 0 means DefaultWaiverPage, at most
+	// MaxWaiverPage.
+	PageSize int
+	// PageToken is the previous page's next token ("" = the first page).
+	PageToken string
+}
+
+// ListWaivers lists a page of the waivers q selects that id may see; only
+// the active ones unless q.IncludeInactive. Ordered by team, loop, rule,
+// grant time and id. The page token is a keyset cursor (the key of the
+// previous page's last waiver): each page is one bounded store query, and
+// waivers expiring or revoked between pages neither skip nor repeat
+// others. A page size out of range or a token this server did not issue
+// for the listing is refused as invalid, audited.
+func (c *Core) ListWaivers(ctx context.Context, id Identity, q WaiverQuery) (list []store.Waiver, next string, err error) {
+	resource := "teams/" + cmp.Or(q.Team, "-") + "/loops/" + cmp.Or(q.Loop, "-") + "/waivers"
+	size, problems := checkPageSize("page_size", q.PageSize, DefaultWaiverPage, MaxWaiverPage)
+	// The token is bound to the listing it was issued for.
+	listing := fmt.Sprintf("%s?inactive=%t", resource, q.IncludeInactive)
+	f := store.WaiverFilter{Team: q.Team, Loop: q.Loop, Limit: size + 1}
+	if q.PageToken != "" {
+		if f.After, err = store.DecodeWaiverPageToken(listing, q.PageToken); err != nil {
+			problems = append(problems, loop.FieldError{Field: "page_token", Message: "not a token this server returned for this listing: list again without it, and keep the parent and include_expired the same while paging"})
+		}
+	}
+	if len(problems) > 0 {
+		return nil, "", c.refuseInvalidList(ctx, id, actionWaiverList, resource, problems)
+	}
+	if all, teams := c.authz().Visible(id, actionWaiverList); !all {
+		// The caller was authorized for the listing; it sees its teams
+		// only, selected by the store so that pages stay full.
+		switch {
+		case q.Team != "" && !slices.Contains(teams, q.Team):
+			return nil, "", nil
+		case q.Team == "":
+			f.Teams = append([]string{}, teams...) // none, not any, if it has no team
+		}
+	}
+	if !q.IncludeInactive {
 		f.ActiveAt = c.now()
 	}
-	list, err := c.Store.ListWaivers(ctx, f)
-	if err != nil {
-		return nil, err
+	if list, err = c.Store.ListWaivers(ctx, f); err != nil {
+		return nil, "", err
 	}
-	if !all {
-		// The caller was authorized for the listing; it sees its teams only.
-		list = slices.DeleteFunc(list, func(w store.Waiver) bool { return !slices.Contains(teams, w.Team) })
+	if len(list) > size {
+		list = list[:size]
+		next = store.EncodeWaiverPageToken(listing, list[size-1])
 	}
-	return list, nil
+	return list, next, nil
+}
+
+// refuseInvalidList audits a listing refused as invalid (a page size out
+// of range, a page token not issued for it) as the API audits its own
+// checks of a request (AuditInvalid): through the refusal log, so that a
+// client repeating it makes one event, not one per call.
+func (c *Core) refuseInvalidList(ctx context.Context, id Identity, action, resource string, problems loop.FieldErrors) error {
+	err := &InvalidError{Resource: resource, Problems: problems}
+	c.AuditInvalid(ctx, id, action, err)
+	return err
+}
+
+// checkPageSize checks a requested page size (0 = def, at most most) and
+// returns the size to list, or the problem with it, named by field: the
+// check the List methods share.
+func checkPageSize(field string, n, def, most int) (int, loop.FieldErrors) {
+	switch {
+	case n < 0 || n > most:
+		return 0, loop.FieldErrors{{Field: field, Message: fmt.Sprintf("%d: want 0 (%d) to %d", n, def, most)}}
+	case n == 0:
+		return def, nil
+	}
+	return n, nil
 }
 
 // activeWaivers are the waivers of l active at the time of evaluation, as
@@ -311,8 +402,10 @@ type WaiverExpiry struct {
 	// Expired counts the waivers that expired in (since, Checked].
 	Expired int
 	// Loops counts the loops re-evaluated, Changed those whose
-	// PolicyCompliant condition changed.
-	Loops, Changed int
+	// PolicyCompliant condition changed, Failed those whose re-evaluation
+	// failed (ExpireWaivers returns their errors; the next pass from the
+	// same since retries them).
+	Loops, Changed, Failed int
 	// Next is the earliest until of the waivers still active (zero if
 	// none): when the next pass is due.
 	Next time.Time
@@ -321,7 +414,10 @@ type WaiverExpiry struct {
 // ExpireWaivers re-evaluates every loop with a waiver that was active at
 // since and has expired by now, so that a loop kept compliant by a waiver is
 // flagged again when it ends without anyone acting. Passes are idempotent:
-// a loop re-evaluated twice is recorded once.
+// a loop re-evaluated twice is recorded once. A loop that fails to
+// re-evaluate does not hold up the others: every failure is counted in
+// Failed and returned, naming its loop (errors.Join, for the caller to
+// log); only the end of ctx stops a pass early.
 func (c *Core) ExpireWaivers(ctx context.Context, since time.Time) (WaiverExpiry, error) {
 	now := c.now()
 	res := WaiverExpiry{Checked: now}
@@ -333,7 +429,8 @@ func (c *Core) ExpireWaivers(ctx context.Context, since time.Time) (WaiverExpiry
 		return res, fmt.Errorf("listing waivers: %w", err)
 	}
 	type key struct{ team, loop string }
-	var due []key
+	var due []key // in listing order
+	seen := map[key]bool{}
 	for _, w := range list {
 		if w.Until.After(now) {
 			if res.Next.IsZero() || w.Until.Before(res.Next) {
@@ -342,21 +439,29 @@ func (c *Core) ExpireWaivers(ctx context.Context, since time.Time) (WaiverExpiry
 			continue
 		}
 		res.Expired++
-		if k := (key{w.Team, w.Loop}); !slices.Contains(due, k) {
+		if k := (key{w.Team, w.Loop}); !seen[k] {
+			seen[k] = true
 			due = append(due, k)
 		}
 	}
+	var errs []error
 	for _, k := range due {
+		if err := ctx.Err(); err != nil {
+			errs = append(errs, err)
+			break
+		}
 		changed, err := c.ReevaluateLoop(ctx, k.team, k.loop)
 		if err != nil {
-			return res, err
+			res.Failed++
+			errs = append(errs, fmt.Errorf("re-evaluating teams/%s/loops/%s: %w", k.team, k.loop, err))
+			continue
 		}
 		res.Loops++
 		if changed {
 			res.Changed++
 		}
 	}
-	return res, nil
+	return res, errors.Join(errs...)
 }
 
 // clip shortens s to at most n bytes for messages, never inside a UTF-8

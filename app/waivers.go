@@ -42,15 +42,21 @@ func (s *Server) followWaivers(ctx context.Context) error {
 			continue
 		}
 		res, err := s.Core.ExpireWaivers(ctx, since)
-		if err != nil {
-			if ctx.Err() == nil {
-				s.log.Warn("re-evaluating loops whose waivers expired failed; retrying", "err", err)
+		switch {
+		case err != nil && ctx.Err() != nil:
+			return nil
+		case err != nil:
+			// A pass re-evaluates every loop it can, and returns the
+			// failures of the others (or why it could not list waivers).
+			// since stays: the next check retries them (re-evaluating the
+			// others again is idempotent).
+			s.log.Warn("re-evaluating loops whose waivers expired failed; retrying at the next check",
+				"waivers", res.Expired, "loops", res.Loops, "changed", res.Changed, "failed", res.Failed, "err", err)
+		default:
+			since = res.Checked
+			if res.Expired > 0 {
+				s.log.Info("waivers expired; loops re-evaluated", "waivers", res.Expired, "loops", res.Loops, "changed", res.Changed)
 			}
-			continue
-		}
-		since = res.Checked
-		if res.Expired > 0 {
-			s.log.Info("waivers expired; loops re-evaluated", "waivers", res.Expired, "loops", res.Loops, "changed", res.Changed)
 		}
 		if !res.Next.IsZero() {
 			wait = min(wait, max(time.Until(res.Next), minWaiverWait))

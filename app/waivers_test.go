@@ -1,6 +1,7 @@
 package app_test
 
 import (
+	"fmt"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -11,6 +12,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/loopgate/loopgate/admission"
 	"github.com/loopgate/loopgate/app"
 	"github.com/loopgate/loopgate/config"
 	lgv1 "github.com/loopgate/loopgate/gen/loopgate/v1"
@@ -200,5 +202,150 @@ func TestWaiversEndToEnd(t *testing.T) {
 	// compliant (short waiver), flagged (expired).
 	if flips != 5 {
 		t.Errorf("the loop's compliance flipped %d times in the audit trail, want 5: %v", flips, seen)
+	}
+}
+
+// auditedOutcomes returns action:outcome:reason of the audit events of
+// action, oldest first.
+func auditedOutcomes(t *testing.T, r *running, action string) []string {
+	t.Helper()
+	events, err := lgv1.NewAuditServiceClient(r.conn).ListAuditEvents(r.ctx, &lgv1.ListAuditEventsRequest{Action: action, PageSize: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, ev := range events.GetEvents() {
+		reason, _ := ev.GetDetails().AsMap()["reason"].(string)
+		out = append(out, ev.GetAction()+":"+ev.GetOutcome()+":"+reason)
+	}
+	return out
+}
+
+// Waiver listings page by keyset: a waiver that expires between two pages
+// (the last one of the first page, here) neither breaks the token nor
+// skips or repeats the others. A bad page token or page size is refused
+// naming the field, and audited.
+func TestWaiverListingPagesAcrossExpiry(t *testing.T) {
+	t.Setenv("HOME", t.TempDir())
+	r := runServer(t, config.Embedded(filepath.Join(t.TempDir(), "data")), 0)
+	loops := lgv1.NewLoopServiceClient(r.conn)
+	waivers := lgv1.NewWaiverServiceClient(r.conn)
+	growth, reviewer := asDemo(t, "growth"), asDemo(t, "reviewer")
+	l := batchLoop("paged", "paged-")
+	l.Name = ""
+	if _, err := loops.CreateLoop(growth, &lgv1.CreateLoopRequest{Parent: "teams/growth", LoopId: "paged", Loop: l}); err != nil {
+		t.Fatal(err)
+	}
+	name := "teams/growth/loops/paged"
+	grant := func(rule string, until time.Time) *lgv1.Waiver {
+		t.Helper()
+		w, err := waivers.CreateWaiver(reviewer, &lgv1.CreateWaiverRequest{Parent: name,
+			Waiver: &lgv1.Waiver{Rule: rule, Until: timestamppb.New(until), Reason: "paging"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return w
+	}
+	for _, rule := range []string{"PAGE_A", "PAGE_C", "PAGE_D", "PAGE_E"} {
+		grant(rule, time.Now().Add(time.Hour))
+	}
+	short := grant("PAGE_B", time.Now().Add(3*time.Second))
+
+	rules := func(resp *lgv1.ListWaiversResponse) (out []string) {
+		for _, w := range resp.GetWaivers() {
+			out = append(out, w.GetRule())
+		}
+		return out
+	}
+	first, err := waivers.ListWaivers(growth, &lgv1.ListWaiversRequest{Parent: name, PageSize: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := rules(first); !slices.Equal(got, []string{"PAGE_A", "PAGE_B"}) || first.GetNextPageToken() == "" {
+		t.Fatalf("first page: %v, token %q; want PAGE_A, PAGE_B and a token", got, first.GetNextPageToken())
+	}
+	time.Sleep(time.Until(short.GetUntil().AsTime()) + 100*time.Millisecond) // PAGE_B expires
+	var rest []string
+	token := first.GetNextPageToken()
+	for pages := 0; token != ""; pages++ {
+		page, err := waivers.ListWaivers(growth, &lgv1.ListWaiversRequest{Parent: name, PageSize: 2, PageToken: token})
+		if err != nil {
+			t.Fatalf("page after %v: %v", rest, err)
+		}
+		if pages > 3 {
+			t.Fatalf("paging does not end: %v", rest)
+		}
+		rest = append(rest, rules(page)...)
+		token = page.GetNextPageToken()
+	}
+	if want := []string{"PAGE_C", "PAGE_D", "PAGE_E"}; !slices.Equal(rest, want) {
+		t.Errorf("pages after PAGE_B expired: %v, want %v", rest, want)
+	}
+
+	for field, req := range map[string]*lgv1.ListWaiversRequest{
+		"page_token": {Parent: name, PageToken: "not-a-token"},
+		"page_size":  {Parent: name, PageSize: 1001},
+	} {
+		_, err := waivers.ListWaivers(growth, req)
+		if st := status.Convert(err); st.Code() != codes.InvalidArgument || fieldViolations(st)[field] == "" {
+			t.Errorf("bad %s: %v, want INVALID_ARGUMENT naming %s", field, err, field)
+		}
+	}
+	// Another listing's token (include_expired differs).
+	if _, err := waivers.ListWaivers(growth, &lgv1.ListWaiversRequest{Parent: name, PageSize: 2, PageToken: first.GetNextPageToken(), IncludeExpired: true}); status.Code(err) != codes.InvalidArgument {
+		t.Errorf("a token of another listing: %v, want INVALID_ARGUMENT", err)
+	}
+	// Audited (identical refusals in a short window are one event).
+	if got := auditedOutcomes(t, r, "waiver.list"); !slices.Contains(got, "waiver.list:INVALID:INVALID_ARGUMENT") {
+		t.Errorf("the refused listings are not audited: %v", got)
+	}
+}
+
+// A loop has at most admission.MaxActiveWaiversPerLoop active waivers: the
+// next grant is refused naming the limit, and audited; revoking one makes
+// room again.
+func TestActiveWaiversPerLoopAreBounded(t *testing.T) {
+	t.Setenv("HOME", t.TempDir())
+	r := runServer(t, config.Embedded(filepath.Join(t.TempDir(), "data")), 0)
+	loops := lgv1.NewLoopServiceClient(r.conn)
+	waivers := lgv1.NewWaiverServiceClient(r.conn)
+	growth, reviewer := asDemo(t, "growth"), asDemo(t, "reviewer")
+	l := batchLoop("capped", "capped-")
+	l.Name = ""
+	if _, err := loops.CreateLoop(growth, &lgv1.CreateLoopRequest{Parent: "teams/growth", LoopId: "capped", Loop: l}); err != nil {
+		t.Fatal(err)
+	}
+	name := "teams/growth/loops/capped"
+	create := func(rule string) (*lgv1.Waiver, error) {
+		return waivers.CreateWaiver(reviewer, &lgv1.CreateWaiverRequest{Parent: name,
+			Waiver: &lgv1.Waiver{Rule: rule, Until: timestamppb.New(time.Now().Add(time.Hour)), Reason: "bounded"}})
+	}
+	var first *lgv1.Waiver
+	for i := range admission.MaxActiveWaiversPerLoop {
+		w, err := create(fmt.Sprintf("CAP_%02d", i))
+		if err != nil {
+			t.Fatalf("waiver %d of %d: %v", i+1, admission.MaxActiveWaiversPerLoop, err)
+		}
+		if first == nil {
+			first = w
+		}
+	}
+	_, err := create("CAP_OVER")
+	st := status.Convert(err)
+	if st.Code() != codes.FailedPrecondition || reasonOf(err) != "TOO_MANY_WAIVERS" || !strings.Contains(st.Message(), fmt.Sprint(admission.MaxActiveWaiversPerLoop)) {
+		t.Fatalf("waiver %d: %v, want FAILED_PRECONDITION TOO_MANY_WAIVERS naming the limit", admission.MaxActiveWaiversPerLoop+1, err)
+	}
+	if list, err := waivers.ListWaivers(reviewer, &lgv1.ListWaiversRequest{Parent: name, PageSize: 1000}); err != nil || len(list.GetWaivers()) != admission.MaxActiveWaiversPerLoop {
+		t.Errorf("active waivers after the refusal: %d, %v; want %d", len(list.GetWaivers()), err, admission.MaxActiveWaiversPerLoop)
+	}
+	if !slices.Contains(auditedOutcomes(t, r, "waiver.create"), "waiver.create:DENIED:TOO_MANY_WAIVERS") {
+		t.Errorf("the refusal is not audited: %v", auditedOutcomes(t, r, "waiver.create"))
+	}
+	// Revoking one makes room again.
+	if _, err := waivers.RevokeWaiver(reviewer, &lgv1.RevokeWaiverRequest{Name: first.GetName(), Reason: "fixed"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := create("CAP_OVER"); err != nil {
+		t.Errorf("a grant after a revocation: %v", err)
 	}
 }

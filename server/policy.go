@@ -105,15 +105,22 @@ func (s *policyService) RollbackPolicy(ctx context.Context, req *lgv1.RollbackPo
 }
 
 func (s *policyService) ListPolicyActivations(ctx context.Context, req *lgv1.ListPolicyActivationsRequest) (*lgv1.ListPolicyActivationsResponse, error) {
-	size := int(req.GetPageSize())
-	if size < 0 || size > 1000 {
-		return nil, &admission.InvalidError{Resource: "policy/activations", Problems: loop.FieldErrors{{Field: "page_size", Message: fmt.Sprintf("%d: want 0 (100) to 1000", size)}}}
+	// Core checks page_size and the token (audited when refused); the
+	// token is the last listed activation's seq: the next page is older.
+	var before int64
+	if t := req.GetPageToken(); t != "" {
+		if _, err := fmt.Sscanf(t, "seq-%d", &before); err != nil || before <= 0 || t != fmt.Sprintf("seq-%d", before) {
+			before = -1
+		}
 	}
-	list, err := s.core.Store.ListPolicyActivations(ctx, size)
+	list, next, err := s.core.ListPolicyActivations(ctx, caller(ctx), int(req.GetPageSize()), before)
 	if err != nil {
 		return nil, err
 	}
 	out := &lgv1.ListPolicyActivationsResponse{}
+	if next > 0 {
+		out.NextPageToken = fmt.Sprintf("seq-%d", next)
+	}
 	for _, a := range list {
 		out.Activations = append(out.Activations, activationToProto(a))
 	}

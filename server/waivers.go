@@ -3,7 +3,6 @@ package server
 import (
 	"context"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/loopgate/loopgate/admission"
@@ -18,12 +17,6 @@ type waiverService struct {
 	lgv1.UnimplementedWaiverServiceServer
 	core *admission.Core
 }
-
-// Bounds of a ListWaivers page.
-const (
-	defaultWaiverPage = 100
-	maxWaiverPage     = 1000
-)
 
 func (s *waiverService) CreateWaiver(ctx context.Context, req *lgv1.CreateWaiverRequest) (*lgv1.Waiver, error) {
 	team, name, ok := admission.ParseLoopName(req.GetParent())
@@ -54,37 +47,22 @@ func (s *waiverService) ListWaivers(ctx context.Context, req *lgv1.ListWaiversRe
 		return nil, invalidField(clipTo(req.GetParent(), maxDetailText), "parent",
 			"want teams/{team}/loops/{loop}, teams/{team}/loops/- for every loop of a team, or teams/-/loops/- for every loop you may see")
 	}
-	size := int(req.GetPageSize())
-	switch {
-	case size < 0 || size > maxWaiverPage:
-		return nil, invalidField(req.GetParent(), "page_size", fmt.Sprintf("%d: want 0 (%d) to %d", size, defaultWaiverPage, maxWaiverPage))
-	case size == 0:
-		size = defaultWaiverPage
-	}
 	if team == "-" {
 		team = ""
 	}
 	if name == "-" {
 		name = ""
 	}
-	list, err := s.core.ListWaivers(ctx, caller(ctx), team, name, req.GetIncludeExpired())
+	// Core checks page_size and page_token (audited when refused) and
+	// pages by keyset in the store.
+	list, next, err := s.core.ListWaivers(ctx, caller(ctx), admission.WaiverQuery{
+		Team: team, Loop: name, IncludeInactive: req.GetIncludeExpired(),
+		PageSize: int(req.GetPageSize()), PageToken: req.GetPageToken(),
+	})
 	if err != nil {
 		return nil, err
 	}
-	// The token is the id of the last waiver of the previous page:
-	// waivers are never deleted, so it stays in the listing.
-	if tok := req.GetPageToken(); tok != "" {
-		i := slices.IndexFunc(list, func(w store.Waiver) bool { return w.ID == tok })
-		if i < 0 {
-			return nil, invalidField(req.GetParent(), "page_token", "not a token this server returned for this listing")
-		}
-		list = list[i+1:]
-	}
-	out := &lgv1.ListWaiversResponse{}
-	if len(list) > size {
-		list = list[:size]
-		out.NextPageToken = list[size-1].ID
-	}
+	out := &lgv1.ListWaiversResponse{NextPageToken: next}
 	now := time.Now()
 	for _, w := range list {
 		out.Waivers = append(out.Waivers, waiverToProto(w, now))

@@ -2,6 +2,7 @@ package store
 
 import (
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -179,4 +180,50 @@ func PrepareWaiver(w Waiver, now time.Time) (Waiver, error) {
 	}
 	w.Until, w.GrantTime, w.RevokeTime = Timestamp(w.Until), Timestamp(w.GrantTime), Timestamp(w.RevokeTime)
 	return w, nil
+}
+
+// MaxWaiverPageTokenBytes bounds a ListWaivers page token: a longer one is
+// refused unread.
+const MaxWaiverPageTokenBytes = 1024
+
+// waiverPageToken is the decoded form of a ListWaivers page token: the key
+// of the last waiver of the previous page, and the listing it was issued
+// for.
+type waiverPageToken struct {
+	Listing   string    `json:"f"`
+	Team      string    `json:"t"`
+	Loop      string    `json:"l"`
+	Rule      string    `json:"r"`
+	GrantTime time.Time `json:"g"`
+	ID        string    `json:"i"`
+}
+
+// EncodeWaiverPageToken returns the opaque token for the page after w, in
+// the listing the caller names by listing (e.g. its parent and filters): a
+// keyset cursor, not an offset.
+func EncodeWaiverPageToken(listing string, w Waiver) string {
+	b, _ := json.Marshal(waiverPageToken{Listing: listing, Team: w.Team, Loop: w.Loop, Rule: w.Rule, GrantTime: Timestamp(w.GrantTime), ID: w.ID})
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// DecodeWaiverPageToken returns the key EncodeWaiverPageToken put in tok.
+// It fails with ErrInvalidPageToken when tok is too long, malformed, or was
+// issued for another listing.
+func DecodeWaiverPageToken(listing, tok string) (*WaiverKey, error) {
+	bad := fmt.Errorf("%w: not a token returned by a previous list call; list again without a page token", ErrInvalidPageToken)
+	if len(tok) > MaxWaiverPageTokenBytes {
+		return nil, bad
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(tok)
+	if err != nil {
+		return nil, bad
+	}
+	var pt waiverPageToken
+	if json.Unmarshal(raw, &pt) != nil || pt.Team == "" || pt.Loop == "" || pt.Rule == "" || pt.ID == "" || pt.GrantTime.IsZero() {
+		return nil, bad
+	}
+	if pt.Listing != listing {
+		return nil, fmt.Errorf("%w: issued for another listing; keep the parent and filters the same while paging", ErrInvalidPageToken)
+	}
+	return &WaiverKey{Team: pt.Team, Loop: pt.Loop, Rule: pt.Rule, GrantTime: Timestamp(pt.GrantTime), ID: pt.ID}, nil
 }

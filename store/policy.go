@@ -85,11 +85,46 @@ func (w Waiver) Active(t time.Time) bool {
 	return w.RevokeTime.IsZero() && t.Before(w.Until)
 }
 
-// WaiverFilter selects waivers, ordered by (team, loop, rule, grant time).
+// Key is w's place in the order waivers are listed in (WaiverFilter).
+func (w Waiver) Key() WaiverKey {
+	return WaiverKey{Team: w.Team, Loop: w.Loop, Rule: w.Rule, GrantTime: w.GrantTime, ID: w.ID}
+}
+
+// WaiverKey is a waiver's place in the listing order (team, loop, rule,
+// grant time, id): the keyset cursor of ListWaivers paging. Its fields
+// never change once a waiver is stored, so a cursor stays exact when
+// waivers expire, are revoked or are granted between two pages: nothing
+// is skipped or listed twice.
+type WaiverKey struct {
+	Team, Loop, Rule string
+	GrantTime        time.Time
+	ID               string
+}
+
+// WaiverFilter selects waivers, ordered by (team, loop, rule, grant time,
+// id).
 type WaiverFilter struct {
 	Team, Loop string // "" = any
+	// Teams, when not nil, keeps only the waivers of these teams (the teams
+	// a caller may see); an empty, non-nil Teams selects none.
+	Teams []string
 	// ActiveAt, when set, keeps only the waivers active at that time.
 	ActiveAt time.Time
+	// After, when set, keeps only the waivers after it in the order
+	// (paging: the key of the last waiver of the previous page).
+	After *WaiverKey
+	// Limit, when > 0, returns at most that many (one bounded query).
+	Limit int
+}
+
+// ActivationFilter selects policy activations, newest first.
+type ActivationFilter struct {
+	// Before, when > 0, keeps only the activations with a lower Seq
+	// (paging: the Seq of the last activation of the previous page).
+	Before int64
+	// Limit is at most how many: <= 0 means DefaultActivationLimit; capped
+	// at MaxPageSize (ActivationLimit).
+	Limit int
 }
 
 // DecisionFilter selects recorded decisions, newest first.
@@ -113,9 +148,8 @@ type PolicyReader interface {
 	// ActivePolicy returns the latest activation; ErrNotFound if none (the
 	// built-in bundle is active).
 	ActivePolicy(ctx context.Context) (*PolicyActivation, error)
-	// ListPolicyActivations lists activations, newest first, at most limit
-	// (<= 0 means 100).
-	ListPolicyActivations(ctx context.Context, limit int) ([]PolicyActivation, error)
+	// ListPolicyActivations lists the activations f selects, newest first.
+	ListPolicyActivations(ctx context.Context, f ActivationFilter) ([]PolicyActivation, error)
 	// ListWaivers lists the waivers f selects.
 	ListWaivers(ctx context.Context, f WaiverFilter) ([]Waiver, error)
 	// ListDecisions lists recorded decisions, newest first.

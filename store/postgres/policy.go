@@ -45,12 +45,12 @@ func (t *tx) ActivePolicy(ctx context.Context) (*store.PolicyActivation, error) 
 	return activePolicy(ctx, t.q)
 }
 
-func (s *Store) ListPolicyActivations(ctx context.Context, limit int) ([]store.PolicyActivation, error) {
-	return listPolicyActivations(ctx, s.pool, limit)
+func (s *Store) ListPolicyActivations(ctx context.Context, f store.ActivationFilter) ([]store.PolicyActivation, error) {
+	return listPolicyActivations(ctx, s.pool, f)
 }
 
-func (t *tx) ListPolicyActivations(ctx context.Context, limit int) ([]store.PolicyActivation, error) {
-	return listPolicyActivations(ctx, t.q, limit)
+func (t *tx) ListPolicyActivations(ctx context.Context, f store.ActivationFilter) ([]store.PolicyActivation, error) {
+	return listPolicyActivations(ctx, t.q, f)
 }
 
 func (s *Store) ListWaivers(ctx context.Context, f store.WaiverFilter) ([]store.Waiver, error) {
@@ -266,9 +266,15 @@ func activePolicy(ctx context.Context, q querier) (*store.PolicyActivation, erro
 	return &a, nil
 }
 
-func listPolicyActivations(ctx context.Context, q querier, limit int) ([]store.PolicyActivation, error) {
-	rows, err := q.Query(ctx, `SELECT `+activationColumns+` FROM policy_activations ORDER BY seq DESC LIMIT $1`,
-		store.ActivationLimit(limit))
+// listPolicyActivations lists the activations f selects, newest first:
+// one query over the primary key, bounded by the limit.
+func listPolicyActivations(ctx context.Context, q querier, f store.ActivationFilter) ([]store.PolicyActivation, error) {
+	query, args := `SELECT `+activationColumns+` FROM policy_activations`, []any{store.ActivationLimit(f.Limit)}
+	if f.Before > 0 {
+		query += ` WHERE seq < $2`
+		args = append(args, f.Before)
+	}
+	rows, err := q.Query(ctx, query+` ORDER BY seq DESC LIMIT $1`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list policy activations: %w", err)
 	}
@@ -344,15 +350,31 @@ func listWaivers(ctx context.Context, q querier, f store.WaiverFilter) ([]store.
 	if f.Loop != "" {
 		where = append(where, "loop = "+arg(f.Loop))
 	}
+	if f.Teams != nil {
+		if len(f.Teams) == 0 {
+			return nil, nil
+		}
+		where = append(where, "team = ANY("+arg(f.Teams)+"::text[])")
+	}
 	if !f.ActiveAt.IsZero() {
 		// As store.Waiver.Active: not revoked, and ActiveAt before until.
 		where = append(where, "revoke_time IS NULL AND until > "+arg(store.Timestamp(f.ActiveAt)))
+	}
+	if a := f.After; a != nil {
+		// Keyset paging: the row comparison is the ORDER BY below (the
+		// columns are COLLATE "C", the comparison uses their collation).
+		where = append(where, "(team, loop, rule, grant_time, id) > ("+
+			arg(a.Team)+", "+arg(a.Loop)+", "+arg(a.Rule)+", "+arg(store.Timestamp(a.GrantTime))+", "+arg(a.ID)+")")
 	}
 	query := `SELECT ` + waiverColumns + ` FROM waivers`
 	if len(where) > 0 {
 		query += ` WHERE ` + strings.Join(where, " AND ")
 	}
-	rows, err := q.Query(ctx, query+` ORDER BY team, loop, rule, grant_time, id`, args...)
+	query += ` ORDER BY team, loop, rule, grant_time, id`
+	if f.Limit > 0 {
+		query += ` LIMIT ` + arg(f.Limit)
+	}
+	rows, err := q.Query(ctx, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list waivers: %w", err)
 	}

@@ -39,12 +39,12 @@ func (t *tx) ActivePolicy(ctx context.Context) (*store.PolicyActivation, error) 
 	return activePolicy(ctx, t.q)
 }
 
-func (s *Store) ListPolicyActivations(ctx context.Context, limit int) ([]store.PolicyActivation, error) {
-	return listPolicyActivations(ctx, s.reader, limit)
+func (s *Store) ListPolicyActivations(ctx context.Context, f store.ActivationFilter) ([]store.PolicyActivation, error) {
+	return listPolicyActivations(ctx, s.reader, f)
 }
 
-func (t *tx) ListPolicyActivations(ctx context.Context, limit int) ([]store.PolicyActivation, error) {
-	return listPolicyActivations(ctx, t.q, limit)
+func (t *tx) ListPolicyActivations(ctx context.Context, f store.ActivationFilter) ([]store.PolicyActivation, error) {
+	return listPolicyActivations(ctx, t.q, f)
 }
 
 func (s *Store) ListWaivers(ctx context.Context, f store.WaiverFilter) ([]store.Waiver, error) {
@@ -259,9 +259,15 @@ func activePolicy(ctx context.Context, q querier) (*store.PolicyActivation, erro
 	return &a, nil
 }
 
-func listPolicyActivations(ctx context.Context, q querier, limit int) ([]store.PolicyActivation, error) {
-	rows, err := q.QueryContext(ctx, `SELECT `+activationColumns+` FROM policy_activations ORDER BY seq DESC LIMIT ?`,
-		store.ActivationLimit(limit))
+// listPolicyActivations lists the activations f selects, newest first:
+// one query over the primary key, bounded by the limit.
+func listPolicyActivations(ctx context.Context, q querier, f store.ActivationFilter) ([]store.PolicyActivation, error) {
+	query, args := `SELECT `+activationColumns+` FROM policy_activations`, []any{}
+	if f.Before > 0 {
+		query += ` WHERE seq < ?`
+		args = append(args, f.Before)
+	}
+	rows, err := q.QueryContext(ctx, query+` ORDER BY seq DESC LIMIT ?`, append(args, store.ActivationLimit(f.Limit))...)
 	if err != nil {
 		return nil, fmt.Errorf("list policy activations: %w", err)
 	}
@@ -339,16 +345,36 @@ func listWaivers(ctx context.Context, q querier, f store.WaiverFilter) ([]store.
 		where = append(where, "loop = ?")
 		args = append(args, f.Loop)
 	}
+	if f.Teams != nil {
+		if len(f.Teams) == 0 {
+			return nil, nil
+		}
+		where = append(where, "team IN (?"+strings.Repeat(", ?", len(f.Teams)-1)+")")
+		for _, team := range f.Teams {
+			args = append(args, team)
+		}
+	}
 	if !f.ActiveAt.IsZero() {
 		// As store.Waiver.Active: not revoked, and ActiveAt before until.
 		where = append(where, "revoke_time IS NULL AND until > ?")
 		args = append(args, formatTime(f.ActiveAt))
 	}
+	if a := f.After; a != nil {
+		// Keyset paging: the row value comparison is the ORDER BY below
+		// (text compared as bytes; times stored in one fixed-width layout).
+		where = append(where, "(team, loop, rule, grant_time, id) > (?, ?, ?, ?, ?)")
+		args = append(args, a.Team, a.Loop, a.Rule, formatTime(a.GrantTime), a.ID)
+	}
 	query := `SELECT ` + waiverColumns + ` FROM waivers`
 	if len(where) > 0 {
 		query += ` WHERE ` + strings.Join(where, " AND ")
 	}
-	rows, err := q.QueryContext(ctx, query+` ORDER BY team, loop, rule, grant_time, id`, args...)
+	query += ` ORDER BY team, loop, rule, grant_time, id`
+	if f.Limit > 0 {
+		query += ` LIMIT ?`
+		args = append(args, f.Limit)
+	}
+	rows, err := q.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list waivers: %w", err)
 	}

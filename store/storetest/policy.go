@@ -253,7 +253,7 @@ func testPolicyActivations(t *testing.T, s store.Store) {
 	ctx := ctxFor(t)
 	_, err := s.ActivePolicy(ctx)
 	wantErr(t, "ActivePolicy with no activation", err, store.ErrNotFound)
-	if list, err := s.ListPolicyActivations(ctx, 0); err != nil || len(list) != 0 {
+	if list, err := s.ListPolicyActivations(ctx, store.ActivationFilter{}); err != nil || len(list) != 0 {
 		t.Errorf("ListPolicyActivations of an empty store = %v, %v; want none", list, err)
 	}
 	putBundle(t, s, sampleBundle("r1", t0))
@@ -277,7 +277,7 @@ func testPolicyActivations(t *testing.T, s store.Store) {
 	if err != nil || !sameActivation(*active, want[2]) {
 		t.Errorf("ActivePolicy = %+v, %v; want the latest activation %+v", active, err, want[2])
 	}
-	list, err := s.ListPolicyActivations(ctx, 0)
+	list, err := s.ListPolicyActivations(ctx, store.ActivationFilter{})
 	if err != nil || len(list) != 3 {
 		t.Fatalf("ListPolicyActivations = %+v, %v; want 3", list, err)
 	}
@@ -286,8 +286,28 @@ func testPolicyActivations(t *testing.T, s store.Store) {
 			t.Errorf("ListPolicyActivations[%d] = %+v, want %+v (newest first)", i, a, w)
 		}
 	}
-	if list, err := s.ListPolicyActivations(ctx, 2); err != nil || len(list) != 2 || list[0].Seq != 3 || list[1].Seq != 2 {
+	if list, err := s.ListPolicyActivations(ctx, store.ActivationFilter{Limit: 2}); err != nil || len(list) != 2 || list[0].Seq != 3 || list[1].Seq != 2 {
 		t.Errorf("ListPolicyActivations(limit 2) = %+v, %v; want seqs 3, 2", list, err)
+	}
+	// Paging: Before is the seq of the last activation of the previous page.
+	for _, c := range []struct {
+		f    store.ActivationFilter
+		want []int64
+	}{
+		{store.ActivationFilter{Before: 3, Limit: 1}, []int64{2}},
+		{store.ActivationFilter{Before: 2, Limit: 1}, []int64{1}},
+		{store.ActivationFilter{Before: 3}, []int64{2, 1}},
+		{store.ActivationFilter{Before: 1}, nil},
+		{store.ActivationFilter{Before: 99, Limit: 2}, []int64{3, 2}},
+	} {
+		list, err := s.ListPolicyActivations(ctx, c.f)
+		var seqs []int64
+		for _, a := range list {
+			seqs = append(seqs, a.Seq)
+		}
+		if err != nil || !slices.Equal(seqs, c.want) {
+			t.Errorf("ListPolicyActivations(%+v) = seqs %v, %v; want %v", c.f, seqs, err, c.want)
+		}
 	}
 
 	// Back to the built-in bundle (revision ""), stamped with the time of
@@ -337,7 +357,7 @@ func testPolicyActivations(t *testing.T, s store.Store) {
 	if a := appendActivation(t, s, store.PolicyActivation{Revision: "r2", Action: store.PolicyActivate, Actor: "x"}); a.Seq != 5 {
 		t.Errorf("activation after a rolled-back one has seq %d, want 5", a.Seq)
 	}
-	if list, err := s.ListPolicyActivations(ctx, 100); err != nil || len(list) != 5 || list[0].Seq != 5 || list[4].Seq != 1 {
+	if list, err := s.ListPolicyActivations(ctx, store.ActivationFilter{Limit: 100}); err != nil || len(list) != 5 || list[0].Seq != 5 || list[4].Seq != 1 {
 		t.Errorf("ListPolicyActivations = %+v, %v; want seqs 5 to 1", list, err)
 	}
 }
@@ -394,7 +414,7 @@ func testConcurrentPolicyActivations(t *testing.T, s store.Store) {
 	if n != writers*appendsEach*3/4 {
 		t.Fatalf("%d committed activations, want %d", n, writers*appendsEach*3/4)
 	}
-	list, err := s.ListPolicyActivations(ctxFor(t), 1000)
+	list, err := s.ListPolicyActivations(ctxFor(t), store.ActivationFilter{Limit: 1000})
 	if err != nil || len(list) != n {
 		t.Fatalf("ListPolicyActivations = %d activations, %v; want %d", len(list), err, n)
 	}
@@ -879,7 +899,7 @@ func testPolicyRollback(t *testing.T, s store.Store) {
 	}
 	_, err = s.ActivePolicy(ctx)
 	wantErr(t, "ActivePolicy after a rolled-back activation", err, store.ErrNotFound)
-	if list, err := s.ListPolicyActivations(ctx, 0); err != nil || len(list) != 0 {
+	if list, err := s.ListPolicyActivations(ctx, store.ActivationFilter{}); err != nil || len(list) != 0 {
 		t.Errorf("ListPolicyActivations after a rollback = %v, %v; want none", list, err)
 	}
 	if ws, err := s.ListWaivers(ctx, store.WaiverFilter{ActiveAt: t0}); err != nil || len(ws) != 1 || ws[0].ID != "w-kept" {
@@ -890,5 +910,114 @@ func testPolicyRollback(t *testing.T, s store.Store) {
 	assertDecisionIDs(t, "rule filter after a rollback", s, store.DecisionFilter{Rule: "R"}, "dec-kept")
 	if a := appendActivation(t, s, store.PolicyActivation{Revision: "r0", Action: store.PolicyActivate, Actor: "x"}); a.Seq != 1 {
 		t.Errorf("first activation after a rolled-back one has seq %d, want 1", a.Seq)
+	}
+}
+
+// testWaiverPaging: ListWaivers pages by keyset (After, Limit) in the
+// listing order, ties of team, loop, rule and grant time broken by id;
+// waivers expiring or revoked between two pages neither skip nor repeat
+// the others; Teams narrows to the teams a caller may see.
+func testWaiverPaging(t *testing.T, s store.Store) {
+	ctx := ctxFor(t)
+	cet := time.FixedZone("CET", 3600)
+	w := func(id, team, loop, rule string, granted time.Time, until time.Duration) store.Waiver {
+		return store.Waiver{ID: id, Team: team, Loop: loop, Rule: rule, Until: granted.Add(until),
+			Reason: "r", GrantedBy: "sec@example.com", GrantTime: granted.In(cet)}
+	}
+	// In listing order.
+	ws := []store.Waiver{
+		w("w-1", "growth", "cart", "A_RULE", t0, time.Hour),
+		w("w-2", "growth", "cart", "A_RULE", t0.Add(time.Minute+456), 10*time.Hour),
+		w("w-3a", "growth", "cart", "B_RULE", t0, 2*time.Hour), // same key but the id
+		w("w-3b", "growth", "cart", "B_RULE", t0, 10*time.Hour),
+		w("w-4", "growth", "nudge", "A_RULE", t0, 10*time.Hour),
+		w("w-5", "ops", "lag", "A_RULE", t0, 10*time.Hour),
+		w("w-6", "risk", "fraud", "A_RULE", t0, 3*time.Hour),
+		w("w-7", "risk", "fraud", "C_RULE", t0, 10*time.Hour),
+	}
+	err := s.Update(ctx, func(tx store.Tx) error {
+		for _, i := range []int{5, 2, 7, 0, 3, 6, 1, 4} { // not in order
+			if err := tx.PutWaiver(ctx, ws[i]); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("PutWaiver: %v", err)
+	}
+	ids := func(list []store.Waiver) (out []string) {
+		for _, x := range list {
+			out = append(out, x.ID)
+		}
+		return out
+	}
+	page := func(f store.WaiverFilter) []store.Waiver {
+		t.Helper()
+		list, err := s.ListWaivers(ctx, f)
+		if err != nil {
+			t.Fatalf("ListWaivers(%+v): %v", f, err)
+		}
+		return list
+	}
+	// Every page size lists every waiver once, in order.
+	for size := 1; size <= len(ws)+1; size++ {
+		var got []string
+		f := store.WaiverFilter{Limit: size}
+		for range len(ws) + 2 {
+			list := page(f)
+			if len(list) > size {
+				t.Fatalf("page of %d waivers with Limit %d", len(list), size)
+			}
+			got = append(got, ids(list)...)
+			if len(list) < size {
+				break
+			}
+			f.After = new(list[len(list)-1].Key())
+		}
+		if want := ids(ws); !slices.Equal(got, want) {
+			t.Errorf("paging by %d: %v, want %v", size, got, want)
+		}
+	}
+
+	// Active waivers, two a page, while time passes and a revocation
+	// lands between the pages: each page lists the waivers active when it
+	// is read, after the previous page's last one.
+	f := store.WaiverFilter{ActiveAt: t0.Add(30 * time.Minute), Limit: 2}
+	first := page(f)
+	if got := ids(first); !slices.Equal(got, []string{"w-1", "w-2"}) {
+		t.Fatalf("first page = %v, want w-1, w-2", got)
+	}
+	err = s.Update(ctx, func(tx store.Tx) error { return tx.RevokeWaiver(ctx, "w-4", "ops@example.com", t0.Add(40*time.Minute)) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	// w-1 (on the first page) and w-3a (not yet listed) have expired.
+	f.ActiveAt, f.After = t0.Add(150*time.Minute), new(first[1].Key())
+	second := page(f)
+	if got := ids(second); !slices.Equal(got, []string{"w-3b", "w-5"}) {
+		t.Errorf("second page = %v, want w-3b, w-5 (w-3a expired, w-4 revoked)", got)
+	}
+	f.After = new(second[len(second)-1].Key())
+	if got := ids(page(f)); !slices.Equal(got, []string{"w-6", "w-7"}) {
+		t.Errorf("third page = %v, want w-6, w-7", got)
+	}
+	// A cursor whose waiver expired still places the next page.
+	if got := ids(page(store.WaiverFilter{ActiveAt: t0.Add(150 * time.Minute), After: new(ws[0].Key()), Limit: 1})); !slices.Equal(got, []string{"w-2"}) {
+		t.Errorf("page after an expired waiver = %v, want w-2", got)
+	}
+
+	// Teams.
+	if got := ids(page(store.WaiverFilter{Teams: []string{"risk", "ops"}})); !slices.Equal(got, []string{"w-5", "w-6", "w-7"}) {
+		t.Errorf("teams risk and ops = %v, want w-5, w-6, w-7", got)
+	}
+	if got := ids(page(store.WaiverFilter{Teams: []string{"risk", "ops"}, After: new(ws[5].Key()), Limit: 1})); !slices.Equal(got, []string{"w-6"}) {
+		t.Errorf("teams risk and ops after w-5 = %v, want w-6", got)
+	}
+	if got := page(store.WaiverFilter{Teams: []string{}}); len(got) != 0 {
+		t.Errorf("an empty team list = %v, want none", ids(got))
+	}
+	if got := ids(page(store.WaiverFilter{Team: "growth", Teams: []string{"growth", "risk"}, Loop: "cart"})); !slices.Equal(got, []string{"w-1", "w-2", "w-3a", "w-3b"}) {
+		t.Errorf("team growth, loop cart = %v", got)
 	}
 }

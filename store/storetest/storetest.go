@@ -96,6 +96,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store, opts ...Options)
 		{"PolicyActivationsAppendInOrder", testPolicyActivations},
 		{"ConcurrentPolicyActivationsNeverGap", testConcurrentPolicyActivations},
 		{"WaiversFilterByTeamLoopAndActivity", testWaivers},
+		{"WaiversPageByKeyset", testWaiverPaging},
 		{"DecisionLogKeepsInputDigestDurationKind", testDecisionLogFields},
 		{"ListDecisionsFiltersAndPages", testListDecisions},
 		{"ListDecisionsLimitDefaultAndCap", testDecisionListLimit},

@@ -1782,7 +1782,9 @@ func (x *RollbackPolicyRequest) GetComment() string {
 type ListPolicyActivationsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// At most this many (default 100, at most 1000).
-	PageSize      int32 `protobuf:"varint,1,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	PageSize int32 `protobuf:"varint,1,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// The `next_page_token` of a previous call, to get the older activations.
+	PageToken     string `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1824,10 +1826,20 @@ func (x *ListPolicyActivationsRequest) GetPageSize() int32 {
 	return 0
 }
 
+func (x *ListPolicyActivationsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
 // ListPolicyActivationsResponse is the response of ListPolicyActivations.
 type ListPolicyActivationsResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Activations   []*PolicyActivation    `protobuf:"bytes,1,rep,name=activations,proto3" json:"activations,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Newest first.
+	Activations []*PolicyActivation `protobuf:"bytes,1,rep,name=activations,proto3" json:"activations,omitempty"`
+	// A token to get the next (older) page; empty on the last page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1867,6 +1879,13 @@ func (x *ListPolicyActivationsResponse) GetActivations() []*PolicyActivation {
 		return x.Activations
 	}
 	return nil
+}
+
+func (x *ListPolicyActivationsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
 }
 
 var File_loopgate_v1_policy_service_proto protoreflect.FileDescriptor
@@ -2006,11 +2025,14 @@ const file_loopgate_v1_policy_service_proto_rawDesc = "" +
 	"\acomment\x18\x02 \x01(\tR\acomment\"O\n" +
 	"\x15RollbackPolicyRequest\x12\x16\n" +
 	"\x06bundle\x18\x01 \x01(\tR\x06bundle\x12\x1e\n" +
-	"\acomment\x18\x02 \x01(\tB\x04\xe2A\x01\x02R\acomment\";\n" +
+	"\acomment\x18\x02 \x01(\tB\x04\xe2A\x01\x02R\acomment\"Z\n" +
 	"\x1cListPolicyActivationsRequest\x12\x1b\n" +
-	"\tpage_size\x18\x01 \x01(\x05R\bpageSize\"`\n" +
+	"\tpage_size\x18\x01 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x02 \x01(\tR\tpageToken\"\x88\x01\n" +
 	"\x1dListPolicyActivationsResponse\x12?\n" +
-	"\vactivations\x18\x01 \x03(\v2\x1d.loopgate.v1.PolicyActivationR\vactivations2\xbc\n" +
+	"\vactivations\x18\x01 \x03(\v2\x1d.loopgate.v1.PolicyActivationR\vactivations\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken2\xbc\n" +
 	"\n" +
 	"\rPolicyService\x12r\n" +
 	"\x10PushPolicyBundle\x12$.loopgate.v1.PushPolicyBundleRequest\x1a\x19.loopgate.v1.PolicyBundle\"\x1d\x82\xd3\xe4\x93\x02\x17:\x01*\"\x12/v1/policy/bundles\x12~\n" +
