@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/loopgate/loopgate/audit"
+	"github.com/loopgate/loopgate/internal/utf8clip"
 	"github.com/loopgate/loopgate/loop"
 	"github.com/loopgate/loopgate/store"
 )
@@ -100,12 +101,7 @@ func (c *Core) compliance(ctx context.Context, id Identity, l *loop.Loop) (loop.
 		Message: clipMessage(msg), ObservedGeneration: gen}, p, nil
 }
 
-func clipMessage(s string) string {
-	if len(s) <= maxComplianceMessage {
-		return s
-	}
-	return s[:maxComplianceMessage-3] + "..."
-}
+func clipMessage(s string) string { return utf8clip.WithEllipsis(s, maxComplianceMessage, "...") }
 
 // recordCompliance writes cond into l's status unless it says the same
 // already (or l changed meanwhile: its own admission judged it), with the

@@ -11,9 +11,9 @@ import (
 	"slices"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/loopgate/loopgate/audit"
+	"github.com/loopgate/loopgate/internal/utf8clip"
 	"github.com/loopgate/loopgate/loop"
 	"github.com/loopgate/loopgate/policy"
 	"github.com/loopgate/loopgate/store"
@@ -470,8 +470,5 @@ func clip(s string, n int) string {
 	if len(s) <= n {
 		return s
 	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n] + "…"
+	return utf8clip.Bytes(s, n) + "…"
 }

@@ -19,6 +19,7 @@ import (
 
 	"github.com/loopgate/loopgate/admission"
 	"github.com/loopgate/loopgate/config"
+	"github.com/loopgate/loopgate/internal/utf8clip"
 	"github.com/loopgate/loopgate/provisioning"
 	"github.com/loopgate/loopgate/reconciler"
 	"github.com/loopgate/loopgate/server"
@@ -304,12 +305,7 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
-func clip(s string, n int) string {
-	if len(s) > n {
-		return s[:n]
-	}
-	return s
-}
+func clip(s string, n int) string { return utf8clip.Bytes(s, n) }
 
 // RegisterMetrics adds a collector to the registry /metrics serves: the
 // hook for per-loop collectors (latency, lag, SLO state, cost). Their

@@ -7,7 +7,6 @@ import (
 	"net"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
@@ -17,6 +16,7 @@ import (
 	"github.com/loopgate/loopgate/admission"
 	lgv1 "github.com/loopgate/loopgate/gen/loopgate/v1"
 	"github.com/loopgate/loopgate/identity"
+	"github.com/loopgate/loopgate/internal/utf8clip"
 )
 
 // Identity is an authenticated caller.
@@ -211,12 +211,4 @@ func rateLimited(what string, wait time.Duration) *RateLimitedError {
 }
 
 // clipTo cuts s to at most n bytes (at a rune boundary).
-func clipTo(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n]
-}
+func clipTo(s string, n int) string { return utf8clip.Bytes(s, n) }
