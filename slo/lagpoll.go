@@ -3,6 +3,7 @@ package slo
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sort"
 	"time"
 
@@ -28,10 +29,17 @@ func (o *Observer) pollLag(ctx context.Context, c *Cluster) {
 	}
 	adm := kadm.NewClient(c.Admin)
 	tables := map[topicPartition]*OffsetTable{}
+	var lastWarn time.Time
 	t := time.NewTicker(o.cfg.LagInterval)
 	defer t.Stop()
 	for {
-		o.pollLagOnce(ctx, c, adm, tables)
+		if problems := o.pollLagOnce(ctx, c, adm, tables); len(problems) > 0 && ctx.Err() == nil && time.Since(lastWarn) >= lagWarnEvery {
+			// Once a minute at most: a broker that keeps failing would
+			// otherwise log every poll.
+			lastWarn = time.Now()
+			o.log.Warn("consumer lag is incomplete; the groups and partitions named are left out until a poll succeeds",
+				"cluster", c.Name, "problems", len(problems), "first", problems[0])
+		}
 		select {
 		case <-ctx.Done():
 			return
@@ -40,7 +48,13 @@ func (o *Observer) pollLag(ctx context.Context, c *Cluster) {
 	}
 }
 
-func (o *Observer) pollLagOnce(ctx context.Context, c *Cluster, adm *kadm.Client, tables map[topicPartition]*OffsetTable) {
+// lagWarnEvery bounds how often one cluster's lag problems are logged.
+const lagWarnEvery = time.Minute
+
+// pollLagOnce polls once and returns what it could not read (each a short
+// text naming the group, topic or partition); a failure of the whole poll
+// is one problem and keeps the previous lag.
+func (o *Observer) pollLagOnce(ctx context.Context, c *Cluster, adm *kadm.Client, tables map[topicPartition]*OffsetTable) (problems []string) {
 	// What to ask: the groups of this cluster's loops and their topics.
 	o.mu.Lock()
 	type want struct {
@@ -64,7 +78,7 @@ func (o *Observer) pollLagOnce(ctx context.Context, c *Cluster, adm *kadm.Client
 	}
 	o.mu.Unlock()
 	if len(wants) == 0 {
-		return
+		return nil
 	}
 	topics := keys(topicSet)
 	groups := keys(groupSet)
@@ -72,14 +86,14 @@ func (o *Observer) pollLagOnce(ctx context.Context, c *Cluster, adm *kadm.Client
 	defer cancel()
 	ends, err := adm.ListEndOffsets(pctx, topics...)
 	if err != nil {
-		if ctx.Err() == nil {
-			o.log.Warn("listing end offsets for consumer lag failed; retrying at the next poll", "cluster", c.Name, "err", err)
-		}
-		return
+		return []string{"end offsets: " + err.Error()}
 	}
 	now := o.now()
 	ends.Each(func(lo kadm.ListedOffset) {
 		if lo.Err != nil || lo.Offset < 0 {
+			if lo.Err != nil {
+				problems = append(problems, fmt.Sprintf("end offset of %s/%d: %v", lo.Topic, lo.Partition, lo.Err))
+			}
 			return
 		}
 		tp := topicPartition{lo.Topic, lo.Partition}
@@ -96,27 +110,26 @@ func (o *Observer) pollLagOnce(ctx context.Context, c *Cluster, adm *kadm.Client
 		}
 	}
 	committed := adm.FetchManyOffsets(pctx, groups...)
-	// Partitions no group has committed to are lagging by everything
-	// retained: their start offsets, asked only when needed.
-	var starts kadm.ListedOffsets
-	needStarts := false
-	for _, w := range wants {
-		for g, ts := range w.groups {
-			r, ok := committed[g]
-			if ok && r.Err != nil && !errors.Is(r.Err, kerr.GroupIDNotFound) {
-				continue // unknown this time; a group never seen has committed nothing
-			}
-			for _, t := range ts {
-				for p := range ends[t] {
-					if or, ok := r.Fetched.Lookup(t, p); !ok || or.Err != nil || or.At < 0 {
-						needStarts = true
-					}
-				}
-			}
+	for _, g := range groups {
+		if r, ok := committed[g]; ok && r.Err != nil && !errors.Is(r.Err, kerr.GroupIDNotFound) {
+			problems = append(problems, fmt.Sprintf("committed offsets of group %s: %v", g, r.Err))
 		}
 	}
-	if needStarts {
-		starts, _ = adm.ListStartOffsets(pctx, topics...)
+	// Partitions no group has committed to lag by everything retained:
+	// their start offsets, asked once per poll, when first needed.
+	var starts kadm.ListedOffsets
+	startsAsked := false
+	startOf := func(t string, p int32) int64 {
+		if !startsAsked {
+			startsAsked = true
+			if starts, err = adm.ListStartOffsets(pctx, topics...); err != nil {
+				problems = append(problems, "start offsets: "+err.Error())
+			}
+		}
+		if so, ok := starts.Lookup(t, p); ok && so.Err == nil && so.Offset >= 0 {
+			return so.Offset
+		}
+		return 0
 	}
 
 	results := map[string][]store.GroupLag{}
@@ -125,7 +138,7 @@ func (o *Observer) pollLagOnce(ctx context.Context, c *Cluster, adm *kadm.Client
 		for _, g := range keys(mapKeys(w.groups)) {
 			r, ok := committed[g]
 			if ok && r.Err != nil && !errors.Is(r.Err, kerr.GroupIDNotFound) {
-				continue // unknown this time; a group never seen has committed nothing
+				continue // unknown this time (a problem above); a group never seen has committed nothing
 			}
 			gl := store.GroupLag{Group: g, ObserveTime: now}
 			for _, t := range w.groups[g] {
@@ -140,12 +153,11 @@ func (o *Observer) pollLagOnce(ctx context.Context, c *Cluster, adm *kadm.Client
 						continue
 					}
 					pl := store.PartitionLag{Topic: t, Partition: p, CommittedOffset: -1, EndOffset: end.Offset}
-					from := int64(0)
+					var from int64
 					if or, ok := r.Fetched.Lookup(t, p); ok && or.Err == nil && or.At >= 0 {
-						pl.CommittedOffset = or.At
-						from = or.At
-					} else if so, ok := starts.Lookup(t, p); ok && so.Err == nil && so.Offset >= 0 {
-						from = so.Offset
+						pl.CommittedOffset, from = or.At, or.At
+					} else {
+						from = startOf(t, p)
 					}
 					pl.OffsetLag = max(end.Offset-from, 0)
 					if tab := tables[topicPartition{t, p}]; tab != nil && pl.OffsetLag > 0 {
@@ -170,6 +182,7 @@ func (o *Observer) pollLagOnce(ctx context.Context, c *Cluster, adm *kadm.Client
 		}
 	}
 	o.mu.Unlock()
+	return problems
 }
 
 func keys(m map[string]bool) []string {

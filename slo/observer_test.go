@@ -6,13 +6,17 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/loopgate/loopgate/loop"
 	"github.com/loopgate/loopgate/provisioning"
@@ -227,5 +231,81 @@ loopgate_loop_slo_met{loop="growth/a"} -1
 loopgate_loop_slo_met{loop="growth/b"} -1
 `), "loopgate_loop_metrics_dropped_loops", "loopgate_loop_slo_met"); err != nil {
 		t.Error(err)
+	}
+}
+
+// A poll that cannot read a group's committed offsets says so (it is
+// logged) and leaves that group out, rather than reporting it as lagging by
+// everything retained or silently dropping it; the next good poll has it.
+func TestLagPollReportsWhatItCouldNotRead(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	kc, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(2, "growth.fast.events", "growth.fast.actions"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer kc.Close()
+	admin, err := kgo.NewClient(kgo.SeedBrokers(kc.ListenAddrs()...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	var recs []*kgo.Record
+	for range 40 {
+		recs = append(recs, &kgo.Record{Topic: "growth.fast.events"})
+	}
+	if err := admin.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	o := New(Config{LagInterval: time.Second}, nil, nil, []Cluster{{Name: "c1", Admin: admin}}, slog.New(slog.DiscardHandler))
+	tg, ok := targetOf(testLoop("fast"))
+	if !ok {
+		t.Fatal("no target")
+	}
+	o.mu.Lock()
+	o.setLocked(tg)
+	o.mu.Unlock()
+	adm := kadm.NewClient(admin)
+	tables := map[topicPartition]*OffsetTable{}
+	lagOf := func() ([]store.GroupLag, bool) {
+		o.mu.Lock()
+		defer o.mu.Unlock()
+		s := o.states[tg.key]
+		return s.lag, s.lagObserved
+	}
+
+	var failing atomic.Bool
+	failing.Store(true)
+	kc.ControlKey(int16(kmsg.OffsetFetch), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		kc.KeepControl()
+		if !failing.Load() {
+			return nil, nil, false
+		}
+		r := req.(*kmsg.OffsetFetchRequest)
+		resp := r.ResponseKind().(*kmsg.OffsetFetchResponse)
+		resp.ErrorCode = kerr.GroupAuthorizationFailed.Code
+		for _, g := range r.Groups {
+			rg := kmsg.NewOffsetFetchResponseGroup()
+			rg.Group, rg.ErrorCode = g.Group, kerr.GroupAuthorizationFailed.Code
+			resp.Groups = append(resp.Groups, rg)
+		}
+		return resp, nil, true
+	})
+	problems := o.pollLagOnce(ctx, &Cluster{Name: "c1", Admin: admin}, adm, tables)
+	if len(problems) != 1 || !strings.Contains(problems[0], "committed offsets of group actor") || !strings.Contains(problems[0], "GROUP_AUTHORIZATION_FAILED") {
+		t.Errorf("problems = %q, want the group's fetch named", problems)
+	}
+	if lags, _ := lagOf(); len(lags) != 0 {
+		t.Errorf("a group whose offsets could not be read has lag %+v", lags)
+	}
+
+	// Offsets readable again: the group has committed nothing, so it lags
+	// by all 40 records, and there is no problem.
+	failing.Store(false)
+	if problems := o.pollLagOnce(ctx, &Cluster{Name: "c1", Admin: admin}, adm, tables); len(problems) != 0 {
+		t.Errorf("problems after recovery: %q", problems)
+	}
+	if lags, ok := lagOf(); !ok || len(lags) != 1 || lags[0].Group != "actor" || lags[0].OffsetLag != 40 {
+		t.Errorf("lag after recovery = %+v, want group actor 40 records behind", lags)
 	}
 }
