@@ -6,14 +6,19 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"strings"
 	"time"
 
 	"google.golang.org/grpc/metadata"
 
 	"github.com/loopgate/loopgate/admission"
+	"github.com/loopgate/loopgate/config"
 	"github.com/loopgate/loopgate/server"
+	"github.com/loopgate/loopgate/web"
 )
 
 // Bounds of the REST listener. A body is never read before its caller is
@@ -116,14 +121,25 @@ func authenticateHTTP(r *http.Request, method, authorization string, authn *serv
 
 // checkPortalToken vets a portal sign-in's token with authenticateHTTP
 // before the portal calls the API with it: only good tokens reach the API.
+// The sign-in's route names the method in the audit: "HTTP POST /login"
+// for a pasted token, "HTTP GET /login/oidc/callback" for OIDC.
 func checkPortalToken(authn *server.Authenticator, core *admission.Core, lim *server.Limiters) func(*http.Request, string) error {
 	return func(r *http.Request, token string) error {
-		_, err := authenticateHTTP(r, "HTTP POST /login", "Bearer "+token, authn, core, lim)
+		method := "HTTP POST /login"
+		if r.URL.Path == "/login/oidc/callback" {
+			method = "HTTP GET /login/oidc/callback"
+		}
+		_, err := authenticateHTTP(r, method, "Bearer "+token, authn, core, lim)
 		switch {
 		case err == nil:
 			return nil
 		case err.retryAfter > 0:
 			return errors.New(err.msg)
+		case r.URL.Path == "/login/oidc/callback":
+			// The reason (issuer, audience, expiry...) is in the audit
+			// trail; the person can do nothing about it but tell the
+			// operator.
+			return errors.New("this server does not accept the identity provider's token (auth.jwt and portal.oidc.bearer must agree: issuer, audience, signing keys); the reason is in the audit trail")
 		default:
 			// The API's reason speaks of loopctl and --token; it is in
 			// the audit trail. A browser gets what to do here.
@@ -161,4 +177,36 @@ func newHTTPServer(h http.Handler) *http.Server {
 		IdleTimeout:       restIdleTimeout,
 		MaxHeaderBytes:    restMaxHeaderBytes,
 	}
+}
+
+// portalOIDCOptions is the portal's OIDC sign-in (portal.oidc), nil when
+// not configured. The client secret is read here, once: it is kept in
+// memory only, never logged, audited or stored.
+func portalOIDCOptions(cfg *config.Config, log *slog.Logger) (*web.OIDCOptions, error) {
+	o := cfg.Portal.OIDC
+	if o == nil {
+		return nil, nil
+	}
+	if cfg.Auth.JWT == nil {
+		return nil, errors.New("portal.oidc: needs auth.jwt")
+	}
+	opts := &web.OIDCOptions{Issuer: cfg.Auth.JWT.Issuer, ClientID: o.ClientID, RedirectURL: o.RedirectURL,
+		Scopes: o.Scopes, Bearer: o.Bearer}
+	if o.ClientSecretFile != "" {
+		fi, err := os.Stat(o.ClientSecretFile)
+		if err != nil {
+			return nil, fmt.Errorf("portal.oidc.clientSecretFile: %w", err)
+		}
+		if fi.Mode().Perm()&0o077 != 0 {
+			log.Warn("portal.oidc.clientSecretFile is readable by other users; consider chmod 600", "file", o.ClientSecretFile, "mode", fi.Mode().Perm().String())
+		}
+		raw, err := os.ReadFile(o.ClientSecretFile)
+		if err != nil {
+			return nil, fmt.Errorf("portal.oidc.clientSecretFile: %w", err)
+		}
+		if opts.ClientSecret = strings.TrimSpace(string(raw)); opts.ClientSecret == "" {
+			return nil, fmt.Errorf("portal.oidc.clientSecretFile: %s is empty", o.ClientSecretFile)
+		}
+	}
+	return opts, nil
 }

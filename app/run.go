@@ -331,8 +331,12 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Server, 
 	})
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") })
 	// The portal (docs/portal.md) under "/": it calls the gRPC API as the gateway does, with each person's token.
+	portalOIDC, err := portalOIDCOptions(cfg, log)
+	if err != nil {
+		return nil, err
+	}
 	portal, err := web.New(web.Options{Target: s.GRPCAddr, Dial: dial, Secure: tlsCfg != nil, Log: log,
-		CheckToken: checkPortalToken(authn, s.Core, limits)})
+		CheckToken: checkPortalToken(authn, s.Core, limits), OIDC: portalOIDC})
 	if err != nil {
 		return nil, fmt.Errorf("portal: %w", err)
 	}

@@ -77,6 +77,8 @@ type Config struct {
 	Metrics    Metrics `yaml:"metrics"`
 	Log        Log     `yaml:"log"`
 	Reflection bool    `yaml:"reflection"`
+	// Portal configures the portal's sign-in (portal.go, docs/portal.md).
+	Portal Portal `yaml:"portal"`
 }
 
 // SLO tunes the SLO observer; zero fields take the defaults of package slo.
@@ -336,6 +338,7 @@ func (c *Config) SetDefaults() {
 	if c.Resync == 0 {
 		c.Resync = 30 * time.Second
 	}
+	c.Portal.setDefaults()
 	if len(c.LoopLimits.Validate()) == 0 {
 		c.LoopLimits = c.LoopLimits.WithDefaults() // invalid values stay for Validate to report
 	}
@@ -505,6 +508,7 @@ func (c *Config) Validate() error {
 	errs = append(errs, c.LoopLimits.Validate()...)
 	errs = append(errs, c.validateOperations()...)
 	errs = append(errs, c.validateCost()...)
+	errs = append(errs, c.validatePortal()...)
 	if t := c.TLS; t != nil {
 		if t.CertFile == "" || t.KeyFile == "" {
 			bad("tls", "certFile and keyFile are required")

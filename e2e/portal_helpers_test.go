@@ -265,6 +265,24 @@ func (p *tab) submit(form string) int64 {
 	return p.last
 }
 
+// follow clicks the link sel as a person would and waits for the page it
+// leads to; it returns that page's HTTP status.
+func (p *tab) follow(sel string) int64 {
+	p.t.Helper()
+	if !p.exists(sel) {
+		p.t.Fatalf("[%s] no link %s\n%s", p.who, sel, p.describe())
+	}
+	p.step("follow "+sel, func(ctx context.Context) error {
+		resp, err := chromedp.RunResponse(ctx, chromedp.Click(chromedp.CSS(sel), chromedp.NodeVisible))
+		if err != nil {
+			return err
+		}
+		p.last = resp.Status
+		return nil
+	})
+	return p.last
+}
+
 // buttonText is the text of form's submit button.
 func (p *tab) buttonText(form string) string {
 	p.t.Helper()

@@ -2,18 +2,23 @@ package e2e
 
 import (
 	"context"
+	"fmt"
+	"html"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
+	"github.com/oauth2-proxy/mockoidc"
 
 	"github.com/loopgate/loopgate/internal/policytest"
 )
@@ -109,6 +114,140 @@ func TestPortal(t *testing.T) {
 		q.open("/")
 		if q.exists("span#whoami") || !q.exists("form#login-form") {
 			t.Errorf("after Sign out, / still shows a signed-in page\n%s", q.describe())
+		}
+	})
+
+	t.Run("oidc", func(t *testing.T) {
+		// A second loopgate whose portal signs in through an OpenID
+		// Connect provider (mockoidc on 127.0.0.2): the person clicks
+		// "Sign in with …", the provider answers at once for a queued
+		// user, and the browser lands on the overview signed in as that
+		// user, with the team of the ID token's groups claim.
+		idp, err := mockoidc.NewServer(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Like a real provider, it first shows a page where the person
+		// signs in (here: one button); its form, sent from the
+		// provider's site, starts the redirect back.
+		_ = idp.AddMiddleware(func(next http.Handler) http.Handler {
+			return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if !strings.HasSuffix(r.URL.Path, mockoidc.AuthorizationEndpoint) || r.URL.Query().Get("consent") != "" {
+					next.ServeHTTP(w, r)
+					return
+				}
+				var hidden strings.Builder
+				for k, vs := range r.URL.Query() {
+					for _, v := range vs {
+						fmt.Fprintf(&hidden, `<input type="hidden" name="%s" value="%s">`, html.EscapeString(k), html.EscapeString(v))
+					}
+				}
+				w.Header().Set("Content-Type", "text/html; charset=utf-8")
+				fmt.Fprintf(w, `<!doctype html><html lang="en"><head><title>Test IdP</title></head><body><main><h1>Test identity provider</h1>
+<form method="get" action="%s">%s<input type="hidden" name="consent" value="1"><button id="idp-continue" type="submit">Continue as ada@example.com</button></form></main></body></html>`,
+					html.EscapeString(r.URL.Path), hidden.String())
+			})
+		})
+		// On 127.0.0.2: another site than the portal's 127.0.0.1, so the
+		// provider's redirect back is cross-site, as in production.
+		ln, err := net.Listen("tcp", "127.0.0.2:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := idp.Start(ln, nil); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = idp.Shutdown() })
+		pick, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		httpAddr := pick.Addr().String()
+		pick.Close()
+		dir := t.TempDir()
+		secret := filepath.Join(dir, "portal-client-secret")
+		if err := os.WriteFile(secret, []byte(idp.ClientSecret+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		cfg := fmt.Sprintf(`dataDir: %s
+devCredentials: true
+clusters:
+  - {name: eu-embedded, region: eu, embedded: true}
+teams:
+  - {name: growth, allowedRegions: [eu], maxPartitionsPerLoop: 64, maxPartitions: 256, maxBytesPerSecond: 52428800}
+auth:
+  jwt: {issuer: %q, audience: %q, jwksURL: %q, teamsClaim: groups}
+portal:
+  oidc:
+    clientID: %q
+    clientSecretFile: %s
+    redirectURL: http://%s/login/oidc/callback
+    scopes: [openid, groups]
+    bearer: id_token
+`, filepath.Join(dir, "data"), idp.Issuer(), idp.ClientID, idp.JWKSEndpoint(), idp.ClientID, secret, httpAddr)
+		cfgPath := filepath.Join(dir, "loopgate.yaml")
+		if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		startServer(t, t.TempDir(), filepath.Join(dir, "unused"), "--config", cfgPath, "--http-addr", httpAddr)
+		base := "http://" + httpAddr
+		idp.QueueUser(&mockoidc.MockUser{Subject: "ada@example.com", Groups: []string{"growth"}})
+
+		// A browser of its own, like newBrowser's but allowed to reach the
+		// provider on 127.0.0.2 too (and nothing else).
+		bin := findChromium()
+		opts := append(slices.Clone(chromedp.DefaultExecAllocatorOptions[:]),
+			chromedp.ExecPath(bin), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU,
+			chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1280, 900),
+			chromedp.Flag("disable-component-update", true),
+			chromedp.Flag("disable-domain-reliability", true),
+			chromedp.Flag("no-proxy-server", true),
+			chromedp.Flag("host-resolver-rules", "MAP * ~NOTFOUND , EXCLUDE 127.0.0.1 , EXCLUDE 127.0.0.2"),
+			chromedp.Flag("hide-scrollbars", true),
+			chromedp.Flag("font-render-hinting", "none"),
+		)
+		allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+		t.Cleanup(cancelAlloc)
+		bctx, cancel := chromedp.NewContext(allocCtx, chromedp.WithLogf(t.Logf))
+		t.Cleanup(cancel)
+		if err := first(bctx, cancel); err != nil {
+			t.Fatalf("starting Chromium (%s): %v", bin, err)
+		}
+		ob := &browser{t: t, ctx: bctx, base: base, artifacts: b.artifacts}
+		p := ob.newTab(t, "oidc")
+		p.open("/login")
+		if !p.exists("a#oidc-login") || !p.exists("form#login-form") {
+			t.Fatalf("/login offers no OIDC button (or lost the token form)\n%s", p.describe())
+		}
+		host := strings.TrimPrefix(idp.Addr(), "http://")
+		if txt, _ := p.text("a#oidc-login"); txt != "Sign in with "+host {
+			t.Errorf("button %q, want \"Sign in with %s\"", txt, host)
+		}
+		p.shot("login-oidc")
+		if _, err := os.Stat(axePath()); err == nil || browserRequired() {
+			p.axe("login-oidc", loadAxe(t))
+		}
+		p.do("click Sign in with the IdP", clickCSS("a#oidc-login"), chromedp.WaitVisible(chromedp.CSS("button#idp-continue")))
+		p.shot("oidc-provider")
+		p.do("sign in at the IdP", clickCSS("button#idp-continue"))
+		// The callback's page moves on to the overview by itself; the
+		// session cookie (SameSite=Strict) must come with that request,
+		// though the sign-in was a cross-site navigation from the
+		// provider's page (a redirect from the callback would not carry
+		// it).
+		deadline := time.Now().Add(20 * time.Second)
+		for p.eval(`location.href`) != base+"/" && time.Now().Before(deadline) {
+			time.Sleep(100 * time.Millisecond)
+		}
+		if where := p.eval(`location.href`); where != base+"/" {
+			t.Fatalf("after the OIDC sign-in the browser is at %s, want /\n%s", where, p.describe())
+		}
+		p.checkChrome("ada@example.com")
+		p.shot("signed-in-oidc")
+		// Her team (from the groups claim) is hers to read.
+		p.open("/teams/growth")
+		if !p.exists("span#whoami") || p.exists("#login-form") {
+			t.Errorf("/teams/growth after the OIDC sign-in\n%s", p.describe())
 		}
 	})
 
@@ -391,20 +530,30 @@ func TestPortal(t *testing.T) {
 	})
 
 	t.Run("audit", func(t *testing.T) {
-		// A team member may not verify the chain: the page says so (or is
-		// denied), and the refusal is audited.
+		// A team member may not read the whole trail (denied, and the
+		// refusal is audited), reads its own team's, and may not verify
+		// the chain: the page says so.
 		g := b.newTab(t, "growth")
 		g.signIn(tokens["growth"])
-		st := g.open("/audit")
-		chain, _ := g.text("p#chain")
-		switch {
-		case st == http.StatusForbidden:
-			if h := g.h1(); h != "Not allowed" {
-				t.Errorf("/audit as growth: HTTP 403 with h1 %q, want \"Not allowed\"", h)
+		if st := g.open("/audit"); st != http.StatusForbidden || g.h1() != "Not allowed" {
+			t.Errorf("/audit as growth: HTTP %d, h1 %q; want 403 Not allowed", st, g.h1())
+		}
+		if st := g.open("/audit?team=growth"); st != 200 {
+			t.Fatalf("/audit?team=growth as growth: HTTP %d\n%s", st, g.describe())
+		}
+		if n := g.count("table#events tbody tr"); n == 0 {
+			t.Errorf("/audit?team=growth: no events")
+		}
+		for _, res := range g.texts("table#events tbody tr td:nth-child(5)") {
+			if res != "teams/growth" && !strings.HasPrefix(res, "teams/growth/") {
+				t.Errorf("team growth's trail shows %q", res)
 			}
-		case st == 200 && regexp.MustCompile(`(?i)not allowed|forbidden|permission|may not|not permitted|denied`).MatchString(chain):
-		default:
-			t.Errorf("/audit as growth: HTTP %d, #chain %q: want the verification refused for the role (or the page denied)", st, chain)
+		}
+		if st := g.follow("#chain-verify a"); st != 200 {
+			t.Fatalf("verify as growth: HTTP %d", st)
+		}
+		if chain, _ := g.text("p#chain"); !regexp.MustCompile(`(?i)not allowed`).MatchString(chain) {
+			t.Errorf("/audit verify as growth: #chain %q, want the verification refused for the role", chain)
 		}
 		g.shot("audit-growth-denied")
 
@@ -419,6 +568,12 @@ func TestPortal(t *testing.T) {
 		}
 		if n := a.count("table#events tbody tr"); n == 0 {
 			t.Errorf("/audit as auditor: table#events has no rows")
+		}
+		if a.exists("p#chain") {
+			t.Errorf("/audit verifies the whole chain on every view")
+		}
+		if st := a.follow("#chain-verify a"); st != 200 {
+			t.Fatalf("verify as auditor: HTTP %d", st)
 		}
 		if c, _ := a.text("p#chain"); !regexp.MustCompile(`(?i)verified|intact|ok|valid`).MatchString(c) {
 			t.Errorf("/audit as auditor: #chain %q does not say the chain verifies", c)

@@ -32,12 +32,28 @@ func (p *Portal) notFound(w http.ResponseWriter, r *http.Request, s *session) {
 
 // ---- sign-in ----
 
-type loginView struct{ Error string }
+type loginView struct {
+	Error string
+	// OIDCHost, when set, is the identity provider's host: the page offers
+	// "Sign in with OIDCHost" (GET /login/oidc).
+	OIDCHost string
+	// OIDCUnavailable: the provider could not be reached the last time.
+	OIDCUnavailable bool
+}
 
 func (loginView) title() string { return "Sign in" }
 
+// newLoginView is the login page's body with the error msg ("" for none).
+func (p *Portal) newLoginView(msg string) loginView {
+	v := loginView{Error: msg}
+	if p.oidc != nil {
+		v.OIDCHost, v.OIDCUnavailable = p.oidc.host, p.oidc.unavailable()
+	}
+	return v
+}
+
 func (p *Portal) loginPage(w http.ResponseWriter, r *http.Request) {
-	p.render(w, r, http.StatusOK, "login", loginView{}, nil)
+	p.render(w, r, http.StatusOK, "login", p.newLoginView(""), nil)
 }
 
 func (p *Portal) login(w http.ResponseWriter, r *http.Request) {
@@ -49,28 +65,38 @@ func (p *Portal) login(w http.ResponseWriter, r *http.Request) {
 	}
 	token := strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(r.PostFormValue("token")), "Bearer "))
 	if token == "" || len(token) > 16<<10 {
-		p.render(w, r, http.StatusUnauthorized, "login", loginView{Error: "Enter an API token."}, nil)
+		p.render(w, r, http.StatusUnauthorized, "login", p.newLoginView("Enter an API token."), nil)
 		return
 	}
+	if s, msg := p.signIn(w, r, token); s == nil {
+		p.render(w, r, http.StatusUnauthorized, "login", p.newLoginView("Sign-in failed: "+msg), nil)
+		return
+	}
+	http.Redirect(w, r, "/", http.StatusSeeOther)
+}
+
+// signIn is every sign-in's one path, a pasted token's or OIDC's: the
+// server vets the token (CheckToken: failures count against the browser's
+// address), the API says who it stands for (GetCaller), and a new session
+// with its cookie starts. A refusal returns nil and why.
+func (p *Portal) signIn(w http.ResponseWriter, r *http.Request, token string) (*session, string) {
 	if p.checkToken != nil {
 		if err := p.checkToken(r, token); err != nil {
-			p.render(w, r, http.StatusUnauthorized, "login", loginView{Error: "Sign-in failed: " + err.Error()}, nil)
-			return
+			return nil, err.Error()
 		}
 	}
 	ctx, cancel := p.ctx(r, token)
 	defer cancel()
 	caller, err := p.identity.GetCaller(ctx, &lgv1.GetCallerRequest{})
 	if err != nil {
-		p.render(w, r, http.StatusUnauthorized, "login", loginView{Error: "Sign-in failed: " + errText(err)}, nil)
-		return
+		return nil, errText(err)
 	}
 	if old := p.sessions.fromRequest(r); old != nil {
 		p.sessions.drop(old) // a new id at every sign-in
 	}
 	s := p.sessions.create(token, caller)
 	p.setCookie(w, s)
-	http.Redirect(w, r, "/", http.StatusSeeOther)
+	return s, ""
 }
 
 func (p *Portal) logout(w http.ResponseWriter, r *http.Request, s *session) {
@@ -138,23 +164,22 @@ func (p *Portal) overview(w http.ResponseWriter, r *http.Request, s *session) {
 	q := r.URL.Query()
 	f := filters{Q: clip(q.Get("q"), 100), Team: clip(q.Get("team"), 64), State: clip(q.Get("state"), 32),
 		Compliance: clip(q.Get("compliance"), 32), Region: clip(q.Get("region"), 32), SLO: clip(q.Get("slo"), 16)}
-	var loops []*lgv1.Loop
+	var all []loopRow
 	var trunc bool
 	var at time.Time
 	if c := p.lists.get(s.id); c != nil && q.Get("fresh") == "" {
-		loops, trunc, at = c.loops, c.trunc, c.at
+		all, trunc, at = c.rows, c.trunc, c.at
 	} else {
-		var err error
-		if loops, trunc, err = p.listLoops(r, s, "teams/-"); err != nil {
+		loops, tr, err := p.listLoops(r, s, "teams/-")
+		if err != nil {
 			p.apiError(w, r, s, err)
 			return
 		}
-		at = time.Now()
-		p.lists.put(s.id, &listEntry{at: at, loops: loops, trunc: trunc})
-	}
-	all := make([]loopRow, len(loops))
-	for i, l := range loops {
-		all[i] = rowOf(l)
+		all, trunc, at = make([]loopRow, len(loops)), tr, time.Now()
+		for i, l := range loops {
+			all[i] = rowOf(l)
+		}
+		p.lists.put(s.id, newListEntry(at, all, trunc))
 	}
 	v := overviewView{Counts: countRows(all), F: f, Truncated: trunc, At: at.UTC().Format("15:04:05 UTC")}
 	for _, st := range loopStates {
@@ -197,6 +222,44 @@ type teamView struct {
 	Monthly    float64
 	Currency   string
 	CostSVG    template.HTML
+	// Info is the team's catalog entry and usage (GetTeam); InfoErr says
+	// why it is missing.
+	Info    *lgv1.Team
+	InfoErr string
+	Limits  []limitRow
+}
+
+// limitRow is one of a team's limits beside what is used of it.
+type limitRow struct {
+	What, Used, Of string
+	By, ByName     string // the loop that uses most, e.g. teams/growth/loops/x and x
+	Value, Max     int64  // for the <meter>; Max 0: no limit
+	Low, High      int64  // the <meter>'s 70 % and 90 % marks
+	Percent        int64
+	Over           bool // at or above 90 %
+}
+
+func teamLimits(t *lgv1.Team) []limitRow {
+	lim, use := t.GetLimits(), t.GetUsage()
+	count := func(n int64) string { return strconv.FormatInt(n, 10) }
+	rate := funcs["rate"].(func(int64) string)
+	row := func(what string, used, of int64, format func(int64) string, by string) limitRow {
+		r := limitRow{What: what, Used: format(used), Of: "no limit", Value: used, Max: of}
+		if by != "" {
+			r.By, r.ByName = by, lastSegment(by)
+		}
+		if of > 0 {
+			r.Of, r.Percent = format(of), used*100/of
+			r.Low, r.High = of*7/10, of*9/10
+			r.Over = r.Percent >= 90
+		}
+		return r
+	}
+	return []limitRow{
+		row("Partitions, all loops", use.GetPartitions(), int64(lim.GetMaxPartitions()), count, ""),
+		row("Partitions, largest loop", int64(use.GetLargestLoopPartitions()), int64(lim.GetMaxPartitionsPerLoop()), count, use.GetLargestLoop()),
+		row("Throughput, busiest loop", use.GetHighestBytesPerSecond(), lim.GetMaxBytesPerSecond(), rate, use.GetHighestThroughputLoop()),
+	}
 }
 
 func (v teamView) title() string { return "Team " + v.Team }
@@ -239,6 +302,11 @@ func (p *Portal) team(w http.ResponseWriter, r *http.Request, s *session) {
 	v.CostSVG = stackedBar("Monthly cost of team "+team+" by loop", costs, v.Currency)
 	ctx, cancel := p.ctx(r, s.token)
 	defer cancel()
+	if info, err := p.teams.GetTeam(ctx, &lgv1.GetTeamRequest{Name: "teams/" + team}); err != nil {
+		v.InfoErr = errText(err)
+	} else {
+		v.Info, v.Limits = info, teamLimits(info)
+	}
 	if pr, err := p.principal.ListPrincipals(ctx, &lgv1.ListPrincipalsRequest{Parent: "teams/" + team, PageSize: 1000}); err != nil {
 		v.PrincErr = errText(err)
 	} else {
@@ -584,11 +652,15 @@ func (p *Portal) impactPage(w http.ResponseWriter, r *http.Request, s *session) 
 type auditFilters struct{ Team, Loop, Actor, Action, Since, Until string }
 
 type auditView struct {
-	F        auditFilters
-	Events   []*lgv1.AuditEvent
-	Chain    string
-	ChainOK  bool
-	FilterBy string
+	F      auditFilters
+	Events []*lgv1.AuditEvent
+	More   bool // there are older events than the 200 shown
+	// Verified: the chain was verified for this view (?verify=1), with
+	// the outcome in Chain and ChainOK; VerifyHref asks for it.
+	Verified   bool
+	VerifyHref string
+	Chain      string
+	ChainOK    bool
 }
 
 func (auditView) title() string { return "Audit" }
@@ -618,14 +690,26 @@ func (p *Portal) auditPage(w http.ResponseWriter, r *http.Request, s *session) {
 		return
 	}
 	req := &lgv1.ListAuditEventsRequest{Actor: f.Actor, Action: f.Action, OrderBy: "seq desc", PageSize: 200}
-	prefix := ""
 	switch {
 	case f.Team != "" && f.Loop != "":
 		req.Resource = "teams/" + f.Team + "/loops/" + f.Loop
 	case f.Team != "":
-		// The API filters by exact resource: read the trail and keep the
-		// team's resources (needs a role that reads the whole trail).
-		prefix, req.PageSize = "teams/"+f.Team, 1000
+		req.Parent = "teams/" + f.Team
+	}
+	for _, d := range []struct {
+		value string
+		end   bool
+		dst   **timestamppb.Timestamp
+	}{{f.Since, false, &req.StartTime}, {f.Until, true, &req.EndTime}} {
+		if d.value == "" {
+			continue
+		}
+		t, ok := parseDay(d.value, d.end)
+		if !ok {
+			p.render(w, r, http.StatusBadRequest, "error", errorView{Title: "Bad request", Reason: "since and until are days like 2026-11-30."}, s)
+			return
+		}
+		*d.dst = timestamppb.New(t)
 	}
 	ctx, cancel := p.ctx(r, s.token)
 	defer cancel()
@@ -634,33 +718,23 @@ func (p *Portal) auditPage(w http.ResponseWriter, r *http.Request, s *session) {
 		p.apiError(w, r, s, err)
 		return
 	}
-	since, hasSince := parseDay(f.Since, false)
-	until, hasUntil := parseDay(f.Until, true)
-	v := auditView{F: f}
-	for _, e := range resp.GetEvents() {
-		if prefix != "" && e.GetResource() != prefix && !strings.HasPrefix(e.GetResource(), prefix+"/") {
-			continue
-		}
-		t := e.GetTime().AsTime()
-		if (hasSince && t.Before(since)) || (hasUntil && !t.Before(until)) {
-			continue
-		}
-		v.Events = append(v.Events, e)
-		if len(v.Events) == 200 {
-			break
-		}
-	}
-	if vr, err := p.audit.VerifyAuditChain(ctx, &lgv1.VerifyAuditChainRequest{}); err != nil {
-		if denied(err) {
-			v.Chain = "Chain verification: not allowed for your role"
+	v := auditView{F: f, Events: resp.GetEvents(), More: resp.GetNextPageToken() != "", Verified: q.Get("verify") != ""}
+	// Verifying recomputes the whole chain: on request only, not on every view.
+	q.Set("verify", "1")
+	v.VerifyHref = "/audit?" + q.Encode()
+	if v.Verified {
+		if vr, err := p.audit.VerifyAuditChain(ctx, &lgv1.VerifyAuditChainRequest{}); err != nil {
+			if denied(err) {
+				v.Chain = "Chain verification: not allowed for your role"
+			} else {
+				v.Chain = "Chain verification failed: " + errText(err)
+			}
+		} else if vr.GetOk() {
+			v.Chain, v.ChainOK = fmt.Sprintf("Chain verified: %d events", vr.GetEventsChecked()), true
 		} else {
-			v.Chain = "Chain verification failed: " + errText(err)
+			fb := vr.GetFirstBroken()
+			v.Chain = fmt.Sprintf("Chain broken at event %d (%s): %s", fb.GetSeq(), fb.GetId(), fb.GetReason())
 		}
-	} else if vr.GetOk() {
-		v.Chain, v.ChainOK = fmt.Sprintf("Chain verified: %d events", vr.GetEventsChecked()), true
-	} else {
-		fb := vr.GetFirstBroken()
-		v.Chain = fmt.Sprintf("Chain broken at event %d (%s): %s", fb.GetSeq(), fb.GetId(), fb.GetReason())
 	}
 	p.render(w, r, http.StatusOK, "audit", v, s)
 }

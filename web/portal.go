@@ -14,6 +14,7 @@ import (
 	"context"
 	"embed"
 	"errors"
+	"github.com/loopgate/loopgate/internal/utf8clip"
 	"html/template"
 	"io/fs"
 	"log/slog"
@@ -61,11 +62,16 @@ type Options struct {
 	// loopback, so the API alone would count every person's failures
 	// together). A non-nil error refuses the sign-in with its message.
 	CheckToken func(r *http.Request, token string) error
+	// OIDC, when set, adds "Sign in with <issuer>" (an OpenID Connect
+	// authorization-code flow with PKCE) to the login page; nil = pasted
+	// tokens only.
+	OIDC *OIDCOptions
 }
 
 // Portal is the portal's http.Handler.
 type Portal struct {
 	checkToken func(r *http.Request, token string) error
+	oidc       *oidcLogin // nil: no OIDC sign-in
 	conn       *grpc.ClientConn
 	loops      lgv1.LoopServiceClient
 	identity   lgv1.IdentityServiceClient
@@ -73,6 +79,7 @@ type Portal struct {
 	policy     lgv1.PolicyServiceClient
 	principal  lgv1.PrincipalServiceClient
 	waivers    lgv1.WaiverServiceClient
+	teams      lgv1.TeamServiceClient
 	sessions   *sessions
 	lists      *listCache
 	secure     bool
@@ -101,14 +108,21 @@ func New(opts Options) (*Portal, error) {
 		conn: conn, loops: lgv1.NewLoopServiceClient(conn), identity: lgv1.NewIdentityServiceClient(conn),
 		audit: lgv1.NewAuditServiceClient(conn), policy: lgv1.NewPolicyServiceClient(conn),
 		principal: lgv1.NewPrincipalServiceClient(conn), waivers: lgv1.NewWaiverServiceClient(conn),
+		teams:    lgv1.NewTeamServiceClient(conn),
 		sessions: newSessions(opts.MaxSessions, opts.SessionTTL), secure: opts.Secure, log: log,
 		checkToken: opts.CheckToken,
+	}
+	if opts.OIDC != nil {
+		if p.oidc, err = newOIDCLogin(*opts.OIDC, opts.Secure); err != nil {
+			conn.Close()
+			return nil, err
+		}
 	}
 	ttl := opts.ListCacheTTL
 	if ttl == 0 {
 		ttl = 10 * time.Second
 	}
-	p.lists = newListCache(ttl, 256)
+	p.lists = newListCache(ttl, 256, defaultListCacheBytes)
 	if p.pages, err = parseTemplates(); err != nil {
 		conn.Close()
 		return nil, err
@@ -126,6 +140,10 @@ func (p *Portal) routes() {
 	m.Handle("GET /static/", http.StripPrefix("/static/", cacheStatic(http.FileServerFS(static))))
 	m.HandleFunc("GET /login", p.loginPage)
 	m.HandleFunc("POST /login", p.login)
+	if p.oidc != nil {
+		m.HandleFunc("GET /login/oidc", p.oidcStart)
+		m.HandleFunc("GET /login/oidc/callback", p.oidcCallback)
+	}
 	m.HandleFunc("POST /logout", p.authed(p.logout))
 	m.HandleFunc("GET /{$}", p.authed(p.overview))
 	m.HandleFunc("GET /teams/{team}", p.authed(p.team))
@@ -274,9 +292,5 @@ func errText(err error) string {
 
 // clip bounds a string from a query or form.
 func clip(s string, n int) string {
-	s = strings.TrimSpace(s)
-	if len(s) > n {
-		return s[:n]
-	}
-	return s
+	return utf8clip.Bytes(strings.TrimSpace(s), n)
 }

@@ -315,7 +315,14 @@ func TestPortal(t *testing.T) {
 		if p := b.get("/audit"); p.code != http.StatusForbidden || !strings.Contains(p.body, `<p id="reason">`) {
 			t.Errorf("team member on /audit: %d", p.code)
 		}
-		if p := b.get("/audit?team=risk&loop=fraud-signals"); p.code != 200 || !strings.Contains(p.body, "Chain verification: not allowed for your role") {
+		// Its own team's trail, filtered by the API (no other team's event).
+		if p := b.get("/audit?team=risk"); p.code != 200 || !strings.Contains(p.body, "teams/risk/loops/fraud-signals") || strings.Contains(p.body, "teams/growth") {
+			t.Errorf("team member on its team's audit: %d %s", p.code, p.body)
+		}
+		if p := b.get("/audit?team=growth"); p.code != http.StatusForbidden {
+			t.Errorf("team member on another team's audit: %d", p.code)
+		}
+		if p := b.get("/audit?team=risk&loop=fraud-signals&verify=1"); p.code != 200 || !strings.Contains(p.body, "Chain verification: not allowed for your role") {
 			t.Errorf("team member on its loop's audit: %d %s", p.code, p.body)
 		}
 	})
@@ -347,7 +354,10 @@ func TestPortal(t *testing.T) {
 		if !strings.Contains(after.body, `<p id="flash-error" role="alert"`) || !strings.Contains(after.body, "Refused") {
 			t.Errorf("the API's refusal is not shown")
 		}
-		if a := b.get("/audit"); a.code != 200 || !regexp.MustCompile(`<p id="chain"[^>]*>Chain verified: \d+ events`).MatchString(a.body) {
+		if a := b.get("/audit"); a.code != 200 || strings.Contains(a.body, `id="chain"`) || !strings.Contains(a.body, `href="/audit?verify=1"`) {
+			t.Errorf("auditor's audit page verifies on every view, or offers no verification: %d", a.code)
+		}
+		if a := b.get("/audit?verify=1"); a.code != 200 || !regexp.MustCompile(`<p id="chain"[^>]*>Chain verified: \d+ events`).MatchString(a.body) {
 			t.Errorf("auditor's audit page: %d", a.code)
 		}
 		if a := b.get("/audit?actor=auditor@loopgate.local&action=loop.approve"); !strings.Contains(a.body, "DENIED") && !strings.Contains(a.body, "FORBIDDEN") {
@@ -471,7 +481,16 @@ func TestPortal(t *testing.T) {
 				t.Errorf("team page lacks section %s", id)
 			}
 		}
+		// Usage against the catalog's limits (the embedded growth team:
+		// 64 partitions per loop, 256 in all, 50 MiB/s per loop).
+		if !regexp.MustCompile(`<th scope="row">Partitions, all loops</th><td class="num">\d+</td><td class="num">256</td>\s*<td><meter min="0" max="256"`).MatchString(team) ||
+			!strings.Contains(team, `<td class="num">50MiB/s</td>`) || !strings.Contains(team, `>checkout-nudge</a>`) {
+			t.Errorf("team page shows no usage against its limits:\n%s", team)
+		}
 		loop := b.get("/teams/growth/loops/checkout-nudge").body
+		if !regexp.MustCompile(`<table id="quotas">[\s\S]*<th scope="row">User:[^<]+</th><td class="num">\d+MiB/s</td>`).MatchString(loop) {
+			t.Errorf("loop page shows no quota rows")
+		}
 		for _, id := range []string{"summary", "owners", "slo", "lag", "cost", "resources", "conditions", "policy", "waivers", "approvals", "timeline"} {
 			if !strings.Contains(loop, `<section id="`+id+`"`) {
 				t.Errorf("loop page lacks section %s", id)

@@ -11,6 +11,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/loopgate/loopgate/cost"
+	"github.com/loopgate/loopgate/loop"
 )
 
 var pageNames = []string{"login", "error", "overview", "team", "loop", "principal", "policy", "impact", "audit"}
@@ -32,7 +33,17 @@ var funcs = template.FuncMap{
 	"msi":   func(v int64) string { return fmtMS(float64(v)) },
 	"money": cost.Money, // money AMOUNT CURRENCY: $62.13, $2,431, 12.50 EUR
 
-	"pct":  func(v float64) string { return fmt.Sprintf("%.0f %%", v*100) },
+	"pct": func(v float64) string { return fmt.Sprintf("%.0f %%", v*100) },
+	"rate": func(v int64) string { // bytes per second: 6 MiB/s
+		if v <= 0 {
+			return "—"
+		}
+		s := loop.FormatSize(v)
+		if strings.Trim(s, "0123456789") == "" {
+			s += " B"
+		}
+		return s + "/s"
+	},
 	"join": strings.Join,
 	"user": func(p string) string { return strings.TrimPrefix(p, "User:") },
 	"dash": func(s string) string {

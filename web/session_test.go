@@ -92,6 +92,14 @@ func TestPicturesSayWhatTheyShow(t *testing.T) {
 	if !strings.Contains(spark, "28d 200 ms, 1h 300 ms, 1m 700 ms") || !strings.Contains(spark, "<title>") {
 		t.Errorf("sparkline: %s", spark)
 	}
+	daily := string(sloSparkline(&lgv1.SloStatus{TargetP99Ms: 500, Days: []*lgv1.LatencyDay{
+		{Day: "2026-11-28", P99Ms: 400, Records: 10}, {Day: "2026-11-29", P99Ms: 900, Records: 10}, {Day: "2026-11-30", P99Ms: 300, Records: 5}}}))
+	for _, want := range []string{"p99 latency by day against the 500 ms target: 2026-11-28 400 ms, 2026-11-29 900 ms, 2026-11-30 300 ms",
+		`fill="#a3352f"><title>2026-11-29 p99 900 ms</title>`, ">11-28</text>", ">11-30</text>"} {
+		if !strings.Contains(daily, want) {
+			t.Errorf("daily sparkline lacks %s: %s", want, daily)
+		}
+	}
 	if stackedBar("x", nil, "USD") != "" || sloSparkline(&lgv1.SloStatus{}) != "" || lagBars(nil) != "" {
 		t.Error("empty pictures are drawn")
 	}

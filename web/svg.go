@@ -73,14 +73,32 @@ func stackedBar(title string, parts []costPart, currency string) template.HTML {
 		html.EscapeString(label), width, h, html.EscapeString(label), b.String()))
 }
 
-// sloSparkline draws the p99 of each window (longest first: 28d, 1h, 1m)
-// as a line against the target.
+// sloSparkline draws the p99 of each day of the 28-day window (when two or
+// more days have records), else of each window (longest first: 28d, 1h,
+// 1m), as a line against the target.
 func sloSparkline(s *lgv1.SloStatus) template.HTML {
-	ws := s.GetWindows()
-	var pts []*lgv1.LatencyWindow
-	for i := len(ws) - 1; i >= 0; i-- { // the API lists 1m, 1h, 28d
-		if ws[i].GetRecords() > 0 || ws[i].GetP99Ms() > 0 {
-			pts = append(pts, ws[i])
+	type point struct {
+		label, axis string // axis: the x label ("" for none)
+		p99         float64
+	}
+	var pts []point
+	var what string
+	if days := s.GetDays(); len(days) >= 2 {
+		what = "day"
+		for i, d := range days {
+			axis := ""
+			if i == 0 || i == len(days)-1 {
+				axis = strings.TrimPrefix(d.GetDay()[min(5, len(d.GetDay())):], "-") // MM-DD
+			}
+			pts = append(pts, point{d.GetDay(), axis, d.GetP99Ms()})
+		}
+	} else {
+		what = "window"
+		ws := s.GetWindows()
+		for i := len(ws) - 1; i >= 0; i-- { // the API lists 1m, 1h, 28d
+			if ws[i].GetRecords() > 0 || ws[i].GetP99Ms() > 0 {
+				pts = append(pts, point{ws[i].GetWindow(), ws[i].GetWindow(), ws[i].GetP99Ms()})
+			}
 		}
 	}
 	target := float64(s.GetTargetP99Ms())
@@ -89,13 +107,17 @@ func sloSparkline(s *lgv1.SloStatus) template.HTML {
 	}
 	maxV := target * 1.25
 	for _, p := range pts {
-		if p.GetP99Ms() > maxV {
-			maxV = p.GetP99Ms() * 1.1
+		if p.p99 > maxV {
+			maxV = p.p99 * 1.1
 		}
 	}
 	const w, h, pad = 320.0, 90.0, 16.0
 	y := func(v float64) float64 { return h - pad - (v/maxV)*(h-2*pad) }
 	step := (w - 2*pad) / float64(max(len(pts)-1, 1))
+	r := 4.0
+	if len(pts) > 8 {
+		r = 2.5
+	}
 	var line, dots strings.Builder
 	var words []string
 	for i, p := range pts {
@@ -103,16 +125,19 @@ func sloSparkline(s *lgv1.SloStatus) template.HTML {
 		if len(pts) == 1 {
 			x = w / 2
 		}
-		fmt.Fprintf(&line, "%.1f,%.1f ", x, y(p.GetP99Ms()))
+		fmt.Fprintf(&line, "%.1f,%.1f ", x, y(p.p99))
 		fill := "#1b7a5a"
-		if p.GetP99Ms() > target {
+		if p.p99 > target {
 			fill = "#a3352f"
 		}
-		fmt.Fprintf(&dots, `<circle cx="%.1f" cy="%.1f" r="4" fill="%s"><title>%s p99 %s</title></circle><text x="%.1f" y="%.0f" font-size="11" text-anchor="middle" fill="#1f2328">%s</text>`,
-			x, y(p.GetP99Ms()), fill, html.EscapeString(p.GetWindow()), fmtMS(p.GetP99Ms()), x, h-2, html.EscapeString(p.GetWindow()))
-		words = append(words, fmt.Sprintf("%s %s", p.GetWindow(), fmtMS(p.GetP99Ms())))
+		fmt.Fprintf(&dots, `<circle cx="%.1f" cy="%.1f" r="%.1f" fill="%s"><title>%s p99 %s</title></circle>`,
+			x, y(p.p99), r, fill, html.EscapeString(p.label), fmtMS(p.p99))
+		if p.axis != "" {
+			fmt.Fprintf(&dots, `<text x="%.1f" y="%.0f" font-size="11" text-anchor="middle" fill="#1f2328">%s</text>`, x, h-2, html.EscapeString(p.axis))
+		}
+		words = append(words, fmt.Sprintf("%s %s", p.label, fmtMS(p.p99)))
 	}
-	label := fmt.Sprintf("p99 latency by window against the %s target: %s", fmtMS(target), strings.Join(words, ", "))
+	label := fmt.Sprintf("p99 latency by %s against the %s target: %s", what, fmtMS(target), strings.Join(words, ", "))
 	return template.HTML(fmt.Sprintf(`<svg class="spark" role="img" aria-label="%s" viewBox="0 0 %.0f %.0f" width="%.0f" height="%.0f"><title>%s</title>`+
 		`<line x1="%.0f" x2="%.0f" y1="%.1f" y2="%.1f" stroke="#5b6770" stroke-dasharray="4 3"/><text x="%.0f" y="%.1f" font-size="11" text-anchor="end" fill="#444c56">target %s</text>`+
 		`<polyline points="%s" fill="none" stroke="#0b5394" stroke-width="2"/>%s</svg>`,
