@@ -193,6 +193,16 @@ func (c *Core) refuseAs(ctx context.Context, id Identity, action, resource, outc
 	}
 }
 
+// AuditForbidden records a request refused outside the API's
+// authorization (e.g. a portal form that fails its CSRF or origin check);
+// floods are collapsed like every refusal.
+func (c *Core) AuditForbidden(ctx context.Context, id Identity, action, resource, reason, msg string) {
+	if id.Subject == "" {
+		id.Subject = "anonymous"
+	}
+	c.refuse(ctx, id, action, resource, audit.OutcomeForbidden, reason, msg)
+}
+
 // AuditRateLimited records a request refused by the API's rate limits
 // (floods are collapsed like every refusal).
 func (c *Core) AuditRateLimited(ctx context.Context, id Identity, action, resource, msg string) {

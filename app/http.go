@@ -2,6 +2,7 @@ package app
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -145,6 +146,16 @@ func checkPortalToken(authn *server.Authenticator, core *admission.Core, lim *se
 			// the audit trail. A browser gets what to do here.
 			return errors.New("the token is unknown, expired or not accepted by this server; paste a current API token (the reason is in the audit trail)")
 		}
+	}
+}
+
+// auditPortalRefusal records a portal form refused by the portal itself
+// (CSRF token or origin): action portal.form on the form's path, outcome
+// FORBIDDEN, by the signed-in subject.
+func auditPortalRefusal(core *admission.Core) func(*http.Request, string, string, string) {
+	return func(r *http.Request, subject, reason, msg string) {
+		ctx := admission.WithCall(context.WithoutCancel(r.Context()), admission.Call{Method: "HTTP " + r.Method + " " + r.URL.Path, Source: clientHost(r)})
+		core.AuditForbidden(ctx, admission.Identity{Subject: subject}, "portal.form", r.URL.Path, reason, msg)
 	}
 }
 

@@ -3,6 +3,7 @@ package app_test
 import (
 	"net"
 	"net/http"
+	"net/http/cookiejar"
 	"net/url"
 	"path/filepath"
 	"strings"
@@ -98,4 +99,51 @@ func TestPortalSignInFailuresCountPerBrowser(t *testing.T) {
 		}
 		return ""
 	})
+}
+
+// A portal form the portal refuses itself — a wrong CSRF token, or sent
+// from another origin — never reaches the API, so the portal audits it:
+// portal.form, FORBIDDEN, by the signed-in subject, with the reason.
+func TestPortalFormRefusalsAreAudited(t *testing.T) {
+	t.Setenv("HOME", t.TempDir())
+	r := runServer(t, config.Embedded(filepath.Join(t.TempDir(), "data")), 0)
+	base := "http://" + r.http
+	jar, _ := cookiejar.New(nil)
+	c := clientFrom("127.0.0.1")
+	c.Jar = jar
+	if code, body := portalLogin(t, c, base, demoToken(t, "growth")); code != http.StatusSeeOther {
+		t.Fatalf("sign-in: %d %s", code, body)
+	}
+	post := func(origin, csrf string) int {
+		req, _ := http.NewRequest(http.MethodPost, base+"/teams/growth/loops/x/approve",
+			strings.NewReader(url.Values{"csrf": {csrf}, "etag": {"e"}, "confirm": {"on"}}.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("Origin", origin)
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := post(base, "not-the-token"); code != http.StatusForbidden {
+		t.Errorf("wrong CSRF token: %d, want 403", code)
+	}
+	if code := post("https://evil.example", "not-the-token"); code != http.StatusForbidden {
+		t.Errorf("another origin: %d, want 403", code)
+	}
+	events, err := lgv1.NewAuditServiceClient(r.conn).ListAuditEvents(r.ctx, &lgv1.ListAuditEventsRequest{Action: "portal.form"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reasons := map[string]bool{}
+	for _, e := range events.GetEvents() {
+		if e.GetOutcome() != "FORBIDDEN" || e.GetResource() != "/teams/growth/loops/x/approve" || !strings.HasPrefix(e.GetActor(), "growth") {
+			t.Errorf("refusal event %v", e)
+		}
+		reasons[e.GetDetails().GetFields()["reason"].GetStringValue()] = true
+	}
+	if !reasons["CSRF_TOKEN"] || !reasons["CROSS_ORIGIN"] {
+		t.Errorf("audited reasons %v, want CSRF_TOKEN and CROSS_ORIGIN", reasons)
+	}
 }

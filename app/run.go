@@ -336,7 +336,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Server, 
 		return nil, err
 	}
 	portal, err := web.New(web.Options{Target: s.GRPCAddr, Dial: dial, Secure: tlsCfg != nil, Log: log,
-		CheckToken: checkPortalToken(authn, s.Core, limits), OIDC: portalOIDC})
+		CheckToken: checkPortalToken(authn, s.Core, limits), Refused: auditPortalRefusal(s.Core), OIDC: portalOIDC})
 	if err != nil {
 		return nil, fmt.Errorf("portal: %w", err)
 	}

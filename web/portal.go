@@ -46,6 +46,11 @@ type Options struct {
 	Dial []grpc.DialOption
 	// Secure marks the session cookie Secure (the HTTP listener is TLS).
 	Secure bool
+	// Refused, when set, records a form the portal refused itself (its
+	// CSRF or origin check failed) in the audit trail: r, the signed-in
+	// subject, a reason (UPPER_SNAKE) and a message. The API audits
+	// everything it refuses; these never reach the API.
+	Refused func(r *http.Request, subject, reason, msg string)
 	// Log receives warnings (CSRF refusals); nil discards.
 	Log *slog.Logger
 	// MaxSessions bounds the in-memory sessions (0: 10,000).
@@ -72,6 +77,7 @@ type Options struct {
 type Portal struct {
 	checkToken func(r *http.Request, token string) error
 	oidc       *oidcLogin // nil: no OIDC sign-in
+	refused    func(r *http.Request, subject, reason, msg string)
 	conn       *grpc.ClientConn
 	loops      lgv1.LoopServiceClient
 	identity   lgv1.IdentityServiceClient
@@ -110,7 +116,7 @@ func New(opts Options) (*Portal, error) {
 		principal: lgv1.NewPrincipalServiceClient(conn), waivers: lgv1.NewWaiverServiceClient(conn),
 		teams:    lgv1.NewTeamServiceClient(conn),
 		sessions: newSessions(opts.MaxSessions, opts.SessionTTL), secure: opts.Secure, log: log,
-		checkToken: opts.CheckToken,
+		checkToken: opts.CheckToken, refused: opts.Refused,
 	}
 	if opts.OIDC != nil {
 		if p.oidc, err = newOIDCLogin(*opts.OIDC, opts.Secure); err != nil {
@@ -201,8 +207,16 @@ func (p *Portal) authed(h func(http.ResponseWriter, *http.Request, *session)) ht
 				p.render(w, r, http.StatusRequestEntityTooLarge, "error", errorView{Title: "Not allowed", Reason: "The form could not be read."}, s)
 				return
 			}
-			if !sameOrigin(r) || !s.checkCSRF(r.PostFormValue("csrf")) {
-				p.log.Warn("portal: form refused (CSRF check failed)", "path", r.URL.Path, "subject", s.caller.GetSubject(), "source", r.RemoteAddr)
+			origin, token := sameOrigin(r), s.checkCSRF(r.PostFormValue("csrf"))
+			if !origin || !token {
+				reason, msg := "CSRF_TOKEN", "the form's CSRF token does not match the session's"
+				if !origin {
+					reason, msg = "CROSS_ORIGIN", "the form was sent from another origin (Origin or Referer header)"
+				}
+				p.log.Warn("portal: form refused", "reason", reason, "path", r.URL.Path, "subject", s.caller.GetSubject(), "source", r.RemoteAddr)
+				if p.refused != nil {
+					p.refused(r, s.caller.GetSubject(), reason, msg)
+				}
 				p.render(w, r, http.StatusForbidden, "error", errorView{Title: "Not allowed", Reason: "The form could not be verified (it was not sent from this portal, or the page was too old). Reload the page and try again."}, s)
 				return
 			}
