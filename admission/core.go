@@ -193,6 +193,12 @@ func (c *Core) refuseAs(ctx context.Context, id Identity, action, resource, outc
 	}
 }
 
+// AuditSystem records something loopgate did by itself, outside any
+// request (actor e.g. loopgate/observer), in its own transaction.
+func (c *Core) AuditSystem(ctx context.Context, actor, action, resource, outcome string, details map[string]any) error {
+	return c.audit(ctx, eventFor(Identity{Subject: actor}, action, resource, "", outcome, details))
+}
+
 // AuditForbidden records a request refused outside the API's
 // authorization (e.g. a portal form that fails its CSRF or origin check);
 // floods are collapsed like every refusal.

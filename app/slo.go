@@ -9,6 +9,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -17,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/loopgate/loopgate/audit"
 	"github.com/loopgate/loopgate/config"
 	"github.com/loopgate/loopgate/provisioning"
 	"github.com/loopgate/loopgate/slo"
@@ -59,10 +61,21 @@ func (s *Server) addSLOCluster(cc config.Cluster, base provisioning.ClusterConn,
 		// time sampling starts, kept in memory only.
 		mech := cc.CredentialMechanism()
 		user := ob.Username
+		resource := "clusters/" + cc.Name + "/principals/" + user
 		c.Sampler = func(ctx context.Context) (provisioning.ClusterConn, error) {
+			// Setting a principal's credential is audited like
+			// IssuePrincipalCredentials (never the password).
 			pw := randomPassword()
 			if err := admin.SetSCRAM(ctx, user, mech, pw); err != nil {
+				if aerr := s.Core.AuditSystem(ctx, observerActor, "observer.credentials", resource, audit.OutcomeFailed,
+					map[string]any{"mechanism": mech, "error": err.Error()}); aerr != nil {
+					err = errors.Join(err, aerr)
+				}
 				return provisioning.ClusterConn{}, fmt.Errorf("issuing the observer's credential: %w", err)
+			}
+			if err := s.Core.AuditSystem(ctx, observerActor, "observer.credentials", resource, audit.OutcomeOK,
+				map[string]any{"mechanism": mech, "password": "random, held in this process's memory only"}); err != nil {
+				return provisioning.ClusterConn{}, fmt.Errorf("auditing the observer's credential: %w", err)
 			}
 			conn := base
 			conn.SASL = &provisioning.SASL{Mechanism: mech, Username: user, Password: pw}
@@ -71,6 +84,9 @@ func (s *Server) addSLOCluster(cc config.Cluster, base provisioning.ClusterConn,
 	}
 	s.slo.clusters = append(s.slo.clusters, c)
 }
+
+// observerActor is the audit actor of what the SLO observer does itself.
+const observerActor = "loopgate/observer"
 
 func randomPassword() string {
 	b := make([]byte, 32)

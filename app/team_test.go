@@ -221,3 +221,31 @@ func TestStatusCarriesQuotas(t *testing.T) {
 }
 
 func lastName(name string) string { return name[len(filepath.Dir(name))+1:] }
+
+// The observer's credential, which loopgate sets itself on clusters where it
+// manages credentials, is audited like any principal's (never the password).
+func TestObserverCredentialIsAudited(t *testing.T) {
+	t.Setenv("HOME", t.TempDir())
+	r := runServer(t, config.Embedded(filepath.Join(t.TempDir(), "data")), slog.LevelWarn)
+	auditCl := lgv1.NewAuditServiceClient(r.conn)
+	var events []*lgv1.AuditEvent
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline) && len(events) < 2; time.Sleep(100 * time.Millisecond) {
+		page, err := auditCl.ListAuditEvents(r.ctx, &lgv1.ListAuditEventsRequest{Action: "observer.credentials"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		events = page.GetEvents()
+	}
+	seen := map[string]bool{}
+	for _, e := range events {
+		seen[e.GetResource()] = true
+		if e.GetActor() != "loopgate/observer" || e.GetOutcome() != "OK" || e.GetDetails().GetFields()["mechanism"].GetStringValue() == "" {
+			t.Errorf("observer credential event %v", e)
+		}
+	}
+	for _, want := range []string{"clusters/eu-embedded/principals/loopgate-observer", "clusters/us-embedded/principals/loopgate-observer"} {
+		if !seen[want] {
+			t.Errorf("no observer.credentials event for %s; got %v", want, events)
+		}
+	}
+}

@@ -32,7 +32,9 @@ func (o *Observer) sample(ctx context.Context, c *Cluster) {
 	if c.Sampler == nil {
 		return
 	}
+	delay := samplerRetryMin
 	for ctx.Err() == nil {
+		started := time.Now()
 		err := o.sampleOnce(ctx, c)
 		if ctx.Err() != nil {
 			return
@@ -42,13 +44,26 @@ func (o *Observer) sample(ctx context.Context, c *Cluster) {
 		// goes to the operator's log only.
 		why := fmt.Sprintf("the action topics of cluster %s cannot be read as the observer principal; the loopgate log says why (SLO sampler stopped)", c.Name)
 		o.setNotSampled(c.Name, why)
-		o.log.Warn("SLO sampler stopped; restarting in 5s", "cluster", c.Name, "err", err)
+		// Each restart may issue the observer a new credential (audited):
+		// back off, 5 s doubling to 5 min, from scratch after a run that
+		// lasted.
+		if time.Since(started) > samplerRetryMax {
+			delay = samplerRetryMin
+		}
+		o.log.Warn("SLO sampler stopped; restarting", "cluster", c.Name, "in", delay, "err", err)
 		select {
 		case <-ctx.Done():
-		case <-time.After(5 * time.Second):
+		case <-time.After(delay):
 		}
+		delay = min(2*delay, samplerRetryMax)
 	}
 }
+
+// The sampler's restart backoff.
+const (
+	samplerRetryMin = 5 * time.Second
+	samplerRetryMax = 5 * time.Minute
+)
 
 func (o *Observer) sampleOnce(ctx context.Context, c *Cluster) error {
 	conn, err := c.Sampler(ctx)
