@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -533,7 +534,14 @@ type grantRow struct {
 	Produce []string
 	Consume []string
 	Groups  []string
+	Err     string // why the grants are not shown ("" when they are)
 }
+
+// Bounds of the principal page's loop reads.
+const (
+	principalGrantLoops = 25 // loops whose grants are read; the rest are listed only
+	principalReads      = 5  // GetLoop calls at a time
+)
 
 type principalView struct {
 	Team, Name string
@@ -558,22 +566,33 @@ func (p *Portal) principalPage(w http.ResponseWriter, r *http.Request, s *sessio
 		return
 	}
 	v := principalView{Team: team, Name: name, P: pr}
+	v.Grants = make([]grantRow, len(pr.GetLoops()))
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, principalReads)
 	for i, ln := range pr.GetLoops() {
 		lt, lname := splitLoopName(ln)
-		g := grantRow{Loop: lt + "/" + lname, Href: "/teams/" + lt + "/loops/" + lname}
-		if i >= 25 { // bounded: the rest are listed without their grants
-			v.Grants = append(v.Grants, g)
+		v.Grants[i] = grantRow{Loop: lt + "/" + lname, Href: "/teams/" + lt + "/loops/" + lname}
+		if i >= principalGrantLoops { // bounded: the rest are listed without their grants
+			v.Grants[i].Err = "not read (only the first 25 loops' grants are shown)"
 			continue
 		}
-		if l, err := p.loops.GetLoop(ctx, &lgv1.GetLoopRequest{Name: ln}); err == nil {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func(g *grantRow) {
+			defer func() { <-sem; wg.Done() }()
+			l, err := p.loops.GetLoop(ctx, &lgv1.GetLoopRequest{Name: ln})
+			if err != nil {
+				g.Err = "not shown: " + errText(err)
+				return
+			}
 			for _, pg := range l.GetStatus().GetPrincipals() {
 				if pg.GetPrincipal() == pr.GetKafkaPrincipal() || strings.TrimPrefix(pg.GetPrincipal(), "User:") == name {
 					g.Produce, g.Consume, g.Groups = pg.GetProduceTopics(), pg.GetConsumeTopics(), pg.GetGroups()
 				}
 			}
-		}
-		v.Grants = append(v.Grants, g)
+		}(&v.Grants[i])
 	}
+	wg.Wait()
 	p.render(w, r, http.StatusOK, "principal", v, s)
 }
 
