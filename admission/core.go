@@ -348,15 +348,14 @@ func (c *Core) prepareIn(ctx context.Context, id Identity, op string, l, previou
 		Waivers: waivers,
 	}
 	began := time.Now()
-	d, err := c.Policy.Evaluate(ctx, in)
+	d, raw, err := c.Policy.EvaluateInput(ctx, in) // raw is nil if it cannot be encoded: the decision is logged without it
 	took := time.Since(began)
 	c.observeDecision(ctx, took, err)
 	if err != nil {
 		// Fail closed: Evaluate returned a denying decision; log the cause.
 		c.logger().Error("policy evaluation failed; request denied", "loop", l.Metadata.Key(), "err", err)
 	}
-	p := &prepared{cluster: cl, derived: derived, cost: in.Cost, decision: d, took: took}
-	p.input, _ = policy.InputJSON(in) // nil if it cannot be encoded: the decision is logged without it
+	p := &prepared{cluster: cl, derived: derived, cost: in.Cost, decision: d, took: took, input: raw}
 	if op != policy.OpDelete {
 		deny, claims, err := c.ownership(ctx, c.Store, l)
 		if err != nil {

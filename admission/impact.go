@@ -105,7 +105,12 @@ func (c *Core) PolicyImpact(ctx context.Context, id Identity, revision string, r
 		out.Bundle = ""
 	}
 	sys := Identity{Subject: PolicyActor, Roles: []string{RoleAdmin}}
-	ectx := withDecisionKind(withPartitionTotals(ctx), DecisionImpact) // one partition sum per team, not per loop
+	// One partition sum per team and one read of the active waivers, not
+	// one of each per loop.
+	ectx, err := c.withWaiverSnapshot(withDecisionKind(withPartitionTotals(ctx), DecisionImpact))
+	if err != nil {
+		return nil, err
+	}
 	var live []*loop.Loop
 	token := ""
 	for {

@@ -36,6 +36,12 @@ type ReevaluateResult struct {
 func (c *Core) ReevaluateAll(ctx context.Context) (ReevaluateResult, error) {
 	res := ReevaluateResult{BundleVersion: c.Policy.Revision()}
 	id := Identity{Subject: PolicyActor, Roles: []string{RoleAdmin}}
+	// One partition sum per team and one read of the active waivers for
+	// the pass, not one of each per loop.
+	ctx, err := c.withWaiverSnapshot(withPartitionTotals(ctx))
+	if err != nil {
+		return res, err
+	}
 	token := ""
 	for {
 		page, next, err := c.Store.ListLoops(ctx, store.ListOptions{PageSize: store.MaxPageSize, PageToken: token})

@@ -359,18 +359,53 @@ func (c *Core) activeWaivers(ctx context.Context, l, previous *loop.Loop) ([]pol
 	if previous == nil {
 		return nil, nil
 	}
-	list, err := c.Store.ListWaivers(ctx, store.WaiverFilter{Team: l.Metadata.Team, Loop: l.Metadata.Name, ActiveAt: c.now()})
-	if err != nil {
-		return nil, fmt.Errorf("reading the waivers of %s: %w", l.Metadata.Key(), err)
+	now := c.now()
+	var list []store.Waiver
+	if snap, ok := ctx.Value(waiverSnapshotKey{}).(*waiverSnapshot); ok {
+		list = snap.byLoop[l.Metadata.Key()]
+	} else {
+		var err error
+		if list, err = c.Store.ListWaivers(ctx, store.WaiverFilter{Team: l.Metadata.Team, Loop: l.Metadata.Name, ActiveAt: now}); err != nil {
+			return nil, fmt.Errorf("reading the waivers of %s: %w", l.Metadata.Key(), err)
+		}
 	}
 	var out []policy.Waiver
 	for _, w := range list {
 		if created := previous.Metadata.CreateTime; !created.IsZero() && w.GrantTime.Before(store.Timestamp(created)) {
 			continue
 		}
+		if !w.Until.After(now) {
+			continue // expired since the snapshot was read
+		}
 		out = append(out, policy.Waiver{Rule: w.Rule, Until: w.Until, Reason: w.Reason})
 	}
 	return out, nil
+}
+
+// waiverSnapshot holds every waiver active when a pass over many loops
+// began (ReevaluateAll, PolicyImpact), by loop key: one query for the pass
+// instead of one per loop.
+type waiverSnapshot struct {
+	byLoop map[string][]store.Waiver
+}
+
+type waiverSnapshotKey struct{}
+
+// withWaiverSnapshot reads every active waiver once for the evaluations
+// under the returned context. A waiver that expires during the pass is
+// left out (activeWaivers checks Until); one granted during it is judged
+// by its own re-evaluation of its loop.
+func (c *Core) withWaiverSnapshot(ctx context.Context) (context.Context, error) {
+	list, err := c.Store.ListWaivers(ctx, store.WaiverFilter{ActiveAt: c.now()})
+	if err != nil {
+		return nil, fmt.Errorf("reading the active waivers: %w", err)
+	}
+	snap := &waiverSnapshot{byLoop: map[string][]store.Waiver{}}
+	for _, w := range list {
+		k := loop.Metadata{Team: w.Team, Name: w.Loop}.Key()
+		snap.byLoop[k] = append(snap.byLoop[k], w)
+	}
+	return context.WithValue(ctx, waiverSnapshotKey{}, snap), nil
 }
 
 // ReevaluateLoop judges one loop by the active bundle, as ReevaluateAll

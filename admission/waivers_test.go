@@ -287,3 +287,74 @@ func TestListWaiversPagesVisibleTeams(t *testing.T) {
 		}
 	}
 }
+
+// countingWaivers counts ListWaivers calls.
+type countingWaivers struct {
+	store.Store
+	mu    sync.Mutex
+	calls int
+}
+
+func (c *countingWaivers) ListWaivers(ctx context.Context, f store.WaiverFilter) ([]store.Waiver, error) {
+	c.mu.Lock()
+	c.calls++
+	c.mu.Unlock()
+	return c.Store.ListWaivers(ctx, f)
+}
+
+// ReevaluateAll reads the active waivers once for the whole pass, not once
+// per loop, and a loop's waiver still applies; a waiver that expires during
+// the pass does not.
+func TestReevaluateAllReadsWaiversOnce(t *testing.T) {
+	ctx := context.Background()
+	st := &countingWaivers{Store: openTestStore(t)}
+	c := testCore(t, st)
+	admin := Identity{Subject: "admin@example.com", Roles: []string{RoleAdmin}}
+	for _, n := range []string{"loop-a", "loop-b", "loop-c", "loop-d"} {
+		if _, err := c.Create(ctx, admin, namedLoop(n), WriteOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	now := time.Now()
+	c.Now = func() time.Time { return now }
+	err := st.Update(ctx, func(tx store.Tx) error {
+		for _, w := range []store.Waiver{
+			{ID: "w-a", Team: "growth", Loop: "loop-a", Rule: "SOME_RULE", Until: now.Add(time.Hour), Reason: "r", GrantedBy: "sec@example.com", GrantTime: now},
+			{ID: "w-b", Team: "growth", Loop: "loop-b", Rule: "OTHER_RULE", Until: now.Add(time.Second), Reason: "r", GrantedBy: "sec@example.com", GrantTime: now},
+		} {
+			if err := tx.PutWaiver(ctx, w); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.calls = 0
+	res, err := c.ReevaluateAll(ctx)
+	if err != nil || res.Loops != 4 {
+		t.Fatalf("ReevaluateAll = %+v, %v", res, err)
+	}
+	if st.calls != 1 {
+		t.Errorf("ReevaluateAll read the waivers %d times for 4 loops, want once", st.calls)
+	}
+
+	// Within a pass: a's waiver applies; b's, expired since the snapshot
+	// was read, does not.
+	sctx, err := c.withWaiverSnapshot(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now = now.Add(2 * time.Second)
+	for name, want := range map[string]int{"loop-a": 1, "loop-b": 0, "loop-c": 0} {
+		l, err := st.GetLoop(ctx, "growth", name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ws, err := c.activeWaivers(sctx, l, l)
+		if err != nil || len(ws) != want {
+			t.Errorf("loop %s: waivers %+v, %v; want %d", name, ws, err, want)
+		}
+	}
+}

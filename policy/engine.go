@@ -122,6 +122,23 @@ func (e *Engine) Evaluate(ctx context.Context, in Input) (Decision, error) {
 	return p.decide(ctx, d, input, nil)
 }
 
+// EvaluateInput is Evaluate that also returns the input as InputJSON
+// encodes it (nil if it cannot be encoded), converting in to the policy
+// document once for both: the decision log keeps the input of every
+// decision, so encoding it apart doubled that work.
+func (e *Engine) EvaluateInput(ctx context.Context, in Input) (Decision, []byte, error) {
+	p := e.current.Load()
+	d := Decision{ID: newDecisionID(), BundleRevision: p.revision}
+	input, err := inputValue(in)
+	if err != nil {
+		d, err = failClosed(d, err)
+		return d, nil, err
+	}
+	d, err = p.decide(ctx, d, input, nil)
+	raw, _ := valueJSON(input)
+	return d, raw, err
+}
+
 // MaxInputBytes bounds the input JSON EvaluateJSON and Explain accept: two
 // loops of the largest size a server may allow (catalog.CeilingLimits) with
 // what is derived from them.

@@ -1,6 +1,7 @@
 package policy_test
 
 import (
+	"bytes"
 	"context"
 	"os"
 	"reflect"
@@ -123,6 +124,15 @@ func TestEvaluateJSONMatchesEvaluate(t *testing.T) {
 			got.ID = want.ID
 			if !reflect.DeepEqual(got, want) {
 				t.Errorf("EvaluateJSON = %+v\nEvaluate     = %+v", got, want)
+			}
+			// EvaluateInput: the same decision, and InputJSON's bytes.
+			both, input, err := e.EvaluateInput(ctx, in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			both.ID = want.ID
+			if !reflect.DeepEqual(both, want) || !bytes.Equal(input, raw) {
+				t.Errorf("EvaluateInput = %+v, input %s\nEvaluate      = %+v, InputJSON %s", both, input, want, raw)
 			}
 		})
 	}
