@@ -187,9 +187,10 @@ type Observer struct {
 	notSampled map[string]string     // cluster → why its topics are not sampled (run time)
 	changed    chan string
 	// pending are loops changed but not provisioned yet (no cluster): read
-	// again every second for a while, so sampling starts as soon as the
-	// reconciler provisioned them rather than at the next reload.
-	pending       map[string]time.Time
+	// again soon (1 s, backing off to 30 s) for a while, so sampling starts
+	// as soon as the reconciler provisioned them rather than at the next
+	// reload.
+	pending       map[string]*pendingLoop
 	topicsChanged map[string]chan struct{} // per cluster sampler
 	running       bool
 }
@@ -202,7 +203,7 @@ func New(cfg Config, loops Loops, st store.Observations, clusters []Cluster, log
 	}
 	o := &Observer{cfg: cfg.withDefaults(), loops: loops, st: st, clusters: map[string]*Cluster{}, log: log, now: time.Now,
 		states: map[string]*loopState{}, byTopic: map[string]*loopState{}, notSampled: map[string]string{},
-		changed: make(chan string, 1024), topicsChanged: map[string]chan struct{}{}, pending: map[string]time.Time{}}
+		changed: make(chan string, 1024), topicsChanged: map[string]chan struct{}{}, pending: map[string]*pendingLoop{}}
 	for i := range clusters {
 		c := clusters[i]
 		o.clusters[c.Name] = &c
@@ -364,27 +365,44 @@ func (o *Observer) refresh(ctx context.Context, key string) {
 		if !l.Metadata.DeleteTime.IsZero() {
 			delete(o.pending, key)
 		} else if _, ok := o.pending[key]; !ok {
-			o.pending[key] = o.now()
+			now := o.now()
+			o.pending[key] = &pendingLoop{since: now, next: now.Add(pendingFirst), every: pendingFirst}
 		}
 	}
 	o.signalAllLocked()
 }
 
-// pendingWatch is how long a changed loop that is not provisioned yet is
-// read again every second (afterwards the periodic reload finds it).
-const pendingWatch = 10 * time.Minute
+// pendingLoop is a changed loop that is not provisioned yet: it is read
+// again after 1 s, then at doubling intervals up to pendingMaxEvery, for
+// pendingWatch; afterwards the periodic reload finds it. A batch of loops
+// waiting for approval costs a few reads a minute each, not one a second.
+type pendingLoop struct {
+	since, next time.Time
+	every       time.Duration
+}
 
+const (
+	pendingWatch    = 10 * time.Minute
+	pendingFirst    = time.Second
+	pendingMaxEvery = 30 * time.Second
+)
+
+// pendingKeys returns the pending loops due to be read again now, and
+// schedules their next read.
 func (o *Observer) pendingKeys() []string {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	var out []string
 	now := o.now()
-	for k, since := range o.pending {
-		if now.Sub(since) > pendingWatch {
+	for k, p := range o.pending {
+		switch {
+		case now.Sub(p.since) > pendingWatch:
 			delete(o.pending, k)
-			continue
+		case !now.Before(p.next):
+			out = append(out, k)
+			p.every = min(2*p.every, pendingMaxEvery)
+			p.next = now.Add(p.every)
 		}
-		out = append(out, k)
 	}
 	return out
 }

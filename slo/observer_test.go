@@ -309,3 +309,31 @@ func TestLagPollReportsWhatItCouldNotRead(t *testing.T) {
 		t.Errorf("lag after recovery = %+v, want group actor 40 records behind", lags)
 	}
 }
+
+// A loop waiting to be provisioned is read again after 1 s, then at
+// doubling intervals up to 30 s, and forgotten after 10 minutes.
+func TestPendingLoopsBackOff(t *testing.T) {
+	now := t0
+	o := New(Config{}, nil, nil, nil, slog.New(slog.DiscardHandler))
+	o.now = func() time.Time { return now }
+	o.pending["growth/waiting"] = &pendingLoop{since: now, next: now.Add(pendingFirst), every: pendingFirst}
+	var reads []time.Duration
+	for s := 0; s <= 700; s++ { // the observer's 1-second ticks
+		now = t0.Add(time.Duration(s) * time.Second)
+		if len(o.pendingKeys()) == 1 {
+			reads = append(reads, now.Sub(t0))
+		}
+	}
+	want := []time.Duration{1, 3, 7, 15, 31, 61, 91}
+	for i, w := range want {
+		if i >= len(reads) || reads[i] != w*time.Second {
+			t.Fatalf("reads at %v, want them to start %v seconds", reads, want)
+		}
+	}
+	if n := len(reads); n < 20 || n > 25 {
+		t.Errorf("%d reads in 10 minutes, want about 20 (every 30 s once backed off)", n)
+	}
+	if _, ok := o.pending["growth/waiting"]; ok {
+		t.Errorf("still pending after 10 minutes")
+	}
+}
