@@ -145,13 +145,7 @@ func New(opts Options) *Metrics {
 		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: Namespace, Name: name, Help: help}, f))
 	}
 	if opts.Queue != nil {
-		gauge("reconcile_queue_depth", "Loops waiting in the reconcile queue (only the process that runs the reconciler has any).",
-			func() float64 { return float64(opts.Queue().Queued) })
-		gauge("reconcile_inflight", "Loops being reconciled now.", func() float64 { return float64(opts.Queue().InFlight) })
-		gauge("reconcile_retries_pending", "Loops waiting for a retry after a retriable failure (backoff).",
-			func() float64 { return float64(opts.Queue().RetriesPending) })
-		gauge("reconcile_parked", "Loops parked by a terminal reconcile error until they change.",
-			func() float64 { return float64(opts.Queue().Parked) })
+		m.reg.MustRegister(newQueueCollector(opts.Queue))
 	}
 	if opts.LoopStates != nil {
 		m.reg.MustRegister(&loopStates{m: m, desc: prometheus.NewDesc(Namespace+"_loops",
@@ -183,6 +177,42 @@ func (m *Metrics) MaxLoopSeries() int { return m.maxLoops }
 // series, only the first MaxLoopSeries loops in name order are exposed and
 // loopgate_metrics_loops_dropped says how many were left out. Collectors
 // should cap themselves too; this is the bound the scrape never exceeds.
+// queueCollector exports the reconciler's queue from one snapshot per
+// scrape (one lock of the reconciler, not one per gauge).
+type queueCollector struct {
+	stats                             func() QueueStats
+	queued, inflight, retries, parked *prometheus.Desc
+}
+
+func newQueueCollector(stats func() QueueStats) *queueCollector {
+	d := func(name, help string) *prometheus.Desc {
+		return prometheus.NewDesc(prometheus.BuildFQName(Namespace, "", name), help, nil, nil)
+	}
+	return &queueCollector{stats: stats,
+		queued:   d("reconcile_queue_depth", "Loops waiting in the reconcile queue (only the process that runs the reconciler has any)."),
+		inflight: d("reconcile_inflight", "Loops being reconciled now."),
+		retries:  d("reconcile_retries_pending", "Loops waiting for a retry after a retriable failure (backoff)."),
+		parked:   d("reconcile_parked", "Loops parked by a terminal reconcile error until they change."),
+	}
+}
+
+func (c *queueCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.queued
+	ch <- c.inflight
+	ch <- c.retries
+	ch <- c.parked
+}
+
+func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
+	q := c.stats()
+	for _, g := range []struct {
+		d *prometheus.Desc
+		v int
+	}{{c.queued, q.Queued}, {c.inflight, q.InFlight}, {c.retries, q.RetriesPending}, {c.parked, q.Parked}} {
+		ch <- prometheus.MustNewConstMetric(g.d, prometheus.GaugeValue, float64(g.v))
+	}
+}
+
 func (m *Metrics) Register(c prometheus.Collector) error {
 	lc := &loopCapped{inner: c, max: m.maxLoops}
 	if err := m.reg.Register(lc); err != nil {

@@ -34,12 +34,13 @@ func scrape(t *testing.T, h http.Handler, token string) (int, string) {
 
 func TestMetricsExposeOwnSeriesAndRuntimeCollectors(t *testing.T) {
 	states := atomic.Int32{}
+	queueReads := 0
 	m := telemetry.New(telemetry.Options{
 		LoopStates: func() map[string]int {
 			states.Add(1)
 			return map[string]int{"READY": 3, "FAILED": 1}
 		},
-		Queue: func() telemetry.QueueStats { return telemetry.QueueStats{Queued: 7, Parked: 2} },
+		Queue: func() telemetry.QueueStats { queueReads++; return telemetry.QueueStats{Queued: 7, Parked: 2} },
 	})
 	m.ObserveAPICall("/loopgate.v1.LoopService/GetLoop", "OK", "grpc", 3*time.Millisecond)
 	m.ObserveAPICall("/loopgate.v1.LoopService/GetLoop", "NotFound", "rest", time.Millisecond)
@@ -52,6 +53,9 @@ func TestMetricsExposeOwnSeriesAndRuntimeCollectors(t *testing.T) {
 	code, body := scrape(t, m.Handler(nil), "")
 	if code != http.StatusOK {
 		t.Fatalf("scrape: %d", code)
+	}
+	if queueReads != 1 {
+		t.Errorf("one scrape read the reconciler's queue %d times, want once", queueReads)
 	}
 	for _, want := range []string{
 		`loopgate_api_requests_total{code="OK",method="/loopgate.v1.LoopService/GetLoop",transport="grpc"} 1`,
