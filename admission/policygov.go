@@ -531,7 +531,7 @@ func (c *Core) activate(ctx context.Context, id Identity, action, resource, kind
 	if err := c.settleRefusal(ctx, id, action, resource, "", comment, refusal, err); err != nil {
 		return nil, err
 	}
-	if err := c.swapTo(ctx, chosen); err != nil {
+	if err := c.swapTo(ctx, chosen, true); err != nil {
 		// On record as active: every replica (this one too, at the next
 		// SyncPolicy) keeps trying.
 		c.logger().Error("policy bundle activated but this process could not load it; retrying", "revision", chosen.Revision, "err", err)
@@ -541,7 +541,15 @@ func (c *Core) activate(ctx context.Context, id Identity, action, resource, kind
 
 // SyncPolicy makes this process judge by the revision the store says is
 // active; replicas call it every few seconds.
-func (c *Core) SyncPolicy(ctx context.Context) error {
+func (c *Core) SyncPolicy(ctx context.Context) error { return c.syncPolicy(ctx, true) }
+
+// LoadPolicy is SyncPolicy at start-up: it loads the active bundle without
+// telling PolicyGovernance.Changed, since loading what was active before
+// the restart changes no loop's verdict; NeedsReevaluation says whether a
+// re-evaluation is still owed.
+func (c *Core) LoadPolicy(ctx context.Context) error { return c.syncPolicy(ctx, false) }
+
+func (c *Core) syncPolicy(ctx context.Context, notify bool) error {
 	a, err := c.Store.ActivePolicy(ctx)
 	revision := ""
 	switch {
@@ -560,11 +568,12 @@ func (c *Core) SyncPolicy(ctx context.Context) error {
 			return fmt.Errorf("loading active policy bundle %s: %w", revision, err)
 		}
 	}
-	return c.swapTo(ctx, b)
+	return c.swapTo(ctx, b, notify)
 }
 
-// swapTo swaps the engine to b (a zero bundle: the built-in one).
-func (c *Core) swapTo(ctx context.Context, b *store.PolicyBundle) error {
+// swapTo swaps the engine to b (a zero bundle: the built-in one) and, with
+// notify, tells PolicyGovernance.Changed.
+func (c *Core) swapTo(ctx context.Context, b *store.PolicyBundle, notify bool) error {
 	g := c.governance()
 	var pb *bundle.Bundle
 	if b.Revision == "" {
@@ -586,7 +595,7 @@ func (c *Core) swapTo(ctx context.Context, b *store.PolicyBundle) error {
 	}
 	g.active = b.Revision
 	c.logger().Info("policy bundle active", "revision", bundleName(b.Revision))
-	if g.Changed != nil {
+	if notify && g.Changed != nil {
 		go g.Changed(b.Revision)
 	}
 	return nil

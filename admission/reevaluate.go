@@ -15,6 +15,10 @@ import (
 // PolicyActor is the audit actor of re-evaluations.
 const PolicyActor = "loopgate/policy"
 
+// ActionReevaluated is the audit action recorded when every loop has been
+// re-evaluated against a bundle (resource policy/bundles/{revision}).
+const ActionReevaluated = "policy.reevaluated"
+
 // maxComplianceMessage bounds the PolicyCompliant condition's message.
 const maxComplianceMessage = 2048
 
@@ -69,10 +73,36 @@ func (c *Core) ReevaluateAll(ctx context.Context) (ReevaluateResult, error) {
 			}
 		}
 		if next == "" {
+			// Recorded last: a pass cut short (a crash, an error) leaves no
+			// event, so NeedsReevaluation asks for it again at start-up.
+			ev := eventFor(id, ActionReevaluated, "policy/bundles/"+res.BundleVersion, "", audit.OutcomeOK,
+				map[string]any{"loops": res.Loops, "nonCompliant": res.NonCompliant, "changed": res.Changed})
+			if err := c.audit(ctx, ev); err != nil {
+				return res, fmt.Errorf("recording the re-evaluation: %w", err)
+			}
 			return res, nil
 		}
 		token = next
 	}
+}
+
+// NeedsReevaluation reports whether the loops are owed a re-evaluation
+// against the active bundle: none completed for its revision (a new
+// built-in bundle after an upgrade, or a pass a crash cut short), or the
+// last activation came after the last one that did.
+func (c *Core) NeedsReevaluation(ctx context.Context) (bool, error) {
+	evs, err := c.Store.ListAudit(ctx, store.AuditFilter{Action: ActionReevaluated, Actor: PolicyActor, Newest: true, PageSize: 1})
+	if err != nil {
+		return false, err
+	}
+	if len(evs) == 0 || evs[0].Resource != "policy/bundles/"+c.Policy.Revision() {
+		return true, nil
+	}
+	acts, err := c.Store.ListPolicyActivations(ctx, store.ActivationFilter{Limit: 1})
+	if err != nil {
+		return false, err
+	}
+	return len(acts) > 0 && acts[0].Time.After(evs[0].Time), nil
 }
 
 // compliance is l's PolicyCompliant condition under the active bundle, and

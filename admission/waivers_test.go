@@ -14,6 +14,7 @@ import (
 	"github.com/loopgate/loopgate/audit"
 	"github.com/loopgate/loopgate/internal/policytest"
 	"github.com/loopgate/loopgate/loop"
+	"github.com/loopgate/loopgate/policy"
 	"github.com/loopgate/loopgate/store"
 	"github.com/loopgate/loopgate/store/sqlite"
 )
@@ -356,5 +357,58 @@ func TestReevaluateAllReadsWaiversOnce(t *testing.T) {
 		if err != nil || len(ws) != want {
 			t.Errorf("loop %s: waivers %+v, %v; want %d", name, ws, err, want)
 		}
+	}
+}
+
+// A completed re-evaluation is recorded; the loops are owed another only
+// when a bundle was activated since, or the engine's revision is another
+// (a new built-in bundle after an upgrade).
+func TestNeedsReevaluation(t *testing.T) {
+	ctx := context.Background()
+	st := openTestStore(t)
+	c := testCore(t, st)
+	owed := func() bool {
+		t.Helper()
+		v, err := c.NeedsReevaluation(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	if !owed() {
+		t.Errorf("no pass on record: not owed")
+	}
+	if _, err := c.ReevaluateAll(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if owed() {
+		t.Errorf("owed right after a completed pass")
+	}
+	evs, err := st.ListAudit(ctx, store.AuditFilter{Action: ActionReevaluated})
+	if err != nil || len(evs) != 1 || evs[0].Resource != "policy/bundles/"+c.Policy.Revision() || evs[0].Actor != PolicyActor {
+		t.Errorf("recorded passes %+v, %v", evs, err)
+	}
+	time.Sleep(2 * time.Millisecond)
+	putBundles(t, st, "later")
+	putActivations(t, st, "later")
+	if !owed() {
+		t.Errorf("a bundle activated after the last pass: not owed")
+	}
+	if _, err := c.ReevaluateAll(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if owed() {
+		t.Errorf("owed after the pass that followed the activation")
+	}
+	// Another engine revision (e.g. a new built-in bundle): owed.
+	b, err := policy.ReadArchive(policytest.Candidate(t, "upgraded-builtin", nil), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Policy.Swap(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	if !owed() {
+		t.Errorf("the engine's revision changed: not owed")
 	}
 }

@@ -257,9 +257,15 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Server, 
 	if err := s.RegisterMetrics(newCostCollector(s.peers, s.Core)); err != nil {
 		return nil, fmt.Errorf("registering the cost metrics: %w", err)
 	}
-	// Judge by the bundle security activated, not the one built in.
-	if err := s.Core.SyncPolicy(ctx); err != nil {
+	// Judge by the bundle security activated, not the one built in. The
+	// loops were judged by it before the restart: they are re-evaluated
+	// only if no pass completed for it since its activation (or a new
+	// built-in bundle came with an upgrade).
+	if err := s.Core.LoadPolicy(ctx); err != nil {
 		return nil, fmt.Errorf("loading the active policy bundle: %w", err)
+	}
+	if owed, err := s.Core.NeedsReevaluation(ctx); err != nil || owed {
+		s.reevaluate <- struct{}{}
 	}
 
 	// Upgrade: principals and groups that loops of an older store name are

@@ -18,6 +18,7 @@ import (
 
 	"github.com/loopgate/loopgate/config"
 	lgv1 "github.com/loopgate/loopgate/gen/loopgate/v1"
+	"github.com/loopgate/loopgate/internal/policytest"
 )
 
 // GetTeam gives a team its catalog limits beside what its loops use: the
@@ -247,5 +248,54 @@ func TestObserverCredentialIsAudited(t *testing.T) {
 		if !seen[want] {
 			t.Errorf("no observer.credentials event for %s; got %v", want, events)
 		}
+	}
+}
+
+// A restart does not re-evaluate every loop against the bundle they were
+// judged by before it: the completed pass is on record
+// (policy.reevaluated), so only the first start, which has none, runs one.
+func TestRestartDoesNotReevaluateAgain(t *testing.T) {
+	t.Setenv("HOME", t.TempDir())
+	dataDir := filepath.Join(t.TempDir(), "data")
+	passes := func(r *running) int {
+		t.Helper()
+		page, err := lgv1.NewAuditServiceClient(r.conn).ListAuditEvents(r.ctx, &lgv1.ListAuditEventsRequest{Action: "policy.reevaluated"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(page.GetEvents())
+	}
+	r := runServer(t, config.Embedded(dataDir), slog.LevelWarn)
+	if _, err := lgv1.NewLoopServiceClient(r.conn).CreateLoop(r.ctx, &lgv1.CreateLoopRequest{Parent: "teams/growth", LoopId: "judged", Loop: typicalLoop("judged")}); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(20 * time.Second); passes(r) == 0 && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+	}
+	if n := passes(r); n != 1 {
+		t.Fatalf("first start: %d re-evaluation passes on record, want 1", n)
+	}
+	// A stored bundle activated: one more pass.
+	policies := lgv1.NewPolicyServiceClient(r.conn)
+	reviewer, reviewer2 := asDemo(t, "reviewer"), asDemo(t, "reviewer2")
+	pushed, err := policies.PushPolicyBundle(reviewer, &lgv1.PushPolicyBundleRequest{Archive: policytest.Candidate(t, "restart-1", nil)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := policies.ApprovePolicyBundle(reviewer2, &lgv1.ApprovePolicyBundleRequest{Name: pushed.GetName(), Digest: pushed.GetDigest()}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := policies.ActivatePolicyBundle(reviewer, &lgv1.ActivatePolicyBundleRequest{Name: pushed.GetName()}); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(20 * time.Second); passes(r) < 2 && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+	}
+	if n := passes(r); n != 2 {
+		t.Fatalf("after an activation: %d passes on record, want 2", n)
+	}
+	r.Stop()
+	r2 := runServer(t, config.Embedded(dataDir), slog.LevelWarn)
+	time.Sleep(time.Second) // a pass would start at once
+	if n := passes(r2); n != 2 {
+		t.Errorf("after a restart with the stored bundle active: %d re-evaluation passes on record, want still 2", n)
 	}
 }
