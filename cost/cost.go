@@ -169,11 +169,8 @@ func ForLoop(spec *loop.Spec, partitions int32, cl catalog.Cluster) Input {
 	}
 }
 
-// Forecast computes the monthly cost of in. Missing values take their
-// defaults (broker-local, DefaultZones, replication factor 1, the storage
-// defaults above); a price of 0 makes its component 0. Amounts are rounded
-// to cents; MonthlyTotal is the sum of the rounded items.
-func Forecast(in Input) Estimate {
+// forecast is Forecast, computed (memo.go keeps what it returned).
+func forecast(in Input) Estimate {
 	m := newModel(in)
 	e := Estimate{Model: m.model, Currency: in.Prices.Currency, PriceList: in.Prices.Name}
 	if e.Currency == "" {

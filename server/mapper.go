@@ -94,6 +94,12 @@ func loopProto(c *admission.Core, l *loop.Loop) *lgv1.Loop {
 	out := loopToProto(l)
 	out.Status.Cost = costToProto(c.CostOf(l))
 	conn := c.ConnectionOf(l)
+	if n := len(conn.Streams); n > 0 {
+		out.Status.Streams = make([]*lgv1.StreamEndpoint, 0, n)
+	}
+	if n := len(conn.Principals); n > 0 {
+		out.Status.Principals = make([]*lgv1.PrincipalGrants, 0, n)
+	}
 	for _, st := range conn.Streams {
 		out.Status.Streams = append(out.Status.Streams, &lgv1.StreamEndpoint{
 			Stream: st.Stream, Topic: st.Topic, Cluster: st.Cluster, Region: st.Region,

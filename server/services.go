@@ -97,6 +97,9 @@ func (s *loopService) ListLoops(ctx context.Context, req *lgv1.ListLoopsRequest)
 		return nil, err
 	}
 	out := &lgv1.ListLoopsResponse{NextPageToken: next}
+	if len(loops) > 0 && stateFilter == "" {
+		out.Loops = make([]*lgv1.Loop, 0, len(loops))
+	}
 	for _, l := range loops {
 		if stateFilter != "" && l.Status.State != stateFilter {
 			continue

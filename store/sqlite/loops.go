@@ -83,9 +83,19 @@ func scanLoop(row interface{ Scan(dest ...any) error }) (*loop.Loop, error) {
 		createTime, updateTime string
 		deleteTime             sql.NullString
 	)
-	if err := row.Scan(&team, &name, &uid, &generation, &etag, &metadata, &spec, &status,
-		&createTime, &updateTime, &deleteTime); err != nil {
+	dest := []any{&team, &name, &uid, &generation, &etag, &metadata, &spec, &status, &createTime, &updateTime, &deleteTime}
+	// A listing (*sql.Rows, unlike *sql.Row) may scan the documents as
+	// RawBytes, saving database/sql a copy of each: they are decoded
+	// (nothing keeps them) before the next row is read.
+	var rawMetadata, rawSpec, rawStatus sql.RawBytes
+	if _, ok := row.(*sql.Rows); ok {
+		dest[5], dest[6], dest[7] = &rawMetadata, &rawSpec, &rawStatus
+	}
+	if err := row.Scan(dest...); err != nil {
 		return nil, err
+	}
+	if dest[5] == &rawMetadata {
+		metadata, spec, status = rawMetadata, rawSpec, rawStatus
 	}
 	l, err := store.DecodeLoop(team, name, metadata, spec, status)
 	if err != nil {
