@@ -135,6 +135,9 @@ func (c *Core) AuditRejected(ctx context.Context, method string, err error) {
 	c.refuseAs(ctx, Identity{Subject: "anonymous"}, "auth.reject", method, audit.OutcomeUnauthenticated, "UNAUTHENTICATED", err.Error(), kind)
 }
 
+// Logger is the logger Core writes to (slog's default when Log is nil).
+func (c *Core) Logger() *slog.Logger { return c.logger() }
+
 func (c *Core) logger() *slog.Logger {
 	if c.Log != nil {
 		return c.Log

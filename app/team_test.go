@@ -299,3 +299,47 @@ func TestRestartDoesNotReevaluateAgain(t *testing.T) {
 		t.Errorf("after a restart with the stored bundle active: %d re-evaluation passes on record, want still 2", n)
 	}
 }
+
+// ListLoops in LOOP_VIEW_BASIC leaves out what an overview does not show
+// (schema definitions, connection info, cost items) and keeps the rest; an
+// unknown view is a field error.
+func TestListLoopsBasicView(t *testing.T) {
+	t.Setenv("HOME", t.TempDir())
+	r := runServer(t, config.Embedded(filepath.Join(t.TempDir(), "data")), slog.LevelWarn)
+	loops := lgv1.NewLoopServiceClient(r.conn)
+	if _, err := loops.CreateLoop(r.ctx, &lgv1.CreateLoopRequest{Parent: "teams/growth", LoopId: "viewed", Loop: typicalLoop("viewed")}); err != nil {
+		t.Fatal(err)
+	}
+	full, err := loops.ListLoops(r.ctx, &lgv1.ListLoopsRequest{Parent: "teams/growth"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	basic, err := loops.ListLoops(r.ctx, &lgv1.ListLoopsRequest{Parent: "teams/growth", View: lgv1.LoopView_LOOP_VIEW_BASIC})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(full.GetLoops()) != 1 || len(basic.GetLoops()) != 1 {
+		t.Fatalf("listed %d and %d loops, want 1", len(full.GetLoops()), len(basic.GetLoops()))
+	}
+	f, b := full.GetLoops()[0], basic.GetLoops()[0]
+	if f.GetSpec().GetStreams()[0].GetSchema().GetDefinition() == "" || len(f.GetStatus().GetStreams()) == 0 || len(f.GetStatus().GetCost().GetItems()) == 0 {
+		t.Fatalf("the full view lacks schemas, endpoints or cost items: %v", f)
+	}
+	for _, st := range b.GetSpec().GetStreams() {
+		if st.GetSchema().GetDefinition() != "" {
+			t.Errorf("basic view: stream %s has its schema definition", st.GetName())
+		}
+	}
+	if len(b.GetStatus().GetStreams()) != 0 || len(b.GetStatus().GetPrincipals()) != 0 || len(b.GetStatus().GetCost().GetItems()) != 0 {
+		t.Errorf("basic view has connection info or cost items: %v", b.GetStatus())
+	}
+	if b.GetName() != f.GetName() || b.GetStatus().GetState() != f.GetStatus().GetState() || b.GetEtag() != f.GetEtag() ||
+		b.GetStatus().GetCost().GetMonthlyTotal() != f.GetStatus().GetCost().GetMonthlyTotal() || b.GetStatus().GetCost().GetCurrency() != "USD" ||
+		len(b.GetSpec().GetOwners()) == 0 || len(b.GetStatus().GetConditions()) != len(f.GetStatus().GetConditions()) {
+		t.Errorf("basic view lost what it keeps:\nbasic %v\nfull  %v", b, f)
+	}
+	_, err = loops.ListLoops(r.ctx, &lgv1.ListLoopsRequest{Parent: "teams/growth", View: lgv1.LoopView(7)})
+	if st := status.Convert(err); st.Code() != codes.InvalidArgument || fieldViolations(st)["view"] == "" {
+		t.Errorf("view 7: %v, want INVALID_ARGUMENT naming view", err)
+	}
+}

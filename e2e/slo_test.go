@@ -289,6 +289,27 @@ func TestLoopSLOEndToEnd(t *testing.T) {
 	if c := condition(l, "SLOMet"); c == nil || c.GetStatus() != "True" || c.GetReason() != "Met" {
 		t.Errorf("SLOMet after phase 1 = %v, want True/Met", c)
 	}
+	// The listing (the portal's overview) carries the SLO state too.
+	if r := loopctl(t, home, growth, "get", "--team", "growth", "-o", "json"); r.Code != 0 {
+		t.Errorf("loopctl get --team growth: %s", r)
+	} else {
+		var list lgv1.ListLoopsResponse
+		if err := (protojson.UnmarshalOptions{DiscardUnknown: true}).Unmarshal([]byte(r.Stdout), &list); err != nil {
+			t.Fatalf("decoding loopctl get --team growth -o json: %v", err)
+		}
+		found := false
+		for _, ll := range list.GetLoops() {
+			if ll.GetName() == l.GetName() {
+				found = true
+				if ll.GetStatus().GetSlo().GetState() != lgv1.SloStatus_MET || condition(ll, "SLOMet") == nil {
+					t.Errorf("listed SLO %v, conditions %v; want MET with SLOMet", ll.GetStatus().GetSlo(), ll.GetStatus().GetConditions())
+				}
+			}
+		}
+		if !found {
+			t.Errorf("the listing lacks %s", l.GetName())
+		}
+	}
 
 	// Phase 2: a 3 s delay, above the 2 s SLO.
 	act = startExample(t, actor, actCreds.Password, actArgs("3s", "0s")...)

@@ -119,6 +119,23 @@ func loopProto(c *admission.Core, l *loop.Loop) *lgv1.Loop {
 	return out
 }
 
+// basicLoopProto is l in LOOP_VIEW_BASIC: without the streams' schema
+// definitions, the connection info, the reviews and the cost forecast's
+// items (ListLoopsRequest.view).
+func basicLoopProto(c *admission.Core, l *loop.Loop) *lgv1.Loop {
+	out := loopToProto(l)
+	for _, st := range out.GetSpec().GetStreams() {
+		if sc := st.GetSchema(); sc != nil {
+			sc.Definition = ""
+		}
+	}
+	out.Status.Reviews = nil
+	if e := c.CostOf(l); e != nil {
+		out.Status.Cost = &lgv1.CostForecast{StorageModel: e.Model, Currency: e.Currency, MonthlyTotal: e.MonthlyTotal, PriceList: e.PriceList}
+	}
+	return out
+}
+
 func principalToProto(p *admission.Principal) *lgv1.Principal {
 	out := &lgv1.Principal{
 		Name: p.ResourceName(), KafkaPrincipal: "User:" + p.Name, Team: p.Team, Etag: p.Etag,

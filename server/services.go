@@ -57,7 +57,7 @@ func (s *loopService) GetLoop(ctx context.Context, req *lgv1.GetLoopRequest) (*l
 		return nil, err
 	}
 	out := loopProto(s.core, l)
-	withObservation(ctx, s.core.Store, l, out)
+	withObservation(ctx, s.core.Store, s.core.Logger(), l, out)
 	return out, nil
 }
 
@@ -100,11 +100,40 @@ func (s *loopService) ListLoops(ctx context.Context, req *lgv1.ListLoopsRequest)
 	if len(loops) > 0 && stateFilter == "" {
 		out.Loops = make([]*lgv1.Loop, 0, len(loops))
 	}
+	basic := false
+	switch req.GetView() {
+	case lgv1.LoopView_LOOP_VIEW_UNSPECIFIED, lgv1.LoopView_LOOP_VIEW_FULL:
+	case lgv1.LoopView_LOOP_VIEW_BASIC:
+		basic = true
+	default:
+		return nil, invalidField(req.GetParent(), "view", fmt.Sprintf("unknown view %d: want LOOP_VIEW_BASIC or LOOP_VIEW_FULL", req.GetView()))
+	}
+	listed := loops
+	if stateFilter != "" {
+		listed = make([]*loop.Loop, 0, len(loops))
+	}
 	for _, l := range loops {
 		if stateFilter != "" && l.Status.State != stateFilter {
 			continue
 		}
-		out.Loops = append(out.Loops, loopProto(s.core, l))
+		if stateFilter != "" {
+			listed = append(listed, l)
+		}
+		if basic {
+			out.Loops = append(out.Loops, basicLoopProto(s.core, l))
+		} else {
+			out.Loops = append(out.Loops, loopProto(s.core, l))
+		}
+	}
+	// The SLO state, lag and their conditions, in summary (GetLoop has the
+	// daily latencies and per-partition lag).
+	withObservations(ctx, s.core.Store, s.core.Logger(), listed, out.Loops)
+	if basic {
+		for _, p := range out.Loops {
+			if slo := p.GetStatus().GetSlo(); slo != nil {
+				slo.Windows = nil
+			}
+		}
 	}
 	return out, nil
 }

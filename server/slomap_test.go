@@ -2,6 +2,8 @@ package server
 
 import (
 	"context"
+	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -38,7 +40,7 @@ func TestWithObservation(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := &lgv1.Loop{Status: &lgv1.LoopStatus{Conditions: []*lgv1.Condition{{Type: "Provisioned", Status: "True"}}}}
-	withObservation(ctx, st, l, out)
+	withObservation(ctx, st, slog.New(slog.DiscardHandler), l, out)
 	s := out.GetStatus()
 	if s.GetSlo().GetState() != lgv1.SloStatus_BREACHED || s.GetSlo().GetTargetP99Ms() != 2000 || !s.GetSlo().GetObserveTime().AsTime().Equal(now) {
 		t.Errorf("slo = %v", s.GetSlo())
@@ -62,8 +64,35 @@ func TestWithObservation(t *testing.T) {
 	other := *l
 	other.Metadata.UID = "someone-else"
 	out = &lgv1.Loop{Status: &lgv1.LoopStatus{}}
-	withObservation(ctx, st, &other, out)
+	withObservation(ctx, st, slog.New(slog.DiscardHandler), &other, out)
 	if out.GetStatus().GetSlo() != nil || len(out.GetStatus().GetConditions()) != 0 {
 		t.Errorf("an observation of another uid was shown: %v", out.GetStatus())
+	}
+
+	// A listing: the summary (no days, no partitions) of each listed loop
+	// with an observation of its own uid, from one range query.
+	l2 := &loop.Loop{Metadata: loop.Metadata{Team: "growth", Name: "p"}, Spec: loop.Spec{Owners: []string{"a@example.com"}}}
+	if err := st.Update(ctx, func(tx store.Tx) error { return tx.CreateLoop(ctx, l2) }); err != nil {
+		t.Fatal(err)
+	}
+	listed := []*lgv1.Loop{{Status: &lgv1.LoopStatus{}}, {Status: &lgv1.LoopStatus{}}, {Status: &lgv1.LoopStatus{}}}
+	withObservations(ctx, st, slog.New(slog.DiscardHandler), []*loop.Loop{l, l2, &other}, listed)
+	if sl := listed[0].GetStatus().GetSlo(); sl.GetState() != lgv1.SloStatus_BREACHED || len(sl.GetWindows()) != 1 || len(sl.GetDays()) != 0 {
+		t.Errorf("listed slo = %v, want the state and windows without days", sl)
+	}
+	if g := listed[0].GetStatus().GetLag(); len(g) != 1 || g[0].GetOffsetLag() != 7 || len(g[0].GetPartitions()) != 0 {
+		t.Errorf("listed lag = %v, want the group's lag without partitions", g)
+	}
+	if listed[1].GetStatus().GetSlo() != nil || listed[2].GetStatus().GetSlo() != nil {
+		t.Errorf("a loop without an observation (or of another uid) got one: %v %v", listed[1].GetStatus(), listed[2].GetStatus())
+	}
+
+	// A store error is logged, not hidden, and the loop is answered without it.
+	var logs strings.Builder
+	st.Close()
+	out = &lgv1.Loop{Status: &lgv1.LoopStatus{}}
+	withObservation(ctx, st, slog.New(slog.NewTextHandler(&logs, nil)), l, out)
+	if out.GetStatus().GetSlo() != nil || !strings.Contains(logs.String(), "observation failed") {
+		t.Errorf("a failing store: status %v, log %q", out.GetStatus(), logs.String())
 	}
 }

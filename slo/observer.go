@@ -275,7 +275,7 @@ func (o *Observer) restore(ctx context.Context) {
 	if err != nil {
 		o.log.Warn("reading persisted latency sketches failed; the 28-day window starts empty", "err", err)
 	}
-	obs, err := o.st.ListObservations(ctx)
+	obs, err := o.st.ListObservations(ctx, store.KeyRange{})
 	if err != nil {
 		o.log.Warn("reading persisted observations failed", "err", err)
 	}

@@ -42,7 +42,7 @@ func EncodeLoop(l *loop.Loop) (metadata, spec, status []byte, err error) {
 // Every caller gets its own deep copy (copyLoop) and may change it.
 func DecodeLoop(team, name string, metadata, spec, status []byte) (*loop.Loop, error) {
 	key := loopDocsKey(metadata, spec, status)
-	if l := decodedLoops.get(key); l != nil {
+	if l, ok := decodedLoops.get(key); ok {
 		return copyLoop(l), nil
 	}
 	l, err := decodeLoop(team, name, metadata, spec, status)
@@ -98,40 +98,41 @@ func NewLoopMetadata(m loop.Metadata, now time.Time) (loop.Metadata, error) {
 // its order). Beyond it, a full scan of a larger estate decodes as before.
 const decodedLoopsPerGeneration = 4096
 
-var decodedLoops = &loopCache{max: decodedLoopsPerGeneration}
+var decodedLoops = &docCache[*loop.Loop]{max: decodedLoopsPerGeneration}
 
-// loopCache maps the key of a loop's stored documents to the loop they
-// decode to. Its loops are never handed out or changed: readers get copies.
-type loopCache struct {
+// docCache maps the key of stored documents to what they decode to. Its
+// values are never handed out or changed: readers get copies.
+type docCache[T any] struct {
 	mu       sync.Mutex
 	max      int
-	cur, old map[[sha256.Size]byte]*loop.Loop
+	cur, old map[[sha256.Size]byte]T
 }
 
-func (c *loopCache) get(k [sha256.Size]byte) *loop.Loop {
+func (c *docCache[T]) get(k [sha256.Size]byte) (T, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if l, ok := c.cur[k]; ok {
-		return l
+	if v, ok := c.cur[k]; ok {
+		return v, true
 	}
-	if l, ok := c.old[k]; ok {
-		c.putLocked(k, l) // still in use: keep it past the next rotation
-		return l
+	if v, ok := c.old[k]; ok {
+		c.putLocked(k, v) // still in use: keep it past the next rotation
+		return v, true
 	}
-	return nil
+	var zero T
+	return zero, false
 }
 
-func (c *loopCache) put(k [sha256.Size]byte, l *loop.Loop) {
+func (c *docCache[T]) put(k [sha256.Size]byte, v T) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.putLocked(k, l)
+	c.putLocked(k, v)
 }
 
-func (c *loopCache) putLocked(k [sha256.Size]byte, l *loop.Loop) {
+func (c *docCache[T]) putLocked(k [sha256.Size]byte, v T) {
 	if c.cur == nil || len(c.cur) >= c.max {
-		c.old, c.cur = c.cur, make(map[[sha256.Size]byte]*loop.Loop, min(c.max, 1024))
+		c.old, c.cur = c.cur, make(map[[sha256.Size]byte]T, min(c.max, 1024))
 	}
-	c.cur[k] = l
+	c.cur[k] = v
 }
 
 // loopDocsKey is the SHA-256 of the three documents, each prefixed by its

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"encoding/json"
 	"reflect"
 	"testing"
 	"time"
@@ -177,7 +178,7 @@ func TestDecodeLoopCached(t *testing.T) {
 
 // TestLoopCacheBounded: the cache keeps at most two generations.
 func TestLoopCacheBounded(t *testing.T) {
-	c := &loopCache{max: 4}
+	c := &docCache[*loop.Loop]{max: 4}
 	l := &loop.Loop{}
 	var keys [][32]byte
 	for i := range 20 {
@@ -188,7 +189,10 @@ func TestLoopCacheBounded(t *testing.T) {
 			t.Fatalf("after %d puts: %d entries", i+1, n)
 		}
 	}
-	if c.get(keys[19]) == nil || c.get(keys[0]) != nil {
+	if _, ok := c.get(keys[19]); !ok {
+		t.Fatal("want the newest kept")
+	}
+	if _, ok := c.get(keys[0]); ok {
 		t.Fatal("want the newest kept and the oldest gone")
 	}
 	if loopDocsKey([]byte("ab"), []byte("c"), nil) == loopDocsKey([]byte("a"), []byte("bc"), nil) {
@@ -226,5 +230,56 @@ func TestDecodeLoopConcurrent(t *testing.T) {
 		if err := <-done; err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+func TestCopyObservationCoversEveryField(t *testing.T) {
+	for _, full := range []bool{true, false} {
+		var o Observation
+		fill(t, reflect.ValueOf(&o).Elem(), full)
+		c := copyObservation(&o)
+		if !reflect.DeepEqual(&o, c) {
+			t.Fatalf("full=%v: copy differs from the original:\n%+v\n%+v", full, o, *c)
+		}
+		if p := shared(reflect.ValueOf(o), reflect.ValueOf(*c), "Observation"); p != "" {
+			t.Fatalf("full=%v: the copy shares %s with the original", full, p)
+		}
+	}
+}
+
+// An observation decoded again from the same document equals a fresh
+// decode, whatever an earlier caller did to its copy; another document
+// decodes to what it says.
+func TestDecodeObservationCached(t *testing.T) {
+	var o Observation
+	fill(t, reflect.ValueOf(&o).Elem(), true)
+	o.UID = "cached-" + time.Now().Format(time.RFC3339Nano)
+	doc, err := json.Marshal(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want Observation
+	if err := json.Unmarshal(doc, &want); err != nil {
+		t.Fatal(err)
+	}
+	first, err := DecodeObservation(doc)
+	if err != nil || !reflect.DeepEqual(first, &want) {
+		t.Fatalf("first decode %+v, %v; want %+v", first, err, want)
+	}
+	first.SLO.Windows[0].P99Ms = -1
+	first.SLO.Days[0].Day = "changed"
+	first.Lag[0].Partitions[0].OffsetLag = -1
+	first.Conditions[0].Message = "changed"
+	again, err := DecodeObservation(doc)
+	if err != nil || !reflect.DeepEqual(again, &want) {
+		t.Fatalf("a caller's changes leaked into the next decode: %+v", again)
+	}
+	o.SLO.State = "BREACHED-" + o.UID
+	doc2, _ := json.Marshal(o)
+	if other, err := DecodeObservation(doc2); err != nil || other.SLO.State != o.SLO.State {
+		t.Fatalf("a changed document: %+v, %v", other, err)
+	}
+	if _, err := DecodeObservation([]byte(`{"slo":`)); err == nil {
+		t.Fatal("an invalid document decoded")
 	}
 }

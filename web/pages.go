@@ -146,7 +146,8 @@ func (p *Portal) listLoops(r *http.Request, s *session, parent string) ([]*lgv1.
 	var out []*lgv1.Loop
 	tok := ""
 	for {
-		resp, err := p.loops.ListLoops(ctx, &lgv1.ListLoopsRequest{Parent: parent, PageSize: 1000, PageToken: tok})
+		// The overview and team pages show a row per loop: the basic view.
+		resp, err := p.loops.ListLoops(ctx, &lgv1.ListLoopsRequest{Parent: parent, PageSize: 1000, PageToken: tok, View: lgv1.LoopView_LOOP_VIEW_BASIC})
 		if err != nil {
 			return nil, false, err
 		}

@@ -16,25 +16,36 @@ var _ store.Observations = (*Store)(nil)
 
 // GetObservation returns the observation of team/name.
 func (s *Store) GetObservation(ctx context.Context, team, name string) (*store.Observation, error) {
-	o := &store.Observation{}
+	var updated time.Time
 	var doc []byte
-	err := s.pool.QueryRow(ctx, `SELECT update_time, doc FROM loop_observations WHERE team = $1 AND name = $2`, team, name).Scan(&o.UpdateTime, &doc)
+	err := s.pool.QueryRow(ctx, `SELECT update_time, doc FROM loop_observations WHERE team = $1 AND name = $2`, team, name).Scan(&updated, &doc)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, fmt.Errorf("observation of %s/%s: %w", team, name, store.ErrNotFound)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("observation of %s/%s: %w", team, name, err)
 	}
-	if err := json.Unmarshal(doc, o); err != nil {
+	o, err := store.DecodeObservation(doc)
+	if err != nil {
 		return nil, fmt.Errorf("observation of %s/%s: %w", team, name, err)
 	}
-	o.Team, o.Name, o.UpdateTime = team, name, o.UpdateTime.UTC()
+	o.Team, o.Name, o.UpdateTime = team, name, updated.UTC()
 	return o, nil
 }
 
-// ListObservations returns every observation ordered by (team, name).
-func (s *Store) ListObservations(ctx context.Context) ([]*store.Observation, error) {
-	rows, err := s.pool.Query(ctx, `SELECT team, name, update_time, doc FROM loop_observations ORDER BY team, name`)
+// ListObservations returns the observations of the loops in r, ordered by
+// (team, name) (COLLATE "C": the loops' order).
+func (s *Store) ListObservations(ctx context.Context, r store.KeyRange) ([]*store.Observation, error) {
+	where, args := "", []any{}
+	if r.From != (store.LoopKey{}) {
+		args = append(args, r.From.Team, r.From.Name)
+		where += " AND (team, name) >= ($1, $2)"
+	}
+	if r.To != (store.LoopKey{}) {
+		args = append(args, r.To.Team, r.To.Name)
+		where += fmt.Sprintf(" AND (team, name) <= ($%d, $%d)", len(args)-1, len(args))
+	}
+	rows, err := s.pool.Query(ctx, `SELECT team, name, update_time, doc FROM loop_observations WHERE true`+where+` ORDER BY team, name`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list observations: %w", err)
 	}
@@ -47,8 +58,8 @@ func (s *Store) ListObservations(ctx context.Context) ([]*store.Observation, err
 		if err := rows.Scan(&team, &name, &updated, &doc); err != nil {
 			return nil, fmt.Errorf("list observations: %w", err)
 		}
-		o := &store.Observation{}
-		if err := json.Unmarshal(doc, o); err != nil {
+		o, err := store.DecodeObservation(doc)
+		if err != nil {
 			return nil, fmt.Errorf("observation of %s/%s: %w", team, name, err)
 		}
 		o.Team, o.Name, o.UpdateTime = team, name, updated.UTC()

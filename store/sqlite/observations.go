@@ -29,8 +29,8 @@ func (s *Store) GetObservation(ctx context.Context, team, name string) (*store.O
 }
 
 func decodeObservation(team, name, updated, doc string) (*store.Observation, error) {
-	o := &store.Observation{}
-	if err := json.Unmarshal([]byte(doc), o); err != nil {
+	o, err := store.DecodeObservation([]byte(doc))
+	if err != nil {
 		return nil, fmt.Errorf("observation of %s/%s: %w", team, name, err)
 	}
 	o.Team, o.Name = team, name
@@ -42,9 +42,19 @@ func decodeObservation(team, name, updated, doc string) (*store.Observation, err
 	return o, nil
 }
 
-// ListObservations returns every observation ordered by (team, name).
-func (s *Store) ListObservations(ctx context.Context) ([]*store.Observation, error) {
-	rows, err := s.reader.QueryContext(ctx, `SELECT team, name, update_time, doc FROM loop_observations ORDER BY team, name`)
+// ListObservations returns the observations of the loops in r, ordered by
+// (team, name).
+func (s *Store) ListObservations(ctx context.Context, r store.KeyRange) ([]*store.Observation, error) {
+	where, args := "", []any{}
+	if r.From != (store.LoopKey{}) {
+		where += " AND (team > ? OR (team = ? AND name >= ?))"
+		args = append(args, r.From.Team, r.From.Team, r.From.Name)
+	}
+	if r.To != (store.LoopKey{}) {
+		where += " AND (team < ? OR (team = ? AND name <= ?))"
+		args = append(args, r.To.Team, r.To.Team, r.To.Name)
+	}
+	rows, err := s.reader.QueryContext(ctx, `SELECT team, name, update_time, doc FROM loop_observations WHERE 1 = 1`+where+` ORDER BY team, name`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list observations: %w", err)
 	}

@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"bytes"
+	"strings"
 	"testing"
 	"time"
 
@@ -68,9 +69,35 @@ func testObservations(t *testing.T, s store.Store) {
 	if got, err := o.GetObservation(ctx, "growth", "checkout-nudge"); err != nil || got.SLO.State != "BREACHED" {
 		t.Errorf("GetObservation after a second write = %+v, %v; want state BREACHED", got, err)
 	}
-	all, err := o.ListObservations(ctx)
+	all, err := o.ListObservations(ctx, store.KeyRange{})
 	if err != nil || len(all) != 2 || all[0].Name != "checkout-nudge" || all[1].Name != "other" {
 		t.Errorf("ListObservations = %d observations (err %v), want checkout-nudge and other", len(all), err)
+	}
+	// By key range (a page of ListLoops): both ends included, (team, name) order.
+	create(t, s, newLoop("growth", "aaa"))
+	create(t, s, newLoop("risk", "alpha"))
+	if err := o.PutObservations(ctx, []store.Observation{sampleObservation("growth", "aaa", now), sampleObservation("risk", "alpha", now)}, nil, time.Time{}); err != nil {
+		t.Fatalf("PutObservations: %v", err)
+	}
+	for _, tc := range []struct {
+		r    store.KeyRange
+		want string
+	}{
+		{store.KeyRange{}, "growth/aaa growth/checkout-nudge growth/other risk/alpha"},
+		{store.KeyRange{From: store.LoopKey{Team: "growth", Name: "checkout-nudge"}, To: store.LoopKey{Team: "growth", Name: "other"}}, "growth/checkout-nudge growth/other"},
+		{store.KeyRange{From: store.LoopKey{Team: "growth", Name: "b"}}, "growth/checkout-nudge growth/other risk/alpha"},
+		{store.KeyRange{To: store.LoopKey{Team: "growth", Name: "b"}}, "growth/aaa"},
+		{store.KeyRange{From: store.LoopKey{Team: "risk", Name: ""}}, "risk/alpha"},
+		{store.KeyRange{From: store.LoopKey{Team: "growth", Name: "p"}, To: store.LoopKey{Team: "growth", Name: "q"}}, ""},
+	} {
+		got, err := o.ListObservations(ctx, tc.r)
+		var keys []string
+		for _, ob := range got {
+			keys = append(keys, ob.Team+"/"+ob.Name)
+		}
+		if err != nil || strings.Join(keys, " ") != tc.want {
+			t.Errorf("ListObservations(%+v) = [%s] (err %v), want [%s]", tc.r, strings.Join(keys, " "), err, tc.want)
+		}
 	}
 
 	// Deleting the loop deletes its observation; the name's next loop starts clean.

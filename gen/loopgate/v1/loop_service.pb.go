@@ -25,6 +25,64 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// LoopView is how much of a loop a listing returns.
+type LoopView int32
+
+const (
+	// The default: LOOP_VIEW_FULL.
+	LoopView_LOOP_VIEW_UNSPECIFIED LoopView = 0
+	// The loop without what makes it large and an overview does not show:
+	// the streams' schema definitions, the connection info (status.streams,
+	// status.principals), the reviews, the cost forecast's items (its total
+	// and currency stay) and the SLO's windows (its state stays). Get the loop
+	// for the rest.
+	LoopView_LOOP_VIEW_BASIC LoopView = 1
+	// Everything GetLoop returns, except the SLO's daily latencies and the
+	// lag's partitions.
+	LoopView_LOOP_VIEW_FULL LoopView = 2
+)
+
+// Enum value maps for LoopView.
+var (
+	LoopView_name = map[int32]string{
+		0: "LOOP_VIEW_UNSPECIFIED",
+		1: "LOOP_VIEW_BASIC",
+		2: "LOOP_VIEW_FULL",
+	}
+	LoopView_value = map[string]int32{
+		"LOOP_VIEW_UNSPECIFIED": 0,
+		"LOOP_VIEW_BASIC":       1,
+		"LOOP_VIEW_FULL":        2,
+	}
+)
+
+func (x LoopView) Enum() *LoopView {
+	p := new(LoopView)
+	*p = x
+	return p
+}
+
+func (x LoopView) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (LoopView) Descriptor() protoreflect.EnumDescriptor {
+	return file_loopgate_v1_loop_service_proto_enumTypes[0].Descriptor()
+}
+
+func (LoopView) Type() protoreflect.EnumType {
+	return &file_loopgate_v1_loop_service_proto_enumTypes[0]
+}
+
+func (x LoopView) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use LoopView.Descriptor instead.
+func (LoopView) EnumDescriptor() ([]byte, []int) {
+	return file_loopgate_v1_loop_service_proto_rawDescGZIP(), []int{0}
+}
+
 // The coarse lifecycle state of a loop. It is changed by the server only:
 // by the reconciler and by the `:approve` and Delete methods.
 type Loop_State int32
@@ -82,11 +140,11 @@ func (x Loop_State) String() string {
 }
 
 func (Loop_State) Descriptor() protoreflect.EnumDescriptor {
-	return file_loopgate_v1_loop_service_proto_enumTypes[0].Descriptor()
+	return file_loopgate_v1_loop_service_proto_enumTypes[1].Descriptor()
 }
 
 func (Loop_State) Type() protoreflect.EnumType {
-	return &file_loopgate_v1_loop_service_proto_enumTypes[0]
+	return &file_loopgate_v1_loop_service_proto_enumTypes[1]
 }
 
 func (x Loop_State) Number() protoreflect.EnumNumber {
@@ -139,11 +197,11 @@ func (x SloStatus_State) String() string {
 }
 
 func (SloStatus_State) Descriptor() protoreflect.EnumDescriptor {
-	return file_loopgate_v1_loop_service_proto_enumTypes[1].Descriptor()
+	return file_loopgate_v1_loop_service_proto_enumTypes[2].Descriptor()
 }
 
 func (SloStatus_State) Type() protoreflect.EnumType {
-	return &file_loopgate_v1_loop_service_proto_enumTypes[1]
+	return &file_loopgate_v1_loop_service_proto_enumTypes[2]
 }
 
 func (x SloStatus_State) Number() protoreflect.EnumNumber {
@@ -198,11 +256,11 @@ func (x PlanLoopResponse_Operation) String() string {
 }
 
 func (PlanLoopResponse_Operation) Descriptor() protoreflect.EnumDescriptor {
-	return file_loopgate_v1_loop_service_proto_enumTypes[2].Descriptor()
+	return file_loopgate_v1_loop_service_proto_enumTypes[3].Descriptor()
 }
 
 func (PlanLoopResponse_Operation) Type() protoreflect.EnumType {
-	return &file_loopgate_v1_loop_service_proto_enumTypes[2]
+	return &file_loopgate_v1_loop_service_proto_enumTypes[3]
 }
 
 func (x PlanLoopResponse_Operation) Number() protoreflect.EnumNumber {
@@ -255,11 +313,11 @@ func (x BatchApplyLoopResult_Operation) String() string {
 }
 
 func (BatchApplyLoopResult_Operation) Descriptor() protoreflect.EnumDescriptor {
-	return file_loopgate_v1_loop_service_proto_enumTypes[3].Descriptor()
+	return file_loopgate_v1_loop_service_proto_enumTypes[4].Descriptor()
 }
 
 func (BatchApplyLoopResult_Operation) Type() protoreflect.EnumType {
-	return &file_loopgate_v1_loop_service_proto_enumTypes[3]
+	return &file_loopgate_v1_loop_service_proto_enumTypes[4]
 }
 
 func (x BatchApplyLoopResult_Operation) Number() protoreflect.EnumNumber {
@@ -2889,7 +2947,10 @@ type ListLoopsRequest struct {
 	PageToken string `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	// Only return loops that match, e.g. `state=READY`, `residency=eu`,
 	// `classification=pii`; terms joined with ` AND `.
-	Filter        string `protobuf:"bytes,4,opt,name=filter,proto3" json:"filter,omitempty"`
+	Filter string `protobuf:"bytes,4,opt,name=filter,proto3" json:"filter,omitempty"`
+	// How much of each loop to return: `LOOP_VIEW_FULL` (the default) or
+	// `LOOP_VIEW_BASIC`, for overviews of many loops.
+	View          LoopView `protobuf:"varint,5,opt,name=view,proto3,enum=loopgate.v1.LoopView" json:"view,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2950,6 +3011,13 @@ func (x *ListLoopsRequest) GetFilter() string {
 		return x.Filter
 	}
 	return ""
+}
+
+func (x *ListLoopsRequest) GetView() LoopView {
+	if x != nil {
+		return x.View
+	}
+	return LoopView_LOOP_VIEW_UNSPECIFIED
 }
 
 // ListLoopsResponse is the response of ListLoops.
@@ -4644,13 +4712,14 @@ const file_loopgate_v1_loop_service_proto_rawDesc = "" +
 	"\acurrent\x18\x03 \x01(\tR\acurrent\x12\x18\n" +
 	"\adesired\x18\x04 \x01(\tR\adesired\"*\n" +
 	"\x0eGetLoopRequest\x12\x18\n" +
-	"\x04name\x18\x01 \x01(\tB\x04\xe2A\x01\x02R\x04name\"\x84\x01\n" +
+	"\x04name\x18\x01 \x01(\tB\x04\xe2A\x01\x02R\x04name\"\xaf\x01\n" +
 	"\x10ListLoopsRequest\x12\x1c\n" +
 	"\x06parent\x18\x01 \x01(\tB\x04\xe2A\x01\x02R\x06parent\x12\x1b\n" +
 	"\tpage_size\x18\x02 \x01(\x05R\bpageSize\x12\x1d\n" +
 	"\n" +
 	"page_token\x18\x03 \x01(\tR\tpageToken\x12\x16\n" +
-	"\x06filter\x18\x04 \x01(\tR\x06filter\"d\n" +
+	"\x06filter\x18\x04 \x01(\tR\x06filter\x12)\n" +
+	"\x04view\x18\x05 \x01(\x0e2\x15.loopgate.v1.LoopViewR\x04view\"d\n" +
 	"\x11ListLoopsResponse\x12'\n" +
 	"\x05loops\x18\x01 \x03(\v2\x11.loopgate.v1.LoopR\x05loops\x12&\n" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xc1\x01\n" +
@@ -4765,7 +4834,11 @@ const file_loopgate_v1_loop_service_proto_rawDesc = "" +
 	"\x15OPERATION_UNSPECIFIED\x10\x00\x12\v\n" +
 	"\aCREATED\x10\x01\x12\v\n" +
 	"\aUPDATED\x10\x02\x12\r\n" +
-	"\tUNCHANGED\x10\x032\xf1\n" +
+	"\tUNCHANGED\x10\x03*N\n" +
+	"\bLoopView\x12\x19\n" +
+	"\x15LOOP_VIEW_UNSPECIFIED\x10\x00\x12\x13\n" +
+	"\x0fLOOP_VIEW_BASIC\x10\x01\x12\x12\n" +
+	"\x0eLOOP_VIEW_FULL\x10\x022\xf1\n" +
 	"\n" +
 	"\vLoopService\x12]\n" +
 	"\aGetLoop\x12\x1b.loopgate.v1.GetLoopRequest\x1a\x11.loopgate.v1.Loop\"\"\x82\xd3\xe4\x93\x02\x1c\x12\x1a/v1/{name=teams/*/loops/*}\x12n\n" +
@@ -4797,164 +4870,166 @@ func file_loopgate_v1_loop_service_proto_rawDescGZIP() []byte {
 	return file_loopgate_v1_loop_service_proto_rawDescData
 }
 
-var file_loopgate_v1_loop_service_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
+var file_loopgate_v1_loop_service_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
 var file_loopgate_v1_loop_service_proto_msgTypes = make([]protoimpl.MessageInfo, 53)
 var file_loopgate_v1_loop_service_proto_goTypes = []any{
-	(Loop_State)(0),                     // 0: loopgate.v1.Loop.State
-	(SloStatus_State)(0),                // 1: loopgate.v1.SloStatus.State
-	(PlanLoopResponse_Operation)(0),     // 2: loopgate.v1.PlanLoopResponse.Operation
-	(BatchApplyLoopResult_Operation)(0), // 3: loopgate.v1.BatchApplyLoopResult.Operation
-	(*Loop)(nil),                        // 4: loopgate.v1.Loop
-	(*LoopSpec)(nil),                    // 5: loopgate.v1.LoopSpec
-	(*Slo)(nil),                         // 6: loopgate.v1.Slo
-	(*Throughput)(nil),                  // 7: loopgate.v1.Throughput
-	(*Stream)(nil),                      // 8: loopgate.v1.Stream
-	(*StreamSchema)(nil),                // 9: loopgate.v1.StreamSchema
-	(*Producer)(nil),                    // 10: loopgate.v1.Producer
-	(*Consumer)(nil),                    // 11: loopgate.v1.Consumer
-	(*LoopAction)(nil),                  // 12: loopgate.v1.LoopAction
-	(*LoopStatus)(nil),                  // 13: loopgate.v1.LoopStatus
-	(*SloStatus)(nil),                   // 14: loopgate.v1.SloStatus
-	(*LatencyDay)(nil),                  // 15: loopgate.v1.LatencyDay
-	(*LatencyWindow)(nil),               // 16: loopgate.v1.LatencyWindow
-	(*ConsumerGroupLag)(nil),            // 17: loopgate.v1.ConsumerGroupLag
-	(*PartitionLag)(nil),                // 18: loopgate.v1.PartitionLag
-	(*CostForecast)(nil),                // 19: loopgate.v1.CostForecast
-	(*CostItem)(nil),                    // 20: loopgate.v1.CostItem
-	(*ApprovalProgress)(nil),            // 21: loopgate.v1.ApprovalProgress
-	(*Review)(nil),                      // 22: loopgate.v1.Review
-	(*StreamEndpoint)(nil),              // 23: loopgate.v1.StreamEndpoint
-	(*PrincipalGrants)(nil),             // 24: loopgate.v1.PrincipalGrants
-	(*Condition)(nil),                   // 25: loopgate.v1.Condition
-	(*PolicyVerdict)(nil),               // 26: loopgate.v1.PolicyVerdict
-	(*Violation)(nil),                   // 27: loopgate.v1.Violation
-	(*DerivedResources)(nil),            // 28: loopgate.v1.DerivedResources
-	(*Topic)(nil),                       // 29: loopgate.v1.Topic
-	(*Acl)(nil),                         // 30: loopgate.v1.Acl
-	(*Quota)(nil),                       // 31: loopgate.v1.Quota
-	(*PlannedChange)(nil),               // 32: loopgate.v1.PlannedChange
-	(*GetLoopRequest)(nil),              // 33: loopgate.v1.GetLoopRequest
-	(*ListLoopsRequest)(nil),            // 34: loopgate.v1.ListLoopsRequest
-	(*ListLoopsResponse)(nil),           // 35: loopgate.v1.ListLoopsResponse
-	(*CreateLoopRequest)(nil),           // 36: loopgate.v1.CreateLoopRequest
-	(*UpdateLoopRequest)(nil),           // 37: loopgate.v1.UpdateLoopRequest
-	(*DeleteLoopRequest)(nil),           // 38: loopgate.v1.DeleteLoopRequest
-	(*PlanLoopRequest)(nil),             // 39: loopgate.v1.PlanLoopRequest
-	(*PlanLoopResponse)(nil),            // 40: loopgate.v1.PlanLoopResponse
-	(*ApproveLoopRequest)(nil),          // 41: loopgate.v1.ApproveLoopRequest
-	(*RejectLoopRequest)(nil),           // 42: loopgate.v1.RejectLoopRequest
-	(*ListApprovalsRequest)(nil),        // 43: loopgate.v1.ListApprovalsRequest
-	(*ListApprovalsResponse)(nil),       // 44: loopgate.v1.ListApprovalsResponse
-	(*GetLoopContractRequest)(nil),      // 45: loopgate.v1.GetLoopContractRequest
-	(*LoopContract)(nil),                // 46: loopgate.v1.LoopContract
-	(*OriginHeader)(nil),                // 47: loopgate.v1.OriginHeader
-	(*ClientSetting)(nil),               // 48: loopgate.v1.ClientSetting
-	(*BatchPlanLoopsRequest)(nil),       // 49: loopgate.v1.BatchPlanLoopsRequest
-	(*BatchPlanLoopsResponse)(nil),      // 50: loopgate.v1.BatchPlanLoopsResponse
-	(*BatchPlanLoopResult)(nil),         // 51: loopgate.v1.BatchPlanLoopResult
-	(*BatchApplyLoopsRequest)(nil),      // 52: loopgate.v1.BatchApplyLoopsRequest
-	(*BatchApplyLoopsResponse)(nil),     // 53: loopgate.v1.BatchApplyLoopsResponse
-	(*BatchApplyLoopResult)(nil),        // 54: loopgate.v1.BatchApplyLoopResult
-	nil,                                 // 55: loopgate.v1.Loop.LabelsEntry
-	nil,                                 // 56: loopgate.v1.Topic.ConfigsEntry
-	(*timestamppb.Timestamp)(nil),       // 57: google.protobuf.Timestamp
-	(*fieldmaskpb.FieldMask)(nil),       // 58: google.protobuf.FieldMask
-	(*status.Status)(nil),               // 59: google.rpc.Status
+	(LoopView)(0),                       // 0: loopgate.v1.LoopView
+	(Loop_State)(0),                     // 1: loopgate.v1.Loop.State
+	(SloStatus_State)(0),                // 2: loopgate.v1.SloStatus.State
+	(PlanLoopResponse_Operation)(0),     // 3: loopgate.v1.PlanLoopResponse.Operation
+	(BatchApplyLoopResult_Operation)(0), // 4: loopgate.v1.BatchApplyLoopResult.Operation
+	(*Loop)(nil),                        // 5: loopgate.v1.Loop
+	(*LoopSpec)(nil),                    // 6: loopgate.v1.LoopSpec
+	(*Slo)(nil),                         // 7: loopgate.v1.Slo
+	(*Throughput)(nil),                  // 8: loopgate.v1.Throughput
+	(*Stream)(nil),                      // 9: loopgate.v1.Stream
+	(*StreamSchema)(nil),                // 10: loopgate.v1.StreamSchema
+	(*Producer)(nil),                    // 11: loopgate.v1.Producer
+	(*Consumer)(nil),                    // 12: loopgate.v1.Consumer
+	(*LoopAction)(nil),                  // 13: loopgate.v1.LoopAction
+	(*LoopStatus)(nil),                  // 14: loopgate.v1.LoopStatus
+	(*SloStatus)(nil),                   // 15: loopgate.v1.SloStatus
+	(*LatencyDay)(nil),                  // 16: loopgate.v1.LatencyDay
+	(*LatencyWindow)(nil),               // 17: loopgate.v1.LatencyWindow
+	(*ConsumerGroupLag)(nil),            // 18: loopgate.v1.ConsumerGroupLag
+	(*PartitionLag)(nil),                // 19: loopgate.v1.PartitionLag
+	(*CostForecast)(nil),                // 20: loopgate.v1.CostForecast
+	(*CostItem)(nil),                    // 21: loopgate.v1.CostItem
+	(*ApprovalProgress)(nil),            // 22: loopgate.v1.ApprovalProgress
+	(*Review)(nil),                      // 23: loopgate.v1.Review
+	(*StreamEndpoint)(nil),              // 24: loopgate.v1.StreamEndpoint
+	(*PrincipalGrants)(nil),             // 25: loopgate.v1.PrincipalGrants
+	(*Condition)(nil),                   // 26: loopgate.v1.Condition
+	(*PolicyVerdict)(nil),               // 27: loopgate.v1.PolicyVerdict
+	(*Violation)(nil),                   // 28: loopgate.v1.Violation
+	(*DerivedResources)(nil),            // 29: loopgate.v1.DerivedResources
+	(*Topic)(nil),                       // 30: loopgate.v1.Topic
+	(*Acl)(nil),                         // 31: loopgate.v1.Acl
+	(*Quota)(nil),                       // 32: loopgate.v1.Quota
+	(*PlannedChange)(nil),               // 33: loopgate.v1.PlannedChange
+	(*GetLoopRequest)(nil),              // 34: loopgate.v1.GetLoopRequest
+	(*ListLoopsRequest)(nil),            // 35: loopgate.v1.ListLoopsRequest
+	(*ListLoopsResponse)(nil),           // 36: loopgate.v1.ListLoopsResponse
+	(*CreateLoopRequest)(nil),           // 37: loopgate.v1.CreateLoopRequest
+	(*UpdateLoopRequest)(nil),           // 38: loopgate.v1.UpdateLoopRequest
+	(*DeleteLoopRequest)(nil),           // 39: loopgate.v1.DeleteLoopRequest
+	(*PlanLoopRequest)(nil),             // 40: loopgate.v1.PlanLoopRequest
+	(*PlanLoopResponse)(nil),            // 41: loopgate.v1.PlanLoopResponse
+	(*ApproveLoopRequest)(nil),          // 42: loopgate.v1.ApproveLoopRequest
+	(*RejectLoopRequest)(nil),           // 43: loopgate.v1.RejectLoopRequest
+	(*ListApprovalsRequest)(nil),        // 44: loopgate.v1.ListApprovalsRequest
+	(*ListApprovalsResponse)(nil),       // 45: loopgate.v1.ListApprovalsResponse
+	(*GetLoopContractRequest)(nil),      // 46: loopgate.v1.GetLoopContractRequest
+	(*LoopContract)(nil),                // 47: loopgate.v1.LoopContract
+	(*OriginHeader)(nil),                // 48: loopgate.v1.OriginHeader
+	(*ClientSetting)(nil),               // 49: loopgate.v1.ClientSetting
+	(*BatchPlanLoopsRequest)(nil),       // 50: loopgate.v1.BatchPlanLoopsRequest
+	(*BatchPlanLoopsResponse)(nil),      // 51: loopgate.v1.BatchPlanLoopsResponse
+	(*BatchPlanLoopResult)(nil),         // 52: loopgate.v1.BatchPlanLoopResult
+	(*BatchApplyLoopsRequest)(nil),      // 53: loopgate.v1.BatchApplyLoopsRequest
+	(*BatchApplyLoopsResponse)(nil),     // 54: loopgate.v1.BatchApplyLoopsResponse
+	(*BatchApplyLoopResult)(nil),        // 55: loopgate.v1.BatchApplyLoopResult
+	nil,                                 // 56: loopgate.v1.Loop.LabelsEntry
+	nil,                                 // 57: loopgate.v1.Topic.ConfigsEntry
+	(*timestamppb.Timestamp)(nil),       // 58: google.protobuf.Timestamp
+	(*fieldmaskpb.FieldMask)(nil),       // 59: google.protobuf.FieldMask
+	(*status.Status)(nil),               // 60: google.rpc.Status
 }
 var file_loopgate_v1_loop_service_proto_depIdxs = []int32{
-	55, // 0: loopgate.v1.Loop.labels:type_name -> loopgate.v1.Loop.LabelsEntry
-	57, // 1: loopgate.v1.Loop.create_time:type_name -> google.protobuf.Timestamp
-	57, // 2: loopgate.v1.Loop.update_time:type_name -> google.protobuf.Timestamp
-	57, // 3: loopgate.v1.Loop.delete_time:type_name -> google.protobuf.Timestamp
-	5,  // 4: loopgate.v1.Loop.spec:type_name -> loopgate.v1.LoopSpec
-	13, // 5: loopgate.v1.Loop.status:type_name -> loopgate.v1.LoopStatus
-	6,  // 6: loopgate.v1.LoopSpec.slo:type_name -> loopgate.v1.Slo
-	7,  // 7: loopgate.v1.LoopSpec.throughput:type_name -> loopgate.v1.Throughput
-	8,  // 8: loopgate.v1.LoopSpec.streams:type_name -> loopgate.v1.Stream
-	10, // 9: loopgate.v1.LoopSpec.producers:type_name -> loopgate.v1.Producer
-	11, // 10: loopgate.v1.LoopSpec.consumers:type_name -> loopgate.v1.Consumer
-	12, // 11: loopgate.v1.LoopSpec.action:type_name -> loopgate.v1.LoopAction
-	9,  // 12: loopgate.v1.Stream.schema:type_name -> loopgate.v1.StreamSchema
-	0,  // 13: loopgate.v1.LoopStatus.state:type_name -> loopgate.v1.Loop.State
-	25, // 14: loopgate.v1.LoopStatus.conditions:type_name -> loopgate.v1.Condition
-	26, // 15: loopgate.v1.LoopStatus.policy:type_name -> loopgate.v1.PolicyVerdict
-	23, // 16: loopgate.v1.LoopStatus.streams:type_name -> loopgate.v1.StreamEndpoint
-	24, // 17: loopgate.v1.LoopStatus.principals:type_name -> loopgate.v1.PrincipalGrants
-	21, // 18: loopgate.v1.LoopStatus.approvals:type_name -> loopgate.v1.ApprovalProgress
-	22, // 19: loopgate.v1.LoopStatus.reviews:type_name -> loopgate.v1.Review
-	14, // 20: loopgate.v1.LoopStatus.slo:type_name -> loopgate.v1.SloStatus
-	17, // 21: loopgate.v1.LoopStatus.lag:type_name -> loopgate.v1.ConsumerGroupLag
-	19, // 22: loopgate.v1.LoopStatus.cost:type_name -> loopgate.v1.CostForecast
-	1,  // 23: loopgate.v1.SloStatus.state:type_name -> loopgate.v1.SloStatus.State
-	16, // 24: loopgate.v1.SloStatus.windows:type_name -> loopgate.v1.LatencyWindow
-	57, // 25: loopgate.v1.SloStatus.observe_time:type_name -> google.protobuf.Timestamp
-	15, // 26: loopgate.v1.SloStatus.days:type_name -> loopgate.v1.LatencyDay
-	18, // 27: loopgate.v1.ConsumerGroupLag.partitions:type_name -> loopgate.v1.PartitionLag
-	57, // 28: loopgate.v1.ConsumerGroupLag.observe_time:type_name -> google.protobuf.Timestamp
-	20, // 29: loopgate.v1.CostForecast.items:type_name -> loopgate.v1.CostItem
-	57, // 30: loopgate.v1.Review.time:type_name -> google.protobuf.Timestamp
-	31, // 31: loopgate.v1.PrincipalGrants.quota:type_name -> loopgate.v1.Quota
-	57, // 32: loopgate.v1.Condition.last_transition_time:type_name -> google.protobuf.Timestamp
-	27, // 33: loopgate.v1.PolicyVerdict.deny:type_name -> loopgate.v1.Violation
-	27, // 34: loopgate.v1.PolicyVerdict.warn:type_name -> loopgate.v1.Violation
-	27, // 35: loopgate.v1.PolicyVerdict.approval:type_name -> loopgate.v1.Violation
-	29, // 36: loopgate.v1.DerivedResources.topics:type_name -> loopgate.v1.Topic
-	30, // 37: loopgate.v1.DerivedResources.acls:type_name -> loopgate.v1.Acl
-	31, // 38: loopgate.v1.DerivedResources.quotas:type_name -> loopgate.v1.Quota
-	56, // 39: loopgate.v1.Topic.configs:type_name -> loopgate.v1.Topic.ConfigsEntry
-	4,  // 40: loopgate.v1.ListLoopsResponse.loops:type_name -> loopgate.v1.Loop
-	4,  // 41: loopgate.v1.CreateLoopRequest.loop:type_name -> loopgate.v1.Loop
-	4,  // 42: loopgate.v1.UpdateLoopRequest.loop:type_name -> loopgate.v1.Loop
-	58, // 43: loopgate.v1.UpdateLoopRequest.update_mask:type_name -> google.protobuf.FieldMask
-	4,  // 44: loopgate.v1.PlanLoopRequest.loop:type_name -> loopgate.v1.Loop
-	2,  // 45: loopgate.v1.PlanLoopResponse.operation:type_name -> loopgate.v1.PlanLoopResponse.Operation
-	26, // 46: loopgate.v1.PlanLoopResponse.verdict:type_name -> loopgate.v1.PolicyVerdict
-	32, // 47: loopgate.v1.PlanLoopResponse.changes:type_name -> loopgate.v1.PlannedChange
-	28, // 48: loopgate.v1.PlanLoopResponse.derived:type_name -> loopgate.v1.DerivedResources
-	19, // 49: loopgate.v1.PlanLoopResponse.cost:type_name -> loopgate.v1.CostForecast
-	19, // 50: loopgate.v1.PlanLoopResponse.current_cost:type_name -> loopgate.v1.CostForecast
-	4,  // 51: loopgate.v1.ListApprovalsResponse.loops:type_name -> loopgate.v1.Loop
-	48, // 52: loopgate.v1.LoopContract.producer_settings:type_name -> loopgate.v1.ClientSetting
-	48, // 53: loopgate.v1.LoopContract.consumer_settings:type_name -> loopgate.v1.ClientSetting
-	47, // 54: loopgate.v1.LoopContract.origin_header:type_name -> loopgate.v1.OriginHeader
-	4,  // 55: loopgate.v1.BatchPlanLoopsRequest.loops:type_name -> loopgate.v1.Loop
-	51, // 56: loopgate.v1.BatchPlanLoopsResponse.results:type_name -> loopgate.v1.BatchPlanLoopResult
-	40, // 57: loopgate.v1.BatchPlanLoopResult.plan:type_name -> loopgate.v1.PlanLoopResponse
-	59, // 58: loopgate.v1.BatchPlanLoopResult.error:type_name -> google.rpc.Status
-	4,  // 59: loopgate.v1.BatchApplyLoopsRequest.loops:type_name -> loopgate.v1.Loop
-	54, // 60: loopgate.v1.BatchApplyLoopsResponse.results:type_name -> loopgate.v1.BatchApplyLoopResult
-	4,  // 61: loopgate.v1.BatchApplyLoopResult.loop:type_name -> loopgate.v1.Loop
-	3,  // 62: loopgate.v1.BatchApplyLoopResult.operation:type_name -> loopgate.v1.BatchApplyLoopResult.Operation
-	59, // 63: loopgate.v1.BatchApplyLoopResult.error:type_name -> google.rpc.Status
-	33, // 64: loopgate.v1.LoopService.GetLoop:input_type -> loopgate.v1.GetLoopRequest
-	34, // 65: loopgate.v1.LoopService.ListLoops:input_type -> loopgate.v1.ListLoopsRequest
-	36, // 66: loopgate.v1.LoopService.CreateLoop:input_type -> loopgate.v1.CreateLoopRequest
-	37, // 67: loopgate.v1.LoopService.UpdateLoop:input_type -> loopgate.v1.UpdateLoopRequest
-	38, // 68: loopgate.v1.LoopService.DeleteLoop:input_type -> loopgate.v1.DeleteLoopRequest
-	39, // 69: loopgate.v1.LoopService.PlanLoop:input_type -> loopgate.v1.PlanLoopRequest
-	41, // 70: loopgate.v1.LoopService.ApproveLoop:input_type -> loopgate.v1.ApproveLoopRequest
-	42, // 71: loopgate.v1.LoopService.RejectLoop:input_type -> loopgate.v1.RejectLoopRequest
-	43, // 72: loopgate.v1.LoopService.ListApprovals:input_type -> loopgate.v1.ListApprovalsRequest
-	45, // 73: loopgate.v1.LoopService.GetLoopContract:input_type -> loopgate.v1.GetLoopContractRequest
-	49, // 74: loopgate.v1.LoopService.BatchPlanLoops:input_type -> loopgate.v1.BatchPlanLoopsRequest
-	52, // 75: loopgate.v1.LoopService.BatchApplyLoops:input_type -> loopgate.v1.BatchApplyLoopsRequest
-	4,  // 76: loopgate.v1.LoopService.GetLoop:output_type -> loopgate.v1.Loop
-	35, // 77: loopgate.v1.LoopService.ListLoops:output_type -> loopgate.v1.ListLoopsResponse
-	4,  // 78: loopgate.v1.LoopService.CreateLoop:output_type -> loopgate.v1.Loop
-	4,  // 79: loopgate.v1.LoopService.UpdateLoop:output_type -> loopgate.v1.Loop
-	4,  // 80: loopgate.v1.LoopService.DeleteLoop:output_type -> loopgate.v1.Loop
-	40, // 81: loopgate.v1.LoopService.PlanLoop:output_type -> loopgate.v1.PlanLoopResponse
-	4,  // 82: loopgate.v1.LoopService.ApproveLoop:output_type -> loopgate.v1.Loop
-	4,  // 83: loopgate.v1.LoopService.RejectLoop:output_type -> loopgate.v1.Loop
-	44, // 84: loopgate.v1.LoopService.ListApprovals:output_type -> loopgate.v1.ListApprovalsResponse
-	46, // 85: loopgate.v1.LoopService.GetLoopContract:output_type -> loopgate.v1.LoopContract
-	50, // 86: loopgate.v1.LoopService.BatchPlanLoops:output_type -> loopgate.v1.BatchPlanLoopsResponse
-	53, // 87: loopgate.v1.LoopService.BatchApplyLoops:output_type -> loopgate.v1.BatchApplyLoopsResponse
-	76, // [76:88] is the sub-list for method output_type
-	64, // [64:76] is the sub-list for method input_type
-	64, // [64:64] is the sub-list for extension type_name
-	64, // [64:64] is the sub-list for extension extendee
-	0,  // [0:64] is the sub-list for field type_name
+	56, // 0: loopgate.v1.Loop.labels:type_name -> loopgate.v1.Loop.LabelsEntry
+	58, // 1: loopgate.v1.Loop.create_time:type_name -> google.protobuf.Timestamp
+	58, // 2: loopgate.v1.Loop.update_time:type_name -> google.protobuf.Timestamp
+	58, // 3: loopgate.v1.Loop.delete_time:type_name -> google.protobuf.Timestamp
+	6,  // 4: loopgate.v1.Loop.spec:type_name -> loopgate.v1.LoopSpec
+	14, // 5: loopgate.v1.Loop.status:type_name -> loopgate.v1.LoopStatus
+	7,  // 6: loopgate.v1.LoopSpec.slo:type_name -> loopgate.v1.Slo
+	8,  // 7: loopgate.v1.LoopSpec.throughput:type_name -> loopgate.v1.Throughput
+	9,  // 8: loopgate.v1.LoopSpec.streams:type_name -> loopgate.v1.Stream
+	11, // 9: loopgate.v1.LoopSpec.producers:type_name -> loopgate.v1.Producer
+	12, // 10: loopgate.v1.LoopSpec.consumers:type_name -> loopgate.v1.Consumer
+	13, // 11: loopgate.v1.LoopSpec.action:type_name -> loopgate.v1.LoopAction
+	10, // 12: loopgate.v1.Stream.schema:type_name -> loopgate.v1.StreamSchema
+	1,  // 13: loopgate.v1.LoopStatus.state:type_name -> loopgate.v1.Loop.State
+	26, // 14: loopgate.v1.LoopStatus.conditions:type_name -> loopgate.v1.Condition
+	27, // 15: loopgate.v1.LoopStatus.policy:type_name -> loopgate.v1.PolicyVerdict
+	24, // 16: loopgate.v1.LoopStatus.streams:type_name -> loopgate.v1.StreamEndpoint
+	25, // 17: loopgate.v1.LoopStatus.principals:type_name -> loopgate.v1.PrincipalGrants
+	22, // 18: loopgate.v1.LoopStatus.approvals:type_name -> loopgate.v1.ApprovalProgress
+	23, // 19: loopgate.v1.LoopStatus.reviews:type_name -> loopgate.v1.Review
+	15, // 20: loopgate.v1.LoopStatus.slo:type_name -> loopgate.v1.SloStatus
+	18, // 21: loopgate.v1.LoopStatus.lag:type_name -> loopgate.v1.ConsumerGroupLag
+	20, // 22: loopgate.v1.LoopStatus.cost:type_name -> loopgate.v1.CostForecast
+	2,  // 23: loopgate.v1.SloStatus.state:type_name -> loopgate.v1.SloStatus.State
+	17, // 24: loopgate.v1.SloStatus.windows:type_name -> loopgate.v1.LatencyWindow
+	58, // 25: loopgate.v1.SloStatus.observe_time:type_name -> google.protobuf.Timestamp
+	16, // 26: loopgate.v1.SloStatus.days:type_name -> loopgate.v1.LatencyDay
+	19, // 27: loopgate.v1.ConsumerGroupLag.partitions:type_name -> loopgate.v1.PartitionLag
+	58, // 28: loopgate.v1.ConsumerGroupLag.observe_time:type_name -> google.protobuf.Timestamp
+	21, // 29: loopgate.v1.CostForecast.items:type_name -> loopgate.v1.CostItem
+	58, // 30: loopgate.v1.Review.time:type_name -> google.protobuf.Timestamp
+	32, // 31: loopgate.v1.PrincipalGrants.quota:type_name -> loopgate.v1.Quota
+	58, // 32: loopgate.v1.Condition.last_transition_time:type_name -> google.protobuf.Timestamp
+	28, // 33: loopgate.v1.PolicyVerdict.deny:type_name -> loopgate.v1.Violation
+	28, // 34: loopgate.v1.PolicyVerdict.warn:type_name -> loopgate.v1.Violation
+	28, // 35: loopgate.v1.PolicyVerdict.approval:type_name -> loopgate.v1.Violation
+	30, // 36: loopgate.v1.DerivedResources.topics:type_name -> loopgate.v1.Topic
+	31, // 37: loopgate.v1.DerivedResources.acls:type_name -> loopgate.v1.Acl
+	32, // 38: loopgate.v1.DerivedResources.quotas:type_name -> loopgate.v1.Quota
+	57, // 39: loopgate.v1.Topic.configs:type_name -> loopgate.v1.Topic.ConfigsEntry
+	0,  // 40: loopgate.v1.ListLoopsRequest.view:type_name -> loopgate.v1.LoopView
+	5,  // 41: loopgate.v1.ListLoopsResponse.loops:type_name -> loopgate.v1.Loop
+	5,  // 42: loopgate.v1.CreateLoopRequest.loop:type_name -> loopgate.v1.Loop
+	5,  // 43: loopgate.v1.UpdateLoopRequest.loop:type_name -> loopgate.v1.Loop
+	59, // 44: loopgate.v1.UpdateLoopRequest.update_mask:type_name -> google.protobuf.FieldMask
+	5,  // 45: loopgate.v1.PlanLoopRequest.loop:type_name -> loopgate.v1.Loop
+	3,  // 46: loopgate.v1.PlanLoopResponse.operation:type_name -> loopgate.v1.PlanLoopResponse.Operation
+	27, // 47: loopgate.v1.PlanLoopResponse.verdict:type_name -> loopgate.v1.PolicyVerdict
+	33, // 48: loopgate.v1.PlanLoopResponse.changes:type_name -> loopgate.v1.PlannedChange
+	29, // 49: loopgate.v1.PlanLoopResponse.derived:type_name -> loopgate.v1.DerivedResources
+	20, // 50: loopgate.v1.PlanLoopResponse.cost:type_name -> loopgate.v1.CostForecast
+	20, // 51: loopgate.v1.PlanLoopResponse.current_cost:type_name -> loopgate.v1.CostForecast
+	5,  // 52: loopgate.v1.ListApprovalsResponse.loops:type_name -> loopgate.v1.Loop
+	49, // 53: loopgate.v1.LoopContract.producer_settings:type_name -> loopgate.v1.ClientSetting
+	49, // 54: loopgate.v1.LoopContract.consumer_settings:type_name -> loopgate.v1.ClientSetting
+	48, // 55: loopgate.v1.LoopContract.origin_header:type_name -> loopgate.v1.OriginHeader
+	5,  // 56: loopgate.v1.BatchPlanLoopsRequest.loops:type_name -> loopgate.v1.Loop
+	52, // 57: loopgate.v1.BatchPlanLoopsResponse.results:type_name -> loopgate.v1.BatchPlanLoopResult
+	41, // 58: loopgate.v1.BatchPlanLoopResult.plan:type_name -> loopgate.v1.PlanLoopResponse
+	60, // 59: loopgate.v1.BatchPlanLoopResult.error:type_name -> google.rpc.Status
+	5,  // 60: loopgate.v1.BatchApplyLoopsRequest.loops:type_name -> loopgate.v1.Loop
+	55, // 61: loopgate.v1.BatchApplyLoopsResponse.results:type_name -> loopgate.v1.BatchApplyLoopResult
+	5,  // 62: loopgate.v1.BatchApplyLoopResult.loop:type_name -> loopgate.v1.Loop
+	4,  // 63: loopgate.v1.BatchApplyLoopResult.operation:type_name -> loopgate.v1.BatchApplyLoopResult.Operation
+	60, // 64: loopgate.v1.BatchApplyLoopResult.error:type_name -> google.rpc.Status
+	34, // 65: loopgate.v1.LoopService.GetLoop:input_type -> loopgate.v1.GetLoopRequest
+	35, // 66: loopgate.v1.LoopService.ListLoops:input_type -> loopgate.v1.ListLoopsRequest
+	37, // 67: loopgate.v1.LoopService.CreateLoop:input_type -> loopgate.v1.CreateLoopRequest
+	38, // 68: loopgate.v1.LoopService.UpdateLoop:input_type -> loopgate.v1.UpdateLoopRequest
+	39, // 69: loopgate.v1.LoopService.DeleteLoop:input_type -> loopgate.v1.DeleteLoopRequest
+	40, // 70: loopgate.v1.LoopService.PlanLoop:input_type -> loopgate.v1.PlanLoopRequest
+	42, // 71: loopgate.v1.LoopService.ApproveLoop:input_type -> loopgate.v1.ApproveLoopRequest
+	43, // 72: loopgate.v1.LoopService.RejectLoop:input_type -> loopgate.v1.RejectLoopRequest
+	44, // 73: loopgate.v1.LoopService.ListApprovals:input_type -> loopgate.v1.ListApprovalsRequest
+	46, // 74: loopgate.v1.LoopService.GetLoopContract:input_type -> loopgate.v1.GetLoopContractRequest
+	50, // 75: loopgate.v1.LoopService.BatchPlanLoops:input_type -> loopgate.v1.BatchPlanLoopsRequest
+	53, // 76: loopgate.v1.LoopService.BatchApplyLoops:input_type -> loopgate.v1.BatchApplyLoopsRequest
+	5,  // 77: loopgate.v1.LoopService.GetLoop:output_type -> loopgate.v1.Loop
+	36, // 78: loopgate.v1.LoopService.ListLoops:output_type -> loopgate.v1.ListLoopsResponse
+	5,  // 79: loopgate.v1.LoopService.CreateLoop:output_type -> loopgate.v1.Loop
+	5,  // 80: loopgate.v1.LoopService.UpdateLoop:output_type -> loopgate.v1.Loop
+	5,  // 81: loopgate.v1.LoopService.DeleteLoop:output_type -> loopgate.v1.Loop
+	41, // 82: loopgate.v1.LoopService.PlanLoop:output_type -> loopgate.v1.PlanLoopResponse
+	5,  // 83: loopgate.v1.LoopService.ApproveLoop:output_type -> loopgate.v1.Loop
+	5,  // 84: loopgate.v1.LoopService.RejectLoop:output_type -> loopgate.v1.Loop
+	45, // 85: loopgate.v1.LoopService.ListApprovals:output_type -> loopgate.v1.ListApprovalsResponse
+	47, // 86: loopgate.v1.LoopService.GetLoopContract:output_type -> loopgate.v1.LoopContract
+	51, // 87: loopgate.v1.LoopService.BatchPlanLoops:output_type -> loopgate.v1.BatchPlanLoopsResponse
+	54, // 88: loopgate.v1.LoopService.BatchApplyLoops:output_type -> loopgate.v1.BatchApplyLoopsResponse
+	77, // [77:89] is the sub-list for method output_type
+	65, // [65:77] is the sub-list for method input_type
+	65, // [65:65] is the sub-list for extension type_name
+	65, // [65:65] is the sub-list for extension extendee
+	0,  // [0:65] is the sub-list for field type_name
 }
 
 func init() { file_loopgate_v1_loop_service_proto_init() }
@@ -4967,7 +5042,7 @@ func file_loopgate_v1_loop_service_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_loopgate_v1_loop_service_proto_rawDesc), len(file_loopgate_v1_loop_service_proto_rawDesc)),
-			NumEnums:      4,
+			NumEnums:      5,
 			NumMessages:   53,
 			NumExtensions: 0,
 			NumServices:   1,
