@@ -34,7 +34,7 @@ func TestGetTeamShowsLimitsAndUsage(t *testing.T) {
 	small, big := typicalLoop("team-small"), typicalLoop("team-big")
 	small.Spec.Streams[0].Partitions = 6
 	big.Spec.Throughput.BytesPerSecond = 8 << 20
-	var wantPartitions int64
+	var wantPartitions, statusPartitions int64
 	var wantCost float64
 	for _, l := range []*lgv1.Loop{small, big} {
 		plan, err := loops.PlanLoop(r.ctx, &lgv1.PlanLoopRequest{Loop: l})
@@ -49,6 +49,10 @@ func TestGetTeamShowsLimitsAndUsage(t *testing.T) {
 			t.Fatal(err)
 		}
 		wantCost += created.GetStatus().GetCost().GetMonthlyTotal()
+		statusPartitions += int64(created.GetStatus().GetPartitions())
+	}
+	if statusPartitions != wantPartitions {
+		t.Errorf("the loops' status.partitions add up to %d, want the derived topics' %d", statusPartitions, wantPartitions)
 	}
 
 	got, err := teams.GetTeam(asDemo(t, "growth"), &lgv1.GetTeamRequest{Name: "teams/growth"})

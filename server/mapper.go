@@ -62,7 +62,7 @@ func loopToProto(l *loop.Loop) *lgv1.Loop {
 	out.CreateTime, out.UpdateTime, out.DeleteTime = ts(m.CreateTime), ts(m.UpdateTime), ts(m.DeleteTime)
 	out.Status = &lgv1.LoopStatus{
 		State: stateToProto[st.State], ObservedGeneration: st.ObservedGeneration,
-		DecisionId: st.DecisionID, Cluster: st.Cluster, NeedsApproval: st.NeedsApproval,
+		DecisionId: st.DecisionID, Cluster: st.Cluster, NeedsApproval: st.NeedsApproval, Partitions: st.Partitions,
 		ApprovedGeneration: st.ApprovedGeneration, ApprovedBy: st.ApprovedBy, RequestedBy: st.RequestedBy,
 		Policy: &lgv1.PolicyVerdict{
 			DecisionId: st.DecisionID, BundleRevision: st.BundleRevision, Allowed: st.DecisionID != "",

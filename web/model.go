@@ -95,7 +95,12 @@ func regionOf(l *lgv1.Loop) string {
 	return l.GetSpec().GetResidency()
 }
 
+// partitionsOf is the loop's partitions as admitted (declared or derived),
+// or, before admission recorded them, the declared ones.
 func partitionsOf(l *lgv1.Loop) int64 {
+	if p := l.GetStatus().GetPartitions(); p > 0 {
+		return int64(p)
+	}
 	var n int64
 	for _, s := range l.GetSpec().GetStreams() {
 		if !s.GetExternal() {

@@ -1071,7 +1071,11 @@ type LoopStatus struct {
 	Lag []*ConsumerGroupLag `protobuf:"bytes,16,rep,name=lag,proto3" json:"lag,omitempty"`
 	// What the current generation costs per month on its cluster's storage
 	// model, from the declared throughput, retention, partitions and fan-out.
-	Cost          *CostForecast `protobuf:"bytes,17,opt,name=cost,proto3" json:"cost,omitempty"`
+	Cost *CostForecast `protobuf:"bytes,17,opt,name=cost,proto3" json:"cost,omitempty"`
+	// The partitions of the loop's topics as admitted (declared or derived,
+	// external streams left out): what counts against the team's partition
+	// limits (GetTeam).
+	Partitions    int32 `protobuf:"varint,18,opt,name=partitions,proto3" json:"partitions,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1223,6 +1227,13 @@ func (x *LoopStatus) GetCost() *CostForecast {
 		return x.Cost
 	}
 	return nil
+}
+
+func (x *LoopStatus) GetPartitions() int32 {
+	if x != nil {
+		return x.Partitions
+	}
+	return 0
 }
 
 // SloStatus is how a loop meets its producer-to-action latency SLO.
@@ -4537,7 +4548,7 @@ const file_loopgate_v1_loop_service_proto_rawDesc = "" +
 	"\astreams\x18\x03 \x03(\tB\x04\xe2A\x01\x02R\astreams\"*\n" +
 	"\n" +
 	"LoopAction\x12\x1c\n" +
-	"\x06stream\x18\x01 \x01(\tB\x04\xe2A\x01\x02R\x06stream\"\x9a\x06\n" +
+	"\x06stream\x18\x01 \x01(\tB\x04\xe2A\x01\x02R\x06stream\"\xba\x06\n" +
 	"\n" +
 	"LoopStatus\x12-\n" +
 	"\x05state\x18\x01 \x01(\x0e2\x17.loopgate.v1.Loop.StateR\x05state\x12/\n" +
@@ -4563,7 +4574,10 @@ const file_loopgate_v1_loop_service_proto_rawDesc = "" +
 	"\frequested_by\x18\x0e \x01(\tR\vrequestedBy\x12(\n" +
 	"\x03slo\x18\x0f \x01(\v2\x16.loopgate.v1.SloStatusR\x03slo\x12/\n" +
 	"\x03lag\x18\x10 \x03(\v2\x1d.loopgate.v1.ConsumerGroupLagR\x03lag\x12-\n" +
-	"\x04cost\x18\x11 \x01(\v2\x19.loopgate.v1.CostForecastR\x04cost\"\xfb\x02\n" +
+	"\x04cost\x18\x11 \x01(\v2\x19.loopgate.v1.CostForecastR\x04cost\x12\x1e\n" +
+	"\n" +
+	"partitions\x18\x12 \x01(\x05R\n" +
+	"partitions\"\xfb\x02\n" +
 	"\tSloStatus\x122\n" +
 	"\x05state\x18\x01 \x01(\x0e2\x1c.loopgate.v1.SloStatus.StateR\x05state\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\x12\x18\n" +
