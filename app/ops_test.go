@@ -66,6 +66,13 @@ func startOps(t *testing.T, cfg *config.Config, json bool) *opsServer {
 	if json {
 		h = slog.NewJSONHandler(buf, &slog.HandlerOptions{Level: slog.LevelDebug})
 	}
+	return serveOps(t, cfg, buf, h)
+}
+
+// serveOps runs cfg (addresses set) until the test ends, logging through h
+// into buf, and connects to it as the dev admin.
+func serveOps(t *testing.T, cfg *config.Config, buf *syncBuffer, h slog.Handler) *opsServer {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	srv, err := app.New(ctx, cfg, slog.New(h))
 	if err != nil {

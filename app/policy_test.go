@@ -254,12 +254,13 @@ func TestPolicyBundleLifecycle(t *testing.T) {
 // ListPolicyActivations reads the history through admission: page_size is
 // bounded (refused naming the field, audited under policy.list), and
 // honoured.
-func TestPolicyActivationsPageSize(t *testing.T) {
-	t.Setenv("HOME", t.TempDir())
-	r := runServer(t, config.Embedded(filepath.Join(t.TempDir(), "data")), 0)
+// activateCandidate pushes a candidate of the default bundle (revision),
+// has a second reviewer approve it and activates it.
+func activateCandidate(t *testing.T, r *running, revision string) *lgv1.PolicyBundle {
+	t.Helper()
 	policies := lgv1.NewPolicyServiceClient(r.conn)
 	reviewer, reviewer2 := asDemo(t, "reviewer"), asDemo(t, "reviewer2")
-	pushed, err := policies.PushPolicyBundle(reviewer, &lgv1.PushPolicyBundleRequest{Archive: policytest.Candidate(t, "paged-1", nil)})
+	pushed, err := policies.PushPolicyBundle(reviewer, &lgv1.PushPolicyBundleRequest{Archive: policytest.Candidate(t, revision, nil)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -269,6 +270,15 @@ func TestPolicyActivationsPageSize(t *testing.T) {
 	if _, err := policies.ActivatePolicyBundle(reviewer, &lgv1.ActivatePolicyBundleRequest{Name: pushed.GetName()}); err != nil {
 		t.Fatal(err)
 	}
+	return pushed
+}
+
+func TestPolicyActivationsPageSize(t *testing.T) {
+	t.Setenv("HOME", t.TempDir())
+	r := runServer(t, config.Embedded(filepath.Join(t.TempDir(), "data")), 0)
+	policies := lgv1.NewPolicyServiceClient(r.conn)
+	reviewer, reviewer2 := asDemo(t, "reviewer"), asDemo(t, "reviewer2")
+	pushed := activateCandidate(t, r, "paged-1")
 	if _, err := policies.RollbackPolicy(reviewer2, &lgv1.RollbackPolicyRequest{Comment: "back"}); err != nil {
 		t.Fatal(err)
 	}

@@ -2,104 +2,23 @@ package app_test
 
 import (
 	"context"
-	"encoding/json"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/golang-jwt/jwt/v5"
-	"github.com/oauth2-proxy/mockoidc"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/metadata"
 
 	"github.com/loopgate/loopgate/app"
 	"github.com/loopgate/loopgate/config"
 	lgv1 "github.com/loopgate/loopgate/gen/loopgate/v1"
 	"github.com/loopgate/loopgate/identity"
-	"github.com/loopgate/loopgate/internal/devcreds"
+	"github.com/loopgate/loopgate/internal/oidctest"
 )
-
-// idpUser is a person at the test identity provider, with the claims
-// auth.jwt reads teams and roles from.
-type idpUser struct {
-	sub          string
-	teams, roles []string
-}
-
-type idpClaims struct {
-	*mockoidc.IDTokenClaims
-	Teams []string `json:"teams,omitempty"`
-	Roles []string `json:"roles,omitempty"`
-}
-
-func (u idpUser) ID() string { return u.sub }
-
-func (u idpUser) Userinfo([]string) ([]byte, error) {
-	return json.Marshal(map[string]string{"sub": u.sub})
-}
-
-func (u idpUser) Claims(_ []string, base *mockoidc.IDTokenClaims) (jwt.Claims, error) {
-	return &idpClaims{IDTokenClaims: base, Teams: u.teams, Roles: u.roles}, nil
-}
-
-// testIdP is mockoidc on 127.0.0.1; deny makes its next authorization
-// answer error=access_denied, as a person clicking "Deny" would.
-type testIdP struct {
-	*mockoidc.MockOIDC
-	deny atomic.Bool
-}
-
-func startIdP(t *testing.T) *testIdP {
-	t.Helper()
-	m, err := mockoidc.NewServer(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	idp := &testIdP{MockOIDC: m}
-	_ = m.AddMiddleware(func(next http.Handler) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if strings.HasSuffix(r.URL.Path, mockoidc.AuthorizationEndpoint) && idp.deny.CompareAndSwap(true, false) {
-				u, _ := url.Parse(r.URL.Query().Get("redirect_uri"))
-				u.RawQuery = url.Values{"error": {"access_denied"}, "error_description": {"The person declined"}, "state": {r.URL.Query().Get("state")}}.Encode()
-				http.Redirect(w, r, u.String(), http.StatusFound)
-				return
-			}
-			next.ServeHTTP(w, r)
-		})
-	})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := m.Start(ln, nil); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = m.Shutdown() })
-	return idp
-}
-
-// freeAddr is a free 127.0.0.1 port (the redirect URL must name the
-// portal's address before the server starts).
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
-}
 
 // startOIDCServer starts the embedded default with auth.jwt and
 // portal.oidc against issuer (clientID, secret), the HTTP listener on a
@@ -112,7 +31,7 @@ func startOIDCServer(t *testing.T, issuer, jwksURL, clientID, secret string, mut
 	if err := os.WriteFile(secretFile, []byte(secret+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	httpAddr := freeAddr(t)
+	httpAddr := oidctest.FreeAddr(t)
 	cfg := config.Embedded(filepath.Join(dir, "data"))
 	cfg.GRPCAddr, cfg.HTTPAddr = "127.0.0.1:0", httpAddr
 	cfg.Auth.JWT = &identity.JWTConfig{Issuer: issuer, Audience: clientID, JWKSURL: jwksURL}
@@ -126,26 +45,7 @@ func startOIDCServer(t *testing.T, issuer, jwksURL, clientID, secret string, mut
 		t.Fatal(err)
 	}
 	buf := &syncBuffer{}
-	ctx, cancel := context.WithCancel(context.Background())
-	srv, err := app.New(ctx, cfg, slog.New(slog.NewTextHandler(buf, &slog.HandlerOptions{Level: slog.LevelDebug})))
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { _ = srv.Run(ctx); close(done) }()
-	conn, err := grpc.NewClient(srv.GRPCAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close(); cancel(); <-done; srv.Close() })
-	path, _ := devcreds.Path()
-	creds, err := devcreds.Read(path)
-	if err != nil || creds == nil {
-		t.Fatalf("dev credentials: %v", err)
-	}
-	return &opsServer{srv: srv, conn: conn, log: buf, token: creds.Token,
-		admin: metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+creds.Token)}, "http://" + httpAddr
+	return serveOps(t, cfg, buf, slog.NewTextHandler(buf, &slog.HandlerOptions{Level: slog.LevelDebug})), "http://" + httpAddr
 }
 
 // browserClient is a browser: a cookie jar, redirects followed (or not),
@@ -228,7 +128,7 @@ func whoami(body string) string {
 // callback, a callback without the browser's cookie, the IdP's
 // access_denied. The client secret and the tokens never reach the log.
 func TestPortalOIDCSignIn(t *testing.T) {
-	idp := startIdP(t)
+	idp := oidctest.Start(t, oidctest.Options{})
 	r, base := startOIDCServer(t, idp.Issuer(), idp.JWKSEndpoint(), idp.ClientID, idp.ClientSecret, nil)
 	idpHost := strings.TrimPrefix(idp.Addr(), "http://")
 
@@ -243,7 +143,7 @@ func TestPortalOIDCSignIn(t *testing.T) {
 	})
 
 	t.Run("signs in as the ID token's identity", func(t *testing.T) {
-		idp.QueueUser(idpUser{sub: "ada@example.com", teams: []string{"growth"}})
+		idp.QueueUser(oidctest.User{Subject: "ada@example.com", Teams: []string{"growth"}})
 		c := browserClient(t, "127.0.0.2", true)
 		done := fetch(t, c, base+"/login/oidc")
 		if done.code != http.StatusOK || done.url.Path != "/login/oidc/callback" {
@@ -288,7 +188,7 @@ func TestPortalOIDCSignIn(t *testing.T) {
 	})
 
 	t.Run("an identity without teams or roles signs in as the API says", func(t *testing.T) {
-		idp.QueueUser(idpUser{sub: "nobody@example.com"})
+		idp.QueueUser(oidctest.User{Subject: "nobody@example.com"})
 		c := browserClient(t, "127.0.0.2", true)
 		if done := fetch(t, c, base+"/login/oidc"); done.code != http.StatusOK {
 			t.Fatalf("sign-in without teams: %d\n%s", done.code, done.body)
@@ -346,7 +246,7 @@ func TestPortalOIDCSignIn(t *testing.T) {
 	})
 
 	t.Run("the IdP refuses", func(t *testing.T) {
-		idp.deny.Store(true)
+		idp.DenyNext()
 		c := browserClient(t, "127.0.0.2", true)
 		p := fetch(t, c, base+"/login/oidc")
 		if p.code != http.StatusForbidden || !strings.Contains(p.body, "refused the sign-in (access_denied): The person declined") {
@@ -373,7 +273,7 @@ func TestPortalOIDCSignIn(t *testing.T) {
 		// it, the API does not (auth.jwt needs "sub"). The refusal goes
 		// through the same check as a pasted token: audited against
 		// the callback, counted against the browser's address.
-		idp.QueueUser(idpUser{})
+		idp.QueueUser(oidctest.User{})
 		c := browserClient(t, "127.0.0.6", true)
 		p := fetch(t, c, base+"/login/oidc")
 		if p.code != http.StatusUnauthorized || !strings.Contains(p.body, "does not accept the identity provider") {
@@ -410,7 +310,7 @@ func TestPortalOIDCSignIn(t *testing.T) {
 // page still signs in with a token, and the OIDC button answers that the
 // provider is unavailable (503) instead of hanging or failing the page.
 func TestPortalOIDCProviderUnreachable(t *testing.T) {
-	dead := "http://" + freeAddr(t) + "/oidc" // nothing listens there
+	dead := "http://" + oidctest.FreeAddr(t) + "/oidc" // nothing listens there
 	r, base := startOIDCServer(t, dead, dead+"/jwks", "loopgate-portal", "s3cret-value", nil)
 	c := browserClient(t, "127.0.0.2", false)
 

@@ -18,7 +18,6 @@ import (
 
 	"github.com/loopgate/loopgate/config"
 	lgv1 "github.com/loopgate/loopgate/gen/loopgate/v1"
-	"github.com/loopgate/loopgate/internal/policytest"
 )
 
 // GetTeam gives a team its catalog limits beside what its loops use: the
@@ -279,18 +278,7 @@ func TestRestartDoesNotReevaluateAgain(t *testing.T) {
 		t.Fatalf("first start: %d re-evaluation passes on record, want 1", n)
 	}
 	// A stored bundle activated: one more pass.
-	policies := lgv1.NewPolicyServiceClient(r.conn)
-	reviewer, reviewer2 := asDemo(t, "reviewer"), asDemo(t, "reviewer2")
-	pushed, err := policies.PushPolicyBundle(reviewer, &lgv1.PushPolicyBundleRequest{Archive: policytest.Candidate(t, "restart-1", nil)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := policies.ApprovePolicyBundle(reviewer2, &lgv1.ApprovePolicyBundleRequest{Name: pushed.GetName(), Digest: pushed.GetDigest()}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := policies.ActivatePolicyBundle(reviewer, &lgv1.ActivatePolicyBundleRequest{Name: pushed.GetName()}); err != nil {
-		t.Fatal(err)
-	}
+	activateCandidate(t, r, "restart-1")
 	for deadline := time.Now().Add(20 * time.Second); passes(r) < 2 && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
 	}
 	if n := passes(r); n != 2 {

@@ -3,9 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"html"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -20,6 +18,7 @@ import (
 	"github.com/chromedp/chromedp/kb"
 	"github.com/oauth2-proxy/mockoidc"
 
+	"github.com/loopgate/loopgate/internal/oidctest"
 	"github.com/loopgate/loopgate/internal/policytest"
 )
 
@@ -123,47 +122,13 @@ func TestPortal(t *testing.T) {
 		// "Sign in with …", the provider answers at once for a queued
 		// user, and the browser lands on the overview signed in as that
 		// user, with the team of the ID token's groups claim.
-		idp, err := mockoidc.NewServer(nil)
-		if err != nil {
-			t.Fatal(err)
-		}
 		// Like a real provider, it first shows a page where the person
-		// signs in (here: one button); its form, sent from the
-		// provider's site, starts the redirect back.
-		_ = idp.AddMiddleware(func(next http.Handler) http.Handler {
-			return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				if !strings.HasSuffix(r.URL.Path, mockoidc.AuthorizationEndpoint) || r.URL.Query().Get("consent") != "" {
-					next.ServeHTTP(w, r)
-					return
-				}
-				var hidden strings.Builder
-				for k, vs := range r.URL.Query() {
-					for _, v := range vs {
-						fmt.Fprintf(&hidden, `<input type="hidden" name="%s" value="%s">`, html.EscapeString(k), html.EscapeString(v))
-					}
-				}
-				w.Header().Set("Content-Type", "text/html; charset=utf-8")
-				fmt.Fprintf(w, `<!doctype html><html lang="en"><head><title>Test IdP</title></head><body><main><h1>Test identity provider</h1>
-<form method="get" action="%s">%s<input type="hidden" name="consent" value="1"><button id="idp-continue" type="submit">Continue as ada@example.com</button></form></main></body></html>`,
-					html.EscapeString(r.URL.Path), hidden.String())
-			})
-		})
-		// On 127.0.0.2: another site than the portal's 127.0.0.1, so the
-		// provider's redirect back is cross-site, as in production.
-		ln, err := net.Listen("tcp", "127.0.0.2:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := idp.Start(ln, nil); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = idp.Shutdown() })
-		pick, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		httpAddr := pick.Addr().String()
-		pick.Close()
+		// signs in (here: one button); its form, sent from the provider's
+		// site, starts the redirect back. On 127.0.0.2: another site than
+		// the portal's 127.0.0.1, so the redirect back is cross-site, as
+		// in production.
+		idp := oidctest.Start(t, oidctest.Options{Addr: "127.0.0.2:0", Consent: true})
+		httpAddr := oidctest.FreeAddr(t)
 		dir := t.TempDir()
 		secret := filepath.Join(dir, "portal-client-secret")
 		if err := os.WriteFile(secret, []byte(idp.ClientSecret+"\n"), 0o600); err != nil {

@@ -1,19 +1,18 @@
 package web_test
 
 import (
-	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"testing"
 
 	"github.com/oauth2-proxy/mockoidc"
 
 	"github.com/loopgate/loopgate/config"
 	"github.com/loopgate/loopgate/identity"
+	"github.com/loopgate/loopgate/internal/oidctest"
 )
 
 // With bearer access_token (the default), the session calls the API with
@@ -21,34 +20,8 @@ import (
 // happens on the first click, not at start-up or on the login page, and
 // is cached.
 func TestPortalOIDCAccessTokenBearer(t *testing.T) {
-	idp, err := mockoidc.NewServer(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var discoveries atomic.Int32
-	_ = idp.AddMiddleware(func(next http.Handler) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if strings.HasSuffix(r.URL.Path, mockoidc.DiscoveryEndpoint) {
-				discoveries.Add(1)
-			}
-			next.ServeHTTP(w, r)
-		})
-	})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := idp.Start(ln, nil); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = idp.Shutdown() })
-
-	pick, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	httpAddr := pick.Addr().String()
-	pick.Close()
+	idp := oidctest.Start(t, oidctest.Options{})
+	httpAddr := oidctest.FreeAddr(t)
 	secret := filepath.Join(t.TempDir(), "secret")
 	if err := os.WriteFile(secret, []byte(idp.ClientSecret), 0o600); err != nil {
 		t.Fatal(err)
@@ -82,7 +55,7 @@ func TestPortalOIDCAccessTokenBearer(t *testing.T) {
 	if code, body, _ := get("/login"); code != 200 || !strings.Contains(body, `id="oidc-login"`) {
 		t.Fatalf("/login: %d, no OIDC button", code)
 	}
-	if n := discoveries.Load(); n != 0 {
+	if n := idp.Discoveries(); n != 0 {
 		t.Errorf("%d discoveries before the first OIDC sign-in, want 0", n)
 	}
 	for i := range 2 {
@@ -96,7 +69,7 @@ func TestPortalOIDCAccessTokenBearer(t *testing.T) {
 			t.Fatalf("sign-in %d: / is not grace's\n%s", i, home)
 		}
 	}
-	if n := discoveries.Load(); n != 1 {
+	if n := idp.Discoveries(); n != 1 {
 		t.Errorf("%d discoveries for two sign-ins, want 1 (cached)", n)
 	}
 }
