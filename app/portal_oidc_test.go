@@ -187,6 +187,39 @@ func TestPortalOIDCSignIn(t *testing.T) {
 		})
 	})
 
+	t.Run("a session outlives its token by refreshing it, and ends when the provider refuses", func(t *testing.T) {
+		// Tokens that live 20 s: within the 30 s refresh margin at once.
+		ttl := idp.AccessTTL
+		idp.AccessTTL = 20 * time.Second
+		t.Cleanup(func() { idp.AccessTTL = ttl })
+		idp.QueueUser(oidctest.User{Subject: "rita@example.com", Teams: []string{"growth"}})
+		c := browserClient(t, "127.0.0.4", true)
+		if done := fetch(t, c, base+"/login/oidc"); done.code != http.StatusOK {
+			t.Fatalf("sign-in: %d\n%s", done.code, done.body)
+		}
+		before := idp.Refreshes()
+		home := fetch(t, c, base+"/")
+		if home.code != 200 || whoami(home.body) != "rita@example.com" {
+			t.Fatalf("after a refresh, / is %d as %q\n%s", home.code, whoami(home.body), home.body)
+		}
+		if n := idp.Refreshes() - before; n != 1 {
+			t.Errorf("%d refreshes for one page of a session whose token expires in 20 s, want 1", n)
+		}
+		// The provider refuses: the session ends, the browser is sent to sign in.
+		idp.FailRefresh(true)
+		t.Cleanup(func() { idp.FailRefresh(false) })
+		if p := fetch(t, c, base+"/"); !(p.url.Path == "/login") || !strings.Contains(p.body, `id="login-form"`) {
+			t.Errorf("a refused refresh: / ended at %s (%d), want the sign-in page", p.url, p.code)
+		}
+		idp.FailRefresh(false)
+		if p := fetch(t, c, base+"/"); !(p.url.Path == "/login") {
+			t.Errorf("the ended session came back: / ended at %s", p.url)
+		}
+		if logs := r.log.String(); !strings.Contains(logs, "refreshing an OIDC session failed") {
+			t.Errorf("the failed refresh is not logged")
+		}
+	})
+
 	t.Run("an identity without teams or roles signs in as the API says", func(t *testing.T) {
 		idp.QueueUser(oidctest.User{Subject: "nobody@example.com"})
 		c := browserClient(t, "127.0.0.2", true)

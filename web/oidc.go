@@ -18,6 +18,8 @@ import (
 
 	"github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
+
+	lgv1 "github.com/loopgate/loopgate/gen/loopgate/v1"
 )
 
 // Values of OIDCOptions.Bearer.
@@ -374,21 +376,13 @@ func (p *Portal) oidcCallback(w http.ResponseWriter, r *http.Request) {
 		p.oidcRefuse(w, r, http.StatusUnauthorized, "The identity provider's ID token does not belong to this sign-in (its nonce does not match). Start again with the button below.")
 		return
 	}
-	bearer := tok.AccessToken
-	if o.opts.Bearer == BearerIDToken {
-		bearer = rawID
-	} else if idt.AccessTokenHash != "" {
-		if err := idt.VerifyAccessToken(tok.AccessToken); err != nil {
-			p.log.Warn("portal: OIDC access token refused (at_hash mismatch)", "source", r.RemoteAddr)
-			p.oidcRefuse(w, r, http.StatusUnauthorized, "The identity provider's access token does not match its ID token.")
-			return
-		}
-	}
-	if bearer == "" || len(bearer) > 16<<10 {
-		p.oidcRefuse(w, r, http.StatusBadGateway, "The identity provider sent no usable "+o.opts.Bearer+".")
+	bearer, err := o.bearerOf(tok, rawID, idt)
+	if err != nil {
+		p.log.Warn("portal: OIDC tokens refused", "err", err, "source", r.RemoteAddr)
+		p.oidcRefuse(w, r, http.StatusUnauthorized, "The identity provider's tokens could not be used: "+err.Error()+".")
 		return
 	}
-	s, msg := p.signIn(w, r, bearer)
+	s, msg := p.signIn(w, r, bearer, tok)
 	if s == nil {
 		p.oidcRefuse(w, r, http.StatusUnauthorized, "Sign-in with "+o.host+" failed: "+msg)
 		return
@@ -399,7 +393,117 @@ func (p *Portal) oidcCallback(w http.ResponseWriter, r *http.Request) {
 	// the new cookie. A page that moves on by itself is a same-site
 	// navigation.
 	w.Header().Set("Refresh", "0; url=/")
-	p.render(w, r, http.StatusOK, "error", errorView{Title: "Signed in", Reason: "You are signed in as " + s.caller.GetSubject() + ". Continuing to the portal…"}, s)
+	p.render(w, r, http.StatusOK, "error", errorView{Title: "Signed in", Reason: "You are signed in as " + s.who().GetSubject() + ". Continuing to the portal…"}, s)
+}
+
+// bearerOf picks the token the session calls the API with: the ID token
+// (BearerIDToken), or the access token, checked against the ID token's
+// at_hash when it has one.
+func (o *oidcLogin) bearerOf(tok *oauth2.Token, rawID string, idt *oidc.IDToken) (string, error) {
+	bearer := tok.AccessToken
+	if o.opts.Bearer == BearerIDToken {
+		bearer = rawID
+	} else if idt != nil && idt.AccessTokenHash != "" {
+		if err := idt.VerifyAccessToken(tok.AccessToken); err != nil {
+			return "", errors.New("the access token does not match the ID token (at_hash)")
+		}
+	}
+	if bearer == "" || len(bearer) > 16<<10 {
+		return "", fmt.Errorf("no usable %s", o.opts.Bearer)
+	}
+	return bearer, nil
+}
+
+// refreshEarly is how long before its token expires an OIDC session is
+// refreshed.
+const refreshEarly = 30 * time.Second
+
+// refresh trades the session's refresh token for new tokens (10 s bound)
+// and returns the new bearer and tokens. An ID token in the answer is
+// verified (issuer, audience, expiry, signature; a refresh has no nonce);
+// the caller checks that the new bearer is the same person (GetCaller).
+func (o *oidcLogin) refresh(ctx context.Context, old *oauth2.Token) (string, *oauth2.Token, error) {
+	cfg, verifier, err := o.provider(ctx)
+	if err != nil {
+		return "", nil, err
+	}
+	ctx, cancel := context.WithTimeout(oidc.ClientContext(ctx, o.client), oidcExchangeTimeout)
+	defer cancel()
+	// A token without an access token and expiry: the source refreshes.
+	tok, err := cfg.TokenSource(ctx, &oauth2.Token{RefreshToken: old.RefreshToken}).Token()
+	if err != nil {
+		return "", nil, err
+	}
+	rawID, _ := tok.Extra("id_token").(string)
+	var idt *oidc.IDToken
+	if rawID != "" {
+		if idt, err = verifier.Verify(ctx, rawID); err != nil {
+			return "", nil, fmt.Errorf("the refreshed ID token: %w", err)
+		}
+	}
+	if o.opts.Bearer == BearerIDToken && rawID == "" {
+		return "", nil, errors.New("the refresh answer has no ID token")
+	}
+	bearer, err := o.bearerOf(tok, rawID, idt)
+	if err != nil {
+		return "", nil, err
+	}
+	return bearer, tok, nil
+}
+
+// freshen refreshes an OIDC session whose token expires within
+// refreshEarly (or has expired), and asks the API who the new token is: it
+// must be the same subject. It reports whether the session may go on; a
+// session without a refresh token, or whose token is still fresh, may.
+func (p *Portal) freshen(r *http.Request, s *session) bool {
+	s.mu.Lock()
+	due := s.oauth != nil && !s.tokenExp.IsZero() && !p.sessions.now().Before(s.tokenExp.Add(-refreshEarly))
+	s.mu.Unlock()
+	if !due || p.oidc == nil {
+		return true
+	}
+	s.refreshMu.Lock()
+	defer s.refreshMu.Unlock()
+	s.mu.Lock()
+	old, subject := s.oauth, s.caller.GetSubject()
+	due = s.oauth != nil && !p.sessions.now().Before(s.tokenExp.Add(-refreshEarly))
+	s.mu.Unlock()
+	if !due {
+		return true // refreshed by a request that held refreshMu first
+	}
+	bearer, tok, err := p.oidc.refresh(r.Context(), old)
+	if err != nil {
+		// The provider's error code and description only: never a body.
+		var re *oauth2.RetrieveError
+		if errors.As(err, &re) {
+			p.log.Warn("portal: refreshing an OIDC session failed; it ends", "subject", subject,
+				"error", clip(re.ErrorCode, 64), "description", clip(re.ErrorDescription, 200))
+		} else {
+			p.log.Warn("portal: refreshing an OIDC session failed; it ends", "subject", subject, "err", err)
+		}
+		return false
+	}
+	if p.checkToken != nil {
+		if err := p.checkToken(r, bearer); err != nil {
+			p.log.Warn("portal: the refreshed OIDC token was refused; the session ends", "subject", subject, "err", err)
+			return false
+		}
+	}
+	ctx, cancel := p.ctx(r, bearer)
+	defer cancel()
+	caller, err := p.identity.GetCaller(ctx, &lgv1.GetCallerRequest{})
+	if err != nil || caller.GetSubject() != subject {
+		p.log.Warn("portal: the refreshed OIDC token is not the session's subject; the session ends", "subject", subject, "now", caller.GetSubject(), "err", err)
+		return false
+	}
+	s.mu.Lock()
+	s.token, s.caller, s.oauth = bearer, caller, tok
+	s.tokenExp = time.Time{}
+	if et := caller.GetExpireTime(); et != nil {
+		s.tokenExp = et.AsTime()
+	}
+	s.mu.Unlock()
+	return true
 }
 
 // oidcRefuse shows the login page (both ways to sign in) with why the

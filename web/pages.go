@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/oauth2"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	lgv1 "github.com/loopgate/loopgate/gen/loopgate/v1"
@@ -69,7 +70,7 @@ func (p *Portal) login(w http.ResponseWriter, r *http.Request) {
 		p.render(w, r, http.StatusUnauthorized, "login", p.newLoginView("Enter an API token."), nil)
 		return
 	}
-	if s, msg := p.signIn(w, r, token); s == nil {
+	if s, msg := p.signIn(w, r, token, nil); s == nil {
 		p.render(w, r, http.StatusUnauthorized, "login", p.newLoginView("Sign-in failed: "+msg), nil)
 		return
 	}
@@ -80,7 +81,10 @@ func (p *Portal) login(w http.ResponseWriter, r *http.Request) {
 // server vets the token (CheckToken: failures count against the browser's
 // address), the API says who it stands for (GetCaller), and a new session
 // with its cookie starts. A refusal returns nil and why.
-func (p *Portal) signIn(w http.ResponseWriter, r *http.Request, token string) (*session, string) {
+// signIn vets token (CheckToken), asks the API who it is and starts a
+// session; oauth, for an OIDC sign-in, holds the provider's tokens (a
+// refresh token keeps the session past the token's expiry).
+func (p *Portal) signIn(w http.ResponseWriter, r *http.Request, token string, oauth *oauth2.Token) (*session, string) {
 	if p.checkToken != nil {
 		if err := p.checkToken(r, token); err != nil {
 			return nil, err.Error()
@@ -95,7 +99,7 @@ func (p *Portal) signIn(w http.ResponseWriter, r *http.Request, token string) (*
 	if old := p.sessions.fromRequest(r); old != nil {
 		p.sessions.drop(old) // a new id at every sign-in
 	}
-	s := p.sessions.create(token, caller)
+	s := p.sessions.create(token, caller, oauth)
 	p.setCookie(w, s)
 	return s, ""
 }
@@ -141,7 +145,7 @@ func (overviewView) title() string { return "Loops" }
 
 // listLoops reads every loop of parent the caller may see, up to maxLoops.
 func (p *Portal) listLoops(r *http.Request, s *session, parent string) ([]*lgv1.Loop, bool, error) {
-	ctx, cancel := p.ctx(r, s.token)
+	ctx, cancel := p.ctx(r, s.bearer())
 	defer cancel()
 	var out []*lgv1.Loop
 	tok := ""
@@ -302,7 +306,7 @@ func (p *Portal) team(w http.ResponseWriter, r *http.Request, s *session) {
 	sort.Strings(v.Owners)
 	sortRows(v.Rows)
 	v.CostSVG = stackedBar("Monthly cost of team "+team+" by loop", costs, v.Currency)
-	ctx, cancel := p.ctx(r, s.token)
+	ctx, cancel := p.ctx(r, s.bearer())
 	defer cancel()
 	if info, err := p.teams.GetTeam(ctx, &lgv1.GetTeamRequest{Name: "teams/" + team}); err != nil {
 		v.InfoErr = errText(err)
@@ -363,7 +367,7 @@ func (p *Portal) loopPage(w http.ResponseWriter, r *http.Request, s *session) {
 		return
 	}
 	full := "teams/" + team + "/loops/" + name
-	ctx, cancel := p.ctx(r, s.token)
+	ctx, cancel := p.ctx(r, s.bearer())
 	defer cancel()
 	l, err := p.loops.GetLoop(ctx, &lgv1.GetLoopRequest{Name: full})
 	if err != nil {
@@ -477,7 +481,7 @@ func (p *Portal) review(approve bool) func(http.ResponseWriter, *http.Request, *
 			return
 		}
 		etag := clip(r.PostFormValue("etag"), 256)
-		ctx, cancel := p.ctx(r, s.token)
+		ctx, cancel := p.ctx(r, s.bearer())
 		defer cancel()
 		var err error
 		verb := "Approved"
@@ -515,7 +519,7 @@ func (p *Portal) waive(w http.ResponseWriter, r *http.Request, s *session) {
 		http.Redirect(w, r, back, http.StatusSeeOther)
 		return
 	}
-	ctx, cancel := p.ctx(r, s.token)
+	ctx, cancel := p.ctx(r, s.bearer())
 	defer cancel()
 	wv, err := p.waivers.CreateWaiver(ctx, &lgv1.CreateWaiverRequest{Parent: "teams/" + team + "/loops/" + name, Waiver: &lgv1.Waiver{
 		Rule: clip(r.PostFormValue("rule"), 128), Until: timestamppb.New(until.Add(24*time.Hour - time.Second)), Reason: clip(r.PostFormValue("reason"), 1024)}})
@@ -559,7 +563,7 @@ func (p *Portal) principalPage(w http.ResponseWriter, r *http.Request, s *sessio
 		p.notFound(w, r, s)
 		return
 	}
-	ctx, cancel := p.ctx(r, s.token)
+	ctx, cancel := p.ctx(r, s.bearer())
 	defer cancel()
 	pr, err := p.principal.GetPrincipal(ctx, &lgv1.GetPrincipalRequest{Name: "teams/" + team + "/principals/" + name})
 	if err != nil {
@@ -615,7 +619,7 @@ func (policyView) title() string { return "Policy" }
 func revOf(name string) string { return strings.TrimPrefix(name, "policy/bundles/") }
 
 func (p *Portal) policyPage(w http.ResponseWriter, r *http.Request, s *session) {
-	ctx, cancel := p.ctx(r, s.token)
+	ctx, cancel := p.ctx(r, s.bearer())
 	defer cancel()
 	bl, err := p.policy.ListPolicyBundles(ctx, &lgv1.ListPolicyBundlesRequest{})
 	if err != nil {
@@ -657,7 +661,7 @@ func (p *Portal) impactPage(w http.ResponseWriter, r *http.Request, s *session) 
 		p.notFound(w, r, s)
 		return
 	}
-	ctx, cancel := p.ctx(r, s.token)
+	ctx, cancel := p.ctx(r, s.bearer())
 	defer cancel()
 	im, err := p.policy.GetPolicyImpact(ctx, &lgv1.GetPolicyImpactRequest{Name: "policy/bundles/" + rev, RecentDecisions: 100})
 	if err != nil {
@@ -731,7 +735,7 @@ func (p *Portal) auditPage(w http.ResponseWriter, r *http.Request, s *session) {
 		}
 		*d.dst = timestamppb.New(t)
 	}
-	ctx, cancel := p.ctx(r, s.token)
+	ctx, cancel := p.ctx(r, s.bearer())
 	defer cancel()
 	resp, err := p.audit.ListAuditEvents(ctx, req)
 	if err != nil {

@@ -192,6 +192,13 @@ func cacheStatic(h http.Handler) http.Handler {
 func (p *Portal) authed(h func(http.ResponseWriter, *http.Request, *session)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		s := p.sessions.fromRequest(r)
+		if s != nil && !p.freshen(r, s) {
+			// An OIDC session whose token could not be refreshed ends.
+			p.sessions.drop(s)
+			p.lists.drop(s.id)
+			p.clearCookie(w)
+			s = nil
+		}
 		if s == nil {
 			if r.Method == http.MethodGet || r.URL.Path == "/logout" { // signed out already
 				http.Redirect(w, r, "/login", http.StatusSeeOther)
@@ -213,9 +220,9 @@ func (p *Portal) authed(h func(http.ResponseWriter, *http.Request, *session)) ht
 				if !origin {
 					reason, msg = "CROSS_ORIGIN", "the form was sent from another origin (Origin or Referer header)"
 				}
-				p.log.Warn("portal: form refused", "reason", reason, "path", r.URL.Path, "subject", s.caller.GetSubject(), "source", r.RemoteAddr)
+				p.log.Warn("portal: form refused", "reason", reason, "path", r.URL.Path, "subject", s.who().GetSubject(), "source", r.RemoteAddr)
 				if p.refused != nil {
-					p.refused(r, s.caller.GetSubject(), reason, msg)
+					p.refused(r, s.who().GetSubject(), reason, msg)
 				}
 				p.render(w, r, http.StatusForbidden, "error", errorView{Title: "Not allowed", Reason: "The form could not be verified (it was not sent from this portal, or the page was too old). Reload the page and try again."}, s)
 				return

@@ -107,7 +107,7 @@ func (p *Portal) render(w http.ResponseWriter, r *http.Request, code int, name s
 		pg.Title = v.title()
 	}
 	if s != nil {
-		pg.Subject, pg.CSRF = s.caller.GetSubject(), s.csrf
+		pg.Subject, pg.CSRF = s.who().GetSubject(), s.csrf
 		msg, fail := s.takeFlash()
 		if fail {
 			pg.FlashErr = msg

@@ -8,6 +8,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/oauth2"
+
 	lgv1 "github.com/loopgate/loopgate/gen/loopgate/v1"
 )
 
@@ -18,15 +20,38 @@ const CookieName = "loopgate_session"
 // cookie, a log or the store.
 type session struct {
 	id      string
-	token   string
 	csrf    string
-	caller  *lgv1.Caller
-	expires time.Time
+	expires time.Time // the session's end (the cookie's expiry)
 	created time.Time
 
-	mu    sync.Mutex
-	flash string // one-shot message for the next page
-	fail  bool   // the flash is a refusal
+	// refreshMu serialises refreshes of an OIDC session's tokens.
+	refreshMu sync.Mutex
+
+	mu     sync.Mutex
+	token  string       // the bearer the API is called with
+	caller *lgv1.Caller // who the API says token is
+	// oauth holds an OIDC session's tokens, its refresh token included,
+	// when the provider gave one; tokenExp is when token expires. Such a
+	// session outlives its token: it is refreshed before it expires,
+	// until expires.
+	oauth    *oauth2.Token
+	tokenExp time.Time
+	flash    string // one-shot message for the next page
+	fail     bool   // the flash is a refusal
+}
+
+// bearer is the session's current token.
+func (s *session) bearer() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.token
+}
+
+// who is whom the API says the session's token stands for.
+func (s *session) who() *lgv1.Caller {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.caller
 }
 
 func (s *session) checkCSRF(v string) bool {
@@ -49,7 +74,7 @@ func (s *session) takeFlash() (string, bool) {
 
 // hasRole tells whether the API said the caller holds role.
 func (s *session) hasRole(roles ...string) bool {
-	for _, have := range s.caller.GetRoles() {
+	for _, have := range s.who().GetRoles() {
 		for _, r := range roles {
 			if have == r {
 				return true
@@ -88,14 +113,24 @@ func randomID() string {
 }
 
 // create stores a session for a verified caller; when the table is full,
-// expired sessions go first, then the oldest.
-func (t *sessions) create(token string, caller *lgv1.Caller) *session {
+// expired sessions go first, then the oldest. A session ends when its
+// token expires, unless oauth holds a refresh token: then it lasts the
+// session's whole life, its token refreshed as it nears expiry.
+func (t *sessions) create(token string, caller *lgv1.Caller, oauth *oauth2.Token) *session {
 	now := t.now()
 	exp := now.Add(t.ttl)
-	if et := caller.GetExpireTime(); et != nil && et.AsTime().After(now) && et.AsTime().Before(exp) {
-		exp = et.AsTime()
+	var tokenExp time.Time
+	if et := caller.GetExpireTime(); et != nil {
+		tokenExp = et.AsTime()
 	}
-	s := &session{id: randomID(), token: token, csrf: randomID(), caller: caller, expires: exp, created: now}
+	refreshable := oauth != nil && oauth.RefreshToken != ""
+	if !refreshable {
+		oauth = nil
+		if !tokenExp.IsZero() && tokenExp.After(now) && tokenExp.Before(exp) {
+			exp = tokenExp
+		}
+	}
+	s := &session{id: randomID(), token: token, csrf: randomID(), caller: caller, expires: exp, created: now, oauth: oauth, tokenExp: tokenExp}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if len(t.m) >= t.max {

@@ -1,6 +1,7 @@
 package web
 
 import (
+	"golang.org/x/oauth2"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -12,13 +13,30 @@ import (
 	lgv1 "github.com/loopgate/loopgate/gen/loopgate/v1"
 )
 
+// A session ends when its token expires, unless it holds a refresh token:
+// then it lasts its whole life (the token is refreshed on the way).
+func TestSessionLifeFollowsTheToken(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	tab := newSessions(10, 8*time.Hour)
+	tab.now = func() time.Time { return now }
+	caller := &lgv1.Caller{Subject: "c", ExpireTime: timestamppb.New(now.Add(5 * time.Minute))}
+	plain := tab.create("tok", caller, &oauth2.Token{AccessToken: "a"}) // no refresh token
+	refreshable := tab.create("tok", caller, &oauth2.Token{AccessToken: "a", RefreshToken: "r"})
+	if !plain.expires.Equal(now.Add(5*time.Minute)) || plain.oauth != nil {
+		t.Errorf("without a refresh token: ends %v (oauth kept %v), want with its token", plain.expires, plain.oauth != nil)
+	}
+	if !refreshable.expires.Equal(now.Add(8*time.Hour)) || !refreshable.tokenExp.Equal(now.Add(5*time.Minute)) {
+		t.Errorf("with a refresh token: ends %v, token %v; want the session's 8 h and the token's 5 min", refreshable.expires, refreshable.tokenExp)
+	}
+}
+
 func TestSessionsAreBoundedAndExpire(t *testing.T) {
 	now := time.Unix(1_800_000_000, 0)
 	tab := newSessions(3, 8*time.Hour)
 	tab.now = func() time.Time { return now }
 	var ids []string
 	for i := 0; i < 5; i++ {
-		s := tab.create("tok", &lgv1.Caller{Subject: "a"})
+		s := tab.create("tok", &lgv1.Caller{Subject: "a"}, nil)
 		if len(s.id) != 43 || len(s.csrf) != 43 {
 			t.Fatalf("id/csrf lengths %d/%d, want 256 bits", len(s.id), len(s.csrf))
 		}
@@ -29,7 +47,7 @@ func TestSessionsAreBoundedAndExpire(t *testing.T) {
 		t.Fatalf("eviction: %d sessions", tab.len())
 	}
 	// A token that expires in a minute ends its session in a minute.
-	s := tab.create("tok", &lgv1.Caller{Subject: "b", ExpireTime: timestamppb.New(now.Add(time.Minute))})
+	s := tab.create("tok", &lgv1.Caller{Subject: "b", ExpireTime: timestamppb.New(now.Add(time.Minute))}, nil)
 	if !s.expires.Equal(now.Add(time.Minute)) {
 		t.Errorf("expires %v", s.expires)
 	}

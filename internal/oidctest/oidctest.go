@@ -58,7 +58,9 @@ type Options struct {
 type Provider struct {
 	*mockoidc.MockOIDC
 	deny        atomic.Bool
+	failRefresh atomic.Bool
 	discoveries atomic.Int32
+	refreshes   atomic.Int32
 }
 
 // Start runs a provider until t ends.
@@ -74,6 +76,14 @@ func Start(t testing.TB, opts Options) *Provider {
 			switch {
 			case strings.HasSuffix(r.URL.Path, mockoidc.DiscoveryEndpoint):
 				p.discoveries.Add(1)
+			case strings.HasSuffix(r.URL.Path, mockoidc.TokenEndpoint) && r.ParseForm() == nil && r.PostForm.Get("grant_type") == "refresh_token":
+				p.refreshes.Add(1)
+				if p.failRefresh.Load() {
+					w.Header().Set("Content-Type", "application/json")
+					w.WriteHeader(http.StatusBadRequest)
+					fmt.Fprint(w, `{"error":"invalid_grant","error_description":"the refresh token was revoked"}`)
+					return
+				}
 			case strings.HasSuffix(r.URL.Path, mockoidc.AuthorizationEndpoint) && p.deny.CompareAndSwap(true, false):
 				u, _ := url.Parse(r.URL.Query().Get("redirect_uri"))
 				u.RawQuery = url.Values{"error": {"access_denied"}, "error_description": {"The person declined"}, "state": {r.URL.Query().Get("state")}}.Encode()
@@ -118,6 +128,13 @@ func consentPage(w http.ResponseWriter, r *http.Request) {
 
 // DenyNext makes the next authorization answer error=access_denied.
 func (p *Provider) DenyNext() { p.deny.Store(true) }
+
+// FailRefresh makes refresh_token grants fail (invalid_grant), as after
+// the person's session at the provider was revoked.
+func (p *Provider) FailRefresh(fail bool) { p.failRefresh.Store(fail) }
+
+// Refreshes counts the refresh_token grants asked for so far.
+func (p *Provider) Refreshes() int { return int(p.refreshes.Load()) }
 
 // Discoveries counts the discovery requests served so far.
 func (p *Provider) Discoveries() int { return int(p.discoveries.Load()) }
