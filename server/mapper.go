@@ -130,8 +130,9 @@ func basicLoopProto(c *admission.Core, l *loop.Loop) *lgv1.Loop {
 		}
 	}
 	out.Status.Reviews = nil
-	if e := c.CostOf(l); e != nil {
-		out.Status.Cost = &lgv1.CostForecast{StorageModel: e.Model, Currency: e.Currency, MonthlyTotal: e.MonthlyTotal, PriceList: e.PriceList}
+	if cf := costToProto(c.CostOf(l)); cf != nil {
+		cf.Items, cf.Basis = nil, ""
+		out.Status.Cost = cf
 	}
 	return out
 }

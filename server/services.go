@@ -318,8 +318,8 @@ func (s *auditService) ListAuditEvents(ctx context.Context, req *lgv1.ListAuditE
 	// resources (the resource filter is required), readers for all.
 	f := store.AuditFilter{Resource: req.GetResource(), Actor: req.GetActor(), Action: req.GetAction(), PageSize: int(req.GetPageSize())}
 	if p := req.GetParent(); p != "" {
-		team, ok := strings.CutPrefix(p, "teams/")
-		if !ok || team == "" || team == admission.AnyTeam || strings.Contains(team, "/") {
+		team, ok := parseParent(p)
+		if !ok || team == "" {
 			return nil, invalidField("auditEvents", "parent", fmt.Sprintf("%q is not a team: want teams/{team}", clipTo(p, 256)))
 		}
 		if r := f.Resource; r != "" && r != p && !strings.HasPrefix(r, p+"/") {
@@ -404,8 +404,8 @@ type teamService struct {
 
 func (s *teamService) GetTeam(ctx context.Context, req *lgv1.GetTeamRequest) (*lgv1.Team, error) {
 	// Authorized by the interceptor on the team the name names.
-	team, ok := strings.CutPrefix(req.GetName(), "teams/")
-	if !ok || team == "" || team == admission.AnyTeam || strings.Contains(team, "/") {
+	team, ok := parseParent(req.GetName()) // "teams/{team}", as a parent is
+	if !ok || team == "" {
 		return nil, invalidField("teams", "name", fmt.Sprintf("%q is not a team name: want teams/{team}", clipTo(req.GetName(), 256)))
 	}
 	r, err := s.core.Team(ctx, team)
