@@ -220,6 +220,9 @@ scrape_configs:
 			queries++
 		}
 	}
+	if queries == 0 {
+		t.Fatal("docs/grafana/loopgate-dashboard.json: no panel query found")
+	}
 	t.Logf("%d dashboard queries run", queries)
 
 	// A loop's p99 latency: the acting principal writes action records

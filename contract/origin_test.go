@@ -39,7 +39,9 @@ func TestOriginHeaderForTheActionWriter(t *testing.T) {
 			t.Errorf("%s rendering does not say how to set the header (%q):\n%s", client, want, b.String())
 		}
 		b.Reset()
-		_ = Render(&b, producer, client)
+		if err := Render(&b, producer, client); err != nil {
+			t.Fatalf("%s producer: %v", client, err)
+		}
 		if strings.Contains(b.String(), "loopgate-origin-ts") {
 			t.Errorf("%s rendering for the events producer mentions the origin header", client)
 		}

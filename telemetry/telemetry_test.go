@@ -185,7 +185,9 @@ func TestMetricsTokenFile(t *testing.T) {
 		t.Error("a missing token file was accepted")
 	}
 	empty := filepath.Join(t.TempDir(), "empty")
-	_ = os.WriteFile(empty, []byte("  \n"), 0o600)
+	if err := os.WriteFile(empty, []byte("  \n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := telemetry.NewBearerFile(empty); err == nil {
 		t.Error("an empty token file was accepted")
 	}
