@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"time"
 
@@ -80,8 +82,8 @@ func (o *Observer) pollLagOnce(ctx context.Context, c *Cluster, adm *kadm.Client
 	if len(wants) == 0 {
 		return nil
 	}
-	topics := keys(topicSet)
-	groups := keys(groupSet)
+	topics := slices.Sorted(maps.Keys(topicSet))
+	groups := slices.Sorted(maps.Keys(groupSet))
 	pctx, cancel := context.WithTimeout(ctx, max(o.cfg.LagInterval, 5*time.Second))
 	defer cancel()
 	ends, err := adm.ListEndOffsets(pctx, topics...)
@@ -135,7 +137,7 @@ func (o *Observer) pollLagOnce(ctx context.Context, c *Cluster, adm *kadm.Client
 	results := map[string][]store.GroupLag{}
 	for _, w := range wants {
 		var lags []store.GroupLag
-		for _, g := range keys(mapKeys(w.groups)) {
+		for _, g := range slices.Sorted(maps.Keys(w.groups)) {
 			r, ok := committed[g]
 			if ok && r.Err != nil && !errors.Is(r.Err, kerr.GroupIDNotFound) {
 				continue // unknown this time (a problem above); a group never seen has committed nothing
@@ -183,21 +185,4 @@ func (o *Observer) pollLagOnce(ctx context.Context, c *Cluster, adm *kadm.Client
 	}
 	o.mu.Unlock()
 	return problems
-}
-
-func keys(m map[string]bool) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
-}
-
-func mapKeys(m map[string][]string) map[string]bool {
-	out := make(map[string]bool, len(m))
-	for k := range m {
-		out[k] = true
-	}
-	return out
 }

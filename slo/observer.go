@@ -18,6 +18,7 @@ import (
 	"log/slog"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -192,7 +193,9 @@ type Observer struct {
 	// reload.
 	pending       map[string]*pendingLoop
 	topicsChanged map[string]chan struct{} // per cluster sampler
-	running       bool
+	// running is true while Run runs: only then does Snapshot export
+	// anything (a process that lost the lead must not export stale SLOs).
+	running bool
 }
 
 // New returns an observer of the loops of loops on clusters, persisting
@@ -226,6 +229,14 @@ func (o *Observer) Changed(key string) {
 // cluster, and evaluates and flushes every FlushInterval (a last time when
 // ctx ends).
 func (o *Observer) Run(ctx context.Context) error {
+	o.mu.Lock()
+	o.running = true
+	o.mu.Unlock()
+	defer func() {
+		o.mu.Lock()
+		o.running = false
+		o.mu.Unlock()
+	}()
 	o.restore(ctx)
 	if err := o.reload(ctx); err != nil && ctx.Err() == nil {
 		o.log.Warn("loading loops for SLO observation failed; retrying at the next reload", "err", err)
@@ -341,7 +352,7 @@ func (o *Observer) reload(ctx context.Context) error {
 
 // refresh reads one loop again.
 func (o *Observer) refresh(ctx context.Context, key string) {
-	team, name, _ := cutKey(key)
+	team, name, _ := strings.Cut(key, "/")
 	l, err := o.loops.GetLoop(ctx, team, name)
 	o.mu.Lock()
 	defer o.mu.Unlock()
@@ -405,15 +416,6 @@ func (o *Observer) pendingKeys() []string {
 		}
 	}
 	return out
-}
-
-func cutKey(key string) (team, name string, ok bool) {
-	for i := range len(key) {
-		if key[i] == '/' {
-			return key[:i], key[i+1:], true
-		}
-	}
-	return key, "", false
 }
 
 func (o *Observer) setLocked(t target) {
@@ -503,9 +505,8 @@ func (o *Observer) flush(ctx context.Context, final bool) {
 		b := fingerprint(s.obs)
 		changed := string(b) != string(s.written)
 		if changed || now.Sub(s.obs.UpdateTime) > time.Minute {
-			cp := s.obs
-			cp.UpdateTime = now
-			obs = append(obs, cp)
+			s.obs.UpdateTime = now // when it was last written: the age check's clock
+			obs = append(obs, s.obs)
 			s.written = b
 		}
 		s.win.Roll(rollAt)
@@ -554,10 +555,14 @@ func (o *Observer) evaluateLocked(s *loopState, now time.Time) {
 }
 
 // Snapshot returns the last evaluated observation of every loop, sorted by
-// key (what the Collector exports).
+// key (what the Collector exports); nothing while Run is not running (this
+// process does not lead, or no longer does).
 func (o *Observer) Snapshot() []store.Observation {
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	if !o.running {
+		return nil
+	}
 	out := make([]store.Observation, 0, len(o.states))
 	for _, s := range o.states {
 		if s.t.cluster != "" && s.obs.SLO != nil {
@@ -574,6 +579,7 @@ func (o *Observer) Snapshot() []store.Observation {
 // still written once a minute (the flush's age check), keeping
 // UpdateTime fresh.
 func fingerprint(o store.Observation) []byte {
+	o.UpdateTime = time.Time{}
 	if o.SLO != nil {
 		slo := *o.SLO
 		slo.ObserveTime = time.Time{}

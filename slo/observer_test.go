@@ -210,6 +210,7 @@ loopgate_loop_metrics_dropped_loops 0
 // The exported loops are capped; the rest are counted.
 func TestCollectorCapsLoops(t *testing.T) {
 	o := New(Config{MaxExportedLoops: 2}, nil, nil, nil, nil)
+	o.running = true // as while Run runs
 	now := time.Now()
 	for _, n := range []string{"a", "b", "c"} {
 		l := testLoop(n)
@@ -231,6 +232,13 @@ loopgate_loop_slo_met{loop="growth/a"} -1
 loopgate_loop_slo_met{loop="growth/b"} -1
 `), "loopgate_loop_metrics_dropped_loops", "loopgate_loop_slo_met"); err != nil {
 		t.Error(err)
+	}
+	// A process that does not (or no longer) run the observer exports none.
+	o.mu.Lock()
+	o.running = false
+	o.mu.Unlock()
+	if n, err := testutil.GatherAndCount(reg, "loopgate_loop_slo_met"); err != nil || n != 0 {
+		t.Errorf("not running: %d loop_slo_met series (err %v), want none", n, err)
 	}
 }
 
@@ -335,5 +343,43 @@ func TestPendingLoopsBackOff(t *testing.T) {
 	}
 	if _, ok := o.pending["growth/waiting"]; ok {
 		t.Errorf("still pending after 10 minutes")
+	}
+}
+
+// countingObservations counts PutObservations calls (and the loops written).
+type countingObservations struct {
+	store.Observations
+	puts, loops int
+}
+
+func (c *countingObservations) PutObservations(_ context.Context, obs []store.Observation, _ []store.DailySketch, _ time.Time) error {
+	c.puts++
+	c.loops += len(obs)
+	return nil
+}
+
+// An observation that says the same is not written again at every flush:
+// only when it changes, or once a minute to keep its UpdateTime fresh.
+func TestFlushWritesOnlyChangesAndOnceAMinute(t *testing.T) {
+	now := t0
+	st := &countingObservations{}
+	o := New(Config{}, nil, st, nil, slog.New(slog.DiscardHandler))
+	o.now = func() time.Time { return now }
+	tg, _ := targetOf(testLoop("idle"))
+	o.mu.Lock()
+	o.setLocked(tg)
+	o.mu.Unlock()
+	ctx := context.Background()
+	for i := range 6 { // every 10 s for 50 s
+		now = t0.Add(time.Duration(i) * 10 * time.Second)
+		o.Flush(ctx)
+	}
+	if st.loops != 1 {
+		t.Errorf("an unchanged loop was written %d times in 50 s of flushes, want once", st.loops)
+	}
+	now = t0.Add(61 * time.Second)
+	o.Flush(ctx)
+	if st.loops != 2 {
+		t.Errorf("after a minute: written %d times, want twice (the refresh of UpdateTime)", st.loops)
 	}
 }
