@@ -49,7 +49,7 @@ func DecodeLoop(team, name string, metadata, spec, status []byte) (*loop.Loop, e
 	if err != nil {
 		return nil, err
 	}
-	decodedLoops.put(key, l)
+	decodedLoops.put(key, l, len(metadata)+len(spec)+len(status))
 	return copyLoop(l), nil
 }
 
@@ -92,47 +92,74 @@ func NewLoopMetadata(m loop.Metadata, now time.Time) (loop.Metadata, error) {
 	return m, nil
 }
 
-// decodedLoopsPerGeneration bounds the decode cache: it keeps the loops
-// decoded in the current generation and the previous one, so at most twice
-// this many (a listing of up to this many loops is decoded once, whatever
-// its order). Beyond it, a full scan of a larger estate decodes as before.
-const decodedLoopsPerGeneration = 4096
+// Bounds of the decode caches. Each keeps what was decoded in the current
+// generation and the previous one; a generation ends at
+// decodedPerGeneration entries or decodedBytesPerGeneration bytes of stored
+// documents, whichever comes first, so a cache holds at most twice either
+// (a listing of up to that many loops is decoded once, whatever its order;
+// beyond it, a full scan of a larger estate decodes as before). Documents
+// larger than decodedMaxDocBytes are decoded every time, never kept: no
+// team's large loops can make the cache hold more than its budget.
+const (
+	decodedPerGeneration      = 4096
+	decodedBytesPerGeneration = 16 << 20
+	decodedMaxDocBytes        = 64 << 10
+)
 
-var decodedLoops = &docCache[*loop.Loop]{max: decodedLoopsPerGeneration}
+var decodedLoops = newDocCache[*loop.Loop]()
 
 // docCache maps the key of stored documents to what they decode to. Its
 // values are never handed out or changed: readers get copies.
 type docCache[T any] struct {
-	mu       sync.Mutex
-	max      int
-	cur, old map[[sha256.Size]byte]T
+	mu                 sync.Mutex
+	max, maxBytes      int
+	cur, old           map[[sha256.Size]byte]docEntry[T]
+	curBytes, oldBytes int
+}
+
+type docEntry[T any] struct {
+	v    T
+	size int // bytes of the stored documents
+}
+
+func newDocCache[T any]() *docCache[T] {
+	return &docCache[T]{max: decodedPerGeneration, maxBytes: decodedBytesPerGeneration}
 }
 
 func (c *docCache[T]) get(k [sha256.Size]byte) (T, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if v, ok := c.cur[k]; ok {
-		return v, true
+	if e, ok := c.cur[k]; ok {
+		return e.v, true
 	}
-	if v, ok := c.old[k]; ok {
-		c.putLocked(k, v) // still in use: keep it past the next rotation
-		return v, true
+	if e, ok := c.old[k]; ok {
+		c.putLocked(k, e) // still in use: keep it past the next rotation
+		return e.v, true
 	}
 	var zero T
 	return zero, false
 }
 
-func (c *docCache[T]) put(k [sha256.Size]byte, v T) {
+// put keeps v, decoded from size bytes of documents (not when larger than
+// decodedMaxDocBytes).
+func (c *docCache[T]) put(k [sha256.Size]byte, v T, size int) {
+	if size > decodedMaxDocBytes {
+		return
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.putLocked(k, v)
+	c.putLocked(k, docEntry[T]{v: v, size: size})
 }
 
-func (c *docCache[T]) putLocked(k [sha256.Size]byte, v T) {
-	if c.cur == nil || len(c.cur) >= c.max {
-		c.old, c.cur = c.cur, make(map[[sha256.Size]byte]T, min(c.max, 1024))
+func (c *docCache[T]) putLocked(k [sha256.Size]byte, e docEntry[T]) {
+	if c.cur == nil || len(c.cur) >= c.max || c.curBytes+e.size > c.maxBytes {
+		c.old, c.oldBytes = c.cur, c.curBytes
+		c.cur, c.curBytes = make(map[[sha256.Size]byte]docEntry[T], min(c.max, 1024)), 0
 	}
-	c.cur[k] = v
+	if _, ok := c.cur[k]; !ok {
+		c.curBytes += e.size
+	}
+	c.cur[k] = e
 }
 
 // loopDocsKey is the SHA-256 of the three documents, each prefixed by its

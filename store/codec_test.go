@@ -178,13 +178,13 @@ func TestDecodeLoopCached(t *testing.T) {
 
 // TestLoopCacheBounded: the cache keeps at most two generations.
 func TestLoopCacheBounded(t *testing.T) {
-	c := &docCache[*loop.Loop]{max: 4}
+	c := &docCache[*loop.Loop]{max: 4, maxBytes: 1 << 20}
 	l := &loop.Loop{}
 	var keys [][32]byte
 	for i := range 20 {
 		k := loopDocsKey([]byte{byte(i)}, nil, nil)
 		keys = append(keys, k)
-		c.put(k, l)
+		c.put(k, l, 100)
 		if n := len(c.cur) + len(c.old); n > 8 {
 			t.Fatalf("after %d puts: %d entries", i+1, n)
 		}
@@ -194,6 +194,20 @@ func TestLoopCacheBounded(t *testing.T) {
 	}
 	if _, ok := c.get(keys[0]); ok {
 		t.Fatal("want the newest kept and the oldest gone")
+	}
+	// By bytes: at most twice the budget, and a document over
+	// decodedMaxDocBytes is never kept.
+	b := &docCache[*loop.Loop]{max: 1000, maxBytes: 10_000}
+	for i := range 200 {
+		b.put(loopDocsKey([]byte{byte(i), 1}, nil, nil), l, 1_000)
+		if b.curBytes+b.oldBytes > 20_000 || b.curBytes > 10_000 {
+			t.Fatalf("after %d puts of 1,000 bytes: %d + %d bytes kept, want at most 2 × 10,000", i+1, b.curBytes, b.oldBytes)
+		}
+	}
+	big := loopDocsKey([]byte("big"), nil, nil)
+	b.put(big, l, decodedMaxDocBytes+1)
+	if _, ok := b.get(big); ok {
+		t.Fatal("a document over decodedMaxDocBytes was kept")
 	}
 	if loopDocsKey([]byte("ab"), []byte("c"), nil) == loopDocsKey([]byte("a"), []byte("bc"), nil) {
 		t.Fatal("documents split differently share a key")

@@ -113,11 +113,11 @@ func DecodeObservation(doc []byte) (*Observation, error) {
 	if err := json.Unmarshal(doc, o); err != nil {
 		return nil, err
 	}
-	decodedObservations.put(key, o)
+	decodedObservations.put(key, o, len(doc))
 	return copyObservation(o), nil
 }
 
-var decodedObservations = &docCache[*Observation]{max: decodedLoopsPerGeneration}
+var decodedObservations = newDocCache[*Observation]()
 
 // copyObservation is a deep copy: nothing the copy holds is shared with o.
 // TestCopyObservationCoversEveryField fails when a field is added that
