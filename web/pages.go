@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -143,6 +144,12 @@ func pageHref(q url.Values, page int) string {
 
 func (overviewView) title() string { return "Loops" }
 
+// sameIdentity reports whether a and b are the same subject with the same
+// teams and roles.
+func sameIdentity(a, b *lgv1.Caller) bool {
+	return a.GetSubject() == b.GetSubject() && slices.Equal(a.GetTeams(), b.GetTeams()) && slices.Equal(a.GetRoles(), b.GetRoles())
+}
+
 // listLoops reads every loop of parent the caller may see, up to maxLoops.
 func (p *Portal) listLoops(r *http.Request, s *session, parent string) ([]*lgv1.Loop, bool, error) {
 	ctx, cancel := p.ctx(r, s.bearer())
@@ -173,7 +180,23 @@ func (p *Portal) overview(w http.ResponseWriter, r *http.Request, s *session) {
 	var all []loopRow
 	var trunc bool
 	var at time.Time
-	if c := p.lists.get(s.id); c != nil && q.Get("fresh") == "" {
+	c := p.lists.get(s.id)
+	if c != nil && q.Get("fresh") == "" {
+		// Rows the API gave this token a few seconds ago: the API is still
+		// asked who the token is (a revoked token is refused here, as on
+		// every page), and a changed identity reads the list again.
+		ctx, cancel := p.ctx(r, s.bearer())
+		now, err := p.identity.GetCaller(ctx, &lgv1.GetCallerRequest{})
+		cancel()
+		if err != nil {
+			p.apiError(w, r, s, err)
+			return
+		}
+		if !sameIdentity(now, s.who()) {
+			c = nil
+		}
+	}
+	if c != nil && q.Get("fresh") == "" {
 		all, trunc, at = c.rows, c.trunc, c.at
 	} else {
 		loops, tr, err := p.listLoops(r, s, "teams/-")
