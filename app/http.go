@@ -126,36 +126,37 @@ func authenticateHTTP(r *http.Request, method, authorization string, authn *serv
 // for a pasted token, "HTTP GET /login/oidc/callback" for OIDC.
 func checkPortalToken(authn *server.Authenticator, core *admission.Core, lim *server.Limiters) func(*http.Request, string) error {
 	return func(r *http.Request, token string) error {
-		method := "HTTP POST /login"
-		if r.URL.Path == "/login/oidc/callback" {
-			method = "HTTP GET /login/oidc/callback"
-		}
+		// The request that brought the token: the sign-in form, the OIDC
+		// callback, or any page whose OIDC session refreshed its token.
+		method := "HTTP " + r.Method + " " + r.URL.Path
 		_, err := authenticateHTTP(r, method, "Bearer "+token, authn, core, lim)
 		switch {
 		case err == nil:
 			return nil
 		case err.retryAfter > 0:
 			return errors.New(err.msg)
-		case r.URL.Path == "/login/oidc/callback":
+		case r.URL.Path == config.OIDCCallbackPath:
 			// The reason (issuer, audience, expiry...) is in the audit
 			// trail; the person can do nothing about it but tell the
 			// operator.
 			return errors.New("this server does not accept the identity provider's token (auth.jwt and portal.oidc.bearer must agree: issuer, audience, signing keys); the reason is in the audit trail")
-		default:
+		case r.URL.Path == "/login":
 			// The API's reason speaks of loopctl and --token; it is in
 			// the audit trail. A browser gets what to do here.
 			return errors.New("the token is unknown, expired or not accepted by this server; paste a current API token (the reason is in the audit trail)")
+		default: // an OIDC session's refreshed token (logged, not shown)
+			return errors.New(err.msg)
 		}
 	}
 }
 
-// auditPortalRefusal records a portal form refused by the portal itself
-// (CSRF token or origin): action portal.form on the form's path, outcome
-// FORBIDDEN, by the signed-in subject.
-func auditPortalRefusal(core *admission.Core) func(*http.Request, string, string, string) {
-	return func(r *http.Request, subject, reason, msg string) {
+// auditPortalRefusal records what the portal refuses itself (web.Options
+// Refused): action portal.form or portal.signin on the request's path,
+// outcome FORBIDDEN, by the subject (anonymous before sign-in).
+func auditPortalRefusal(core *admission.Core) func(*http.Request, string, string, string, string) {
+	return func(r *http.Request, subject, action, reason, msg string) {
 		ctx := admission.WithCall(context.WithoutCancel(r.Context()), admission.Call{Method: "HTTP " + r.Method + " " + r.URL.Path, Source: clientHost(r)})
-		core.AuditForbidden(ctx, admission.Identity{Subject: subject}, "portal.form", r.URL.Path, reason, msg)
+		core.AuditForbidden(ctx, admission.Identity{Subject: subject}, action, r.URL.Path, reason, msg)
 	}
 }
 

@@ -244,6 +244,19 @@ func TestPortalOIDCSignIn(t *testing.T) {
 		if p := fetch(t, c, cb.String()); p.code != http.StatusBadRequest || !strings.Contains(p.body, "does not belong to this sign-in") || !strings.Contains(p.body, `id="login-error"`) {
 			t.Errorf("a forged state: %d, want 400 with #login-error\n%s", p.code, p.body)
 		}
+		// The portal's own refusal is audited (it never reached the API).
+		page, err := lgv1.NewAuditServiceClient(r.conn).ListAuditEvents(r.admin, &lgv1.ListAuditEventsRequest{Action: "portal.signin"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		audited := false
+		for _, e := range page.GetEvents() {
+			audited = audited || e.GetOutcome() == "FORBIDDEN" && e.GetResource() == config.OIDCCallbackPath &&
+				e.GetDetails().GetFields()["reason"].GetStringValue() == "OIDC_STATE_MISMATCH"
+		}
+		if !audited {
+			t.Errorf("the forged state's refusal is not audited: %v", page.GetEvents())
+		}
 		if p := fetch(t, c, base+"/"); p.code != http.StatusSeeOther {
 			t.Errorf("a forged state signed in: / is %d", p.code)
 		}

@@ -291,7 +291,7 @@ func (p *Portal) oidcStart(w http.ResponseWriter, r *http.Request) {
 	cfg, _, err := p.oidc.provider(r.Context())
 	if err != nil {
 		p.log.Warn("portal: OIDC provider unavailable", "issuer", p.oidc.opts.Issuer, "err", err)
-		p.oidcRefuse(w, r, http.StatusServiceUnavailable, "Sign-in with "+p.oidc.host+" is unavailable: the identity provider could not be reached. Sign in with an API token below, or try again in a minute.")
+		p.oidcRefuse(w, r, http.StatusServiceUnavailable, "", "Sign-in with "+p.oidc.host+" is unavailable: the identity provider could not be reached. Sign in with an API token below, or try again in a minute.")
 		return
 	}
 	if c, err := r.Cookie(OIDCCookieName); err == nil && len(c.Value) <= 64 {
@@ -315,18 +315,18 @@ func (p *Portal) oidcCallback(w http.ResponseWriter, r *http.Request) {
 	c, err := r.Cookie(OIDCCookieName)
 	p.clearOIDCCookie(w)
 	if err != nil || len(c.Value) > 64 {
-		p.oidcRefuse(w, r, http.StatusBadRequest, "This sign-in was not started in this browser (or its cookie was lost). Start again with the button below.")
+		p.oidcRefuse(w, r, http.StatusBadRequest, "OIDC_NO_PENDING_SIGNIN", "This sign-in was not started in this browser (or its cookie was lost). Start again with the button below.")
 		return
 	}
 	pl := o.pending.take(c.Value)
 	if pl == nil {
-		p.oidcRefuse(w, r, http.StatusBadRequest, "This sign-in has expired or was already completed. Start again with the button below.")
+		p.oidcRefuse(w, r, http.StatusBadRequest, "OIDC_SIGNIN_EXPIRED_OR_USED", "This sign-in has expired or was already completed. Start again with the button below.")
 		return
 	}
 	state := q.Get("state")
 	if len(state) > oidcMaxParamSize || subtle.ConstantTimeCompare([]byte(state), []byte(pl.state)) != 1 {
 		p.log.Warn("portal: OIDC callback refused (state mismatch)", "source", r.RemoteAddr)
-		p.oidcRefuse(w, r, http.StatusBadRequest, "The identity provider's answer does not belong to this sign-in (its state does not match). Start again with the button below.")
+		p.oidcRefuse(w, r, http.StatusBadRequest, "OIDC_STATE_MISMATCH", "The identity provider's answer does not belong to this sign-in (its state does not match). Start again with the button below.")
 		return
 	}
 	if e := q.Get("error"); e != "" {
@@ -338,18 +338,18 @@ func (p *Portal) oidcCallback(w http.ResponseWriter, r *http.Request) {
 		if e == "access_denied" {
 			code = http.StatusForbidden
 		}
-		p.oidcRefuse(w, r, code, msg+".")
+		p.oidcRefuse(w, r, code, "OIDC_PROVIDER_REFUSED", msg+".")
 		return
 	}
 	authCode := q.Get("code")
 	if authCode == "" || len(authCode) > oidcMaxParamSize {
-		p.oidcRefuse(w, r, http.StatusBadRequest, "The identity provider's answer has no authorization code. Start again with the button below.")
+		p.oidcRefuse(w, r, http.StatusBadRequest, "OIDC_NO_CODE", "The identity provider's answer has no authorization code. Start again with the button below.")
 		return
 	}
 	cfg, verifier, err := o.provider(r.Context())
 	if err != nil {
 		p.log.Warn("portal: OIDC provider unavailable", "issuer", o.opts.Issuer, "err", err)
-		p.oidcRefuse(w, r, http.StatusServiceUnavailable, "Sign-in with "+o.host+" is unavailable: the identity provider could not be reached. Sign in with an API token below, or try again in a minute.")
+		p.oidcRefuse(w, r, http.StatusServiceUnavailable, "", "Sign-in with "+o.host+" is unavailable: the identity provider could not be reached. Sign in with an API token below, or try again in a minute.")
 		return
 	}
 	ctx, cancel := context.WithTimeout(oidc.ClientContext(r.Context(), o.client), oidcExchangeTimeout)
@@ -357,34 +357,34 @@ func (p *Portal) oidcCallback(w http.ResponseWriter, r *http.Request) {
 	tok, err := cfg.Exchange(ctx, authCode, oauth2.VerifierOption(pl.verifier))
 	if err != nil {
 		p.logExchangeError(err)
-		p.oidcRefuse(w, r, http.StatusBadGateway, "The identity provider did not complete the sign-in (the authorization code could not be exchanged for tokens). Start again with the button below.")
+		p.oidcRefuse(w, r, http.StatusBadGateway, "OIDC_CODE_EXCHANGE_FAILED", "The identity provider did not complete the sign-in (the authorization code could not be exchanged for tokens). Start again with the button below.")
 		return
 	}
 	rawID, _ := tok.Extra("id_token").(string)
 	if rawID == "" {
-		p.oidcRefuse(w, r, http.StatusBadGateway, "The identity provider sent no ID token (is the openid scope allowed for this client?).")
+		p.oidcRefuse(w, r, http.StatusBadGateway, "OIDC_NO_ID_TOKEN", "The identity provider sent no ID token (is the openid scope allowed for this client?).")
 		return
 	}
 	idt, err := verifier.Verify(ctx, rawID)
 	if err != nil {
 		p.log.Warn("portal: OIDC ID token refused", "err", err, "source", r.RemoteAddr)
-		p.oidcRefuse(w, r, http.StatusUnauthorized, "The identity provider's ID token could not be verified; the reason is in the server log.")
+		p.oidcRefuse(w, r, http.StatusUnauthorized, "OIDC_ID_TOKEN_INVALID", "The identity provider's ID token could not be verified; the reason is in the server log.")
 		return
 	}
 	if subtle.ConstantTimeCompare([]byte(idt.Nonce), []byte(pl.nonce)) != 1 {
 		p.log.Warn("portal: OIDC ID token refused (nonce mismatch)", "source", r.RemoteAddr)
-		p.oidcRefuse(w, r, http.StatusUnauthorized, "The identity provider's ID token does not belong to this sign-in (its nonce does not match). Start again with the button below.")
+		p.oidcRefuse(w, r, http.StatusUnauthorized, "OIDC_NONCE_MISMATCH", "The identity provider's ID token does not belong to this sign-in (its nonce does not match). Start again with the button below.")
 		return
 	}
 	bearer, err := o.bearerOf(tok, rawID, idt)
 	if err != nil {
 		p.log.Warn("portal: OIDC tokens refused", "err", err, "source", r.RemoteAddr)
-		p.oidcRefuse(w, r, http.StatusUnauthorized, "The identity provider's tokens could not be used: "+err.Error()+".")
+		p.oidcRefuse(w, r, http.StatusUnauthorized, "OIDC_TOKENS_UNUSABLE", "The identity provider's tokens could not be used: "+err.Error()+".")
 		return
 	}
 	s, msg := p.signIn(w, r, bearer, tok)
 	if s == nil {
-		p.oidcRefuse(w, r, http.StatusUnauthorized, "Sign-in with "+o.host+" failed: "+msg)
+		p.oidcRefuse(w, r, http.StatusUnauthorized, "", "Sign-in with "+o.host+" failed: "+msg)
 		return
 	}
 	// The session cookie is SameSite=Strict, and this response ends a
@@ -508,7 +508,13 @@ func (p *Portal) freshen(r *http.Request, s *session) bool {
 
 // oidcRefuse shows the login page (both ways to sign in) with why the
 // OIDC sign-in did not happen.
-func (p *Portal) oidcRefuse(w http.ResponseWriter, r *http.Request, code int, msg string) {
+//
+// reason, when not "", names a refusal of the callback (an answer that
+// does not verify, or the provider's refusal), audited as portal.signin.
+func (p *Portal) oidcRefuse(w http.ResponseWriter, r *http.Request, code int, reason, msg string) {
+	if reason != "" {
+		p.refuse(r, "", "portal.signin", reason, msg)
+	}
 	p.render(w, r, code, "login", p.newLoginView(msg), nil)
 }
 

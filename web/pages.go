@@ -61,9 +61,16 @@ func (p *Portal) loginPage(w http.ResponseWriter, r *http.Request) {
 
 func (p *Portal) login(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
-	if err := r.ParseForm(); err != nil || !sameOrigin(r) {
+	if err := r.ParseForm(); err != nil {
+		p.render(w, r, http.StatusRequestEntityTooLarge, "error", errorView{Title: "Form too large",
+			Reason: "The sign-in form could not be read (at most 64 KiB); paste only the token and send it again."}, nil)
+		return
+	}
+	if !sameOrigin(r) {
 		p.log.Warn("portal: sign-in form refused (origin check failed)", "source", r.RemoteAddr)
-		p.render(w, r, http.StatusForbidden, "error", errorView{Title: "Not allowed", Reason: "The form could not be verified."}, nil)
+		p.refuse(r, "", "portal.signin", "CROSS_ORIGIN", "the sign-in form was sent from another origin (Origin or Referer header)")
+		p.render(w, r, http.StatusForbidden, "error", errorView{Title: "Not allowed",
+			Reason: "The sign-in form was not sent from this portal (its Origin or Referer names another site). Open the portal's own sign-in page and sign in there."}, nil)
 		return
 	}
 	token := strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(r.PostFormValue("token")), "Bearer "))

@@ -46,11 +46,13 @@ type Options struct {
 	Dial []grpc.DialOption
 	// Secure marks the session cookie Secure (the HTTP listener is TLS).
 	Secure bool
-	// Refused, when set, records a form the portal refused itself (its
-	// CSRF or origin check failed) in the audit trail: r, the signed-in
-	// subject, a reason (UPPER_SNAKE) and a message. The API audits
-	// everything it refuses; these never reach the API.
-	Refused func(r *http.Request, subject, reason, msg string)
+	// Refused, when set, records in the audit trail what the portal refuses
+	// itself, which never reaches the API (the API audits everything it
+	// refuses): action portal.form (a form whose CSRF or origin check
+	// failed) or portal.signin (a sign-in form from another origin, an
+	// OIDC callback that does not verify), the subject ("" before sign-in),
+	// a reason (UPPER_SNAKE) and a message.
+	Refused func(r *http.Request, subject, action, reason, msg string)
 	// Log receives warnings (CSRF refusals); nil discards.
 	Log *slog.Logger
 	// MaxSessions bounds the in-memory sessions (0: 10,000).
@@ -77,7 +79,7 @@ type Options struct {
 type Portal struct {
 	checkToken func(r *http.Request, token string) error
 	oidc       *oidcLogin // nil: no OIDC sign-in
-	refused    func(r *http.Request, subject, reason, msg string)
+	refused    func(r *http.Request, subject, action, reason, msg string)
 	conn       *grpc.ClientConn
 	loops      lgv1.LoopServiceClient
 	identity   lgv1.IdentityServiceClient
@@ -221,9 +223,7 @@ func (p *Portal) authed(h func(http.ResponseWriter, *http.Request, *session)) ht
 					reason, msg = "CROSS_ORIGIN", "the form was sent from another origin (Origin or Referer header)"
 				}
 				p.log.Warn("portal: form refused", "reason", reason, "path", r.URL.Path, "subject", s.who().GetSubject(), "source", r.RemoteAddr)
-				if p.refused != nil {
-					p.refused(r, s.who().GetSubject(), reason, msg)
-				}
+				p.refuse(r, s.who().GetSubject(), "portal.form", reason, msg)
 				p.render(w, r, http.StatusForbidden, "error", errorView{Title: "Not allowed", Reason: "The form could not be verified (it was not sent from this portal, or the page was too old). Reload the page and try again."}, s)
 				return
 			}
@@ -309,6 +309,13 @@ func errText(err error) string {
 		return st.Message()
 	}
 	return err.Error()
+}
+
+// refuse records a refusal of the portal's own (Options.Refused).
+func (p *Portal) refuse(r *http.Request, subject, action, reason, msg string) {
+	if p.refused != nil {
+		p.refused(r, subject, action, reason, msg)
+	}
 }
 
 // clip bounds a string from a query or form.
