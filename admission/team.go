@@ -6,7 +6,6 @@ import (
 	"sort"
 
 	"github.com/loopgate/loopgate/catalog"
-	"github.com/loopgate/loopgate/loop"
 	"github.com/loopgate/loopgate/store"
 )
 
@@ -19,8 +18,8 @@ type TeamReport struct {
 	Team catalog.Team
 	// Loops counts every loop of the team, deleting ones included.
 	Loops int
-	// Partitions sums Status.Partitions over the loops not being deleted:
-	// the figure policy compares with Team.MaxPartitions.
+	// Partitions is the figure policy compares with Team.MaxPartitions
+	// (Store.TeamPartitions: the loops not being deleted).
 	Partitions int64
 	// LargestLoop has the most partitions (LargestPartitions) and
 	// HighestThroughputLoop the highest declared steady throughput
@@ -43,7 +42,7 @@ type Money struct {
 }
 
 // Team reports team's limits and usage. The caller was authorized for it
-// ("team.read"). A team that is not in the catalog is not found.
+// ("team.get"). A team that is not in the catalog is not found.
 func (c *Core) Team(ctx context.Context, team string) (*TeamReport, error) {
 	t, ok := c.Catalog.Team(team)
 	if !ok {
@@ -51,6 +50,10 @@ func (c *Core) Team(ctx context.Context, team string) (*TeamReport, error) {
 	}
 	t.UsedPartitions = 0
 	r := &TeamReport{Team: t}
+	var err error
+	if r.Partitions, err = c.Store.TeamPartitions(ctx, team, ""); err != nil {
+		return nil, err
+	}
 	costs := map[string]float64{}
 	opts := store.ListOptions{Team: team, PageSize: store.MaxPageSize}
 	for {
@@ -60,11 +63,10 @@ func (c *Core) Team(ctx context.Context, team string) (*TeamReport, error) {
 		}
 		for _, l := range loops {
 			r.Loops++
-			if l.Status.State == loop.StateDeleting {
+			if !l.Metadata.DeleteTime.IsZero() { // as TeamPartitions counts
 				continue
 			}
 			name := l.Metadata.ResourceName()
-			r.Partitions += int64(l.Status.Partitions)
 			if l.Status.Partitions > r.LargestPartitions {
 				r.LargestLoop, r.LargestPartitions = name, l.Status.Partitions
 			}

@@ -99,25 +99,12 @@ func Derive(l *loop.Loop, cl catalog.Cluster) Resources {
 			Permission:   PermissionAllow,
 		}] = struct{}{}
 	}
-	rate := peakRate(spec.Throughput)
-	quotas := map[string]*Quota{}
-	quota := func(principal string) *Quota {
-		q := quotas[principal]
-		if q == nil {
-			q = &Quota{Principal: principal}
-			quotas[principal] = q
-		}
-		return q
-	}
 	for _, p := range spec.Producers {
 		for _, s := range p.Streams {
 			if t, ok := topicOf[s]; ok {
 				add(p.Principal, ResourceTopic, t, OpWrite)
 				add(p.Principal, ResourceTopic, t, OpDescribe)
 			}
-		}
-		if rate > 0 && isUserPrincipal(p.Principal) {
-			quota(p.Principal).ProducerByteRate = rate
 		}
 	}
 	for _, c := range spec.Consumers {
@@ -130,9 +117,6 @@ func Derive(l *loop.Loop, cl catalog.Cluster) Resources {
 		if c.Group != "" {
 			add(c.Principal, ResourceGroup, c.Group, OpRead)
 		}
-		if rate > 0 && isUserPrincipal(c.Principal) {
-			quota(c.Principal).ConsumerByteRate = rate
-		}
 	}
 	if cl.Observer != "" && spec.Action != nil {
 		if t, ok := topicOf[spec.Action.Stream]; ok {
@@ -143,8 +127,10 @@ func Derive(l *loop.Loop, cl catalog.Cluster) Resources {
 	for a := range acls {
 		res.ACLs = append(res.ACLs, a)
 	}
-	for _, q := range quotas {
-		res.Quotas = append(res.Quotas, *q)
+	for _, p := range spec.Principals() {
+		if q, ok := QuotaOf(l, p); ok {
+			res.Quotas = append(res.Quotas, q)
+		}
 	}
 	res.Sort()
 	return res
@@ -207,9 +193,9 @@ func peakRate(tp loop.Throughput) int64 {
 	return int64(math.Ceil(float64(tp.BytesPerSecond) * math.Max(tp.PeakFactor, 1)))
 }
 
-// QuotaOf is the client quota Derive sets for principal in l (the same
-// rule: the loop's peak rate as producer and/or consumer byte rate, for
-// "User:" principals only); ok is false when it gets none.
+// QuotaOf is the client quota Derive sets for principal in l: the loop's
+// peak rate as producer and/or consumer byte rate, for "User:" principals
+// only; ok is false when it gets none.
 func QuotaOf(l *loop.Loop, principal string) (q Quota, ok bool) {
 	rate := peakRate(l.Spec.Throughput)
 	if rate == 0 || !isUserPrincipal(principal) {

@@ -102,7 +102,7 @@ func batchResourcesOf(req any, resource string) ([]admission.Resource, error) {
 			name = item.Get(nf).String()
 		}
 		team, _, ok := admission.ParseLoopName(name)
-		if ok && team != admission.AnyTeam && len(name) <= 512 {
+		if ok && team != admission.AnyTeam && len(name) <= maxResourceName {
 			out[i] = admission.Resource{Team: team, Name: name}
 			continue
 		}
@@ -110,8 +110,8 @@ func batchResourcesOf(req any, resource string) ([]admission.Resource, error) {
 			problems = append(problems, loop.FieldError{Field: batchItemsField, Message: "more items have names that are not loop names"})
 			break
 		}
-		if len(name) > 512 {
-			name = clipTo(name, 512) + "…"
+		if len(name) > maxResourceName {
+			name = clipTo(name, maxResourceName) + "…"
 		}
 		problems = append(problems, loop.FieldError{Field: fmt.Sprintf("%s[%d].name", batchItemsField, i),
 			Message: fmt.Sprintf("%q is not a loop name: want teams/{team}/loops/{loop}", name)})
@@ -121,6 +121,9 @@ func batchResourcesOf(req any, resource string) ([]admission.Resource, error) {
 	}
 	return out, nil
 }
+
+// maxResourceName bounds a resource name in a request (longer is invalid).
+const maxResourceName = 512
 
 // resourceFields are the request fields that name the resource, in the
 // order they are looked for. "resource" is the audit filter.
@@ -157,12 +160,12 @@ func resourceOf(req any) (admission.Resource, error) {
 	if name == "" {
 		return admission.Resource{}, nil
 	}
-	if strings.HasPrefix(name, "policy/decisions/") && len(name) <= 512 {
+	if strings.HasPrefix(name, "policy/decisions/") && len(name) <= maxResourceName {
 		// A decision is about a loop of some team, known once it is read:
 		// authorized as a listing across teams, scoped by the handler.
 		return admission.Resource{Name: name, Team: admission.AnyTeam}, nil
 	}
-	if strings.HasPrefix(name, "policy/") && len(name) <= 512 {
+	if strings.HasPrefix(name, "policy/") && len(name) <= maxResourceName {
 		return admission.Resource{Name: name}, nil // not a team's: the rule's roles decide
 	}
 	rest, ok := strings.CutPrefix(name, "teams/")
@@ -172,9 +175,9 @@ func resourceOf(req any) (admission.Resource, error) {
 		// only team resources are visible to team members.
 		return admission.Resource{Name: name}, nil
 	}
-	if !ok || team == "" || len(name) > 512 {
-		if len(name) > 512 {
-			name = name[:512] + "…"
+	if !ok || team == "" || len(name) > maxResourceName {
+		if len(name) > maxResourceName {
+			name = clipTo(name, maxResourceName) + "…"
 		}
 		return admission.Resource{}, &admission.InvalidError{Resource: name, Problems: loop.FieldErrors{{
 			Field: field, Message: fmt.Sprintf("%q is not a resource name: want teams/{team}/...", name)}}}

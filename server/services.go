@@ -322,7 +322,7 @@ func (s *auditService) ListAuditEvents(ctx context.Context, req *lgv1.ListAuditE
 		if !ok || team == "" {
 			return nil, invalidField("auditEvents", "parent", fmt.Sprintf("%q is not a team: want teams/{team}", clipTo(p, 256)))
 		}
-		if r := f.Resource; r != "" && r != p && !strings.HasPrefix(r, p+"/") {
+		if r := f.Resource; len(r) > maxResourceName || r != "" && r != p && !strings.HasPrefix(r, p+"/") {
 			return nil, invalidField("auditEvents", "resource", fmt.Sprintf("%q is not a resource of %s", clipTo(r, 256), p))
 		}
 		f.Team = team
