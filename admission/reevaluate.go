@@ -2,6 +2,7 @@ package admission
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -46,6 +47,12 @@ func (c *Core) ReevaluateAll(ctx context.Context) (ReevaluateResult, error) {
 	if err != nil {
 		return res, err
 	}
+	// The activation this pass follows (recorded with it: NeedsReevaluation
+	// compares sequence numbers, not two clocks).
+	activationSeq, err := c.latestActivationSeq(ctx)
+	if err != nil {
+		return res, err
+	}
 	token := ""
 	for {
 		page, next, err := c.Store.ListLoops(ctx, store.ListOptions{PageSize: store.MaxPageSize, PageToken: token})
@@ -76,7 +83,7 @@ func (c *Core) ReevaluateAll(ctx context.Context) (ReevaluateResult, error) {
 			// Recorded last: a pass cut short (a crash, an error) leaves no
 			// event, so NeedsReevaluation asks for it again at start-up.
 			ev := eventFor(id, ActionReevaluated, "policy/bundles/"+res.BundleVersion, "", audit.OutcomeOK,
-				map[string]any{"loops": res.Loops, "nonCompliant": res.NonCompliant, "changed": res.Changed})
+				map[string]any{"loops": res.Loops, "nonCompliant": res.NonCompliant, "changed": res.Changed, "activationSeq": activationSeq})
 			if err := c.audit(ctx, ev); err != nil {
 				return res, fmt.Errorf("recording the re-evaluation: %w", err)
 			}
@@ -88,8 +95,8 @@ func (c *Core) ReevaluateAll(ctx context.Context) (ReevaluateResult, error) {
 
 // NeedsReevaluation reports whether the loops are owed a re-evaluation
 // against the active bundle: none completed for its revision (a new
-// built-in bundle after an upgrade, or a pass a crash cut short), or the
-// last activation came after the last one that did.
+// built-in bundle after an upgrade, or a pass a crash cut short), or a
+// bundle was activated after the activation the last pass followed.
 func (c *Core) NeedsReevaluation(ctx context.Context) (bool, error) {
 	evs, err := c.Store.ListAudit(ctx, store.AuditFilter{Action: ActionReevaluated, Actor: PolicyActor, Newest: true, PageSize: 1})
 	if err != nil {
@@ -98,11 +105,27 @@ func (c *Core) NeedsReevaluation(ctx context.Context) (bool, error) {
 	if len(evs) == 0 || evs[0].Resource != "policy/bundles/"+c.Policy.Revision() {
 		return true, nil
 	}
-	acts, err := c.Store.ListPolicyActivations(ctx, store.ActivationFilter{Limit: 1})
+	var last struct {
+		ActivationSeq *int64 `json:"activationSeq"`
+	}
+	if json.Unmarshal(evs[0].Details, &last) != nil || last.ActivationSeq == nil {
+		return true, nil // recorded without it: owed, to be sure
+	}
+	seq, err := c.latestActivationSeq(ctx)
 	if err != nil {
 		return false, err
 	}
-	return len(acts) > 0 && acts[0].Time.After(evs[0].Time), nil
+	return seq > *last.ActivationSeq, nil
+}
+
+// latestActivationSeq is the sequence number of the latest bundle
+// activation or rollback (0 when there was none).
+func (c *Core) latestActivationSeq(ctx context.Context) (int64, error) {
+	acts, err := c.Store.ListPolicyActivations(ctx, store.ActivationFilter{Limit: 1})
+	if err != nil || len(acts) == 0 {
+		return 0, err
+	}
+	return acts[0].Seq, nil
 }
 
 // compliance is l's PolicyCompliant condition under the active bundle, and

@@ -388,7 +388,6 @@ func TestNeedsReevaluation(t *testing.T) {
 	if err != nil || len(evs) != 1 || evs[0].Resource != "policy/bundles/"+c.Policy.Revision() || evs[0].Actor != PolicyActor {
 		t.Errorf("recorded passes %+v, %v", evs, err)
 	}
-	time.Sleep(2 * time.Millisecond)
 	putBundles(t, st, "later")
 	putActivations(t, st, "later")
 	if !owed() {
