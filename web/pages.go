@@ -17,6 +17,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	lgv1 "github.com/loopgate/loopgate/gen/loopgate/v1"
+	"github.com/loopgate/loopgate/loop"
 )
 
 // maxLoops bounds how many loops the overview and team pages read.
@@ -588,8 +589,10 @@ type principalView struct {
 func (v principalView) title() string { return "Principal " + v.Name }
 
 func (p *Portal) principalPage(w http.ResponseWriter, r *http.Request, s *session) {
-	team, name := r.PathValue("team"), strings.TrimPrefix(r.PathValue("name"), "User:")
-	if !validName.MatchString(team) || !validName.MatchString(name) {
+	// Principal names are Kafka's (upper case, '_', '.', up to 128 bytes),
+	// not loop names.
+	team, name := r.PathValue("team"), loop.PrincipalName(r.PathValue("name"))
+	if !validName.MatchString(team) || !loop.ValidPrincipalName(name) {
 		p.notFound(w, r, s)
 		return
 	}
@@ -811,7 +814,6 @@ func init() {
 		}
 		return name
 	}
-	funcs["teamOf"] = func(name string) string { t, _ := splitLoopName(name); return t }
 	funcs["principalHref"] = func(name string) string {
 		// teams/{team}/principals/{name}
 		parts := strings.Split(name, "/")
@@ -820,5 +822,4 @@ func init() {
 		}
 		return ""
 	}
-	funcs["lastPart"] = func(name string) string { return name[strings.LastIndex(name, "/")+1:] }
 }

@@ -45,7 +45,6 @@ var funcs = template.FuncMap{
 		return s + "/s"
 	},
 	"join": strings.Join,
-	"user": func(p string) string { return strings.TrimPrefix(p, "User:") },
 	"dash": func(s string) string {
 		if s == "" {
 			return "—"
