@@ -2,6 +2,7 @@ package telemetry
 
 import (
 	"slices"
+	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
@@ -17,7 +18,7 @@ const LoopLabel = "loop"
 type loopCapped struct {
 	inner   prometheus.Collector
 	max     int
-	dropped counter // loops left out at the last scrape
+	dropped atomic.Int64 // loops left out at the last scrape
 }
 
 func (c *loopCapped) Describe(ch chan<- *prometheus.Desc) { c.inner.Describe(ch) }

@@ -12,7 +12,6 @@ package telemetry
 
 import (
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -168,9 +167,6 @@ func New(opts Options) *Metrics {
 // Registry is the registry /metrics serves.
 func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
 
-// MaxLoopSeries is the cap on loops with per-loop series.
-func (m *Metrics) MaxLoopSeries() int { return m.maxLoops }
-
 // Register adds a collector to the registry /metrics serves — the hook for
 // per-loop collectors (latency, lag, SLO, cost). Series with a "loop"
 // label are capped: when more than MaxLoopSeries distinct loops have
@@ -288,6 +284,3 @@ func (l *loopStates) Collect(ch chan<- prometheus.Metric) {
 		}
 	}
 }
-
-// counter is a tiny atomic used by loopCapped.
-type counter = atomic.Int64

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/loopgate/loopgate/internal/utf8clip"
 )
 
 // Defaults of readiness checking.
@@ -71,15 +73,6 @@ func NewReadiness(ttl, timeout time.Duration, checks ...Check) *Readiness {
 
 // Add appends a check (before serving).
 func (r *Readiness) Add(c Check) { r.checks = append(r.checks, c) }
-
-// Names are the checks' names in order.
-func (r *Readiness) Names() []string {
-	out := make([]string, len(r.checks))
-	for i, c := range r.checks {
-		out[i] = c.Name
-	}
-	return out
-}
 
 // SetDraining marks the process as shutting down: it is not ready any more,
 // whatever the checks say.
@@ -264,9 +257,5 @@ func (r *Readiness) ReadyzHandler(details Gate) http.Handler {
 }
 
 func oneLine(s string) string {
-	s = strings.ReplaceAll(s, "\n", " ")
-	if len(s) > 300 {
-		s = s[:300] + "…"
-	}
-	return s
+	return utf8clip.WithEllipsis(strings.ReplaceAll(s, "\n", " "), 300, "…")
 }
