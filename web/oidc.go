@@ -32,10 +32,13 @@ const (
 // sign-in (Path=/login/oidc, 10 minutes).
 const OIDCCookieName = "loopgate_oidc"
 
+// oidcDiscoveryTimeout bounds reading the provider's discovery document
+// and keys (a variable so that tests can shorten it).
+var oidcDiscoveryTimeout = 5 * time.Second
+
 // Bounds of the OIDC flow.
 const (
-	oidcDiscoveryTimeout = 5 * time.Second
-	oidcExchangeTimeout  = 10 * time.Second
+	oidcExchangeTimeout = 10 * time.Second
 	// oidcRetryAfter is how long a failed discovery is remembered: the
 	// login page says the provider is unavailable and a click within it
 	// does not wait for the provider again.
