@@ -462,14 +462,26 @@ func (p *Portal) loopPage(w http.ResponseWriter, r *http.Request, s *session) {
 	// caller may approve (it decides by role, team and self-approval).
 	if st.GetState() == lgv1.Loop_PENDING_APPROVAL {
 		v.ReviewNote = "You may not review this request."
-		if ar, err := p.loops.ListApprovals(ctx, &lgv1.ListApprovalsRequest{Parent: "teams/" + team, PageSize: 1000}); err == nil {
+		// Every page of the team's pending loops until this one is found
+		// (at most maxLoops, as the overview).
+		tok := ""
+		for read := 0; read < maxLoops && !v.CanReview; {
+			ar, err := p.loops.ListApprovals(ctx, &lgv1.ListApprovalsRequest{Parent: "teams/" + team, PageSize: 1000, PageToken: tok})
+			if err != nil {
+				if denied(err) {
+					v.ReviewNote = "You may not review this request: " + errText(err)
+				}
+				break
+			}
 			for _, al := range ar.GetLoops() {
 				if al.GetName() == full {
 					v.CanReview, v.ReviewNote = true, ""
 				}
 			}
-		} else if denied(err) {
-			v.ReviewNote = "You may not review this request: " + errText(err)
+			read += len(ar.GetLoops())
+			if tok = ar.GetNextPageToken(); tok == "" {
+				break
+			}
 		}
 	}
 	if s.hasRole("security-reviewer", "admin") {
