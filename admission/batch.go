@@ -545,7 +545,7 @@ func (c *Core) stage(ctx context.Context, id Identity, it BatchItem, pending int
 		if err != nil {
 			return nil, err
 		}
-		return &staged{next: l, specChanged: true, p: p, partitions: int64(partitionsOf(p))}, nil
+		return &staged{next: l, specChanged: true, p: p, partitions: int64(p.derived.Partitions())}, nil
 	case err != nil:
 		return nil, fmt.Errorf("loop %s: %w", m.Key(), err)
 	}
@@ -569,18 +569,9 @@ func (c *Core) stage(ctx context.Context, id Identity, it BatchItem, pending int
 	}
 	s := &staged{cur: cur, next: &next, specChanged: specChanged, p: p}
 	if specChanged {
-		s.partitions = int64(partitionsOf(p)) - int64(cur.Status.Partitions)
+		s.partitions = int64(p.derived.Partitions()) - int64(cur.Status.Partitions)
 	}
 	return s, nil
-}
-
-// partitionsOf sums the partitions of a decided loop's topics.
-func partitionsOf(p *prepared) int32 {
-	var n int32
-	for _, t := range p.derived.Topics {
-		n += t.Partitions
-	}
-	return n
 }
 
 // applyAtomic admits every item in one transaction, or none (see

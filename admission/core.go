@@ -346,7 +346,7 @@ func (c *Core) prepareIn(ctx context.Context, id Identity, op string, l, previou
 		return nil, err
 	}
 	in := policy.Input{
-		Operation: op, Loop: l, Previous: previous, Derived: derived, Cost: forecast(l, cl),
+		Operation: op, Loop: l, Previous: previous, Derived: derived, Cost: forecast(l, cl, derived.Partitions()),
 		Team: team, Cluster: cl, Regions: c.Catalog.Regions(), Actor: actor(id),
 		Waivers: waivers,
 	}
@@ -537,10 +537,7 @@ func admitStatus(prev loop.Status, l *loop.Loop, p *prepared, id Identity, now t
 	if st.Cluster == "" {
 		st.Cluster = p.cluster.Name
 	}
-	st.Partitions = 0
-	for _, t := range p.derived.Topics {
-		st.Partitions += t.Partitions
-	}
+	st.Partitions = p.derived.Partitions()
 	msg := "allowed by policy"
 	if n := len(d.Warn); n > 0 {
 		msg = fmt.Sprintf("allowed by policy with %d warning(s)", n)

@@ -453,11 +453,7 @@ func evalOne(ctx context.Context, engine *policy.Engine, cat *catalog.Catalog, f
 	}
 	team.UsedPartitions = f.usedPartitions
 	derived := provisioning.Derive(l, cl)
-	var parts int32
-	for _, t := range derived.Topics {
-		parts += t.Partitions
-	}
-	forecast := cost.Forecast(cost.ForLoop(&l.Spec, parts, cl))
+	forecast := cost.Forecast(cost.ForLoop(&l.Spec, derived.Partitions(), cl))
 	in := policy.Input{
 		Operation: op,
 		Loop:      l,

@@ -9,6 +9,15 @@ import (
 	"strings"
 )
 
+// Partitions is the partition count of all of r's topics.
+func (r *Resources) Partitions() int32 {
+	var n int32
+	for _, t := range r.Topics {
+		n += t.Partitions
+	}
+	return n
+}
+
 // Sort puts the resources in their canonical order: topics by name, ACLs by
 // resource then principal then operation, quotas by principal.
 func (r *Resources) Sort() {

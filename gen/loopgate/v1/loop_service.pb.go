@@ -1073,8 +1073,8 @@ type LoopStatus struct {
 	// model, from the declared throughput, retention, partitions and fan-out.
 	Cost *CostForecast `protobuf:"bytes,17,opt,name=cost,proto3" json:"cost,omitempty"`
 	// The partitions of the loop's topics as admitted (declared or derived,
-	// external streams left out): what counts against the team's partition
-	// limits (GetTeam).
+	// one topic per stream): what counts against the team's partition limits
+	// (GetTeam).
 	Partitions    int32 `protobuf:"varint,18,opt,name=partitions,proto3" json:"partitions,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
