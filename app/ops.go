@@ -222,17 +222,28 @@ type metricsGate struct {
 
 const metricsAction = "metrics.read"
 
-func (g *metricsGate) Allowed(r *http.Request) bool {
-	if g.scrape != nil && g.scrape.Allowed(r) {
-		return true
+// Check lets in Prometheus's scrape token, or an API credential whose
+// identity may read metrics (metrics.read): otherwise 401, with the reason
+// (no valid credential; too many failures from this address, with
+// Retry-After; or an identity that may not read metrics).
+func (g *metricsGate) Check(r *http.Request) error {
+	if g.scrape != nil && g.scrape.Check(r) == nil {
+		return nil
 	}
 	method := "HTTP " + r.Method + " " + r.URL.Path
-	id, err := authenticateHTTP(r, method, r.Header.Get("Authorization"), g.authn, g.core, g.lim)
-	if err != nil {
-		return false
+	id, aerr := authenticateHTTP(r, method, r.Header.Get("Authorization"), g.authn, g.core, g.lim)
+	if aerr != nil {
+		if aerr.retryAfter > 0 {
+			return &telemetry.Refusal{Status: http.StatusUnauthorized, Message: "unauthorized: " + aerr.msg, RetryAfter: aerr.retryAfter}
+		}
+		return &telemetry.Refusal{Status: http.StatusUnauthorized,
+			Message: "unauthorized: " + r.URL.Path + " needs the scrape token of metrics.tokenFile or an API token of an admin or auditor (" + aerr.msg + ")"}
 	}
 	ctx := admission.WithCall(r.Context(), admission.Call{Method: method, Source: clientHost(r)})
-	return g.core.Authorize(ctx, id, metricsAction, admission.Resource{Name: strings.TrimPrefix(r.URL.Path, "/")}) == nil
+	if err := g.core.Authorize(ctx, id, metricsAction, admission.Resource{Name: strings.TrimPrefix(r.URL.Path, "/")}); err != nil {
+		return &telemetry.Refusal{Status: http.StatusUnauthorized, Message: "unauthorized: " + err.Error()}
+	}
+	return nil
 }
 
 // gate is the Gate of /metrics and /readyz for cfg (nil: open).

@@ -406,8 +406,8 @@ func TestMetricsAccess(t *testing.T) {
 	if code, _ := httpGet(t, base+"/metrics", ""); code != http.StatusUnauthorized {
 		t.Errorf("/metrics without a token: %d, want 401", code)
 	}
-	if code, _ := httpGet(t, base+"/metrics", demoToken(t, "growth")); code != http.StatusUnauthorized {
-		t.Errorf("/metrics with a team member's token: %d, want 401", code)
+	if code, body := httpGet(t, base+"/metrics", demoToken(t, "growth")); code != http.StatusUnauthorized || !strings.Contains(body, "may not read /metrics") {
+		t.Errorf("/metrics with a team member's token: %d %q, want 401 saying the caller may not read /metrics", code, body)
 	}
 	for who, tok := range map[string]string{"the scrape token": "scrape-secret", "an admin's token": r.token, "an auditor's token": demoToken(t, "auditor")} {
 		if code, body := httpGet(t, base+"/metrics", tok); code != http.StatusOK || !strings.Contains(body, "loopgate_api_requests_total") && !strings.Contains(body, "loopgate_loops") {

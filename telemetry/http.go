@@ -4,8 +4,10 @@ import (
 	"crypto/subtle"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -14,9 +16,36 @@ import (
 )
 
 // Gate decides whether an HTTP request may read what it guards (/metrics,
-// /readyz's reasons). A nil Gate lets everyone in.
+// /readyz's reasons): nil, or a *Refusal saying why not. A nil Gate lets
+// everyone in.
 type Gate interface {
-	Allowed(r *http.Request) bool
+	Check(r *http.Request) error
+}
+
+// Refusal is a Gate's answer to a request it does not let in: the HTTP
+// status, what to tell the caller (why), and, for a caller refused for too
+// many failed attempts, when to retry (Retry-After).
+type Refusal struct {
+	Status     int
+	Message    string
+	RetryAfter time.Duration
+}
+
+func (r *Refusal) Error() string { return r.Message }
+
+// writeRefusal answers err (a *Refusal, else 401) on w.
+func writeRefusal(w http.ResponseWriter, err error) {
+	ref, ok := err.(*Refusal)
+	if !ok {
+		ref = &Refusal{Status: http.StatusUnauthorized, Message: err.Error()}
+	}
+	if ref.Status == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="loopgate metrics"`)
+	}
+	if ref.RetryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(ref.RetryAfter.Seconds()))))
+	}
+	http.Error(w, ref.Message, ref.Status)
 }
 
 // BearerFile is a bearer token read from a file, read again whenever the
@@ -70,18 +99,18 @@ func (b *BearerFile) token() (string, error) {
 	return tok, nil
 }
 
-// Allowed reports whether r carries the token as "Authorization: Bearer".
-// A nil BearerFile allows everything.
-func (b *BearerFile) Allowed(r *http.Request) bool {
+// Check lets r in when it carries the token as "Authorization: Bearer"
+// (401 otherwise). A nil BearerFile lets everything in.
+func (b *BearerFile) Check(r *http.Request) error {
 	if b == nil {
-		return true
+		return nil
 	}
 	want, err := b.token()
-	if err != nil {
-		return false
-	}
 	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	return ok && subtle.ConstantTimeCompare([]byte(strings.TrimSpace(got)), []byte(want)) == 1
+	if err != nil || !ok || subtle.ConstantTimeCompare([]byte(strings.TrimSpace(got)), []byte(want)) != 1 {
+		return &Refusal{Status: http.StatusUnauthorized, Message: "unauthorized: send the scrape token of metrics.tokenFile as Authorization: Bearer"}
+	}
+	return nil
 }
 
 // Handler serves the registry in the Prometheus exposition formats; with
@@ -98,10 +127,11 @@ func (m *Metrics) Handler(auth Gate) http.Handler {
 			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 			return
 		}
-		if auth != nil && !auth.Allowed(r) {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="loopgate metrics"`)
-			http.Error(w, "unauthorized: /metrics needs the scrape token of metrics.tokenFile or an API token of an admin or auditor", http.StatusUnauthorized)
-			return
+		if auth != nil {
+			if err := auth.Check(r); err != nil {
+				writeRefusal(w, err)
+				return
+			}
 		}
 		h.ServeHTTP(w, r)
 	})

@@ -216,7 +216,7 @@ func LivezHandler() http.Handler {
 func (r *Readiness) ReadyzHandler(details Gate) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		_, verbose := req.URL.Query()["verbose"]
-		verbose = verbose && (details == nil || details.Allowed(req))
+		verbose = verbose && (details == nil || details.Check(req) == nil)
 		ctx, cancel := context.WithTimeout(req.Context(), r.timeout+time.Second)
 		defer cancel()
 		results := r.Results(ctx)
