@@ -133,9 +133,14 @@ type browser struct {
 }
 
 // newBrowser starts Chromium (headless, no sandbox, no GPU, a temporary
-// profile, 1280×900) for the portal at base. It is stopped at cleanup.
-func newBrowser(t *testing.T, bin, base string) *browser {
+// profile, 1280×900) for the portal at base, able to reach 127.0.0.1 and
+// the loopback addresses in also, nothing else. It is stopped at cleanup.
+func newBrowser(t *testing.T, bin, base string, also ...string) *browser {
 	t.Helper()
+	hosts := "MAP * ~NOTFOUND , EXCLUDE 127.0.0.1"
+	for _, h := range also {
+		hosts += " , EXCLUDE " + h
+	}
 	opts := append(slices.Clone(chromedp.DefaultExecAllocatorOptions[:]), // headless, no first run, ...
 		chromedp.ExecPath(bin),
 		chromedp.Headless,
@@ -143,11 +148,11 @@ func newBrowser(t *testing.T, bin, base string) *browser {
 		chromedp.DisableGPU,
 		chromedp.UserDataDir(t.TempDir()),
 		chromedp.WindowSize(1280, 900),
-		// Talk to nothing but the server under test on 127.0.0.1.
+		// Talk to nothing but the servers under test on loopback.
 		chromedp.Flag("disable-component-update", true),
 		chromedp.Flag("disable-domain-reliability", true),
 		chromedp.Flag("no-proxy-server", true),
-		chromedp.Flag("host-resolver-rules", "MAP * ~NOTFOUND , EXCLUDE 127.0.0.1"),
+		chromedp.Flag("host-resolver-rules", hosts),
 		chromedp.Flag("hide-scrollbars", true),
 		chromedp.Flag("font-render-hinting", "none"),
 	)

@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -158,27 +157,9 @@ portal:
 		base := "http://" + httpAddr
 		idp.QueueUser(&mockoidc.MockUser{Subject: "ada@example.com", Groups: []string{"growth"}})
 
-		// A browser of its own, like newBrowser's but allowed to reach the
-		// provider on 127.0.0.2 too (and nothing else).
-		bin := findChromium()
-		opts := append(slices.Clone(chromedp.DefaultExecAllocatorOptions[:]),
-			chromedp.ExecPath(bin), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU,
-			chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1280, 900),
-			chromedp.Flag("disable-component-update", true),
-			chromedp.Flag("disable-domain-reliability", true),
-			chromedp.Flag("no-proxy-server", true),
-			chromedp.Flag("host-resolver-rules", "MAP * ~NOTFOUND , EXCLUDE 127.0.0.1 , EXCLUDE 127.0.0.2"),
-			chromedp.Flag("hide-scrollbars", true),
-			chromedp.Flag("font-render-hinting", "none"),
-		)
-		allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-		t.Cleanup(cancelAlloc)
-		bctx, cancel := chromedp.NewContext(allocCtx, chromedp.WithLogf(t.Logf))
-		t.Cleanup(cancel)
-		if err := first(bctx, cancel); err != nil {
-			t.Fatalf("starting Chromium (%s): %v", bin, err)
-		}
-		ob := &browser{t: t, ctx: bctx, base: base, artifacts: b.artifacts}
+		// A browser of its own, allowed to reach the provider on
+		// 127.0.0.2 too (and nothing else).
+		ob := newBrowser(t, findChromium(), base, "127.0.0.2")
 		p := ob.newTab(t, "oidc")
 		p.open("/login")
 		if !p.exists("a#oidc-login") || !p.exists("form#login-form") {
