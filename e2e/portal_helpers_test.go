@@ -126,8 +126,9 @@ func artifactsDir(t *testing.T) string {
 // browser is one headless Chromium process.
 type browser struct {
 	t         *testing.T
-	ctx       context.Context // the browser's (first tab's) context
-	base      string          // http://127.0.0.1:PORT
+	ctx       context.Context   // the browser's (first tab's) context
+	base      string            // http://127.0.0.1:PORT
+	tokens    map[string]string // API tokens by demo identity, for as
 	artifacts string
 	shots     []string
 }
@@ -173,6 +174,14 @@ func newBrowser(t *testing.T, bin, base string, also ...string) *browser {
 		}
 	})
 	return b
+}
+
+// as opens a tab signed in as the demo identity who (b.tokens).
+func (b *browser) as(t *testing.T, who string) *tab {
+	t.Helper()
+	p := b.newTab(t, who)
+	p.signIn(b.tokens[who])
+	return p
 }
 
 // tab is one page in its own browser context: its own cookies, so one
@@ -248,6 +257,14 @@ func (p *tab) open(path string) int64 {
 		return nil
 	})
 	return p.last
+}
+
+// mustOpen opens path and stops the test unless the page loads (200).
+func (p *tab) mustOpen(path string) {
+	p.t.Helper()
+	if st := p.open(path); st != 200 {
+		p.t.Fatalf("[%s] GET %s: HTTP %d\n%s", p.who, path, st, p.describe())
+	}
 }
 
 // submit clicks the submit button of form (a CSS selector) — as a person

@@ -66,6 +66,7 @@ func TestPortal(t *testing.T) {
 	for _, name := range []string{"admin", "reviewer", "auditor", "growth", "risk"} {
 		tokens[name] = devToken(t, f.home, name)
 	}
+	b.tokens = tokens
 
 	t.Run("login", func(t *testing.T) {
 		p := b.newTab(t, "anonymous")
@@ -100,14 +101,12 @@ func TestPortal(t *testing.T) {
 		for _, who := range []struct{ name, subject string }{
 			{"admin", subjectAdmin}, {"auditor", subjectAuditor}, {"growth", subjectGrowth}, {"risk", subjectRisk},
 		} {
-			q := b.newTab(t, who.name)
-			q.signIn(tokens[who.name])
+			q := b.as(t, who.name)
 			q.checkChrome(who.subject)
 			q.shot("signed-in-" + who.name)
 		}
 		// Signing out ends the session.
-		q := b.newTab(t, "growth")
-		q.signIn(tokens["growth"])
+		q := b.as(t, "growth")
 		q.submit("form#logout-form")
 		q.open("/")
 		if q.exists("span#whoami") || !q.exists("form#login-form") {
@@ -228,11 +227,8 @@ portal:
 	})
 
 	t.Run("overview", func(t *testing.T) {
-		p := b.newTab(t, "admin")
-		p.signIn(tokens["admin"])
-		if st := p.open("/"); st != 200 {
-			t.Fatalf("GET /: HTTP %d\n%s", st, p.describe())
-		}
+		p := b.as(t, "admin")
+		p.mustOpen("/")
 		p.checkChrome(subjectAdmin)
 		if h := p.h1(); h != "Loops" {
 			t.Errorf("h1 %q, want Loops", h)
@@ -314,8 +310,7 @@ portal:
 		}
 
 		// An auditor sees every team's loops.
-		a := b.newTab(t, "auditor")
-		a.signIn(tokens["auditor"])
+		a := b.as(t, "auditor")
 		a.open("/")
 		for _, key := range []string{"growth/checkout-nudge", "growth/pii-week", "risk/fraud-signals"} {
 			if !a.exists(`table#loops tr[data-loop="` + key + `"]`) {
@@ -326,11 +321,8 @@ portal:
 	})
 
 	t.Run("team", func(t *testing.T) {
-		p := b.newTab(t, "admin")
-		p.signIn(tokens["admin"])
-		if st := p.open("/teams/growth"); st != 200 {
-			t.Fatalf("GET /teams/growth: HTTP %d\n%s", st, p.describe())
-		}
+		p := b.as(t, "admin")
+		p.mustOpen("/teams/growth")
 		p.checkChrome(subjectAdmin)
 		if h := p.h1(); h != "Team growth" {
 			t.Errorf("h1 %q, want \"Team growth\"", h)
@@ -353,11 +345,8 @@ portal:
 	})
 
 	t.Run("compliant-loop", func(t *testing.T) {
-		p := b.newTab(t, "growth")
-		p.signIn(tokens["growth"])
-		if st := p.open("/teams/growth/loops/checkout-nudge"); st != 200 {
-			t.Fatalf("HTTP %d\n%s", st, p.describe())
-		}
+		p := b.as(t, "growth")
+		p.mustOpen("/teams/growth/loops/checkout-nudge")
 		p.checkChrome(subjectGrowth)
 		if h := p.h1(); h != "growth/checkout-nudge" {
 			t.Errorf("h1 %q, want growth/checkout-nudge", h)
@@ -399,11 +388,8 @@ portal:
 	})
 
 	t.Run("non-compliant-loop", func(t *testing.T) {
-		p := b.newTab(t, "admin")
-		p.signIn(tokens["admin"])
-		if st := p.open("/teams/growth/loops/pii-week"); st != 200 {
-			t.Fatalf("HTTP %d\n%s", st, p.describe())
-		}
+		p := b.as(t, "admin")
+		p.mustOpen("/teams/growth/loops/pii-week")
 		p.checkChrome(subjectAdmin)
 		if c, _ := p.text("p#compliance"); !strings.HasPrefix(c, "Not compliant") {
 			t.Errorf("#compliance %q, want it to start with \"Not compliant\"", c)
@@ -417,11 +403,8 @@ portal:
 	})
 
 	t.Run("principal", func(t *testing.T) {
-		p := b.newTab(t, "growth")
-		p.signIn(tokens["growth"])
-		if st := p.open("/teams/growth/principals/checkout-api"); st != 200 {
-			t.Fatalf("HTTP %d\n%s", st, p.describe())
-		}
+		p := b.as(t, "growth")
+		p.mustOpen("/teams/growth/principals/checkout-api")
 		p.checkChrome(subjectGrowth)
 		if h := p.h1(); h != "Principal checkout-api" {
 			t.Errorf("h1 %q, want \"Principal checkout-api\"", h)
@@ -444,8 +427,7 @@ portal:
 	})
 
 	t.Run("team-scoping", func(t *testing.T) {
-		p := b.newTab(t, "risk")
-		p.signIn(tokens["risk"])
+		p := b.as(t, "risk")
 		st := p.open("/teams/growth/loops/checkout-nudge")
 		if st != http.StatusForbidden {
 			t.Errorf("risk opening growth/checkout-nudge: HTTP %d, want 403", st)
@@ -464,8 +446,7 @@ portal:
 
 		// And the other way round: growth may not read risk's confidential
 		// loop.
-		g := b.newTab(t, "growth")
-		g.signIn(tokens["growth"])
+		g := b.as(t, "growth")
 		if st := g.open("/teams/risk/loops/fraud-signals"); st != http.StatusForbidden || g.h1() != "Not allowed" {
 			t.Errorf("growth opening risk/fraud-signals: HTTP %d, h1 %q; want 403 \"Not allowed\"", st, g.h1())
 		}
@@ -479,14 +460,11 @@ portal:
 		// A team member may not read the whole trail (denied, and the
 		// refusal is audited), reads its own team's, and may not verify
 		// the chain: the page says so.
-		g := b.newTab(t, "growth")
-		g.signIn(tokens["growth"])
+		g := b.as(t, "growth")
 		if st := g.open("/audit"); st != http.StatusForbidden || g.h1() != "Not allowed" {
 			t.Errorf("/audit as growth: HTTP %d, h1 %q; want 403 Not allowed", st, g.h1())
 		}
-		if st := g.open("/audit?team=growth"); st != 200 {
-			t.Fatalf("/audit?team=growth as growth: HTTP %d\n%s", st, g.describe())
-		}
+		g.mustOpen("/audit?team=growth")
 		if n := g.count("table#events tbody tr"); n == 0 {
 			t.Errorf("/audit?team=growth: no events")
 		}
@@ -503,11 +481,8 @@ portal:
 		}
 		g.shot("audit-growth-denied")
 
-		a := b.newTab(t, "auditor")
-		a.signIn(tokens["auditor"])
-		if st := a.open("/audit"); st != 200 {
-			t.Fatalf("/audit as auditor: HTTP %d\n%s", st, a.describe())
-		}
+		a := b.as(t, "auditor")
+		a.mustOpen("/audit")
 		a.checkChrome(subjectAuditor)
 		if h := a.h1(); h != "Audit" {
 			t.Errorf("h1 %q, want Audit", h)
@@ -560,11 +535,8 @@ portal:
 	})
 
 	t.Run("policy", func(t *testing.T) {
-		p := b.newTab(t, "reviewer")
-		p.signIn(tokens["reviewer"])
-		if st := p.open("/policy"); st != 200 {
-			t.Fatalf("/policy: HTTP %d\n%s", st, p.describe())
-		}
+		p := b.as(t, "reviewer")
+		p.mustOpen("/policy")
 		p.checkChrome(subjectReviewer)
 		if h := p.h1(); h != "Policy" {
 			t.Errorf("h1 %q, want Policy", h)
@@ -586,8 +558,7 @@ portal:
 	t.Run("approval", func(t *testing.T) {
 		const page, comment = "/teams/risk/loops/fraud-signals", "capacity reserved (portal e2e)"
 		// An auditor can change nothing: no approval form.
-		a := b.newTab(t, "auditor")
-		a.signIn(tokens["auditor"])
+		a := b.as(t, "auditor")
 		if st := a.open(page); st != 200 || !a.exists("p#compliance") {
 			t.Fatalf("%s as auditor: HTTP %d (or not the loop page)\n%s", page, st, a.describe())
 		}
@@ -598,8 +569,7 @@ portal:
 		}
 		a.shot("approval-auditor-no-form")
 		// The requester (team risk) cannot approve its own loop either.
-		r := b.newTab(t, "risk")
-		r.signIn(tokens["risk"])
+		r := b.as(t, "risk")
 		if st := r.open(page); st != 200 || !r.exists("p#compliance") {
 			t.Fatalf("%s as risk: HTTP %d (or not the loop page)\n%s", page, st, r.describe())
 		}
@@ -607,11 +577,8 @@ portal:
 			t.Errorf("%s as risk (the requester) offers form#approve-form", page)
 		}
 
-		p := b.newTab(t, "admin")
-		p.signIn(tokens["admin"])
-		if st := p.open(page); st != 200 {
-			t.Fatalf("%s as admin: HTTP %d\n%s", page, st, p.describe())
-		}
+		p := b.as(t, "admin")
+		p.mustOpen(page)
 		p.checkChrome(subjectAdmin)
 		for _, s := range []string{"form#approve-form", "form#approve-form textarea#comment", "form#approve-form input#confirm[type=checkbox]", "form#reject-form", "form#reject-form textarea#reject-comment"} {
 			if !p.exists(s) {
@@ -682,8 +649,7 @@ portal:
 		anon := b.newTab(t, "anonymous")
 		anon.open("/login")
 		anon.axe("login", script)
-		p := b.newTab(t, "admin")
-		p.signIn(tokens["admin"])
+		p := b.as(t, "admin")
 		for _, pg := range []struct{ name, path string }{
 			{"overview", "/"},
 			{"team", "/teams/growth"},
@@ -695,15 +661,12 @@ portal:
 		} {
 			t.Run(pg.name, func(t *testing.T) {
 				q := &tab{b: b, t: t, ctx: p.ctx, who: "admin"}
-				if st := q.open(pg.path); st != 200 {
-					t.Fatalf("%s: HTTP %d", pg.path, st)
-				}
+				q.mustOpen(pg.path)
 				q.axe(pg.name, script)
 				q.checkReflow(pg.name)
 			})
 		}
-		d := b.newTab(t, "risk")
-		d.signIn(tokens["risk"])
+		d := b.as(t, "risk")
 		d.open("/teams/growth/loops/checkout-nudge")
 		d.axe("denied", script)
 	})
