@@ -267,6 +267,17 @@ func (p *tab) mustOpen(path string) {
 	}
 }
 
+// wantPage opens path (it must load), checks the page's chrome names
+// subject, and that its h1 is h1.
+func (p *tab) wantPage(path, subject, h1 string) {
+	p.t.Helper()
+	p.mustOpen(path)
+	p.checkChrome(subject)
+	if got := p.h1(); got != h1 {
+		p.t.Errorf("[%s] %s: h1 %q, want %q", p.who, path, got, h1)
+	}
+}
+
 // submit clicks the submit button of form (a CSS selector) — as a person
 // would, so the browser's own validation applies — and waits for the page
 // the form leads to; it returns that page's HTTP status.

@@ -228,11 +228,7 @@ portal:
 
 	t.Run("overview", func(t *testing.T) {
 		p := b.as(t, "admin")
-		p.mustOpen("/")
-		p.checkChrome(subjectAdmin)
-		if h := p.h1(); h != "Loops" {
-			t.Errorf("h1 %q, want Loops", h)
-		}
+		p.wantPage("/", subjectAdmin, "Loops")
 		if c, ok := p.text("#counts"); !ok || c == "" {
 			t.Errorf("no #counts")
 		}
@@ -322,11 +318,7 @@ portal:
 
 	t.Run("team", func(t *testing.T) {
 		p := b.as(t, "admin")
-		p.mustOpen("/teams/growth")
-		p.checkChrome(subjectAdmin)
-		if h := p.h1(); h != "Team growth" {
-			t.Errorf("h1 %q, want \"Team growth\"", h)
-		}
+		p.wantPage("/teams/growth", subjectAdmin, "Team growth")
 		for _, s := range []string{"#owners", "#team-loops", "#principals", "#groups", "#usage", "#team-cost"} {
 			if !p.exists(s) {
 				t.Errorf("/teams/growth has no %s", s)
@@ -346,11 +338,7 @@ portal:
 
 	t.Run("compliant-loop", func(t *testing.T) {
 		p := b.as(t, "growth")
-		p.mustOpen("/teams/growth/loops/checkout-nudge")
-		p.checkChrome(subjectGrowth)
-		if h := p.h1(); h != "growth/checkout-nudge" {
-			t.Errorf("h1 %q, want growth/checkout-nudge", h)
-		}
+		p.wantPage("/teams/growth/loops/checkout-nudge", subjectGrowth, "growth/checkout-nudge")
 		for _, s := range []string{"#summary", "#owners", "#slo", "#lag", "#cost", "#resources", "#conditions", "#policy", "#policy p#compliance", "#waivers", "#approvals", "#timeline"} {
 			if !p.exists(s) {
 				t.Errorf("the loop page has no %s", s)
@@ -404,11 +392,7 @@ portal:
 
 	t.Run("principal", func(t *testing.T) {
 		p := b.as(t, "growth")
-		p.mustOpen("/teams/growth/principals/checkout-api")
-		p.checkChrome(subjectGrowth)
-		if h := p.h1(); h != "Principal checkout-api" {
-			t.Errorf("h1 %q, want \"Principal checkout-api\"", h)
-		}
+		p.wantPage("/teams/growth/principals/checkout-api", subjectGrowth, "Principal checkout-api")
 		if s, _ := p.text("#owner"); !strings.Contains(s, "growth") {
 			t.Errorf("#owner %q does not name growth", s)
 		}
@@ -482,11 +466,7 @@ portal:
 		g.shot("audit-growth-denied")
 
 		a := b.as(t, "auditor")
-		a.mustOpen("/audit")
-		a.checkChrome(subjectAuditor)
-		if h := a.h1(); h != "Audit" {
-			t.Errorf("h1 %q, want Audit", h)
-		}
+		a.wantPage("/audit", subjectAuditor, "Audit")
 		if n := a.count("table#events tbody tr"); n == 0 {
 			t.Errorf("/audit as auditor: table#events has no rows")
 		}
@@ -536,11 +516,7 @@ portal:
 
 	t.Run("policy", func(t *testing.T) {
 		p := b.as(t, "reviewer")
-		p.mustOpen("/policy")
-		p.checkChrome(subjectReviewer)
-		if h := p.h1(); h != "Policy" {
-			t.Errorf("h1 %q, want Policy", h)
-		}
+		p.wantPage("/policy", subjectReviewer, "Policy")
 		for _, s := range []string{"#active", "#history", "#candidates", "#decisions"} {
 			if !p.exists(s) {
 				t.Errorf("/policy has no %s", s)
