@@ -102,11 +102,10 @@ func (s *Server) newObserver(cfg *config.Config, st store.Store) {
 	if cfg.SLO.Disabled {
 		return
 	}
-	obs, _ := st.(store.Observations)
 	s.slo.observer = slo.New(slo.Config{
 		SampleRate: cfg.SLO.SampleRate, TotalSampleRate: cfg.SLO.TotalSampleRate, LagInterval: cfg.SLO.LagInterval, FlushInterval: cfg.SLO.FlushInterval,
 		ShortWindow: cfg.SLO.ShortWindow, MaxExportedLoops: cfg.SLO.MaxExportedLoops,
-	}, st, obs, s.slo.clusters, s.log.With("component", "slo"))
+	}, st, st, s.slo.clusters, s.log.With("component", "slo"))
 }
 
 // SLOCollector is the Prometheus collector of per-loop latency, SLO state,

@@ -22,9 +22,8 @@ var sloStateToProto = map[string]lgv1.SloStatus_State{
 // withObservation adds the stored observation of l, if any, to out's
 // status. Observations are best effort: a store error leaves them out of
 // the answer, and is logged.
-func withObservation(ctx context.Context, st store.Reader, log *slog.Logger, l *loop.Loop, out *lgv1.Loop) {
-	obs, ok := st.(store.Observations)
-	if !ok || out.Status == nil {
+func withObservation(ctx context.Context, obs store.Observations, log *slog.Logger, l *loop.Loop, out *lgv1.Loop) {
+	if out.Status == nil {
 		return
 	}
 	ob, err := obs.GetObservation(ctx, l.Metadata.Team, l.Metadata.Name)
@@ -46,9 +45,8 @@ func withObservation(ctx context.Context, st store.Reader, log *slog.Logger, l *
 // as ListLoops returns them) their observations, read in one query over
 // the page's key range, in summary: SLO state and windows, each group's
 // lag without its partitions, the SLOMet and Fresh conditions.
-func withObservations(ctx context.Context, st store.Reader, log *slog.Logger, loops []*loop.Loop, out []*lgv1.Loop) {
-	obs, ok := st.(store.Observations)
-	if !ok || len(loops) == 0 {
+func withObservations(ctx context.Context, obs store.Observations, log *slog.Logger, loops []*loop.Loop, out []*lgv1.Loop) {
+	if len(loops) == 0 {
 		return
 	}
 	first, last := loops[0].Metadata, loops[len(loops)-1].Metadata

@@ -146,9 +146,9 @@ type LoopKey struct{ Team, Name string }
 // loop to its last, is one.
 type KeyRange struct{ From, To LoopKey }
 
-// Observations is implemented by stores that keep loop observations (both
-// backends do). Observation rows belong to their loop: DeleteLoop removes
-// them, and rows of a loop that does not exist are never written.
+// Observations is the part of a Store that keeps loop observations.
+// Observation rows belong to their loop: DeleteLoop removes them, and rows
+// of a loop that does not exist are never written.
 type Observations interface {
 	// GetObservation returns the observation of team/name, or ErrNotFound.
 	GetObservation(ctx context.Context, team, name string) (*Observation, error)

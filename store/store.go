@@ -160,6 +160,8 @@ type Tx interface {
 // Store is a loopgate state store.
 type Store interface {
 	Reader
+	// Observations keeps what loopgate observes of running loops (SLO, lag).
+	Observations
 	// Update runs fn in one transaction; an error from fn rolls back all of
 	// it. Implementations serialise writers so that etag checks and audit
 	// appends are race free.
